@@ -1,0 +1,1 @@
+"""nudge: warehouse-native lifecycle messaging."""

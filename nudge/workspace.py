@@ -1,0 +1,75 @@
+"""Where a workspace keeps its files.
+
+One directory (``NUDGE_HOME``, default ``./workspace``) holds the landing area, the DuckDB
+warehouse file, the assembled dbt project and the Dagster instance. Definitions live in a
+content directory (``NUDGE_CONTENT``, default ``./content``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_SOURCE_DIR = REPO_ROOT / "dbt_project"
+DEFAULT_CONTENT_DIR = REPO_ROOT / "content"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    home: Path
+    content_dir: Path
+
+    @classmethod
+    def from_env(cls) -> Workspace:
+        home = Path(os.environ.get("NUDGE_HOME", "workspace")).resolve()
+        content = Path(os.environ.get("NUDGE_CONTENT", DEFAULT_CONTENT_DIR)).resolve()
+        return cls(home=home, content_dir=content)
+
+    @property
+    def landing_dir(self) -> Path:
+        """Landed messages: parquet files, each written atomically (see ``nudge.landing``)."""
+        return self.home / "landing"
+
+    @property
+    def events_landing_dir(self) -> Path:
+        return self.landing_dir / "events"
+
+    @property
+    def warehouse_path(self) -> Path:
+        # Always named warehouse.duckdb: dbt-duckdb derives the database name from the file stem,
+        # so one parsed manifest serves every workspace.
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        """The dbt project assembled for this workspace: the repo's models plus generated ones."""
+        return self.home / "dbt"
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        return self.home / "dbt" / "target"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def outbox_capture_dir(self) -> Path:
+        """Where the capturing ``test`` email provider writes what it was handed."""
+        return self.home / "captured"
+
+    def ensure(self) -> Workspace:
+        for path in (self.home, self.events_landing_dir, self.dagster_home):
+            path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point child processes (dbt, Dagster) at this workspace."""
+        return {
+            "NUDGE_HOME": str(self.home),
+            "NUDGE_CONTENT": str(self.content_dir),
+            "NUDGE_WAREHOUSE_PATH": str(self.warehouse_path),
+            "DAGSTER_HOME": str(self.dagster_home),
+        }

@@ -1,0 +1,1 @@
+"""Channel senders: rendering, policies, providers and the delivery ledger (no Dagster imports)."""
