@@ -1,0 +1,162 @@
+"""The stages of one pipeline run, as plain functions.
+
+Dagster assets (``orchestration/``) wrap these one to one; the scenario runner and the benchmark
+call the same functions in the same order, so what they exercise and time is what production runs.
+Each stage opens its own warehouse connection and closes it before returning: DuckDB allows one
+writing process at a time, and dbt opens the file itself in between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from journeys.engine import JourneyRunSummary, run_journeys
+from nudge.content import load_workspace_content
+from nudge.dsl.models import Content
+from nudge.landing.loader import LoadResult, load_new_files
+from nudge.segments.dbt_models import generated_segment_models
+from nudge.warehouse.connection import connect
+from nudge.warehouse.dbt import DbtWorkspaceProject, NodeResult
+from nudge.warehouse.schema import ensure_tables
+from nudge.workspace import Workspace
+from senders.dispatch import DispatchSummary, dispatch_pending
+from senders.providers import Provider
+
+REPORTS_SELECTOR = "tag:delivery_reports"
+
+
+def utc_now() -> datetime:
+    """Now as the naive UTC datetime every stage works with, to the microsecond."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def new_run_id(as_of: datetime, salt: str = "") -> str:
+    """A run id that is stable for (as_of, salt): reruns at the same instant share it."""
+    digest = hashlib.sha256(f"{as_of.isoformat()}|{salt}".encode()).hexdigest()[:12]
+    return f"{as_of:%Y%m%dT%H%M%S}-{digest}"
+
+
+def prepare_project(workspace: Workspace, content: Content) -> DbtWorkspaceProject:
+    """Assemble the workspace's dbt project (repo models + generated segment models) and parse it."""
+    project = DbtWorkspaceProject(workspace)
+    project.assemble(generated_segment_models(content))
+    project.manifest()
+    return project
+
+
+def prepare_workspace(workspace: Workspace) -> tuple[Content, DbtWorkspaceProject]:
+    """Validate the content directory and assemble the dbt project; raises on bad definitions."""
+    workspace.ensure()
+    content = load_workspace_content(workspace)
+    with connect(workspace.warehouse_path) as con:
+        ensure_tables(con)
+    return content, prepare_project(workspace, content)
+
+
+def start_run(workspace: Workspace, *, as_of: datetime, run_id: str) -> None:
+    with connect(workspace.warehouse_path) as con:
+        ensure_tables(con)
+        con.execute(
+            """
+            insert into nudge.runs (run_id, as_of, started_at, status) values (?, ?, ?, 'running')
+            on conflict (run_id) do update set started_at = excluded.started_at, status = 'running'
+            """,
+            [run_id, as_of, utc_now()],
+        )
+
+
+def finish_run(workspace: Workspace, *, run_id: str, status: str = "succeeded") -> None:
+    with connect(workspace.warehouse_path) as con:
+        con.execute(
+            "update nudge.runs set finished_at = ?, status = ? where run_id = ?",
+            [utc_now(), status, run_id],
+        )
+
+
+def load_landing(workspace: Workspace) -> LoadResult:
+    with connect(workspace.warehouse_path) as con:
+        ensure_tables(con)
+        return load_new_files(con, workspace.events_landing_dir)
+
+
+def build_models(project: DbtWorkspaceProject, *, as_of: datetime) -> list[NodeResult]:
+    """Everything dbt builds before sending: staging, attributes, segments, membership history."""
+    return project.build(as_of, exclude=REPORTS_SELECTOR)
+
+
+def plan_journeys(
+    workspace: Workspace, content: Content, *, as_of: datetime, run_id: str
+) -> JourneyRunSummary:
+    with connect(workspace.warehouse_path) as con:
+        return run_journeys(con, content, as_of=as_of, run_id=run_id)
+
+
+def send_pending(
+    workspace: Workspace,
+    content: Content,
+    providers: Mapping[str, Provider],
+    *,
+    as_of: datetime,
+    run_id: str,
+    channels: Collection[str] | None = None,
+) -> DispatchSummary:
+    """Send pending outbox rows of ``channels`` (default: every channel with a provider)."""
+    with connect(workspace.warehouse_path) as con:
+        return dispatch_pending(
+            con,
+            as_of=as_of,
+            run_id=run_id,
+            content=content,
+            providers=providers,
+            channels=channels if channels is not None else tuple(providers),
+        )
+
+
+def build_reports(project: DbtWorkspaceProject, *, as_of: datetime) -> list[NodeResult]:
+    """The dbt marts over the delivery ledger and journey state, built after sending."""
+    return project.build(as_of, select=REPORTS_SELECTOR)
+
+
+@dataclass
+class PipelineResult:
+    run_id: str
+    as_of: datetime
+    loaded: LoadResult
+    journeys: JourneyRunSummary
+    dispatch: DispatchSummary
+    dbt_nodes: list[NodeResult] = field(default_factory=list)
+
+
+def run_pipeline(
+    workspace: Workspace,
+    content: Content,
+    project: DbtWorkspaceProject,
+    providers: Mapping[str, Provider],
+    *,
+    as_of: datetime,
+    run_id: str | None = None,
+) -> PipelineResult:
+    """Every stage in order, in this process: what one Dagster run of the whole graph does."""
+    as_of = to_naive_utc(as_of)
+    run_id = run_id or new_run_id(as_of)
+    start_run(workspace, as_of=as_of, run_id=run_id)
+    try:
+        loaded = load_landing(workspace)
+        nodes = build_models(project, as_of=as_of)
+        journeys = plan_journeys(workspace, content, as_of=as_of, run_id=run_id)
+        dispatch = send_pending(workspace, content, providers, as_of=as_of, run_id=run_id)
+        nodes += build_reports(project, as_of=as_of)
+    except BaseException:
+        finish_run(workspace, run_id=run_id, status="failed")
+        raise
+    finish_run(workspace, run_id=run_id)
+    return PipelineResult(run_id, as_of, loaded, journeys, dispatch, nodes)

@@ -1,0 +1,33 @@
+"""The Dagster code location: one asset graph from the landing area to the reports on the ledger.
+
+Every asset that touches the DuckDB file is in the ``duckdb`` pool, and the default executor is
+in-process, so the single-writer file is never opened by two steps at once (see stack-notes).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.defs.automation.jobs import automation_definitions
+from orchestration.defs.dbt.assets import dbt_definitions
+from orchestration.defs.delivery.assets import delivery_definitions
+from orchestration.defs.journeys.assets import journey_definitions
+from orchestration.defs.landing.assets import landing_events, raw_events
+from orchestration.resources import email_delivery_from_env
+
+
+def build_definitions() -> dg.Definitions:
+    return dg.Definitions.merge(
+        dg.Definitions(assets=[landing_events, raw_events]),
+        dbt_definitions(),
+        journey_definitions(),
+        delivery_definitions(),
+        automation_definitions(),
+        dg.Definitions(
+            resources={"email": email_delivery_from_env()},
+            executor=dg.in_process_executor,
+        ),
+    )
+
+
+defs = build_definitions()

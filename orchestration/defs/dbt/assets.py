@@ -1,0 +1,105 @@
+"""dbt models as Dagster assets, built in-process with the workspace's cached manifest.
+
+dagster-dbt's ``DbtCliResource`` runs dbt as a subprocess (about 3.5 s a build here, see
+stack-notes); every pipeline run and scenario step pays that. The asset bodies below instead hand
+the selection Dagster asks for to ``nudge.warehouse.dbt`` (dbt's in-process runner with a parsed
+manifest, 0.2 to 0.4 s) and report each model as a materialization and each test as a check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DbtProject, dbt_assets
+from dagster_dbt.asset_utils import get_asset_check_key_for_test, get_subset_selection_for_context
+
+from nudge.pipeline import REPORTS_SELECTOR
+from nudge.warehouse.dbt import DbtWorkspaceProject, NodeResult
+from orchestration.defs.dbt.translator import NudgeDbtTranslator
+from orchestration.location import load_location
+from orchestration.run_context import DUCKDB_POOL, as_of_for
+
+TRANSLATOR = NudgeDbtTranslator()
+
+
+def selection_from_args(args: Sequence[str]) -> dict[str, str | None]:
+    """``["--select", "a b", "--exclude", "c"]`` -> ``{"select": "a b", "exclude": "c"}``."""
+    selection: dict[str, str | None] = {"select": None, "exclude": None}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        selection[flag.removeprefix("--")] = value
+    return selection
+
+
+def dbt_events(
+    context: dg.AssetExecutionContext,
+    project: DbtWorkspaceProject,
+    dagster_project: DbtProject,
+    select: str,
+    exclude: str | None,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    manifest: dict[str, Any] = json.loads(project.manifest_path.read_text())
+    args, _ = get_subset_selection_for_context(
+        context, manifest, select, exclude, None, TRANSLATOR, None
+    )
+    results = project.build(as_of_for(context), **selection_from_args(args))
+    for result in results:
+        yield from node_events(result, manifest, dagster_project)
+
+
+def node_events(
+    result: NodeResult, manifest: dict[str, Any], dagster_project: DbtProject
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    if result.resource_type == "model":
+        key = TRANSLATOR.get_asset_spec(manifest, result.unique_id, dagster_project).key
+        yield dg.MaterializeResult(
+            asset_key=key, metadata={"dbt_status": result.status, "dbt_message": result.message}
+        )
+    elif result.resource_type == "test":
+        check_key = get_asset_check_key_for_test(
+            manifest, TRANSLATOR, result.unique_id, dagster_project
+        )
+        if check_key is not None:
+            yield dg.AssetCheckResult(
+                asset_key=check_key.asset_key,
+                check_name=check_key.name,
+                passed=result.status == "pass",
+                metadata={"failures": result.failures or 0, "dbt_message": result.message},
+            )
+
+
+def build_dbt_definitions() -> list[dg.AssetsDefinition]:
+    project = load_location().project
+    dagster_project = DbtProject(
+        project_dir=project.project_dir, target_path=project.manifest_path.parent
+    )
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=dagster_project,
+        dagster_dbt_translator=TRANSLATOR,
+        exclude=REPORTS_SELECTOR,
+        name="dbt_models",
+        pool=DUCKDB_POOL,
+    )
+    def dbt_models(context: dg.AssetExecutionContext):
+        yield from dbt_events(context, project, dagster_project, "fqn:*", REPORTS_SELECTOR)
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=dagster_project,
+        dagster_dbt_translator=TRANSLATOR,
+        select=REPORTS_SELECTOR,
+        name="dbt_reports",
+        pool=DUCKDB_POOL,
+    )
+    def dbt_reports(context: dg.AssetExecutionContext):
+        yield from dbt_events(context, project, dagster_project, REPORTS_SELECTOR, None)
+
+    return [dbt_models, dbt_reports]
+
+
+def dbt_definitions() -> dg.Definitions:
+    return dg.Definitions(assets=build_dbt_definitions())

@@ -1,0 +1,85 @@
+"""The outbox, the channel senders and the delivery ledger."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nudge.pipeline import finish_run, send_pending
+from nudge.warehouse.connection import connect
+from orchestration.defs.journeys.assets import JOURNEY_STATE
+from orchestration.location import load_location
+from orchestration.resources import EmailDelivery
+from orchestration.run_context import DUCKDB_POOL, as_of_for
+
+OUTBOX = dg.AssetKey(["delivery", "outbox"])
+EMAIL = dg.AssetKey(["delivery", "email"])
+LEDGER = dg.AssetKey(["delivery", "ledger"])
+
+
+def count_rows(sql: str) -> dict[str, int]:
+    with connect(load_location().workspace.warehouse_path, read_only=True) as con:
+        return {str(label): count for label, count in con.execute(sql).fetchall()}
+
+
+@dg.asset(
+    key=OUTBOX,
+    deps=[JOURNEY_STATE],
+    group_name="delivery",
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    description="Planned sends (nudge.outbox), one per idempotency key, waiting for a sender.",
+)
+def outbox() -> dg.MaterializeResult:
+    pending = count_rows(
+        """
+        select o.channel, count(*) from nudge.outbox o
+        anti join nudge.delivery_ledger l using (idempotency_key)
+        group by all order by all
+        """
+    )
+    return dg.MaterializeResult(metadata={f"pending.{k}": v for k, v in pending.items()})
+
+
+@dg.asset(
+    key=EMAIL,
+    deps=[OUTBOX],
+    group_name="delivery",
+    kinds={"email"},
+    pool=DUCKDB_POOL,
+    description="Sends pending email through the configured provider (SMTP by default).",
+)
+def email_sender(context: dg.AssetExecutionContext, email: EmailDelivery) -> dg.MaterializeResult:
+    location = load_location()
+    provider = email.open_provider()
+    try:
+        summary = send_pending(
+            location.workspace,
+            location.content,
+            {"email": provider},
+            as_of=as_of_for(context),
+            run_id=context.run_id,
+            channels=("email",),
+        )
+    finally:
+        provider.close()
+    return dg.MaterializeResult(metadata=summary.metadata())
+
+
+@dg.asset(
+    key=LEDGER,
+    deps=[EMAIL],
+    group_name="delivery",
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    description="One row per send with its status and reason (nudge.delivery_ledger).",
+)
+def delivery_ledger(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    statuses = count_rows(
+        "select status, count(*) from nudge.delivery_ledger group by all order by all"
+    )
+    finish_run(load_location().workspace, run_id=context.run_id)
+    return dg.MaterializeResult(metadata={f"status.{k}": v for k, v in statuses.items()})
+
+
+def delivery_definitions() -> dg.Definitions:
+    return dg.Definitions(assets=[outbox, email_sender, delivery_ledger])

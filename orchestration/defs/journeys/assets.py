@@ -1,0 +1,79 @@
+"""One asset per journey (its own group), plus the journey state the reports read.
+
+Each journey asset runs the engine for that journey: admits the people its trigger selects (the
+eligibility diff), applies exits and goals, moves entries along and queues sends in the outbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import dagster as dg
+
+from nudge.dsl.models import Journey
+from nudge.pipeline import plan_journeys
+from nudge.warehouse.connection import connect
+from orchestration.defs.journeys.lineage import journey_segments
+from orchestration.location import load_location
+from orchestration.run_context import DUCKDB_POOL, as_of_for
+
+JOURNEY_INPUTS = [
+    dg.AssetKey(["marts", "dim_users"]),
+    dg.AssetKey(["marts", "fct_events"]),
+    dg.AssetKey(["marts", "fct_segment_membership_history"]),
+]
+JOURNEY_STATE = dg.AssetKey(["journeys", "state"])
+
+
+def journey_key(journey: Journey) -> dg.AssetKey:
+    return dg.AssetKey(["journeys", journey.name])
+
+
+def journey_asset(journey: Journey) -> dg.AssetsDefinition:
+    segment_keys = [dg.AssetKey(["segments", s]) for s in sorted(journey_segments(journey))]
+
+    @dg.asset(
+        key=journey_key(journey),
+        deps=[*JOURNEY_INPUTS, *segment_keys],
+        group_name=f"journey_{journey.name}",
+        kinds={"duckdb"},
+        pool=DUCKDB_POOL,
+        description=journey.description or f"Journey {journey.name} ({journey.origin.file}).",
+    )
+    def _journey(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        location = load_location()
+        content = replace(location.content, journeys=(journey,))
+        summary = plan_journeys(
+            location.workspace, content, as_of=as_of_for(context), run_id=context.run_id
+        )
+        return dg.MaterializeResult(metadata=summary.metadata_for(journey.name))
+
+    return _journey
+
+
+def journey_state_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=JOURNEY_STATE,
+        deps=[journey_key(j) for j in journeys],
+        group_name="journeys",
+        kinds={"duckdb"},
+        pool=DUCKDB_POOL,
+        description="Entries per journey and status (nudge.journey_entries, journey_transitions).",
+    )
+    def journey_state() -> dg.MaterializeResult:
+        with connect(load_location().workspace.warehouse_path, read_only=True) as con:
+            rows = con.execute(
+                "select journey, status, count(*) from nudge.journey_entries group by all order by all"
+            ).fetchall()
+        return dg.MaterializeResult(
+            metadata={f"{journey}.{status}": count for journey, status, count in rows}
+        )
+
+    return journey_state
+
+
+def journey_definitions() -> dg.Definitions:
+    journeys = list(load_location().content.journeys)
+    return dg.Definitions(
+        assets=[*(journey_asset(j) for j in journeys), journey_state_asset(journeys)]
+    )

@@ -1,0 +1,34 @@
+"""The landing area (files the collector and ``nudge ingest`` write) and its load into the warehouse."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nudge.pipeline import load_landing, start_run
+from orchestration.location import load_location
+from orchestration.run_context import DUCKDB_POOL, as_of_for
+
+LANDING_EVENTS = dg.AssetKey(["landing", "events"])
+RAW_EVENTS = dg.AssetKey(["raw", "events"])
+
+landing_events = dg.AssetSpec(
+    LANDING_EVENTS,
+    description="Segment-spec messages landed as parquet files, each written atomically.",
+    group_name="landing",
+    kinds={"parquet"},
+)
+
+
+@dg.asset(
+    key=RAW_EVENTS,
+    deps=[landing_events],
+    group_name="landing",
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    description="Every landed message, copied once into the warehouse (raw.events).",
+)
+def raw_events(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    location = load_location()
+    start_run(location.workspace, as_of=as_of_for(context), run_id=context.run_id)
+    loaded = load_landing(location.workspace)
+    return dg.MaterializeResult(metadata={"files_loaded": loaded.files, "rows_loaded": loaded.rows})

@@ -1,0 +1,30 @@
+"""What the code location is built from: the workspace, its validated content, its dbt project.
+
+Loaded once per process (a cached factory, as dagster-open-platform does for dbt assets), so that
+importing a module never needs a manifest and a bad definition fails the load with a message that
+names the file and field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from nudge.dsl.models import Content
+from nudge.pipeline import prepare_workspace
+from nudge.warehouse.dbt import DbtWorkspaceProject
+from nudge.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Location:
+    workspace: Workspace
+    content: Content
+    project: DbtWorkspaceProject
+
+
+@cache
+def load_location() -> Location:
+    workspace = Workspace.from_env()
+    content, project = prepare_workspace(workspace)
+    return Location(workspace, content, project)
