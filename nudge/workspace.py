@@ -15,6 +15,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_SOURCE_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_CONTENT_DIR = REPO_ROOT / "content"
 
+# Every asset that opens the DuckDB file is in the "duckdb" pool: one step at a time holds it.
+DAGSTER_INSTANCE_CONFIG = """\
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -63,6 +72,9 @@ class Workspace:
     def ensure(self) -> Workspace:
         for path in (self.home, self.events_landing_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)
+        instance_config = self.dagster_home / "dagster.yaml"
+        if not instance_config.exists():
+            instance_config.write_text(DAGSTER_INSTANCE_CONFIG)
         return self
 
     def env(self) -> dict[str, str]:

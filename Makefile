@@ -1,0 +1,40 @@
+# Two commands do all set-up from a clean clone: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export NUDGE_HOME ?= $(CURDIR)/workspace
+export NUDGE_CONTENT ?= $(CURDIR)/content
+export DAGSTER_HOME ?= $(NUDGE_HOME)/dagster
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast ui bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/nudge demo
+
+# The whole suite, two workers. `make test-fast` skips the slow end-to-end tests.
+test: install
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+ui: install
+	$(BIN)/nudge validate
+	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf workspace .pytest_cache .ruff_cache

@@ -1,0 +1,161 @@
+"""The ``nudge`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from nudge.dsl.problems import DefinitionError
+from nudge.workspace import Workspace
+
+
+def workspace_from_args(args: argparse.Namespace) -> Workspace:
+    if args.home:
+        os.environ["NUDGE_HOME"] = str(Path(args.home).resolve())
+    if args.content:
+        os.environ["NUDGE_CONTENT"] = str(Path(args.content).resolve())
+    workspace = Workspace.from_env().ensure()
+    os.environ.update(workspace.env())
+    return workspace
+
+
+def parse_as_of(text: str | None) -> datetime:
+    from nudge.pipeline import to_naive_utc, utc_now
+    from nudge.scenarios.model import parse_instant
+
+    return utc_now() if text is None else to_naive_utc(parse_instant(text, "--as-of"))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from nudge.content import load_workspace_content
+
+    workspace = workspace_from_args(args)
+    content = load_workspace_content(workspace)
+    print(
+        f"{workspace.content_dir}: {len(content.segments)} segments, {len(content.journeys)} "
+        f"journeys, {len(content.templates)} templates, {len(content.topics)} topics: all valid"
+    )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from nudge.landing.writer import ingest_ndjson
+
+    workspace = workspace_from_args(args)
+    status = 0
+    for path in args.files:
+        result = ingest_ndjson(workspace.events_landing_dir, Path(path))
+        print(f"{path}: {result.accepted} accepted, {len(result.rejected)} rejected")
+        for rejection in result.rejected:
+            print(f"  line {rejection.index}: {rejection.reason}", file=sys.stderr)
+        status = status or (1 if result.rejected else 0)
+    return status
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nudge.dagster_run import run_through_dagster
+
+    workspace = workspace_from_args(args)
+    as_of = parse_as_of(args.as_of)
+    print(f"running the pipeline at as_of {as_of.isoformat()}Z in {workspace.home}")
+    return 0 if run_through_dagster(workspace, as_of, progress=print) else 1
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    from nudge.reports import segment_sizes
+
+    workspace = workspace_from_args(args)
+    for name, size in segment_sizes(workspace):
+        print(f"{name:32} {size:>8}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from nudge.reports import user_profile
+
+    workspace = workspace_from_args(args)
+    profile = user_profile(workspace, args.user_id)
+    if profile is None:
+        print(f"no user {args.user_id!r} in {workspace.warehouse_path}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(profile, indent=2, default=str))
+    else:
+        for section, value in profile.items():
+            print(f"{section}:")
+            rows = value if isinstance(value, list) else [value]
+            for row in rows:
+                print(f"  {json.dumps(row, default=str)}")
+    return 0
+
+
+def cmd_scenario_run(args: argparse.Namespace) -> int:
+    from nudge.scenarios.model import load_scenario
+    from nudge.scenarios.runner import run_scenario
+
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="nudge-scenario-") as tmp:
+        for number, path in enumerate(args.files):
+            scenario = load_scenario(Path(path))
+            result = run_scenario(scenario, Path(tmp) / str(number))
+            verdict = "PASS" if result.passed else "FAIL"
+            print(f"{verdict} {path} ({scenario.name}, {result.runs} runs)")
+            for failure in result.failures:
+                print(f"  {failure}")
+            failed += not result.passed
+    print(f"{len(args.files) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nudge.demo import run_demo
+
+    return run_demo(workspace_from_args(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nudge", description=__doc__)
+    parser.add_argument("--home", help="workspace directory (default $NUDGE_HOME or ./workspace)")
+    parser.add_argument("--content", help="definitions directory (default $NUDGE_CONTENT or ./content)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("demo", help="generate the sample workspace and run it end to end").set_defaults(func=cmd_demo)
+    run = commands.add_parser("run", help="one pipeline run through Dagster")
+    run.add_argument("--as-of", help="the run's instant (ISO 8601; default now)")
+    run.set_defaults(func=cmd_run)
+    ingest = commands.add_parser("ingest", help="land Segment-spec messages from NDJSON files")
+    ingest.add_argument("files", nargs="+")
+    ingest.set_defaults(func=cmd_ingest)
+    commands.add_parser("validate", help="check every definition").set_defaults(func=cmd_validate)
+    commands.add_parser("segments", help="segment names and sizes").set_defaults(func=cmd_segments)
+    profile = commands.add_parser("profile", help="one user's traits, segments, events, journeys, messages")
+    profile.add_argument("user_id")
+    profile.add_argument("--json", action="store_true")
+    profile.set_defaults(func=cmd_profile)
+    scenario = commands.add_parser("scenario", help="scenario files").add_subparsers(dest="action", required=True)
+    scenario_run = scenario.add_parser("run", help="run scenario files; exit 1 on any failed expectation")
+    scenario_run.add_argument("files", nargs="+")
+    scenario_run.set_defaults(func=cmd_scenario_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DefinitionError as error:
+        print(f"invalid definitions:\n{error}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
