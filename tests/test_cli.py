@@ -1,0 +1,109 @@
+"""The `nudge` command line, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD = """
+segments:
+  - name: pro
+    condition: {attribute: {name: plan, eq: pro}}
+templates:
+  - {name: hello, channel: email, subject: "Hi", html: "<p>Hi</p>"}
+journeys:
+  - name: pro_welcome
+    trigger: {segment_entered: pro}
+    steps: [{id: hello, send: {channel: email, template: hello}}]
+"""
+
+BAD = """
+segments:
+  - name: pro
+    condition: {attribute: {name: plan, eqq: pro}}
+templates:
+  - {name: hello, channel: email, subject: "Hi", html: "<p>Hi</p>"}
+journeys:
+  - name: pro_welcome
+    trigger: {segment_entered: pros}
+    steps: [{id: hello, send: {channel: email, template: hello}}]
+"""
+
+
+def nudge(home: Path, content: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NUDGE_HOME": str(home), "NUDGE_CONTENT": str(content)}
+    return subprocess.run(
+        [sys.executable, "-m", "nudge.cli", *args], env=env, capture_output=True, text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def content(tmp_path: Path) -> Path:
+    path = tmp_path / "content"
+    path.mkdir()
+    return path
+
+
+def test_validate_accepts_good_definitions(tmp_path: Path, content: Path) -> None:
+    (content / "defs.yml").write_text(GOOD)
+    result = nudge(tmp_path / "home", content, "validate")
+    assert result.returncode == 0, result.stderr
+    assert "1 segments, 1 journeys" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["validate"], ["run", "--as-of", "2026-01-01T00:00:00Z"]])
+def test_bad_definitions_are_refused_naming_file_item_and_field(
+    tmp_path: Path, content: Path, command: list[str]
+) -> None:
+    (content / "defs.yml").write_text(BAD)
+    result = nudge(tmp_path / "home", content, *command)
+    assert result.returncode == 2
+    assert "defs.yml" in result.stderr
+    assert "segment 'pro'" in result.stderr and "eqq" in result.stderr
+    assert "did you mean 'eq'" in result.stderr
+    assert "journey 'pro_welcome'" in result.stderr and "pros" in result.stderr
+    assert not (tmp_path / "home" / "warehouse.duckdb").exists() or "run" not in command
+
+
+@pytest.mark.slow
+def test_ingest_run_segments_profile(tmp_path: Path, content: Path) -> None:
+    (content / "defs.yml").write_text(GOOD)
+    home = tmp_path / "home"
+    events = tmp_path / "events.ndjson"
+    events.write_text(
+        "\n".join(
+            [
+                json.dumps({"type": "identify", "userId": "u1", "timestamp": "2026-01-01T00:00:00Z",
+                            "traits": {"plan": "pro", "email": "u1@example.com"}}),
+                "{not json",
+                json.dumps({"type": "track", "event": "x", "timestamp": "2026-01-01T00:00:00Z"}),
+                json.dumps({"type": "track", "userId": "u1", "event": "login",
+                            "timestamp": "2026-01-01T00:00:01Z"}),
+            ]
+        )
+    )
+    ingested = nudge(home, content, "ingest", str(events))
+    assert "2 accepted, 2 rejected" in ingested.stdout
+    assert "line 2" in ingested.stderr and "line 3" in ingested.stderr
+
+    env_run = nudge(home, content, "run", "--as-of", "2026-01-01T00:01:00Z")
+    assert env_run.returncode == 0, env_run.stdout + env_run.stderr
+
+    sizes = nudge(home, content, "segments")
+    assert sizes.returncode == 0
+    assert sizes.stdout.split() == ["pro", "1"]
+
+    profile = nudge(home, content, "profile", "u1", "--json")
+    data = json.loads(profile.stdout)
+    assert data["traits"]["plan"] == "pro"
+    assert data["segments"] == ["pro"]
+    assert [e["event"] for e in data["recent_events"]] == ["login"]
+    assert data["journeys"][0]["journey"] == "pro_welcome"
+    # no SMTP server is configured here, so the send is recorded as failed, with its reason
+    assert data["messages"][0]["status"] in {"failed", "sent"}
