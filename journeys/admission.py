@@ -1,0 +1,79 @@
+"""Admitting new entries from the trigger's candidates, subject to reentry and the entry filter.
+
+A user gets at most one new entry per run (the earliest firing wins), never while an entry of
+theirs is active, never twice for the same trigger key (re-running a run admits nobody again),
+and, by ``reentry``: never after any earlier entry, or only once ``after`` has passed since the
+previous entry started.
+"""
+
+from __future__ import annotations
+
+from journeys.context import JourneyRun
+from journeys.ids import sql_digest
+from nudge.dsl.models import RandomBucket
+
+
+def admit(run: JourneyRun) -> int:
+    """Admit the new entries of this run; return how many."""
+    journey = run.journey
+    blocking = {
+        "never": "true",
+        "always": "e.status = 'active'",
+        "after": "e.status = 'active' or e.started_at > ?",
+    }[journey.reentry.mode]
+    blocking_params = []
+    if journey.reentry.mode == "after":
+        if journey.reentry.after is None:
+            raise ValueError(f"journey {journey.name!r}: reentry `after` needs a duration")
+        blocking_params = [run.as_of - journey.reentry.after]
+    filters = ""
+    if journey.entry_filter is not None:
+        filters = (
+            f"and c.user_id in (select user_id from {run.conditions.table(journey.entry_filter)})"
+        )
+    holdout = "false"
+    if journey.holdout_percent:
+        bucket = RandomBucket(journey.holdout_percent, salt=journey.name)
+        holdout = f"c.user_id in (select user_id from {run.conditions.table(bucket)})"
+    run.execute(
+        f"""create or replace temp table _nj_admit as
+            with firsts as (
+                select c.user_id, c.trigger_key, {holdout} as holdout,
+                       row_number() over (
+                           partition by c.user_id order by c.trigger_at, c.trigger_key) as rank
+                from _nj_candidates c
+                where c.user_id in (select user_id from marts.dim_users) {filters}
+            )
+            select {sql_digest("?", "f.user_id", "f.trigger_key")} as entry_id,
+                   f.user_id, f.trigger_key, f.holdout
+            from firsts f
+            where f.rank = 1
+              and not exists (
+                  select 1 from nudge.journey_entries e
+                  where e.journey = ? and e.user_id = f.user_id and ({blocking}))""",
+        [journey.name, journey.name, *blocking_params],
+    )
+    run.execute(
+        """delete from _nj_admit
+           where entry_id in (select entry_id from nudge.journey_entries)""",
+    )
+    first = run.program.first_id
+    run.execute(
+        """insert or ignore into nudge.journey_entries
+               (entry_id, journey, user_id, trigger_key, started_at, status, current_step,
+                step_reached_at, holdout, journey_version)
+           select entry_id, ?, user_id, trigger_key, ?, 'active', ?, ?, holdout, ?
+           from _nj_admit""",
+        [journey.name, run.as_of, first, run.as_of, run.version],
+    )
+    run.execute(
+        """insert into nudge.journey_transitions
+           select ?, ?, entry_id, ?, user_id, null, ?, 'entered', trigger_key from _nj_admit""",
+        [run.run_id, run.as_of, journey.name, first],
+    )
+    run.execute(
+        """insert or ignore into nudge.journey_trigger_events
+           select distinct ?, message_id from _nj_considered""",
+        [journey.name],
+    )
+    return run.scalar("select count(*) from _nj_admit")

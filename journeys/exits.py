@@ -1,0 +1,90 @@
+"""Leaving a journey before advancing: deleted users, removed steps, exit_when, trigger lost, goal.
+
+Applied to every active entry (those admitted in this run included) in this order, after
+admission and before anyone advances, so a person admitted while ``exit_when`` holds leaves at
+once, unmessaged.
+"""
+
+from __future__ import annotations
+
+from journeys.context import JourneyRun
+from journeys.moves import apply_moves, stage_moves
+from journeys.sqltext import sql_string
+from nudge.dsl.models import SegmentEntered, SegmentExited
+
+
+def apply_exits(run: JourneyRun) -> None:
+    journey = run.journey
+    _exit_where(run, "e.user_id not in (select user_id from marts.dim_users)", "user_deleted")
+    steps = ", ".join(sql_string(s) for s in run.program.step_ids) or "null"
+    _exit_where(
+        run, f"e.current_step is not null and e.current_step not in ({steps})", "step_removed"
+    )
+    if journey.exit_when is not None:
+        table = run.conditions.table(journey.exit_when)
+        _exit_where(run, f"e.user_id in (select user_id from {table})", "exit_when")
+    if journey.exit_on_trigger_lost:
+        _trigger_lost(run)
+    if journey.goal is not None:
+        _goal(run)
+
+
+def _exit_where(run: JourneyRun, predicate: str, reason: str) -> None:
+    stage_moves(
+        run,
+        f"""select e.entry_id, null as to_step, 'exited' as action, {sql_string(reason)} as detail,
+                   'exited' as end_status, {sql_string(reason)} as exit_reason
+            from nudge.journey_entries e
+            where e.journey = ? and e.status = 'active' and ({predicate})""",
+        [run.journey.name],
+    )
+    apply_moves(run)
+
+
+def _trigger_lost(run: JourneyRun) -> None:
+    """Segment triggers: leave when the condition that fired no longer holds.
+
+    ``segment_entered``: the user is no longer in the segment; ``segment_exited``: they are back in.
+    """
+    trigger = run.journey.trigger
+    if not isinstance(trigger, SegmentEntered | SegmentExited):
+        return
+    members = (
+        "select user_id from marts.fct_segment_memberships "
+        f"where segment = {sql_string(trigger.segment)}"
+    )
+    negate = "not" if isinstance(trigger, SegmentEntered) else ""
+    _exit_where(run, f"e.user_id {negate} in ({members})", "trigger_lost")
+
+
+def _goal(run: JourneyRun) -> None:
+    """Mark converted the active entries meeting the goal within ``within`` of their start."""
+    goal = run.journey.goal
+    assert goal is not None
+    table = run.conditions.table(goal.condition)
+    in_time = "true" if goal.within is None else "e.started_at >= ?"
+    params = [run.journey.name] + ([] if goal.within is None else [run.as_of - goal.within])
+    run.execute(
+        f"""create or replace temp table _nj_converted as
+            select e.entry_id, e.user_id from nudge.journey_entries e
+            where e.journey = ? and e.status = 'active' and e.converted_at is null
+              and {in_time} and e.user_id in (select user_id from {table})""",
+        params,
+    )
+    converted = run.scalar("select count(*) from _nj_converted")
+    if not converted:
+        return
+    run.counts["converted"] += converted
+    run.execute(
+        """insert into nudge.journey_transitions
+           select ?, ?, c.entry_id, ?, c.user_id, e.current_step, e.current_step, 'converted', null
+           from _nj_converted c join nudge.journey_entries e using (entry_id)""",
+        [run.run_id, run.as_of, run.journey.name],
+    )
+    run.execute(
+        """update nudge.journey_entries set converted_at = ?
+           where entry_id in (select entry_id from _nj_converted)""",
+        [run.as_of],
+    )
+    if goal.exit:
+        _exit_where(run, "e.entry_id in (select entry_id from _nj_converted)", "converted")

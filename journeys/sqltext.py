@@ -1,0 +1,59 @@
+"""SQL text helpers: literals, JSON paths, timestamp traits, and local clock times in a user's zone.
+
+Timestamp traits are ISO 8601 strings (with or without an offset; none means UTC) or unix
+seconds. Every result is a naive UTC ``TIMESTAMP``, the warehouse convention. DuckDB's ICU time
+zone data does the local-time arithmetic, so daylight-saving changes are handled.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def sql_string(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def json_path(name: str) -> str:
+    """A DuckDB JSON path selecting the top-level key ``name``, whatever characters it has."""
+    return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def clock_seconds(clock: str, where: str) -> int:
+    """Seconds after midnight of an ``HH:MM`` clock time; ``where`` names it in the error."""
+    match = _CLOCK.match(clock)
+    if match is None:
+        raise ValueError(f"{where}: {clock!r} is not a clock time; expected HH:MM, e.g. 09:00")
+    return int(match[1]) * 3600 + int(match[2]) * 60
+
+
+def trait_timestamp_sql(traits: str, path: str) -> str:
+    """SQL for the timestamp trait at JSON ``path`` of ``traits``, or NULL if it is not one."""
+    value = f"({traits} -> {sql_string(path)})"
+    text = f"({traits} ->> {sql_string(path)})"
+    return f"""(case
+        when json_type({value}) in ('UBIGINT', 'BIGINT', 'DOUBLE')
+            then timezone('UTC', to_timestamp(cast({text} as double)))
+        when json_type({value}) = 'VARCHAR' and regexp_matches({text}, '(Z|[+-]\\d\\d:?\\d\\d)$')
+            then timezone('UTC', try_cast({text} as timestamptz))
+        when json_type({value}) = 'VARCHAR' then try_cast({text} as timestamp)
+    end)"""
+
+
+def user_zone_sql(traits: str, attribute: str | None, default: str) -> str:
+    """SQL for the user's IANA zone from trait ``attribute``; ``default`` when missing or unknown."""
+    if attribute is None:
+        return sql_string(default)
+    text = f"({traits} ->> {sql_string(json_path(attribute))})"
+    return f"""coalesce(
+        (select name from pg_timezone_names() where name = {text}), {sql_string(default)})"""
+
+
+def at_local_clock_sql(instant: str, clock: str, zone: str, where: str) -> str:
+    """SQL: the local date of ``instant`` (naive UTC) in ``zone``, at ``clock``, as naive UTC."""
+    seconds = clock_seconds(clock, where)
+    local_day = f"date_trunc('day', timezone({zone}, timezone('UTC', {instant})))"
+    return f"timezone('UTC', timezone({zone}, {local_day} + to_seconds({seconds})))"
