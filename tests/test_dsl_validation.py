@@ -612,6 +612,11 @@ def journey_problem(body: str) -> DefinitionProblem:
         ),
         ("trigger: {event: e}\nsteps: [{id: s, exit: false}]", "steps[0].exit", "expected true"),
         (
+            "trigger: {event: e}\nsteps: [{id: s, window: {days: [], from: '09:00', to: '17:00'}}]",
+            "steps[0].window.days",
+            "at least one day",
+        ),
+        (
             "trigger: {event: e}\nsteps: [{id: s, split: [{percent: 100}]}]",
             "steps[0].split[0].steps",
             "missing",

@@ -92,6 +92,9 @@ def segment_build_order(content: Content) -> list[str]:
     return order
 
 
+_LISTED = 12  # known names listed in an "unknown name" message before it is cut short
+
+
 class _Known:
     """The names a reference may point at."""
 
@@ -115,7 +118,12 @@ class _Known:
     def unknown(self, kind: str, name: str, options: list[str]) -> str | None:
         if name in options:
             return None
-        known = ", ".join(options) if options else "none are defined"
+        if not options:
+            known = "none are defined"
+        elif len(options) > _LISTED:
+            known = f"{', '.join(options[:_LISTED])}, ... {len(options)} in all"
+        else:
+            known = ", ".join(options)
         return f"unknown {kind} '{name}' (known: {known}){did_you_mean(name, options)}"
 
     def condition_problems(

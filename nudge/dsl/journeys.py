@@ -287,6 +287,8 @@ def _window(r: Reader, value: Any, path: str) -> Window | None:
         return None
     days = data.get("days", list(WEEKDAYS))
     if r.list_of(days, sub(path, "days"), "days (mon..sun)") is not None:
+        if not days:
+            r.problem(sub(path, "days"), "expected at least one day (mon..sun); got an empty list")
         for i, day in enumerate(days):
             r.choice(day, sub(sub(path, "days"), i), WEEKDAYS, "day")
     begin = r.time_of_day(data["from"], sub(path, "from"))
