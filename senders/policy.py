@@ -1,0 +1,258 @@
+"""Every send policy, in one place, decided set-based in SQL over the pending outbox.
+
+For each outbox row not yet in the delivery ledger (and queued at or before ``as_of``), one
+decision, the first that applies in this order:
+
+=================  ==============  ========================================================
+status             reason          when
+=================  ==============  ========================================================
+skipped            holdout         the entry is in the journey's control group
+dropped            user deleted    the user is not in ``marts.dim_users`` (deleted/suppressed)
+skipped            unsubscribed    not transactional and the global ``unsubscribed`` trait
+skipped            topic unsub...  not transactional, topic preference off (or default off)
+undeliverable      no address      no email / phone / device / URL for the channel
+held               quiet hours     not transactional, not in_app, inside quiet hours: the
+                                   row stays pending and goes out at the first later dispatch
+undeliverable      frequency cap   not transactional, not in_app, over a cap counting sends
+                                   in the ledger and earlier sends of this same dispatch
+send               (none)          everything else
+=================  ==============  ========================================================
+
+Caps are applied conservatively when several caps overlap: a row blocked by one cap still takes
+its place in the count of the others, so a dispatch may send fewer than the caps allow, never more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+import polars as pl
+
+from nudge.dsl.models import Content, FrequencyCap, QuietHours
+
+DECISION_STATUSES = ("send", "held", "skipped", "dropped", "undeliverable")
+TOPIC_PREFERENCES_PATH = "$.cio_subscription_preferences.topics."
+DEFAULT_TIMEZONE_ATTRIBUTE = "timezone"
+
+
+def _pending_sql(channels: Collection[str] | None) -> str:
+    """Outbox rows not yet in the ledger, queued at or before ``$as_of`` (of ``$channels``)."""
+    only = "" if channels is None else "and list_contains($channels, o.channel)"
+    return f"""
+    select o.*
+    from nudge.outbox o
+    where o.as_of <= $as_of {only}
+      and not exists (
+        select 1 from nudge.delivery_ledger l where l.idempotency_key = o.idempotency_key
+      )
+    """
+
+
+class PolicyError(RuntimeError):
+    """The warehouse is not in a state where policies can be evaluated."""
+
+
+def _relation_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    rows = con.execute(
+        "select 1 from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, name],
+    ).fetchall()
+    return bool(rows)
+
+
+def _address_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """Where each channel's address comes from (dsl.md, "Addresses")."""
+    push = "null"
+    if _relation_exists(con, "marts", "dim_devices"):
+        push = (
+            "(select d.token from marts.dim_devices d where d.user_id = p.user_id "
+            "order by d.last_used_at desc nulls last limit 1)"
+        )
+    return f"""case p.channel
+        when 'email' then nullif(trim(cast(u.email as varchar)), '')
+        when 'sms' then nullif(trim(cast(u.phone as varchar)), '')
+        when 'in_app' then p.user_id
+        when 'push' then {push}
+        else ta.template_address
+    end"""
+
+
+def _template_addresses(content: Content) -> pl.DataFrame:
+    """Webhook templates are addressed to their URL; slack ones to their URL or the provider's hook."""
+    rows = [
+        (t.name, str(t.fields.get("url") or ("slack" if t.channel == "slack" else "")) or None)
+        for t in content.templates
+        if t.channel in ("webhook", "slack")
+    ]
+    return pl.DataFrame(
+        rows, schema={"template": pl.String, "template_address": pl.String}, orient="row"
+    )
+
+
+def _topic_defaults(content: Content) -> pl.DataFrame:
+    rows = [(t.name, t.default_subscribed) for t in content.topics]
+    return pl.DataFrame(
+        rows, schema={"topic": pl.String, "default_subscribed": pl.Boolean}, orient="row"
+    )
+
+
+def _minutes(hhmm: str) -> int:
+    return time.fromisoformat(hhmm).hour * 60 + time.fromisoformat(hhmm).minute
+
+
+def _zone(name: str | None, default: ZoneInfo) -> ZoneInfo:
+    if not name:
+        return default
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return default
+
+
+def in_quiet_hours(quiet: QuietHours, as_of: datetime, timezone: str | None) -> bool:
+    """Whether ``as_of`` (naive UTC) falls in the quiet window in ``timezone`` (else the default)."""
+    local = as_of.replace(tzinfo=ZoneInfo("UTC")).astimezone(
+        _zone(timezone, ZoneInfo(quiet.default_timezone))
+    )
+    now, start, end = local.hour * 60 + local.minute, _minutes(quiet.start), _minutes(quiet.end)
+    if start <= end:
+        return start <= now < end
+    return now >= start or now < end  # wraps midnight, e.g. 21:00 -> 08:00
+
+
+def _quiet_table(
+    con: duckdb.DuckDBPyConnection,
+    quiet: QuietHours | None,
+    as_of: datetime,
+    pending: tuple[str, dict[str, object]],
+    tz_path: str,
+) -> pl.DataFrame:
+    """``(tz, quiet)`` for every distinct time zone among pending users ('' = no zone trait).
+
+    Zones are few, so they are checked in Python (``zoneinfo``): an unknown zone name falls back
+    to the default zone instead of failing the whole query."""
+    if quiet is None:
+        return pl.DataFrame(schema={"tz": pl.String, "quiet": pl.Boolean})
+    pending_sql, pending_params = pending
+    zones = con.execute(
+        f"""select distinct coalesce(json_extract_string(u.traits, $tz_path), '')
+            from ({pending_sql}) p join marts.dim_users u on u.user_id = p.user_id""",
+        {**pending_params, "tz_path": tz_path},
+    ).fetchall()
+    rows = [(tz, in_quiet_hours(quiet, as_of, tz)) for (tz,) in zones]
+    return pl.DataFrame(rows, schema={"tz": pl.String, "quiet": pl.Boolean}, orient="row")
+
+
+def _cap_sql(index: int, cap: FrequencyCap) -> tuple[str, str]:
+    """A CTE counting prior sends under ``cap`` and the condition that blocks a row."""
+    scope = "" if cap.channel == "any" else f" and l.channel = $cap{index}_channel"
+    rank_scope = "" if cap.channel == "any" else f" and c.channel = $cap{index}_channel"
+    partition = "c.user_id" if cap.channel == "any" else "c.user_id, c.channel"
+    cte = f"""cap{index} as (
+        select c.idempotency_key,
+               coalesce(prior.sent, 0) + row_number() over (
+                   partition by {partition} order by c.as_of, c.created_at, c.idempotency_key
+               ) as n
+        from capped c
+        left join (
+            select l.user_id, count(*) as sent
+            from nudge.delivery_ledger l
+            left join nudge.outbox ob on ob.idempotency_key = l.idempotency_key
+            where l.status = 'sent' and l.channel <> 'in_app'
+              and not coalesce(ob.transactional, false){scope}
+              and l.as_of > $as_of - to_seconds({int(cap.per.total_seconds())})
+              and l.as_of <= $as_of
+            group by l.user_id
+        ) prior on prior.user_id = c.user_id
+        where true{rank_scope}
+    )"""
+    blocked = f"exists (select 1 from cap{index} k where k.idempotency_key = d.idempotency_key and k.n > {cap.max})"
+    return cte, blocked
+
+
+def evaluate_policies(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: datetime,
+    content: Content,
+    channels: Collection[str] | None = None,
+) -> pl.DataFrame:
+    """One row per pending outbox row (of ``channels``, default all): the outbox columns,
+    ``traits`` (JSON text), ``address``, ``status`` (one of ``DECISION_STATUSES``) and ``reason``;
+    ordered as they should be sent."""
+    if not _relation_exists(con, "marts", "dim_users"):
+        raise PolicyError(
+            "marts.dim_users does not exist: build the dbt project before dispatching sends"
+        )
+    policies = content.policies
+    tz_attribute = DEFAULT_TIMEZONE_ATTRIBUTE
+    if policies.quiet_hours and policies.quiet_hours.timezone_attribute:
+        tz_attribute = policies.quiet_hours.timezone_attribute
+    tz_path = f'$."{tz_attribute}"'
+    pending_sql = _pending_sql(channels)
+    pending_params: dict[str, object] = {"as_of": as_of}
+    if channels is not None:
+        pending_params["channels"] = list(channels)
+    quiet = _quiet_table(con, policies.quiet_hours, as_of, (pending_sql, pending_params), tz_path)
+    params = {**pending_params, "tz_path": tz_path, "topic_path": TOPIC_PREFERENCES_PATH}
+    caps = [_cap_sql(i, cap) for i, cap in enumerate(policies.frequency_caps)]
+    for i, cap in enumerate(policies.frequency_caps):
+        if cap.channel != "any":
+            params[f"cap{i}_channel"] = cap.channel
+    cap_ctes = "".join(f", {cte}" for cte, _ in caps)
+    cap_blocked = " or ".join(blocked for _, blocked in caps) or "false"
+    relations = {
+        "_nudge_topic_defaults": _topic_defaults(content),
+        "_nudge_template_addresses": _template_addresses(content),
+        "_nudge_quiet": quiet,
+    }
+    sql = f"""
+    with pending as ({pending_sql}),
+    decided as (
+        select p.*,
+               cast(u.traits as varchar) as traits,
+               {_address_sql(con)} as address,
+               case
+                   when p.holdout then struct_pack(status := 'skipped', reason := 'holdout')
+                   when u.user_id is null then struct_pack(status := 'dropped', reason := 'user deleted')
+                   when not p.transactional
+                        and lower(cast(u.unsubscribed as varchar)) in ('true', '1')
+                        then struct_pack(status := 'skipped', reason := 'unsubscribed')
+                   when not p.transactional and p.topic is not null and not coalesce(
+                        try_cast(json_extract_string(u.traits, $topic_path || p.topic) as boolean),
+                        td.default_subscribed, true)
+                        then struct_pack(status := 'skipped', reason := 'topic unsubscribed: ' || p.topic)
+                   when address is null then struct_pack(status := 'undeliverable', reason := 'no address')
+                   when not p.transactional and p.channel <> 'in_app' and coalesce(q.quiet, false)
+                        then struct_pack(status := 'held', reason := 'quiet hours')
+                   else struct_pack(status := 'send', reason := null::varchar)
+               end as decision
+        from pending p
+        left join marts.dim_users u on u.user_id = p.user_id
+        left join _nudge_topic_defaults td on td.topic = p.topic
+        left join _nudge_template_addresses ta on ta.template = p.template
+        left join _nudge_quiet q
+               on q.tz = coalesce(json_extract_string(u.traits, $tz_path), '')
+    ),
+    flat as (select * exclude (decision), decision.status, decision.reason from decided),
+    capped as (
+        select * from flat
+        where status = 'send' and not transactional and channel <> 'in_app'
+    ){cap_ctes}
+    select d.* replace (
+               case when {cap_blocked} then 'undeliverable' else d.status end as status,
+               case when {cap_blocked} then 'frequency cap' else d.reason end as reason
+           )
+    from flat d
+    order by d.as_of, d.created_at, d.idempotency_key
+    """
+    for name, frame in relations.items():
+        con.register(name, frame)
+    try:
+        return con.sql(sql, params=params).pl()
+    finally:
+        for name in relations:
+            con.unregister(name)

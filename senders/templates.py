@@ -1,0 +1,246 @@
+"""Render message templates: Jinja2 in a sandbox, strict about undefined variables.
+
+Only the ``html`` field is autoescaped (a subject, a text part or an SMS body must not gain
+``&amp;``). An undefined variable without a ``default`` raises ``RenderError`` naming the template,
+the field and the dotted variable (``user.first_name``), so the send is recorded as failed instead
+of going out blank. Each field is compiled once per ``TemplateRenderer`` (one per dispatch).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined
+from jinja2 import Template as JinjaTemplate
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+from nudge.dsl.models import Template
+
+HTML_FIELDS = frozenset({"html"})
+
+
+class RenderError(Exception):
+    """A template could not be rendered for one message; ``str(err)`` is the ledger reason."""
+
+    def __init__(self, template: str, field: str, problem: str, variable: str | None = None):
+        self.template = template
+        self.field = field
+        self.variable = variable
+        super().__init__(f"render error in template {template!r}, field {field!r}: {problem}")
+
+
+class _Scope(dict):
+    """A context mapping that knows its dotted path, so undefined lookups can be named in full."""
+
+    __slots__ = ("nudge_path",)
+
+    def __init__(self, path: str, items: Mapping[str, Any]):
+        super().__init__((k, _scoped(f"{path}.{k}", v)) for k, v in items.items())
+        self.nudge_path = path
+
+
+def _scoped(path: str, value: Any) -> Any:
+    return _Scope(path, value) if isinstance(value, Mapping) else value
+
+
+class _NamingUndefined(StrictUndefined):
+    """StrictUndefined whose error carries the full dotted path of the missing value."""
+
+    __slots__ = ()
+
+    def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> Any:
+        parent = getattr(self._undefined_obj, "nudge_path", None)
+        name = str(self._undefined_name)
+        err = self._undefined_exception(self._undefined_message)
+        err.nudge_variable = f"{parent}.{name}" if parent else name  # type: ignore[attr-defined]
+        raise err
+
+
+# Jinja binds Undefined's operators to the base class's failing function; point them at ours.
+for _name, _value in {**vars(Undefined), **vars(StrictUndefined)}.items():
+    if _value is Undefined._fail_with_undefined_error and _name.startswith("__"):
+        setattr(_NamingUndefined, _name, _NamingUndefined._fail_with_undefined_error)
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Everything a template may refer to, for one message."""
+
+    user_id: str
+    traits: Mapping[str, Any]
+    event: Mapping[str, Any] | None
+    journey: str
+    step: str
+    delivery_id: str
+    unsubscribe_url: str
+
+    def variables(self) -> dict[str, Any]:
+        return {
+            "user": _Scope("user", {**self.traits, "id": self.user_id}),
+            "event": _Scope("event", self.event or {}),
+            "journey": self.journey,
+            "step": self.step,
+            "delivery_id": self.delivery_id,
+            "unsubscribe_url": self.unsubscribe_url,
+        }
+
+
+class TemplateRenderer:
+    """Renders the templates of one content set, compiling each field source once."""
+
+    def __init__(self, templates: Iterable[Template]):
+        self._templates = {t.name: t for t in templates}
+        self._text_env = SandboxedEnvironment(undefined=_NamingUndefined, autoescape=False)
+        self._html_env = SandboxedEnvironment(undefined=_NamingUndefined, autoescape=True)
+        self._compiled: dict[tuple[str, str, bool], JinjaTemplate] = {}
+
+    def template(self, name: str) -> Template:
+        try:
+            return self._templates[name]
+        except KeyError:
+            raise RenderError(name, "-", "no template with this name is defined") from None
+
+    def render(self, name: str, context: RenderContext) -> dict[str, Any]:
+        """Render every field of template ``name``; for email, derive ``text`` from ``html``."""
+        template = self.template(name)
+        variables = context.variables()
+        content = {
+            key: self._render_value(template.name, key, value, variables, key in HTML_FIELDS)
+            for key, value in template.fields.items()
+        }
+        if template.channel == "email" and not content.get("text") and content.get("html"):
+            content["text"] = html_to_text(content["html"])
+        return content
+
+    def _render_value(
+        self, template: str, field: str, value: Any, variables: dict[str, Any], html: bool
+    ) -> Any:
+        """Render strings anywhere inside ``value`` (nested ``data``, ``json``, ``blocks``...)."""
+        if isinstance(value, str):
+            return self._render_string(template, field, value, variables, html)
+        if isinstance(value, Mapping):
+            return {
+                k: self._render_value(template, f"{field}.{k}", v, variables, html)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [
+                self._render_value(template, f"{field}[{i}]", v, variables, html)
+                for i, v in enumerate(value)
+            ]
+        return value
+
+    def _render_string(
+        self, template: str, field: str, source: str, variables: dict[str, Any], html: bool
+    ) -> str:
+        compiled = self._compile(template, field, source, html)
+        try:
+            return compiled.render(variables)
+        except SecurityError as err:
+            raise RenderError(template, field, f"blocked by the sandbox: {err}") from None
+        except TemplateError as err:
+            undefined = getattr(err, "nudge_variable", None)
+            if undefined is not None:
+                raise RenderError(
+                    template, field, f"undefined variable {undefined!r}", variable=undefined
+                ) from None
+            raise RenderError(template, field, str(err)) from None
+        except Exception as err:  # a filter or expression failing on this user's data
+            raise RenderError(template, field, f"{type(err).__name__}: {err}") from None
+
+    def _compile(self, template: str, field: str, source: str, html: bool) -> JinjaTemplate:
+        key = (template, field, html)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            env = self._html_env if html else self._text_env
+            try:
+                compiled = env.from_string(source)
+            except TemplateSyntaxError as err:
+                raise RenderError(
+                    template, field, f"syntax error on line {err.lineno}: {err.message}"
+                ) from None
+            self._compiled[key] = compiled
+        return compiled
+
+
+# --- HTML to text ------------------------------------------------------------------------------
+
+_BLOCK_TAGS = frozenset(
+    {
+        "p",
+        "div",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "table",
+        "tr",
+        "ul",
+        "ol",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "pre",
+        "hr",
+    }
+)
+_SKIP_TAGS = frozenset({"script", "style", "head", "title"})
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+        self._links: list[tuple[str | None, int]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self._skipping += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+        elif tag == "a":
+            self._links.append((dict(attrs).get("href"), len(self.parts)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+        elif tag == "a" and self._links:
+            href, start = self._links.pop()
+            label = "".join(self.parts[start:]).strip()
+            if href and not href.startswith(("#", "javascript:")) and href != label:
+                self.parts.append(f" ({href})")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """A readable plain-text version of an HTML body: blocks become paragraphs, links keep URLs."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    lines = [line.strip() for line in "".join(parser.parts).splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def content_json(content: Mapping[str, Any]) -> str:
+    """Stable JSON text of rendered content (for capture files and debugging)."""
+    return json.dumps(content, sort_keys=True, default=str)

@@ -1,0 +1,325 @@
+"""Dispatch with the capturing provider: policies, the ledger, idempotency and crash recovery."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from nudge.dsl.models import (
+    Content,
+    FrequencyCap,
+    Origin,
+    Policies,
+    QuietHours,
+    Template,
+    Topic,
+)
+from nudge.warehouse.schema import ensure_tables
+from senders.capture import CapturingProvider
+from senders.dispatch import dispatch_pending
+from senders.ledger import INTERRUPTED_REASON
+from senders.policy import PolicyError
+from senders.providers import RenderedMessage, SendOutcome
+
+T0 = datetime(2026, 1, 1, 12, 0, 0)
+ORIGIN = Origin("test.yml", "templates")
+TEMPLATES = (
+    Template(
+        "welcome_email",
+        "email",
+        ORIGIN,
+        {"subject": "Welcome, {{ user.first_name | default('there') }}", "html": "<p>Hi</p>"},
+    ),
+    Template("strict_email", "email", ORIGIN, {"subject": "Hi {{ user.first_name }}"}),
+    Template("come_back_sms", "sms", ORIGIN, {"body": "We miss you, {{ user.id }}"}),
+    Template("inbox_tip", "in_app", ORIGIN, {"title": "Tip", "body": "Try the CLI"}),
+)
+NO_POLICIES = Policies()
+TOPICS = (Topic("product_updates", True), Topic("newsletter", False))
+
+
+def content(policies: Policies = NO_POLICIES) -> Content:
+    return Content(templates=TEMPLATES, topics=TOPICS, policies=policies)
+
+
+@pytest.fixture(autouse=True)
+def secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUDGE_SECRET_KEY", "test-secret")
+
+
+@pytest.fixture
+def con(tmp_path: Path):
+    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    ensure_tables(connection)
+    connection.execute(
+        """create schema marts;
+           create table marts.dim_users (user_id varchar primary key, traits json, email varchar,
+               phone varchar, timezone varchar, unsubscribed boolean)"""
+    )
+    yield connection
+    connection.close()
+
+
+def add_user(con: duckdb.DuckDBPyConnection, user_id: str, **traits: object) -> None:
+    con.execute(
+        "insert into marts.dim_users values (?, ?, ?, ?, ?, ?)",
+        [
+            user_id,
+            json.dumps(traits),
+            traits.get("email"),
+            traits.get("phone"),
+            traits.get("timezone"),
+            bool(traits.get("unsubscribed", False)),
+        ],
+    )
+
+
+def enqueue(
+    con: duckdb.DuckDBPyConnection,
+    key: str,
+    user_id: str,
+    *,
+    template: str = "welcome_email",
+    channel: str = "email",
+    topic: str | None = None,
+    transactional: bool = False,
+    holdout: bool = False,
+    as_of: datetime = T0,
+) -> None:
+    con.execute(
+        """insert into nudge.outbox (idempotency_key, delivery_id, run_id, as_of, entry_id, journey,
+               step, user_id, channel, template, topic, transactional, holdout, event_properties,
+               created_at)
+           values (?, ?, 'r0', ?, ?, 'onboarding', ?, ?, ?, ?, ?, ?, ?, null, ?)""",
+        [
+            key, f"d-{key}", as_of, f"e-{key}", f"step_{key}", user_id, channel, template, topic,
+            transactional, holdout, as_of,
+        ],
+    )  # fmt: skip
+
+
+def ledger(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str | None]]:
+    rows = con.execute(
+        "select idempotency_key, status, reason from nudge.delivery_ledger"
+    ).fetchall()
+    return {key: (status, reason) for key, status, reason in rows}
+
+
+def run(con, providers, *, as_of: datetime = T0, policies: Policies = NO_POLICIES):
+    return dispatch_pending(
+        con, as_of=as_of, run_id=f"run-{as_of:%H%M}", content=content(policies), providers=providers
+    )
+
+
+def test_sends_once_and_records_the_send(con):
+    add_user(con, "u1", email="u1@example.com", first_name="Ada")
+    add_user(con, "u2", email="u2@example.com")
+    enqueue(con, "k1", "u1")
+    enqueue(con, "k2", "u2")
+    email = CapturingProvider("email")
+
+    summary = run(con, {"email": email})
+
+    assert summary.total("sent", "email") == 2
+    assert [(m.address, m.content["subject"]) for m in email.messages] == [
+        ("u1@example.com", "Welcome, Ada"),
+        ("u2@example.com", "Welcome, there"),
+    ]
+    row = con.execute(
+        """select status, provider, address, provider_message_id, attempted_at is not null,
+                  completed_at is not null from nudge.delivery_ledger where idempotency_key = 'k1'"""
+    ).fetchone()
+    assert row == ("sent", "test", "u1@example.com", "test-d-k1", True, True)
+
+    again = run(con, {"email": email}, as_of=T0 + timedelta(hours=1))
+    assert again.total() == 0
+    assert len(email.messages) == 2
+
+
+class Crash(BaseException):
+    """Stands in for the process dying in the middle of a batch."""
+
+
+class CrashingProvider(CapturingProvider):
+    def send(self, message: RenderedMessage) -> SendOutcome:
+        if self.messages:
+            raise Crash
+        return super().send(message)
+
+
+def test_in_flight_rows_after_a_crash_are_reconciled_not_resent(con):
+    for user in ("u1", "u2", "u3"):
+        add_user(con, user, email=f"{user}@example.com")
+        enqueue(con, f"k-{user}", user)
+    crashing = CrashingProvider("email")
+    with pytest.raises(Crash):
+        run(con, {"email": crashing})
+    assert {s for s, _ in ledger(con).values()} == {"sending"}
+
+    email = CapturingProvider("email")
+    summary = run(con, {"email": email}, as_of=T0 + timedelta(minutes=5))
+
+    assert summary.reconciled == 3
+    assert email.messages == []
+    assert ledger(con) == {
+        "k-u1": ("failed", INTERRUPTED_REASON),
+        "k-u2": ("failed", INTERRUPTED_REASON),
+        "k-u3": ("failed", INTERRUPTED_REASON),
+    }
+
+
+def test_unsubscribed_users_get_only_transactional_messages(con):
+    add_user(con, "u1", email="u1@example.com", unsubscribed=True)
+    enqueue(con, "promo", "u1")
+    enqueue(con, "receipt", "u1", transactional=True)
+    email = CapturingProvider("email")
+
+    run(con, {"email": email})
+
+    assert [m.idempotency_key for m in email.messages] == ["receipt"]
+    assert ledger(con) == {"promo": ("skipped", "unsubscribed"), "receipt": ("sent", None)}
+
+
+def test_topic_preferences_and_defaults(con):
+    prefs = {"topics": {"product_updates": False, "newsletter": True}}
+    add_user(con, "opted", email="a@example.com", cio_subscription_preferences=prefs)
+    add_user(con, "plain", email="b@example.com")
+    enqueue(con, "opted-updates", "opted", topic="product_updates")
+    enqueue(con, "opted-news", "opted", topic="newsletter")
+    enqueue(con, "plain-updates", "plain", topic="product_updates")
+    enqueue(con, "plain-news", "plain", topic="newsletter")
+    enqueue(con, "plain-news-tx", "plain", topic="newsletter", transactional=True)
+
+    run(con, {"email": CapturingProvider("email")})
+
+    assert ledger(con) == {
+        "opted-updates": ("skipped", "topic unsubscribed: product_updates"),
+        "opted-news": ("sent", None),
+        "plain-updates": ("sent", None),
+        "plain-news": ("skipped", "topic unsubscribed: newsletter"),
+        "plain-news-tx": ("sent", None),
+    }
+
+
+def test_missing_address_deleted_user_holdout_and_missing_provider(con):
+    add_user(con, "no_email", first_name="X")
+    add_user(con, "no_phone", email="p@example.com")
+    add_user(con, "held_out", email="h@example.com")
+    enqueue(con, "no-email", "no_email")
+    enqueue(con, "no-phone", "no_phone", channel="sms", template="come_back_sms")
+    enqueue(con, "deleted", "ghost")
+    enqueue(con, "holdout", "held_out", holdout=True)
+    enqueue(con, "inbox", "no_email", channel="in_app", template="inbox_tip")
+    email = CapturingProvider("email")
+
+    summary = run(con, {"email": email, "sms": CapturingProvider("sms")})
+
+    assert email.messages == []
+    assert ledger(con) == {
+        "no-email": ("undeliverable", "no address"),
+        "no-phone": ("undeliverable", "no address"),
+        "deleted": ("dropped", "user deleted"),
+        "holdout": ("skipped", "holdout"),
+        "inbox": ("failed", "no provider configured for channel in_app"),
+    }
+    assert summary.total("undeliverable") == 2
+
+
+def test_frequency_caps_count_the_ledger_and_this_dispatch(con):
+    caps = Policies(frequency_caps=(FrequencyCap("email", 1, timedelta(days=1)),))
+    add_user(con, "u1", email="u1@example.com")
+    add_user(con, "u2", email="u2@example.com", phone="+15550100")
+    enqueue(con, "a1", "u1")
+    enqueue(con, "a2", "u1")
+    enqueue(con, "a-receipt", "u1", transactional=True)
+    enqueue(con, "b1", "u2")
+    enqueue(con, "b-sms", "u2", channel="sms", template="come_back_sms")
+    providers = {"email": CapturingProvider("email"), "sms": CapturingProvider("sms")}
+
+    run(con, providers, policies=caps)
+    enqueue(con, "a3", "u1", as_of=T0 + timedelta(hours=23))
+    run(con, providers, as_of=T0 + timedelta(hours=23), policies=caps)
+    enqueue(con, "a4", "u1", as_of=T0 + timedelta(days=1))
+    run(con, providers, as_of=T0 + timedelta(days=1), policies=caps)
+
+    assert ledger(con) == {
+        "a1": ("sent", None),
+        "a2": ("undeliverable", "frequency cap"),
+        "a-receipt": ("sent", None),
+        "b1": ("sent", None),
+        "b-sms": ("sent", None),
+        "a3": ("undeliverable", "frequency cap"),
+        "a4": ("sent", None),  # a1 (sent at T0) is outside (T0, T0 + 1d]
+    }
+
+
+def test_cap_on_any_channel(con):
+    caps = Policies(frequency_caps=(FrequencyCap("any", 1, timedelta(hours=6)),))
+    add_user(con, "u1", email="u1@example.com", phone="+15550100")
+    enqueue(con, "email", "u1")
+    enqueue(con, "sms", "u1", channel="sms", template="come_back_sms")
+    enqueue(con, "inbox", "u1", channel="in_app", template="inbox_tip")
+    providers = {c: CapturingProvider(c) for c in ("email", "sms", "in_app")}
+
+    run(con, providers, policies=caps)
+
+    assert ledger(con) == {
+        "email": ("sent", None),
+        "sms": ("undeliverable", "frequency cap"),
+        "inbox": ("sent", None),
+    }
+
+
+def test_quiet_hours_hold_then_release(con):
+    quiet = Policies(
+        quiet_hours=QuietHours(
+            "21:00", "08:00", timezone_attribute="timezone", default_timezone="UTC"
+        )
+    )
+    add_user(con, "ny", email="ny@example.com", timezone="America/New_York")
+    add_user(con, "tokyo", email="tk@example.com", timezone="Asia/Tokyo")
+    add_user(con, "nowhere", email="nw@example.com", timezone="Not/AZone")
+    night_in_ny = datetime(2026, 1, 1, 3, 0)  # 22:00 in New York, 12:00 in Tokyo, 03:00 UTC
+    for user in ("ny", "tokyo", "nowhere"):
+        enqueue(con, user, user, as_of=night_in_ny)
+    enqueue(con, "ny-receipt", "ny", transactional=True, as_of=night_in_ny)
+    email = CapturingProvider("email")
+
+    first = run(con, {"email": email}, as_of=night_in_ny, policies=quiet)
+
+    assert first.total("held") == 2
+    assert ledger(con) == {"tokyo": ("sent", None), "ny-receipt": ("sent", None)}
+    # 02:59 in New York; an unknown zone falls back to the default (UTC), still before 08:00.
+    still_night = run(con, {"email": email}, as_of=datetime(2026, 1, 1, 7, 59), policies=quiet)
+    assert still_night.total("held") == 2
+    morning = run(con, {"email": email}, as_of=datetime(2026, 1, 1, 13, 0), policies=quiet)
+    assert morning.total("sent") == 2
+    assert ledger(con)["ny"] == ledger(con)["nowhere"] == ("sent", None)
+    assert {m.idempotency_key for m in email.messages[-2:]} == {"ny", "nowhere"}
+
+
+def test_render_error_fails_that_message_and_the_batch_goes_on(con):
+    add_user(con, "u1", email="u1@example.com")
+    add_user(con, "u2", email="u2@example.com", first_name="Bo")
+    enqueue(con, "broken", "u1", template="strict_email")
+    enqueue(con, "fine", "u2", template="strict_email")
+    email = CapturingProvider("email")
+
+    summary = run(con, {"email": email})
+
+    status, reason = ledger(con)["broken"]
+    assert status == "failed"
+    assert "'strict_email'" in reason and "'subject'" in reason and "user.first_name" in reason
+    assert [m.content["subject"] for m in email.messages] == ["Hi Bo"]
+    assert summary.by_channel() == {"email": {"failed": 1, "sent": 1}}
+
+
+def test_dispatch_needs_dim_users(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "empty.duckdb"))
+    ensure_tables(connection)
+    with pytest.raises(PolicyError, match=r"marts\.dim_users"):
+        run(connection, {"email": CapturingProvider("email")})

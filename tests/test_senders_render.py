@@ -1,0 +1,139 @@
+"""Template rendering (sandbox, escaping, strict variables) and signed unsubscribe links."""
+
+from __future__ import annotations
+
+import pytest
+
+from nudge.dsl.models import Origin, Template
+from senders.templates import RenderContext, RenderError, TemplateRenderer, html_to_text
+from senders.unsubscribe import InvalidToken, unsubscribe_url, verify_token
+
+ORIGIN = Origin("templates.yml", "templates")
+
+
+def render(fields: dict, *, channel: str = "email", traits: dict | None = None, event=None):
+    renderer = TemplateRenderer([Template("t", channel, ORIGIN, fields)])
+    context = RenderContext(
+        user_id="u1",
+        traits=traits if traits is not None else {"first_name": "Ada"},
+        event=event,
+        journey="onboarding",
+        step="welcome",
+        delivery_id="d-1",
+        unsubscribe_url="https://nudge.example/u/tok?a=1&b=2",
+    )
+    return renderer.render("t", context)
+
+
+def test_html_is_autoescaped_subject_and_text_are_not():
+    traits = {"first_name": "<b>Tom & Jerry</b>"}
+    out = render(
+        {
+            "subject": "Hi {{ user.first_name }}",
+            "text": "Hi {{ user.first_name }}",
+            "html": "<p>Hi {{ user.first_name }}</p><a href='{{ unsubscribe_url }}'>x</a>",
+        },
+        traits=traits,
+    )
+    assert out["subject"] == "Hi <b>Tom & Jerry</b>"
+    assert out["text"] == "Hi <b>Tom & Jerry</b>"
+    assert out["html"] == (
+        "<p>Hi &lt;b&gt;Tom &amp; Jerry&lt;/b&gt;</p>"
+        "<a href='https://nudge.example/u/tok?a=1&amp;b=2'>x</a>"
+    )
+
+
+def test_sms_body_is_not_escaped():
+    out = render({"body": "{{ user.first_name }} & co"}, channel="sms")
+    assert out == {"body": "Ada & co"}
+
+
+def test_context_has_user_id_event_journey_step_and_delivery_id():
+    out = render(
+        {"body": "{{ user.id }} {{ event.plan }} {{ journey }}/{{ step }} {{ delivery_id }}"},
+        channel="sms",
+        event={"plan": "pro"},
+    )
+    assert out["body"] == "u1 pro onboarding/welcome d-1"
+
+
+def test_undefined_variable_is_an_error_naming_template_field_and_variable():
+    with pytest.raises(RenderError) as caught:
+        render({"subject": "Hi {{ user.last_name }}"})
+    assert caught.value.variable == "user.last_name"
+    message = str(caught.value)
+    assert "'t'" in message and "'subject'" in message and "'user.last_name'" in message
+
+
+def test_nested_undefined_and_unknown_top_level_names():
+    with pytest.raises(RenderError, match=r"'event\.cart'"):
+        render({"body": "{{ event.cart.total }}"}, channel="sms", event={})
+    with pytest.raises(RenderError, match=r"'coupon'"):
+        render({"body": "{{ coupon }}"}, channel="sms")
+
+
+def test_default_filter_covers_missing_values():
+    out = render({"subject": "Hi {{ user.nickname | default('there') }}"})
+    assert out["subject"] == "Hi there"
+
+
+def test_sandbox_blocks_attribute_access():
+    with pytest.raises(RenderError, match="sandbox"):
+        render({"subject": "{{ ''.__class__.__mro__ }}"})
+    with pytest.raises(RenderError, match="sandbox"):
+        render({"subject": "{{ user.__class__ }}"})
+
+
+def test_syntax_error_names_the_field_and_line():
+    with pytest.raises(RenderError, match=r"'html'.*line 2"):
+        render({"html": "<p>\n{{ user.first_name </p>"})
+
+
+def test_nested_fields_are_rendered():
+    out = render(
+        {"url": "https://hooks.example/{{ user.id }}", "json": {"id": "{{ user.id }}", "n": 3}},
+        channel="webhook",
+    )
+    assert out == {"url": "https://hooks.example/u1", "json": {"id": "u1", "n": 3}}
+
+
+def test_text_part_is_derived_from_html_when_absent():
+    out = render(
+        {
+            "subject": "s",
+            "html": "<html><head><style>p {color: red}</style></head><body>"
+            "<h1>Welcome</h1><p>Hi {{ user.first_name }},<br>try <a href='https://x.example/a'>"
+            "this</a>.</p><ul><li>one</li><li>two</li></ul></body></html>",
+        }
+    )
+    assert out["text"] == "Welcome\n\nHi Ada,\ntry this (https://x.example/a).\n\n- one\n- two"
+
+
+def test_html_to_text_unescapes_entities():
+    assert html_to_text("<p>Tom &amp; Jerry &lt;3</p>") == "Tom & Jerry <3"
+
+
+def test_unknown_template_is_a_render_error():
+    renderer = TemplateRenderer([])
+    with pytest.raises(RenderError, match="no template"):
+        renderer.template("missing")
+
+
+def test_unsubscribe_links_are_signed(monkeypatch):
+    monkeypatch.setenv("NUDGE_SECRET_KEY", "s3cret")
+    monkeypatch.setenv("NUDGE_PUBLIC_URL", "https://nudge.example/")
+    url = unsubscribe_url("user-1", "newsletter")
+    assert url.startswith("https://nudge.example/u/")
+    token = url.rsplit("/", 1)[1]
+    assert verify_token(token) == ("user-1", "newsletter")
+    assert verify_token(unsubscribe_url("user-2").rsplit("/", 1)[1]) == ("user-2", None)
+
+    signature = token.split(".")[1]
+    forged_payload = unsubscribe_url("someone-else", "newsletter").rsplit("/", 1)[1].split(".")[0]
+    with pytest.raises(InvalidToken):
+        verify_token(f"{forged_payload}.{signature}")
+    with pytest.raises(InvalidToken):
+        verify_token("not-a-token")
+    monkeypatch.setenv("NUDGE_SECRET_KEY", "another")
+    with pytest.raises(InvalidToken):
+        verify_token(token)
