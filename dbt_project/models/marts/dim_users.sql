@@ -1,0 +1,40 @@
+-- One row per known, non-deleted user at as_of. `traits` is the JSON object of every current
+-- trait (what segment conditions read); the typed columns are conveniences for senders and
+-- analysts. Timestamp traits may be ISO 8601 text or unix seconds.
+with traits as (
+    select user_id, json_group_object(trait, value) as traits
+    from {{ ref('int_user_trait_values') }}
+    group by user_id
+),
+
+seen as (
+    select user_id, min(timestamp) as first_event_at, max(timestamp) as last_event_at
+    from {{ ref('fct_events') }}
+    group by user_id
+),
+
+users as (
+    select
+        k.user_id,
+        coalesce(t.traits, cast('{}' as json)) as traits,
+        least(k.first_call_at, s.first_event_at) as first_seen_at,
+        greatest(k.last_call_at, s.last_event_at) as last_seen_at
+    from {{ ref('int_known_users') }} k
+    left join traits t on t.user_id = k.user_id
+    left join seen s on s.user_id = k.user_id
+)
+
+select
+    user_id,
+    traits,
+    traits ->> '$.email' as email,
+    traits ->> '$.first_name' as first_name,
+    traits ->> '$.plan' as plan,
+    traits ->> '$.timezone' as timezone,
+    traits ->> '$.country' as country,
+    {{ json_timestamp("traits -> '$.created_at'") }} as created_at,
+    traits ->> '$.phone' as phone,
+    coalesce(try_cast(traits ->> '$.unsubscribed' as boolean), false) as unsubscribed,
+    first_seen_at,
+    last_seen_at
+from users

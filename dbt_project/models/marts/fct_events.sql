@@ -1,0 +1,31 @@
+-- Every deduplicated track/page/screen call of a known user with timestamp <= as_of. Calls made
+-- anonymously count for the user their anonymous id is linked to (int_identity_map), including
+-- calls from before the link; an anonymous id nothing has linked is not a user.
+with calls as (
+    select *
+    from {{ ref('stg_events') }}
+    where type in ('track', 'page', 'screen')
+      and timestamp <= {{ as_of() }}
+),
+
+resolved as (
+    select c.*, coalesce(c.user_id, m.user_id) as resolved_user_id
+    from calls c
+    left join {{ ref('int_identity_map') }} m
+        on c.user_id is null and m.anonymous_id = c.anonymous_id
+)
+
+select
+    r.message_id,
+    r.resolved_user_id as user_id,
+    r.type,
+    r.event,
+    r.name,
+    r.timestamp,
+    coalesce(r.properties, cast('{}' as json)) as properties,
+    r.context,
+    r.received_at
+from resolved r
+join {{ ref('int_known_users') }} k on k.user_id = r.resolved_user_id
+left join {{ ref('int_user_deletions') }} d on d.user_id = r.resolved_user_id
+where d.deleted_at is null or r.timestamp > d.deleted_at
