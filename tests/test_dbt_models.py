@@ -8,6 +8,7 @@ a parse and a handful of builds:
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -260,7 +261,34 @@ def test_manifest_is_reused_by_another_workspace_with_the_same_project(
     assert snapshot(timeline["workspace"].warehouse_path)["members"] == {("pro_plan", "u1")}
 
 
-@pytest.mark.slow
+def test_reassembled_project_is_reparsed_and_manifest_json_follows(
+    timeline: dict[str, Any], tmp_path: Path
+) -> None:
+    workspace = Workspace(home=tmp_path, content_dir=tmp_path / "content").ensure()
+    project = DbtWorkspaceProject(workspace)
+
+    def manifest_json_models() -> set[str]:
+        nodes = json.loads(project.manifest_path.read_text())["nodes"]
+        return {node["name"] for node in nodes.values() if node["resource_type"] == "model"}
+
+    project.assemble({"pro_plan": PRO_PLAN, "extra": "select user_id from {{ ref('pro_plan') }}"})
+    manifest = project.manifest()
+    union = manifest.nodes["model.nudge.fct_segment_memberships"]
+    assert set(union.depends_on.nodes) == {
+        "model.nudge.power_users",
+        "model.nudge.pro_plan",
+        "model.nudge.extra",
+    }
+    assert "extra" in manifest_json_models()
+    assert (project.project_dir / "models/segments/generated/extra.sql").is_file()
+
+    assert project.assemble({"pro_plan": PRO_PLAN}) is True
+    assert not (project.project_dir / "models/segments/generated/extra.sql").exists()
+    assert project.manifest() is timeline["project"].manifest()
+    assert "extra" not in manifest_json_models()
+    assert "pro_plan" in manifest_json_models()
+
+
 def test_failing_segment_names_the_node(tmp_path: Path) -> None:
     workspace = Workspace(home=tmp_path, content_dir=tmp_path / "content").ensure()
     with connect(workspace.warehouse_path) as con:

@@ -5,7 +5,8 @@ Why in-process: dbt as a subprocess costs seconds per build (start-up, parse), a
 tick is a build (stack-notes.md). The manifest is parsed once per distinct project content and
 reused for every build whatever ``as_of`` is: ``as_of`` goes in ``--vars``, and the warehouse path
 comes from ``NUDGE_WAREHOUSE_PATH`` (read from profiles.yml at each invocation), so one manifest
-serves every workspace with the same project content.
+serves every workspace with the same project content. Parsing itself starts from the previous
+parse's partial-parse state, so a new workspace (a new scenario) re-reads only what differs.
 
 How segment models are collected: every model under ``models/segments/`` is a segment. The
 assembly step writes ``models/marts/fct_segment_memberships.sql`` with an explicit list of those
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -43,6 +45,10 @@ _MANIFEST_CACHE_SIZE = 8
 # dbt keeps global state (flags, adapters, the DuckDB environment): one invocation at a time.
 _DBT_LOCK = threading.RLock()
 _MANIFESTS: OrderedDict[str, Any] = OrderedDict()
+# dbt's partial-parse state from the last parse in this process (see DbtWorkspaceProject._parse).
+_PARTIAL_PARSE_SEED: bytes | None = None
+# The database name comes from the file's stem, so the placeholder keeps "warehouse".
+_PARSE_WAREHOUSE_PATH = Path(tempfile.gettempdir()) / "nudge-dbt-parse" / "warehouse.duckdb"
 
 
 class DbtBuildError(RuntimeError):
@@ -215,33 +221,55 @@ class DbtWorkspaceProject:
 
     def manifest(self) -> Any:
         """The parsed ``Manifest`` of the assembled project, parsed once per content in this
-        process; ``target/manifest.json`` is left for dagster-dbt."""
-        from dbt.cli.main import dbtRunner
-
+        process (and shared by every workspace with the same content); ``target/manifest.json``
+        is left for dagster-dbt."""
         if not (self.project_dir / "dbt_project.yml").is_file():
             raise FileNotFoundError(f"no dbt project at {self.project_dir}: call assemble() first")
         key = _content_hash(_project_files(self.project_dir))
         with _DBT_LOCK:
             manifest = _MANIFESTS.get(key)
-            if manifest is not None:
-                _MANIFESTS.move_to_end(key)
-                if not self.manifest_path.is_file():
-                    self.target_dir.mkdir(parents=True, exist_ok=True)
-                    manifest.write(str(self.manifest_path))
-                return manifest
-            try:
-                with _warehouse_env(self.workspace.warehouse_path):
-                    result = dbtRunner().invoke(["parse", *self._common_args()])
-            finally:
-                _close_duckdb()
-            if not result.success or result.result is None:
-                raise DbtBuildError(
-                    f"dbt parse of {self.project_dir} failed: {result.exception}", []
-                )
-            _MANIFESTS[key] = result.result
-            while len(_MANIFESTS) > _MANIFEST_CACHE_SIZE:
-                _MANIFESTS.popitem(last=False)
-            return result.result
+            parsed = manifest is None
+            if manifest is None:
+                manifest = _MANIFESTS[key] = self._parse()
+                while len(_MANIFESTS) > _MANIFEST_CACHE_SIZE:
+                    _MANIFESTS.popitem(last=False)
+            _MANIFESTS.move_to_end(key)
+            self._sync_manifest_json(manifest, key, already_written=parsed)
+            return manifest
+
+    def _parse(self) -> Any:
+        """Parse in-process. The warehouse path given to profiles.yml while parsing is a fixed
+        placeholder (parsing never opens it), so dbt's partial-parse state does not depend on
+        the workspace: a fresh workspace starts from the last parse's state (seeded into its
+        target/) and only re-reads the files that differ, instead of a full parse."""
+        global _PARTIAL_PARSE_SEED
+        from dbt.cli.main import dbtRunner
+
+        state = self.target_dir / "partial_parse.msgpack"
+        if _PARTIAL_PARSE_SEED is not None and not state.is_file():
+            self.target_dir.mkdir(parents=True, exist_ok=True)
+            state.write_bytes(_PARTIAL_PARSE_SEED)
+        try:
+            with _warehouse_env(_PARSE_WAREHOUSE_PATH):
+                result = dbtRunner().invoke(["parse", *self._common_args()])
+        finally:
+            _close_duckdb()
+        if not result.success or result.result is None:
+            raise DbtBuildError(f"dbt parse of {self.project_dir} failed: {result.exception}", [])
+        if state.is_file():
+            _PARTIAL_PARSE_SEED = state.read_bytes()
+        return result.result
+
+    def _sync_manifest_json(self, manifest: Any, key: str, *, already_written: bool) -> None:
+        """Keep target/manifest.json (read by dagster-dbt) in step with the cached manifest; a
+        marker file records which project content it was written for."""
+        marker = self.target_dir / ".nudge-manifest-hash"
+        if not already_written:
+            if self.manifest_path.is_file() and marker.is_file() and marker.read_text() == key:
+                return
+            self.target_dir.mkdir(parents=True, exist_ok=True)
+            manifest.write(str(self.manifest_path))
+        marker.write_text(key)
 
     def build(
         self,
