@@ -150,6 +150,22 @@ def _close_duckdb() -> None:
             env.close()
 
 
+def _reset_compiled_state(manifest: Any) -> None:
+    """Forget what the previous build compiled into the shared manifest's nodes.
+
+    dbt stores compiled SQL on the nodes and treats an ephemeral model whose CTEs were injected
+    once as done: with a reused manifest, the next build would reuse SQL rendered for the
+    previous as_of, or fail with "Table with name __dbt__cte__... does not exist".
+    """
+    for node in manifest.nodes.values():
+        if hasattr(node, "extra_ctes_injected"):
+            node.compiled = False
+            node.compiled_code = None
+            node.extra_ctes_injected = False
+            node.extra_ctes = []
+            node._pre_injected_sql = None
+
+
 def _format_as_of(as_of: datetime) -> str:
     if as_of.tzinfo is not None:
         as_of = as_of.astimezone(UTC).replace(tzinfo=None)
@@ -299,6 +315,7 @@ class DbtWorkspaceProject:
             args += ["--exclude", exclude]
         with _DBT_LOCK:
             manifest = self.manifest()
+            _reset_compiled_state(manifest)
             try:
                 with _warehouse_env(self.workspace.warehouse_path):
                     result = dbtRunner(manifest=manifest).invoke(args)

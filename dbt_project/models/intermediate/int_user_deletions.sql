@@ -1,3 +1,5 @@
+{{ config(materialized="ephemeral") }}
+-- Ephemeral (inlined where used): a cheap filter, and one less step on every build's critical path.
 -- A `delete` call forgets a user as of its timestamp: their calls, traits and identity links
 -- stamped at or before the latest delete (at or before as_of) no longer count. Calls stamped
 -- after it start a fresh profile (Customer.io behaves the same; suppression, which also blocks
