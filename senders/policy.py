@@ -63,19 +63,19 @@ def _relation_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> 
     return bool(rows)
 
 
-def _address_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """Where each channel's address comes from (dsl.md, "Addresses")."""
-    push = "null"
-    if _relation_exists(con, "marts", "dim_devices"):
-        push = (
-            "(select d.token from marts.dim_devices d where d.user_id = p.user_id "
-            "order by d.last_used_at desc nulls last limit 1)"
-        )
-    return f"""case p.channel
+def _devices_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """Each user's most recently used push token, when a ``marts.dim_devices`` model exists."""
+    if not _relation_exists(con, "marts", "dim_devices"):
+        return "select null::varchar as user_id, null::varchar as token where false"
+    return """select user_id, arg_max(token, coalesce(last_used_at, '-infinity'::timestamp)) as token
+        from marts.dim_devices where token is not null group by user_id"""
+
+
+_ADDRESS = """case p.channel
         when 'email' then nullif(trim(cast(u.email as varchar)), '')
         when 'sms' then nullif(trim(cast(u.phone as varchar)), '')
         when 'in_app' then p.user_id
-        when 'push' then {push}
+        when 'push' then dv.token
         else ta.template_address
     end"""
 
@@ -211,10 +211,11 @@ def evaluate_policies(
     }
     sql = f"""
     with pending as ({pending_sql}),
+    devices as ({_devices_sql(con)}),
     decided as (
         select p.*,
                cast(u.traits as varchar) as traits,
-               {_address_sql(con)} as address,
+               {_ADDRESS} as address,
                case
                    when p.holdout then struct_pack(status := 'skipped', reason := 'holdout')
                    when u.user_id is null then struct_pack(status := 'dropped', reason := 'user deleted')
@@ -234,6 +235,7 @@ def evaluate_policies(
         left join marts.dim_users u on u.user_id = p.user_id
         left join _nudge_topic_defaults td on td.topic = p.topic
         left join _nudge_template_addresses ta on ta.template = p.template
+        left join devices dv on dv.user_id = p.user_id
         left join _nudge_quiet q
                on q.tz = coalesce(json_extract_string(u.traits, $tz_path), '')
     ),

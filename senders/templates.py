@@ -99,6 +99,7 @@ class TemplateRenderer:
         self._text_env = SandboxedEnvironment(undefined=_NamingUndefined, autoescape=False)
         self._html_env = SandboxedEnvironment(undefined=_NamingUndefined, autoescape=True)
         self._compiled: dict[tuple[str, str, bool], JinjaTemplate] = {}
+        self._text_sources: dict[str, str] = {}
 
     def template(self, name: str) -> Template:
         try:
@@ -115,8 +116,22 @@ class TemplateRenderer:
             for key, value in template.fields.items()
         }
         if template.channel == "email" and not content.get("text") and content.get("html"):
-            content["text"] = html_to_text(content["html"])
+            content["text"] = self._derived_text(template, variables, content["html"])
         return content
+
+    def _derived_text(self, template: Template, variables: dict[str, Any], html: str) -> str:
+        """The text part of an email written with only ``html``.
+
+        The html *source* is turned into a text template once (fast, and a user's values are not
+        parsed as markup); if that does not compile (Jinja inside tag syntax), the rendered html
+        of this message is converted instead."""
+        source = self._text_sources.get(template.name)
+        if source is None:
+            source = self._text_sources[template.name] = html_to_text(str(template.fields["html"]))
+        try:
+            return self._render_string(template.name, "text (from html)", source, variables, False)
+        except RenderError:
+            return html_to_text(html)
 
     def _render_value(
         self, template: str, field: str, value: Any, variables: dict[str, Any], html: bool

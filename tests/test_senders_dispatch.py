@@ -37,6 +37,13 @@ TEMPLATES = (
     Template("strict_email", "email", ORIGIN, {"subject": "Hi {{ user.first_name }}"}),
     Template("come_back_sms", "sms", ORIGIN, {"body": "We miss you, {{ user.id }}"}),
     Template("inbox_tip", "in_app", ORIGIN, {"title": "Tip", "body": "Try the CLI"}),
+    Template("push_a", "push", ORIGIN, {"title": "Hi", "body": "Finish setting up"}),
+    Template(
+        "crm_hook",
+        "webhook",
+        ORIGIN,
+        {"method": "POST", "url": "https://crm.example/hook", "json": {"id": "{{ user.id }}"}},
+    ),
 )
 NO_POLICIES = Policies()
 TOPICS = (Topic("product_updates", True), Topic("newsletter", False))
@@ -323,3 +330,25 @@ def test_dispatch_needs_dim_users(tmp_path):
     ensure_tables(connection)
     with pytest.raises(PolicyError, match=r"marts\.dim_users"):
         run(connection, {"email": CapturingProvider("email")})
+
+
+def test_addresses_per_channel(con):
+    con.execute(
+        """create table marts.dim_devices (user_id varchar, token varchar, last_used_at timestamp);
+           insert into marts.dim_devices values
+               ('u1', 'old-token', '2025-01-01'), ('u1', 'new-token', '2025-06-01')"""
+    )
+    add_user(con, "u1", email="u1@example.com")
+    add_user(con, "u2", email="u2@example.com")
+    enqueue(con, "push-u1", "u1", channel="push", template="push_a")
+    enqueue(con, "push-u2", "u2", channel="push", template="push_a")
+    enqueue(con, "inbox", "u1", channel="in_app", template="inbox_tip")
+    enqueue(con, "hook", "u2", channel="webhook", template="crm_hook")
+    providers = {c: CapturingProvider(c) for c in ("push", "in_app", "webhook")}
+
+    run(con, providers)
+
+    sent = {m.idempotency_key: m.address for p in providers.values() for m in p.messages}
+    assert sent == {"push-u1": "new-token", "inbox": "u1", "hook": "https://crm.example/hook"}
+    assert ledger(con)["push-u2"] == ("undeliverable", "no address")
+    assert providers["webhook"].messages[0].content["json"] == {"id": "u2"}
