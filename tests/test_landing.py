@@ -192,3 +192,12 @@ def test_aware_received_at_is_stored_as_utc(tmp_path: Path) -> None:
     result = land_messages(tmp_path, [track()], received_at=received)
     table = pq.read_table(result.files[0])
     assert table.column("received_at").to_pylist() == [datetime(2026, 1, 1)]
+
+
+def test_large_inputs_are_split_into_several_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nudge.landing.writer.ROWS_PER_FILE", 2)
+    result = land_messages(tmp_path, (track(messageId=f"m-{i}") for i in range(5)))
+    assert result.accepted == 5
+    assert [pq.read_metadata(path).num_rows for path in result.files] == [2, 2, 1]

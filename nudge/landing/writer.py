@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from nudge.landing.messages import LANDING_COLUMNS, InvalidMessage, normalise_message
 
-ROWS_PER_FILE = 500_000
+ROWS_PER_FILE = 100_000
 
 LANDING_SCHEMA = pa.schema(
     [
