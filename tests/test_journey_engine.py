@@ -181,6 +181,12 @@ def performed(event: str) -> Performed:
     return Performed(event)
 
 
+def test_duplicate_step_ids_are_refused_naming_the_journey(wh: Warehouse) -> None:
+    j = journey("dup", steps=[send("a"), Step("b", Branch(performed("x"), then=(send("a"),)))])
+    with pytest.raises(ValueError, match="journey 'dup': step id 'a' is used more than once"):
+        wh.run(T0, j)
+
+
 # --- segment_entered and reentry ------------------------------------------------------------------
 
 
@@ -640,13 +646,19 @@ def test_date_trigger_fires_once_per_trait_value_at_local_time(wh: Warehouse) ->
     )
     j = journey(trigger=trigger, steps=[send("trial_ending")], reentry=Reentry("always"))
     wh.user("u1", trial_ends_at="2026-01-10T18:00:00Z", tz="America/New_York")
-    wh.user("u2", trial_ends_at=int(datetime(2026, 1, 20).timestamp()) + 0, tz="UTC")
+    wh.user("u2", trial_ends_at=1768867200, tz="UTC")  # unix seconds: 2026-01-20T00:00Z
     due = datetime(2026, 1, 7, 14, 0)  # 2026-01-07 09:00 in New York
     wh.run(due - timedelta(minutes=1), j)
     assert wh.outbox("j") == []
     wh.run(due, j)
     wh.run(due + timedelta(hours=1), j)
     assert wh.outbox("j") == [("u1", "trial_ending", due)]
+    u2_due = datetime(2026, 1, 17, 9, 0)
+    wh.run(u2_due, j)
+    assert wh.outbox("j")[-1] == ("u2", "trial_ending", u2_due)
+    wh.user("u1", trial_ends_at="2026-01-10T18:00:00Z", tz="America/New_York", plan="pro")
+    wh.run(u2_due + timedelta(days=1), j)  # same trait value: never again
+    assert len(wh.outbox("j")) == 2
 
 
 def test_broadcast_fires_once_for_the_members_at_that_run(wh: Warehouse) -> None:
