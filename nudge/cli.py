@@ -122,10 +122,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nudge", description=__doc__)
     parser.add_argument("--home", help="workspace directory (default $NUDGE_HOME or ./workspace)")
-    parser.add_argument("--content", help="definitions directory (default $NUDGE_CONTENT or ./content)")
+    parser.add_argument(
+        "--content", help="definitions directory (default $NUDGE_CONTENT or ./content)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("demo", help="generate the sample workspace and run it end to end").set_defaults(func=cmd_demo)
+    commands.add_parser(
+        "demo", help="generate the sample workspace and run it end to end"
+    ).set_defaults(func=cmd_demo)
     run = commands.add_parser("run", help="one pipeline run through Dagster")
     run.add_argument("--as-of", help="the run's instant (ISO 8601; default now)")
     run.set_defaults(func=cmd_run)
@@ -134,12 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(func=cmd_ingest)
     commands.add_parser("validate", help="check every definition").set_defaults(func=cmd_validate)
     commands.add_parser("segments", help="segment names and sizes").set_defaults(func=cmd_segments)
-    profile = commands.add_parser("profile", help="one user's traits, segments, events, journeys, messages")
+    profile = commands.add_parser(
+        "profile", help="one user's traits, segments, events, journeys, messages"
+    )
     profile.add_argument("user_id")
     profile.add_argument("--json", action="store_true")
     profile.set_defaults(func=cmd_profile)
-    scenario = commands.add_parser("scenario", help="scenario files").add_subparsers(dest="action", required=True)
-    scenario_run = scenario.add_parser("run", help="run scenario files; exit 1 on any failed expectation")
+    scenario = commands.add_parser("scenario", help="scenario files").add_subparsers(
+        dest="action", required=True
+    )
+    scenario_run = scenario.add_parser(
+        "run", help="run scenario files; exit 1 on any failed expectation"
+    )
     scenario_run.add_argument("files", nargs="+")
     scenario_run.set_defaults(func=cmd_scenario_run)
     return parser

@@ -21,7 +21,9 @@ def run_through_dagster(
 
     job = defs.resolve_job_def(PIPELINE_JOB)
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, tags=as_of_tag(as_of), raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, tags=as_of_tag(as_of), raise_on_error=False
+        )
     if progress:
         for event in result.all_events:
             if event.event_type_value == "ASSET_MATERIALIZATION":

@@ -12,7 +12,9 @@ from nudge.sample.generator import write_sample_workspace
 from nudge.smtp_sink import SmtpSink, count_messages
 from nudge.workspace import Workspace
 
-DEMO_END = datetime(2026, 11, 1)  # naive UTC: the sample's 30 days end here
+# Naive UTC: the sample's 30 days end here, mid-afternoon in Europe and morning in the Americas,
+# so that quiet hours hold back only part of the first run's email.
+DEMO_END = datetime(2026, 11, 1, 15, 0)
 DEMO_USERS = 3000
 DEMO_DAYS = 30
 
@@ -30,7 +32,13 @@ def print_table(title: str, rows: list[dict[str, object]]) -> None:
     if not rows:
         print("  (none)")
     for row in rows:
-        print("  " + "  ".join(f"{value!s:>10}" if isinstance(value, int) else f"{value!s:24}" for value in row.values()))
+        print(
+            "  "
+            + "  ".join(
+                f"{value!s:>10}" if isinstance(value, int) else f"{value!s:24}"
+                for value in row.values()
+            )
+        )
 
 
 def run_demo(workspace: Workspace) -> int:

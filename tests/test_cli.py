@@ -38,7 +38,10 @@ journeys:
 def nudge(home: Path, content: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NUDGE_HOME": str(home), "NUDGE_CONTENT": str(content)}
     return subprocess.run(
-        [sys.executable, "-m", "nudge.cli", *args], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "nudge.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 
@@ -79,12 +82,24 @@ def test_ingest_run_segments_profile(tmp_path: Path, content: Path) -> None:
     events.write_text(
         "\n".join(
             [
-                json.dumps({"type": "identify", "userId": "u1", "timestamp": "2026-01-01T00:00:00Z",
-                            "traits": {"plan": "pro", "email": "u1@example.com"}}),
+                json.dumps(
+                    {
+                        "type": "identify",
+                        "userId": "u1",
+                        "timestamp": "2026-01-01T00:00:00Z",
+                        "traits": {"plan": "pro", "email": "u1@example.com"},
+                    }
+                ),
                 "{not json",
                 json.dumps({"type": "track", "event": "x", "timestamp": "2026-01-01T00:00:00Z"}),
-                json.dumps({"type": "track", "userId": "u1", "event": "login",
-                            "timestamp": "2026-01-01T00:00:01Z"}),
+                json.dumps(
+                    {
+                        "type": "track",
+                        "userId": "u1",
+                        "event": "login",
+                        "timestamp": "2026-01-01T00:00:01Z",
+                    }
+                ),
             ]
         )
     )

@@ -47,8 +47,12 @@ journeys:
 def signup(user: str, name: str, at: datetime) -> list[dict]:
     stamp = at.isoformat() + "Z"
     return [
-        {"type": "identify", "userId": user, "timestamp": stamp,
-         "traits": {"email": f"{user}@example.com", "first_name": name}},
+        {
+            "type": "identify",
+            "userId": user,
+            "timestamp": stamp,
+            "traits": {"email": f"{user}@example.com", "first_name": name},
+        },
         {"type": "track", "userId": user, "event": "signed_up", "timestamp": stamp},
     ]
 
@@ -101,9 +105,16 @@ def test_materialize_sends_email_records_ledger_and_builds_reports(
     result = materialize_all(START + timedelta(hours=1))
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert {"raw/events", "marts/dim_users", "segments/new_signups", "journeys/onboarding",
-            "delivery/outbox", "delivery/email", "delivery/ledger",
-            "reports/rpt_messages_by_journey_step"} <= materialized
+    assert {
+        "raw/events",
+        "marts/dim_users",
+        "segments/new_signups",
+        "journeys/onboarding",
+        "delivery/outbox",
+        "delivery/email",
+        "delivery/ledger",
+        "reports/rpt_messages_by_journey_step",
+    } <= materialized
 
     mails = received(smtp_sink)
     assert sorted(m["To"] for m in mails) == ["ada@example.com", "bob@example.com"]
@@ -148,6 +159,12 @@ def test_asset_graph_connects_landing_to_reports(workspace_env: Path) -> None:
             continue
         seen.add(key)
         frontier |= set(graph.get(key).parent_keys)
-    for key in (["landing", "events"], ["raw", "events"], ["segments", "new_signups"],
-                ["journeys", "onboarding"], ["delivery", "email"], ["delivery", "ledger"]):
+    for key in (
+        ["landing", "events"],
+        ["raw", "events"],
+        ["segments", "new_signups"],
+        ["journeys", "onboarding"],
+        ["delivery", "email"],
+        ["delivery", "ledger"],
+    ):
         assert dg.AssetKey(key) in seen, f"{key} is not upstream of the reports"

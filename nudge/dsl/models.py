@@ -28,12 +28,32 @@ class Origin:
 # --- comparisons and conditions --------------------------------------------------------------------
 
 ATTRIBUTE_OPERATORS = (
-    "eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "starts_with", "exists",
-    "newer_than", "older_than", "within_next", "before", "after",
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "contains",
+    "starts_with",
+    "exists",
+    "newer_than",
+    "older_than",
+    "within_next",
+    "before",
+    "after",
 )
 TIMES_OPERATORS = ("eq", "gte", "gt", "lte", "lt")
 MESSAGE_STATUSES = (
-    "sent", "delivered", "opened", "clicked", "bounced", "failed", "unsubscribed", "converted",
+    "sent",
+    "delivered",
+    "opened",
+    "clicked",
+    "bounced",
+    "failed",
+    "unsubscribed",
+    "converted",
 )
 CHANNELS = ("email", "sms", "push", "webhook", "slack", "in_app")
 
@@ -120,8 +140,16 @@ class RandomBucket:
 
 
 Condition = (
-    All | AnyOf | Not | Everyone | Attribute | Performed | InSegment | MessageCondition
-    | Subscription | RandomBucket
+    All
+    | AnyOf
+    | Not
+    | Everyone
+    | Attribute
+    | Performed
+    | InSegment
+    | MessageCondition
+    | Subscription
+    | RandomBucket
 )
 
 

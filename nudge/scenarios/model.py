@@ -99,7 +99,9 @@ def parse_step(path: Path, index: int, raw: Any) -> Step:
         raise ScenarioFormatError(f"{where}: a step has exactly one of {', '.join(STEP_KINDS)}")
     [(kind, body)] = raw.items()
     if kind not in STEP_KINDS:
-        raise ScenarioFormatError(f"{where}: unknown step '{kind}'; expected {', '.join(STEP_KINDS)}")
+        raise ScenarioFormatError(
+            f"{where}: unknown step '{kind}'; expected {', '.join(STEP_KINDS)}"
+        )
     if kind == "events" and not isinstance(body, list):
         raise ScenarioFormatError(f"{where}.events: a list of Segment-spec messages")
     if kind == "run" and not (isinstance(body, dict) and "at" in body):

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nudge.content import validate_content
+from nudge.content import sql_segment_names, validate_content
 from nudge.dsl.load import merge_content, parse_definitions
 from nudge.dsl.models import CHANNELS, Content
 from nudge.dsl.problems import DefinitionError
-from nudge.content import sql_segment_names
 from nudge.landing.writer import land_messages
 from nudge.pipeline import prepare_project, run_pipeline
 from nudge.scenarios.model import Scenario, ScenarioFormatError, Step
@@ -94,9 +93,12 @@ class ScenarioRun:
             message = dict(raw)
             at = message.pop("at", None)
             if at is not None:
-                message["timestamp"] = self.scenario.resolve_time(
-                    at, f"steps[{step.index}].events[{number}].at"
-                ).isoformat() + "Z"
+                message["timestamp"] = (
+                    self.scenario.resolve_time(
+                        at, f"steps[{step.index}].events[{number}].at"
+                    ).isoformat()
+                    + "Z"
+                )
             messages.append(message)
         result = land_messages(self.workspace.events_landing_dir, messages)
         return [
@@ -140,7 +142,9 @@ class ScenarioRun:
                 )
                 if sorted(expected or []) != found:
                     failures.append(
-                        Failure(step.index, f"journey_members {journey}", sorted(expected or []), found)
+                        Failure(
+                            step.index, f"journey_members {journey}", sorted(expected or []), found
+                        )
                     )
         if "sent" in step.body:
             sent = self.captured()[self.seen :]

@@ -1,7 +1,5 @@
 """The pipeline job, its schedule (off by default) and the sensor on new landing files."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 
 import dagster as dg

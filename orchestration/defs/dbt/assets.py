@@ -6,8 +6,6 @@ the selection Dagster asks for to ``nudge.warehouse.dbt`` (dbt's in-process runn
 manifest, 0.2 to 0.4 s) and report each model as a materialization and each test as a check.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any

@@ -1,7 +1,5 @@
 """The outbox, the channel senders and the delivery ledger."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from nudge.pipeline import finish_run, send_pending

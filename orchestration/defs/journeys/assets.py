@@ -4,8 +4,6 @@ Each journey asset runs the engine for that journey: admits the people its trigg
 eligibility diff), applies exits and goals, moves entries along and queues sends in the outbox.
 """
 
-from __future__ import annotations
-
 from dataclasses import replace
 
 import dagster as dg

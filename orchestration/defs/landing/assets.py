@@ -1,7 +1,5 @@
 """The landing area (files the collector and ``nudge ingest`` write) and its load into the warehouse."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from nudge.pipeline import load_landing, start_run
