@@ -21,6 +21,7 @@ from journeys.windows import window_state
 from nudge.dsl.models import (
     All,
     Branch,
+    Condition,
     EventTrigger,
     Not,
     RandomBucket,
@@ -76,7 +77,7 @@ def _move_all(
     return apply_moves(run)
 
 
-def _in(run: JourneyRun, condition: object) -> str:
+def _in(run: JourneyRun, condition: Condition) -> str:
     return f"e.user_id in (select user_id from {run.conditions.table(condition)})"
 
 
