@@ -16,7 +16,7 @@ def as_of_for(context: dg.AssetExecutionContext) -> datetime:
     if tagged:
         moment = datetime.fromisoformat(tagged.replace("Z", "+00:00"))
     else:
-        record = context.instance.get_run_record_by_id(context.run_id)
+        record = context.instance.get_run_record_by_id(context.run.run_id)
         moment = record.create_timestamp if record else datetime.now(UTC)
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)

@@ -55,7 +55,7 @@ def email_sender(context: dg.AssetExecutionContext, email: EmailDelivery) -> dg.
             location.content,
             {"email": provider},
             as_of=as_of_for(context),
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             channels=("email",),
         )
     finally:
@@ -75,7 +75,7 @@ def delivery_ledger(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     statuses = count_rows(
         "select status, count(*) from nudge.delivery_ledger group by all order by all"
     )
-    finish_run(load_location().workspace, run_id=context.run_id)
+    finish_run(load_location().workspace, run_id=context.run.run_id)
     return dg.MaterializeResult(metadata={f"status.{k}": v for k, v in statuses.items()})
 
 

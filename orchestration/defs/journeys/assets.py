@@ -42,7 +42,7 @@ def journey_asset(journey: Journey) -> dg.AssetsDefinition:
         location = load_location()
         content = replace(location.content, journeys=(journey,))
         summary = plan_journeys(
-            location.workspace, content, as_of=as_of_for(context), run_id=context.run_id
+            location.workspace, content, as_of=as_of_for(context), run_id=context.run.run_id
         )
         return dg.MaterializeResult(metadata=summary.metadata_for(journey.name))
 

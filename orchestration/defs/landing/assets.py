@@ -27,6 +27,6 @@ landing_events = dg.AssetSpec(
 )
 def raw_events(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     location = load_location()
-    start_run(location.workspace, as_of=as_of_for(context), run_id=context.run_id)
+    start_run(location.workspace, as_of=as_of_for(context), run_id=context.run.run_id)
     loaded = load_landing(location.workspace)
     return dg.MaterializeResult(metadata={"files_loaded": loaded.files, "rows_loaded": loaded.rows})
