@@ -8,6 +8,8 @@ from datetime import datetime
 from nudge.workspace import Workspace
 
 PIPELINE_JOB = "nudge_pipeline"
+# The run's own events are summarised below; the console logger would print every engine event.
+QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def run_through_dagster(
@@ -22,7 +24,7 @@ def run_through_dagster(
     job = defs.resolve_job_def(PIPELINE_JOB)
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            instance=instance, tags=as_of_tag(as_of), raise_on_error=False
+            run_config=QUIET_LOGGING, instance=instance, tags=as_of_tag(as_of), raise_on_error=False
         )
     if progress:
         for event in result.all_events:
