@@ -113,6 +113,22 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from nudge.content import load_workspace_content
+
+    workspace = workspace_from_args(args)
+    content = load_workspace_content(workspace)
+    if args.segment:
+        from nudge.segments.explain import explain_segment
+
+        print(explain_segment(workspace, content, user_id=args.user, segment=args.segment))
+    else:
+        from journeys.explain import explain_journey
+
+        print(explain_journey(workspace, content, user_id=args.user, journey=args.journey))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from nudge.demo import run_demo
 
@@ -144,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("user_id")
     profile.add_argument("--json", action="store_true")
     profile.set_defaults(func=cmd_profile)
+    explain = commands.add_parser(
+        "explain", help="why a user is (not) in a segment, or where they are in a journey"
+    )
+    explain.add_argument("--user", required=True)
+    target = explain.add_mutually_exclusive_group(required=True)
+    target.add_argument("--segment")
+    target.add_argument("--journey")
+    explain.set_defaults(func=cmd_explain)
     scenario = commands.add_parser("scenario", help="scenario files").add_subparsers(
         dest="action", required=True
     )
