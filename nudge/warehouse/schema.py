@@ -116,7 +116,31 @@ create table if not exists nudge.delivery_ledger (
 """
 
 
+DELIVERY_TABLES = """
+-- retries of transient failures: a failed row with permanent = false is tried again by a later
+-- dispatch once as_of >= next_attempt_at; attempts counts the dispatches that handed it over
+alter table nudge.delivery_ledger add column if not exists permanent boolean default false;
+alter table nudge.delivery_ledger add column if not exists attempts integer default 0;
+alter table nudge.delivery_ledger add column if not exists next_attempt_at timestamp;
+alter table nudge.delivery_ledger add column if not exists journey_version varchar;
+create table if not exists nudge.run_counts (
+    run_id varchar not null,
+    as_of timestamp not null,
+    journey varchar not null,
+    step varchar not null,
+    channel varchar not null,
+    planned bigint not null,      -- outbox rows the dispatch decided (held ones included)
+    attempted bigint not null,    -- handed to a provider
+    succeeded bigint not null,    -- sent
+    failed bigint not null,       -- failed (render error, provider failure, no provider)
+    skipped bigint not null,      -- skipped, dropped or undeliverable by a policy
+    primary key (run_id, journey, step, channel)
+);
+"""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ``raw`` and ``nudge`` schemas and tables if they do not exist yet."""
     con.execute(RAW_TABLES)
     con.execute(ENGINE_TABLES)
+    con.execute(DELIVERY_TABLES)
