@@ -122,3 +122,34 @@ def test_ingest_run_segments_profile(tmp_path: Path, content: Path) -> None:
     assert data["journeys"][0]["journey"] == "pro_welcome"
     # no SMTP server is configured here, so the send is recorded as failed, with its reason
     assert data["messages"][0]["status"] in {"failed", "sent"}
+
+
+FAILING_SCENARIO = """
+name: expects_the_wrong_member
+start: "2026-01-01T00:00:00Z"
+segments:
+  - {name: pro, condition: {attribute: {name: plan, eq: pro}}}
+steps:
+  - events:
+      - {type: identify, userId: u1, traits: {plan: pro}, at: "+0s"}
+  - run: {at: "+1s"}
+  - expect:
+      segments: {pro: [u2]}
+"""
+
+
+@pytest.mark.slow
+def test_scenario_run_passes_the_dsl_example_and_fails_a_wrong_expectation(
+    tmp_path: Path, content: Path
+) -> None:
+    example = Path(__file__).parent / "scenarios" / "dsl_example.yml"
+    passing = nudge(tmp_path / "home", content, "scenario", "run", str(example))
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert "1 passed, 0 failed" in passing.stdout
+
+    wrong = tmp_path / "wrong.yml"
+    wrong.write_text(FAILING_SCENARIO)
+    failing = nudge(tmp_path / "home", content, "scenario", "run", str(wrong))
+    assert failing.returncode == 1
+    assert "segment pro" in failing.stdout
+    assert "expected: ['u2']" in failing.stdout and "found:    ['u1']" in failing.stdout

@@ -168,3 +168,22 @@ def test_asset_graph_connects_landing_to_reports(workspace_env: Path) -> None:
         ["delivery", "ledger"],
     ):
         assert dg.AssetKey(key) in seen, f"{key} is not upstream of the reports"
+
+
+def test_sensor_requests_a_run_for_new_landing_files_and_schedule_is_off(
+    workspace_env: Path,
+) -> None:
+    from orchestration.defs.automation.jobs import every_five_minutes, new_landing_files
+
+    assert every_five_minutes.default_status == dg.DefaultScheduleStatus.STOPPED
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(instance=instance)
+        assert isinstance(new_landing_files(context), dg.SkipReason)
+
+        landed = land_messages(workspace_env / "landing" / "events", signup("ada", "Ada", START))
+        result = new_landing_files(dg.build_sensor_context(instance=instance))
+        assert [r.run_key for r in result.run_requests] == [landed.files[-1].name]
+        assert "nudge/as_of" in result.run_requests[0].tags
+
+        again = new_landing_files(dg.build_sensor_context(instance=instance, cursor=result.cursor))
+        assert isinstance(again, dg.SkipReason)
