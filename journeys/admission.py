@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from journeys.context import JourneyRun
 from journeys.ids import sql_digest
+from journeys.transitions import record_transitions
 from nudge.dsl.models import RandomBucket
 
 
@@ -66,9 +67,9 @@ def admit(run: JourneyRun) -> int:
            from _nj_admit""",
         [journey.name, run.as_of, first, run.as_of, run.version],
     )
-    run.execute(
-        """insert into nudge.journey_transitions
-           select ?, ?, entry_id, ?, user_id, null, ?, 'entered', trigger_key from _nj_admit""",
+    record_transitions(
+        run,
+        """select ?, ?, entry_id, ?, user_id, null, ?, 'entered', trigger_key from _nj_admit""",
         [run.run_id, run.as_of, journey.name, first],
     )
     run.execute(

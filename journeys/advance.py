@@ -32,6 +32,9 @@ from nudge.dsl.models import (
     Window,
 )
 
+OUTBOX_COLUMNS = """idempotency_key, delivery_id, run_id, as_of, entry_id, journey, step, user_id,
+    channel, template, topic, transactional, holdout, event_properties, created_at, journey_version"""
+
 
 def advance(run: JourneyRun) -> None:
     for _ in range(len(run.program.instructions) + 2):
@@ -107,12 +110,13 @@ def _send(run: JourneyRun, ins: Instruction) -> int:
         props = """(select any_value(f.properties) from marts.fct_events f
                     where f.message_id = e.trigger_key)"""
     run.execute(
-        f"""insert or ignore into nudge.outbox
+        f"""insert or ignore into nudge.outbox ({OUTBOX_COLUMNS})
             select {sql_digest(journey, "e.entry_id", step)},
                    {sql_digest("'delivery'", journey, "e.entry_id", step)},
                    ?, ?, e.entry_id, {journey}, {step}, e.user_id, ?, ?, ?, ?, e.holdout,
-                   {props}, ?
-            from nudge.journey_entries e where {run.active_at(ins.id)}""",
+                   {props}, ?, ?
+            from nudge.journey_entries e where {run.active_at(ins.id)}
+            order by e.entry_id""",
         [
             run.run_id,
             run.as_of,
@@ -121,6 +125,7 @@ def _send(run: JourneyRun, ins: Instruction) -> int:
             send.topic,
             send.transactional,
             run.as_of,
+            run.version,
         ],
     )
     key = sql_digest(journey, "e.entry_id", step)

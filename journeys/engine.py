@@ -1,6 +1,7 @@
 """Running every journey for one pipeline run at ``as_of``.
 
-For each journey, in one transaction: admit new entries from the trigger, apply the exits
+Paused journeys (``journeys.controls``) are left as they are. For each other journey, in one
+transaction: admit new entries from the trigger, apply the exits
 (``exit_when``, ``exit_on_trigger_lost``, then the goal) to every active entry, then advance
 everyone as far as they can go. A run is deterministic (ids are hashes of what they identify,
 timestamps are ``as_of``) and re-runnable: running the same ``as_of`` again adds nothing.
@@ -18,10 +19,12 @@ from journeys.admission import admit
 from journeys.advance import advance
 from journeys.conditions import ConditionTables
 from journeys.context import JourneyRun
+from journeys.controls import paused_journeys
 from journeys.exits import apply_exits
 from journeys.features import unsupported_features
 from journeys.program import compile_program
 from journeys.triggers import fill_candidates
+from journeys.versions import record_version
 from nudge.dsl.models import Content, Journey, Origin
 
 WORK_TABLES = (
@@ -83,9 +86,13 @@ def run_journeys(
                 + ", ".join(missing)
             )
     conditions = ConditionTables(con, as_of, content.topics)
+    paused = paused_journeys(con)
     stats: dict[str, JourneyStats] = {}
     try:
         for journey in content.journeys:
+            if journey.name in paused:
+                stats[journey.name] = JourneyStats(waiting=_active_count(con, journey.name))
+                continue
             run = JourneyRun(
                 con=con,
                 journey=journey,
@@ -106,14 +113,12 @@ def run_journeys(
 def _run_one(run: JourneyRun) -> JourneyStats:
     run.con.begin()
     try:
+        record_version(run)
         fill_candidates(run)
         entered = admit(run)
         apply_exits(run)
         advance(run)
-        waiting = run.scalar(
-            "select count(*) from nudge.journey_entries where journey = ? and status = 'active'",
-            [run.journey.name],
-        )
+        waiting = _active_count(run.con, run.journey.name)
         run.con.commit()
     except BaseException:
         run.con.rollback()
@@ -126,3 +131,11 @@ def _run_one(run: JourneyRun) -> JourneyStats:
         sends_planned=run.counts["sent"],
         waiting=waiting,
     )
+
+
+def _active_count(con: duckdb.DuckDBPyConnection, journey: str) -> int:
+    row = con.execute(
+        "select count(*) from nudge.journey_entries where journey = ? and status = 'active'",
+        [journey],
+    ).fetchone()
+    return row[0] if row else 0

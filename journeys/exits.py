@@ -10,16 +10,15 @@ from __future__ import annotations
 from journeys.context import JourneyRun
 from journeys.moves import apply_moves, stage_moves
 from journeys.sqltext import sql_string
+from journeys.transitions import record_transitions
+from journeys.versions import removed_step_targets
 from nudge.dsl.models import SegmentEntered, SegmentExited
 
 
 def apply_exits(run: JourneyRun) -> None:
     journey = run.journey
     _exit_where(run, "e.user_id not in (select user_id from marts.dim_users)", "user_deleted")
-    steps = ", ".join(sql_string(s) for s in run.program.step_ids) or "null"
-    _exit_where(
-        run, f"e.current_step is not null and e.current_step not in ({steps})", "step_removed"
-    )
+    _removed_steps(run)
     if journey.exit_when is not None:
         table = run.conditions.table(journey.exit_when)
         _exit_where(run, f"e.user_id in (select user_id from {table})", "exit_when")
@@ -27,6 +26,32 @@ def apply_exits(run: JourneyRun) -> None:
         _trigger_lost(run)
     if journey.goal is not None:
         _goal(run)
+
+
+def _removed_steps(run: JourneyRun) -> None:
+    """People at a step an edit removed move to the next surviving step (or exit)."""
+    targets = removed_step_targets(run)
+    if not targets:
+        return
+    cases = " ".join(
+        f"when {sql_string(step)} then {'null' if to is None else sql_string(to)}"
+        for step, to in targets.items()
+    )
+    stranded = ", ".join(sql_string(step) for step in targets)
+    stage_moves(
+        run,
+        f"""select entry_id, to_step,
+                   case when to_step is null then 'exited' else 'moved' end as action,
+                   'step_removed' as detail,
+                   case when to_step is null then 'exited' end as end_status,
+                   case when to_step is null then 'step_removed' end as exit_reason
+            from (select e.entry_id, case e.current_step {cases} end as to_step
+                  from nudge.journey_entries e
+                  where e.journey = ? and e.status = 'active'
+                    and e.current_step in ({stranded}))""",
+        [run.journey.name],
+    )
+    apply_moves(run)
 
 
 def _exit_where(run: JourneyRun, predicate: str, reason: str) -> None:
@@ -75,9 +100,9 @@ def _goal(run: JourneyRun) -> None:
     if not converted:
         return
     run.counts["converted"] += converted
-    run.execute(
-        """insert into nudge.journey_transitions
-           select ?, ?, c.entry_id, ?, c.user_id, e.current_step, e.current_step, 'converted', null
+    record_transitions(
+        run,
+        """select ?, ?, c.entry_id, ?, c.user_id, e.current_step, e.current_step, 'converted', null
            from _nj_converted c join nudge.journey_entries e using (entry_id)""",
         [run.run_id, run.as_of, run.journey.name],
     )

@@ -9,6 +9,7 @@ move writes one ``journey_transitions`` row; a completion writes a second, ``com
 from __future__ import annotations
 
 from journeys.context import JourneyRun
+from journeys.transitions import record_transitions
 
 MOVE_COLUMNS = "entry_id, to_step, action, detail, end_status, exit_reason"
 
@@ -27,20 +28,24 @@ def apply_moves(run: JourneyRun) -> int:
     for action, n in counts:
         run.counts[action] += n
     common = [run.run_id, run.as_of, run.journey.name]
-    run.execute(
-        """insert into nudge.journey_transitions
-           select ?, ?, m.entry_id, ?, e.user_id, e.current_step, m.to_step, m.action, m.detail
+    record_transitions(
+        run,
+        """select ?, ?, m.entry_id, ?, e.user_id, e.current_step, m.to_step, m.action, m.detail
            from _nj_move m join nudge.journey_entries e using (entry_id)""",
         common,
     )
-    completed = run.execute(
-        """insert into nudge.journey_transitions
-           select ?, ?, m.entry_id, ?, e.user_id, e.current_step, null, 'completed', null
-           from _nj_move m join nudge.journey_entries e using (entry_id)
-           where m.to_step is null and m.end_status is null""",
-        common,
-    ).fetchone()
-    run.counts["completed"] += completed[0] if completed else 0
+    completed = run.scalar(
+        "select count(*) from _nj_move where to_step is null and end_status is null"
+    )
+    if completed:
+        record_transitions(
+            run,
+            """select ?, ?, m.entry_id, ?, e.user_id, e.current_step, null, 'completed', null
+               from _nj_move m join nudge.journey_entries e using (entry_id)
+               where m.to_step is null and m.end_status is null""",
+            common,
+        )
+    run.counts["completed"] += completed
     run.execute(
         """update nudge.journey_entries e set
                current_step = case when m.end_status is null then m.to_step else e.current_step end,

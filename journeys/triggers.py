@@ -29,16 +29,6 @@ from nudge.dsl.models import (
     SegmentExited,
 )
 
-ATTRIBUTE_STATE_DDL = """
-create table if not exists nudge.journey_attribute_state (
-    journey varchar not null,
-    user_id varchar not null,
-    value json,
-    seen_at timestamp not null,
-    primary key (journey, user_id)
-)
-"""
-
 
 def fill_candidates(run: JourneyRun) -> None:
     run.execute(
@@ -99,7 +89,6 @@ def _events(run: JourneyRun, trigger: EventTrigger) -> None:
 
 def _attribute_changed(run: JourneyRun, trigger: AttributeChanged) -> None:
     """Users whose current value differs from the last one this journey saw (a first value counts)."""
-    run.execute(ATTRIBUTE_STATE_DDL)
     current = f"json(u.traits -> {sql_string(json_path(trigger.name))})"
     run.execute(
         f"""create or replace temp table _nj_changed as

@@ -139,8 +139,41 @@ create table if not exists nudge.run_counts (
 """
 
 
+JOURNEY_TABLES = """
+-- seq orders transitions: each run numbers its rows after the previous maximum, in a fixed order
+alter table nudge.journey_transitions add column if not exists seq bigint;
+-- the journey version (hash of its definition) that planned each message
+alter table nudge.outbox add column if not exists journey_version varchar;
+-- the last value of the trigger attribute each journey saw per user (attribute_changed)
+create table if not exists nudge.journey_attribute_state (
+    journey varchar not null,
+    user_id varchar not null,
+    value json,
+    seen_at timestamp not null,
+    primary key (journey, user_id)
+);
+-- the steps of every journey version the engine has run: (step, next step) in program order,
+-- so that people at a step removed by an edit move to the next step that survives it
+create table if not exists nudge.journey_versions (
+    journey varchar not null,
+    version varchar not null,
+    steps json not null,              -- [[step id, next step id or null], ...]
+    first_run_as_of timestamp not null,
+    last_run_as_of timestamp not null,
+    primary key (journey, version)
+);
+-- pause and resume (nudge journeys pause|resume NAME); no row means running
+create table if not exists nudge.journey_controls (
+    journey varchar primary key,
+    paused boolean not null,
+    changed_at timestamp not null
+);
+"""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ``raw`` and ``nudge`` schemas and tables if they do not exist yet."""
     con.execute(RAW_TABLES)
     con.execute(ENGINE_TABLES)
     con.execute(DELIVERY_TABLES)
+    con.execute(JOURNEY_TABLES)
