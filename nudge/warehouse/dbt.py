@@ -68,6 +68,8 @@ class NodeResult:
     status: str
     message: str | None
     failures: int | None
+    # Wall time dbt measured for the node (compile + execute), in seconds.
+    execution_time: float = 0.0
 
 
 def _project_files(root: Path) -> dict[str, bytes]:
@@ -330,6 +332,7 @@ class DbtWorkspaceProject:
                 status=str(r.status),
                 message=r.message,
                 failures=r.failures,
+                execution_time=float(getattr(r, "execution_time", 0.0) or 0.0),
             )
             for r in (getattr(run, "results", None) or [])
         ]
