@@ -1,38 +1,106 @@
+-- depends_on: {{ ref('fct_segment_definition_changes') }}
+-- depends_on: {{ ref('int_user_deletions') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['segment', 'user_id', 'entered_at'],
+    on_schema_change='append_new_columns',
 ) }}
 -- Membership intervals. Each run opens an interval (entered_at = this run's as_of) for every
--- member without an open one and closes (exited_at = as_of) every open interval whose user is no
--- longer a member. Rows are only ever added or closed, never rebuilt: the history is the record
--- of what each run saw. Re-running the same as_of changes nothing.
+-- member without an open one and closes (exited_at = as_of) every open interval that ends, with
+-- the reason in exit_reason:
+--   segment_removed     the segment is no longer defined (no model tagged `segment` has its name);
+--   user_deleted        the user was deleted after the interval opened (a profile re-created
+--                       after the delete that still qualifies opens a new interval in the same run);
+--   definition_changed  the user left in the run that first saw a new definition of the segment;
+--   left                the user no longer qualifies (new data, or time alone).
+-- A definition change applies from the run that sees it on: members under both versions keep
+-- their interval (no exit and re-entry, so no journey is triggered again), and history before
+-- it is never rewritten. definition_version is the version in force when the interval opened
+-- (fct_segment_definition_changes logs every version). Rows are only ever added or closed, never
+-- rebuilt; re-running the same as_of changes nothing, and an earlier as_of is refused.
+{{ refuse_earlier_as_of('greatest(entered_at, coalesce(exited_at, entered_at))') }}
 with current_members as (
     select distinct segment, user_id
     from {{ ref('fct_segment_memberships') }}
+),
+
+definitions as (
+    select segment, definition_version
+    from {{ ref('fct_segment_definitions') }}
 )
 
 {% if is_incremental() %}
-, open_intervals as (
-    select segment, user_id, entered_at
+, changed_now as (
+    select segment
+    from {{ ref('fct_segment_definition_changes') }}
+    where change = 'changed' and changed_at = {{ as_of() }}
+),
+
+deletions as (
+    select user_id, deleted_at
+    from {{ ref('int_user_deletions') }}
+),
+
+open_intervals as (
+    select segment, user_id, entered_at, definition_version
     from {{ this }}
     where exited_at is null
+),
+
+closing as (
+    select
+        o.*,
+        case
+            when not exists (select 1 from definitions d where d.segment = o.segment)
+                then 'segment_removed'
+            when exists (
+                select 1 from deletions x where x.user_id = o.user_id and x.deleted_at > o.entered_at
+            )
+                then 'user_deleted'
+            when o.segment in (select segment from changed_now) then 'definition_changed'
+            else 'left'
+        end as exit_reason
+    from open_intervals o
+    where not exists (
+        select 1 from current_members c where c.segment = o.segment and c.user_id = o.user_id
+    )
+       or exists (
+        select 1 from deletions x where x.user_id = o.user_id and x.deleted_at > o.entered_at
+    )
+),
+
+staying_open as (
+    select segment, user_id from open_intervals
+    except
+    select segment, user_id from closing
 )
 
-select o.segment, o.user_id, o.entered_at, {{ as_of() }} as exited_at
-from open_intervals o
-where not exists (
-    select 1 from current_members c where c.segment = o.segment and c.user_id = o.user_id
-)
+select segment, user_id, entered_at, {{ as_of() }} as exited_at, definition_version, exit_reason
+from closing
 
 union all
 
-select c.segment, c.user_id, {{ as_of() }} as entered_at, cast(null as timestamp) as exited_at
+select
+    c.segment,
+    c.user_id,
+    {{ as_of() }} as entered_at,
+    cast(null as timestamp) as exited_at,
+    d.definition_version,
+    cast(null as varchar) as exit_reason
 from current_members c
+join definitions d on d.segment = c.segment
 where not exists (
-    select 1 from open_intervals o where o.segment = c.segment and o.user_id = c.user_id
+    select 1 from staying_open s where s.segment = c.segment and s.user_id = c.user_id
 )
 {% else %}
-select segment, user_id, {{ as_of() }} as entered_at, cast(null as timestamp) as exited_at
-from current_members
+select
+    c.segment,
+    c.user_id,
+    {{ as_of() }} as entered_at,
+    cast(null as timestamp) as exited_at,
+    d.definition_version,
+    cast(null as varchar) as exit_reason
+from current_members c
+join definitions d on d.segment = c.segment
 {% endif %}

@@ -1,0 +1,19 @@
+-- Every segment defined in this build (every model tagged `segment`, wherever it lives), with the
+-- version of its definition (see the segment_definition_version macro) and the run's as_of.
+-- Read from dbt's graph when executing; a segment with no members is still listed here.
+{%- set rows = [] %}
+{%- for node in segment_nodes() %}
+    {%- do rows.append("('" ~ node.name ~ "', '" ~ segment_kind(node) ~ "', '"
+        ~ segment_definition_version(node) ~ "')") %}
+{%- endfor %}
+{%- if rows %}
+select segment, kind, definition_version, {{ as_of() }} as as_of
+from (values {{ rows | join(', ') }}) as d(segment, kind, definition_version)
+{%- else %}
+select
+    cast(null as varchar) as segment,
+    cast(null as varchar) as kind,
+    cast(null as varchar) as definition_version,
+    {{ as_of() }} as as_of
+where false
+{%- endif %}

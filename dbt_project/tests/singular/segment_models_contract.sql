@@ -1,0 +1,22 @@
+-- depends_on: {{ ref('fct_segment_memberships') }}
+-- The segment contract, for every model tagged `segment` (YAML-generated, manual or hand-written
+-- SQL): one row per member, user_id never null. Fails with a row per offending segment and id.
+{%- set checks = [] %}
+{%- for node in segment_nodes() %}
+    {%- do checks.append(
+        "select '" ~ node.name ~ "' as segment, cast(user_id as varchar) as user_id, "
+        ~ "case when user_id is null then 'user_id is null' else 'user_id is not unique' end "
+        ~ "as problem, count(*) as rows from " ~ node.relation_name
+        ~ " group by user_id having user_id is null or count(*) > 1"
+    ) %}
+{%- endfor %}
+{%- if checks %}
+{{ checks | join('\nunion all\n') }}
+{%- else %}
+select
+    cast(null as varchar) as segment,
+    cast(null as varchar) as user_id,
+    cast(null as varchar) as problem,
+    0 as rows
+where false
+{%- endif %}
