@@ -28,6 +28,12 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
+# Every stage timed against its floor on generated data (BENCHMARKS.md). BENCH_SCALE=small|medium|large;
+# large (1M users, 10M events) takes tens of minutes on 2 cores. Writes bench/results.json.
+BENCH_SCALE ?= large
+bench: install
+	$(BIN)/nudge bench --scale $(BENCH_SCALE)
+
 ui: install
 	$(BIN)/nudge validate
 	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

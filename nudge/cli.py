@@ -76,6 +76,30 @@ def cmd_segments(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_segments_upload(args: argparse.Namespace) -> int:
+    from nudge.content import sql_segment_names
+    from nudge.dsl.load import load_content_dir
+    from nudge.segments.manual import manual_segment_names, upload_manual_segment
+
+    workspace = workspace_from_args(args)
+    # Definitions may already use the name (in_segment, triggers) before its first upload.
+    manual = manual_segment_names(workspace) | {args.name}
+    content = load_content_dir(workspace.content_dir, sql_segments=sql_segment_names() | manual)
+    taken = {segment.name for segment in content.segments} | sql_segment_names()
+    upload = upload_manual_segment(
+        workspace,
+        args.name,
+        Path(args.file),
+        uploaded_at=parse_as_of(args.at),
+        taken_names=taken,
+    )
+    print(
+        f"manual segment {upload.segment}: {upload.members} members from "
+        f"{upload.uploaded_at.isoformat()}Z ({upload.path}); loaded by the next run"
+    )
+    return 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from nudge.reports import user_profile
 
@@ -129,6 +153,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from nudge.bench.report import results_table
+    from nudge.bench.runner import run_bench
+    from nudge.bench.scales import SCALES
+
+    results = run_bench(
+        SCALES[args.scale],
+        work_dir=Path(args.work_dir).resolve(),
+        results_path=Path(args.results).resolve(),
+        progress=lambda line: print(line, flush=True),
+        keep=args.keep,
+    )
+    print(results_table(results))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from nudge.demo import run_demo
 
@@ -153,7 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("files", nargs="+")
     ingest.set_defaults(func=cmd_ingest)
     commands.add_parser("validate", help="check every definition").set_defaults(func=cmd_validate)
-    commands.add_parser("segments", help="segment names and sizes").set_defaults(func=cmd_segments)
+    segments = commands.add_parser("segments", help="segment names and sizes")
+    segments.set_defaults(func=cmd_segments)
+    segment_actions = segments.add_subparsers(dest="action")
+    upload = segment_actions.add_parser(
+        "upload", help="upload a CSV with a user_id column as the members of a manual segment"
+    )
+    upload.add_argument("name", help="manual segment name ([a-z][a-z0-9_]*)")
+    upload.add_argument("file", help="CSV file with a header line naming a user_id column")
+    upload.add_argument("--at", help="when the list takes effect (ISO 8601; default now)")
+    upload.set_defaults(func=cmd_segments_upload)
     profile = commands.add_parser(
         "profile", help="one user's traits, segments, events, journeys, messages"
     )
@@ -168,6 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--segment")
     target.add_argument("--journey")
     explain.set_defaults(func=cmd_explain)
+    bench = commands.add_parser(
+        "bench", help="time every stage against its floor on generated data (BENCHMARKS.md)"
+    )
+    bench.add_argument("--scale", choices=("small", "medium", "large"), default="small")
+    bench.add_argument("--results", default="bench/results.json", help="where to write results")
+    bench.add_argument("--work-dir", default="bench/work", help="scratch workspace (removed after)")
+    bench.add_argument("--keep", action="store_true", help="keep the scratch workspace")
+    bench.set_defaults(func=cmd_bench)
     scenario = commands.add_parser("scenario", help="scenario files").add_subparsers(
         dest="action", required=True
     )

@@ -41,7 +41,7 @@ from nudge.pipeline import (
 )
 from nudge.smtp_sink import SmtpSink
 from nudge.warehouse.connection import connect
-from nudge.warehouse.dbt import DbtWorkspaceProject, NodeResult
+from nudge.warehouse.dbt import NodeResult
 from nudge.workspace import Workspace
 from senders.email import SmtpEmailProvider, SmtpSettings
 
@@ -188,7 +188,7 @@ class BenchRun:
 
     def journeys(self, name: str, as_of: datetime, run_id: str) -> float:
         with measured() as m:
-            summary = plan_journeys(self.workspace, self.content, as_of=as_of, run_id=run_id)
+            plan_journeys(self.workspace, self.content, as_of=as_of, run_id=run_id)
         floor = floors.journeys_floor(self.workspace.warehouse_path, run_id)
         with connect(self.workspace.warehouse_path) as con:
             outbox = con.execute(
@@ -202,7 +202,6 @@ class BenchRun:
         self.info.setdefault("journey_entries", {})[name] = entries
         note = f"{entries} entries admitted, rows = outbox rows planned"
         self.record(name, _stage(m.seconds, floor, m.peak_rss_mb, outbox, note))
-        del summary
         return floor
 
     def send(self, name: str, as_of: datetime, run_id: str) -> None:

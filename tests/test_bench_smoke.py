@@ -1,0 +1,57 @@
+"""`nudge bench --scale small` end to end: every stage produces a result (times are not checked)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nudge.cli import main
+
+STAGES = {
+    "load",
+    "dbt_build",
+    "segments",
+    "eligibility_diff",
+    "journeys",
+    "send",
+    "reports",
+    "full_run_excluding_send",
+    "landing",
+    "incremental_load",
+    "incremental_dbt_build",
+    "incremental_segments",
+    "incremental_eligibility_diff",
+    "incremental_journeys",
+    "incremental_send",
+    "incremental_reports",
+    "incremental_run_excluding_send",
+}
+
+
+@pytest.mark.slow
+def test_small_bench_writes_every_stage(tmp_path, capsys):
+    results_path = tmp_path / "results.json"
+    status = main(
+        [
+            "bench",
+            "--scale",
+            "small",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--results",
+            str(results_path),
+        ]
+    )
+    assert status == 0
+    results = json.loads(results_path.read_text())
+    assert results["scale"] == "small"
+    assert set(results["stages"]) == STAGES
+    for name, stage in results["stages"].items():
+        assert stage["seconds"] > 0, name
+        assert set(stage) >= {"seconds", "floor_seconds", "ratio", "peak_rss_mb", "rows"}, name
+        assert stage["floor_seconds"] is not None and stage["floor_seconds"] > 0, name
+    assert results["stages"]["send"]["rows"] > 0  # real email reached the SMTP server
+    assert results["stages"]["journeys"]["rows"] > 0
+    assert not (tmp_path / "work").exists()  # the scratch workspace is removed
+    assert "| dbt_build |" in capsys.readouterr().out
