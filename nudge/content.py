@@ -10,6 +10,7 @@ from nudge.dsl.checks import check_content
 from nudge.dsl.load import load_content_dir
 from nudge.dsl.models import Content
 from nudge.dsl.problems import DefinitionError, DefinitionProblem
+from nudge.segments.manual import manual_segment_names
 from nudge.workspace import DBT_SOURCE_DIR, Workspace
 
 SQL_SEGMENTS_DIR = Path("models") / "segments"
@@ -43,7 +44,9 @@ def validate_content(content: Content, sql_segments: Iterable[str]) -> None:
 
 
 def load_workspace_content(workspace: Workspace) -> Content:
-    content = load_content_dir(workspace.content_dir, sql_segments=sql_segment_names())
+    # Manual segments exist only as data: their names come from the landing area's uploads.
+    known = sql_segment_names() | manual_segment_names(workspace)
+    content = load_content_dir(workspace.content_dir, sql_segments=known)
     problems = engine_problems(content)
     if problems:
         raise DefinitionError(problems)

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from journeys.engine import JourneyRunSummary, run_journeys
-from nudge.content import load_workspace_content
+from nudge.content import load_workspace_content, sql_segment_names
 from nudge.dsl.models import Content
 from nudge.landing.loader import LoadResult, load_new_files
 from nudge.segments.dbt_models import generated_segment_models
+from nudge.segments.manual import load_manual_segments, manual_segment_models
 from nudge.warehouse.connection import connect
 from nudge.warehouse.dbt import DbtWorkspaceProject, NodeResult
 from nudge.warehouse.schema import ensure_tables
@@ -48,7 +49,9 @@ def new_run_id(as_of: datetime, salt: str = "") -> str:
 def prepare_project(workspace: Workspace, content: Content) -> DbtWorkspaceProject:
     """Assemble the workspace's dbt project (repo models + generated segment models) and parse it."""
     project = DbtWorkspaceProject(workspace)
-    project.assemble(generated_segment_models(content))
+    segments = generated_segment_models(content)
+    manual = manual_segment_models(workspace, taken_names={*segments, *sql_segment_names()})
+    project.assemble({**segments, **manual})
     project.manifest()
     return project
 
@@ -85,6 +88,7 @@ def finish_run(workspace: Workspace, *, run_id: str, status: str = "succeeded") 
 def load_landing(workspace: Workspace) -> LoadResult:
     with connect(workspace.warehouse_path) as con:
         ensure_tables(con)
+        load_manual_segments(con, workspace.manual_segments_landing_dir)
         return load_new_files(con, workspace.events_landing_dir)
 
 

@@ -46,6 +46,11 @@ class Workspace:
         return self.landing_dir / "events"
 
     @property
+    def manual_segments_landing_dir(self) -> Path:
+        """Manual segment uploads: ``<segment>/<stamp>-<uuid>.parquet`` (``nudge.segments.manual``)."""
+        return self.landing_dir / "manual_segments"
+
+    @property
     def warehouse_path(self) -> Path:
         # Always named warehouse.duckdb: dbt-duckdb derives the database name from the file stem,
         # so one parsed manifest serves every workspace.

@@ -170,6 +170,24 @@ create table if not exists nudge.journey_controls (
 );
 """
 
+# manual segments (nudge.segments.manual): one row per upload file, and the ids it lists
+MANUAL_SEGMENT_TABLES = """
+create schema if not exists raw;
+create table if not exists raw.manual_segment_uploads (
+    landing_file varchar primary key,   -- manual_segments/<segment>/<file>.parquet
+    segment varchar not null,
+    uploaded_at timestamp not null,     -- the list is the segment's members from then on
+    members bigint not null,
+    loaded_at timestamp not null
+);
+create table if not exists raw.manual_segment_members (
+    landing_file varchar not null,
+    segment varchar not null,
+    user_id varchar not null,
+    uploaded_at timestamp not null
+);
+"""
+
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ``raw`` and ``nudge`` schemas and tables if they do not exist yet."""
@@ -177,3 +195,4 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(ENGINE_TABLES)
     con.execute(DELIVERY_TABLES)
     con.execute(JOURNEY_TABLES)
+    con.execute(MANUAL_SEGMENT_TABLES)
