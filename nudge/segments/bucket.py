@@ -26,12 +26,15 @@ def bucket_of(salt: str, user_id: str) -> int:
 
 
 def bucket_sql(salt: str, user_id: exp.Expression) -> exp.Expression:
-    """SQL computing ``bucket_of(salt, user_id)``.
+    """SQL computing ``bucket_of(salt, user_id)``: the first 8 hex digits of the digest summed with
+    their place values (at most 16**8, well within BIGINT), mod 100.
 
-    The digest is computed once, in a one-row derived table, and its first 8 hex digits summed
-    with their place values (at most 16**8, well within BIGINT).
+    The digest is written once per digit rather than in a derived table: a derived table correlated
+    with the outer user row is not allowed everywhere (BigQuery, Snowflake).
     """
-    digest = exp.column("digest", table="hashed")
+    digest = exp.MD5(
+        this=exp.DPipe(this=exp.Literal.string(f"{salt}:"), expression=user_id, safe=True)
+    )
     place_values = [
         exp.Mul(
             this=exp.paren(
@@ -39,7 +42,7 @@ def bucket_sql(salt: str, user_id: exp.Expression) -> exp.Expression:
                     this=exp.StrPosition(
                         this=exp.Literal.string(_HEX),
                         substr=exp.Substring(
-                            this=digest,
+                            this=digest.copy(),
                             start=exp.Literal.number(i + 1),
                             length=exp.Literal.number(1),
                         ),
@@ -54,14 +57,4 @@ def bucket_sql(salt: str, user_id: exp.Expression) -> exp.Expression:
     total: exp.Expression = place_values[0]
     for term in place_values[1:]:
         total = exp.Add(this=total, expression=term)
-    hashed = exp.select(
-        exp.alias_(
-            exp.MD5(this=exp.DPipe(this=exp.Literal.string(f"{salt}:"), expression=user_id)),
-            "digest",
-        )
-    ).subquery("hashed")
-    return (
-        exp.select(exp.Mod(this=exp.paren(total), expression=exp.Literal.number(BUCKETS)))
-        .from_(hashed)
-        .subquery()
-    )
+    return exp.Mod(this=exp.paren(total), expression=exp.Literal.number(BUCKETS))

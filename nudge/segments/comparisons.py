@@ -14,32 +14,54 @@ The rules of dsl.md "Segment conditions":
 - a missing value (or JSON null) satisfies only ``exists: false`` and ``ne``;
 - ``contains`` is a substring of a string value or an element (typed) of an array value.
 
-Numbers compare as DOUBLE. The JSON type comes from DuckDB's ``JSON_TYPE``.
+Numbers compare as DOUBLE. A string is a timestamp only when it matches the strict ISO 8601 pattern
+of ``nudge.segments.dialects`` (so every warehouse accepts the same strings). How a dialect reads
+types and text out of JSON is ``nudge.segments.dialects``; this module only combines those
+primitives.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlglot import exp
 
 from nudge.dsl.models import Comparison
-
-NUMBER_TYPES = ("BIGINT", "UBIGINT", "DOUBLE")
-# Unix seconds of 9999-12-31T23:59:59Z: larger numbers are not timestamps.
-MAX_UNIX_SECONDS = 253402300799
-# An ISO 8601 time of day followed by an explicit offset; strings without one are UTC.
-_OFFSET_PATTERN = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([Zz]|[+-]\d\d(:?\d\d)?)$"
+from nudge.segments.dialects import (
+    ISO_PATTERN,
+    LEAP_DAY_PATTERN,
+    MAX_UNIX_SECONDS,
+    MIN_UNIX_SECONDS,
+    OFFSET_PATTERN,
+    JsonDialect,
+    json_dialect,
+)
 
 _ORDERING = {"gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}
 
 
 class ConditionError(ValueError):
     """A condition that cannot be compiled; the message names the condition and what is wrong."""
+
+
+# Names read inside JSON documents (trait names, property path parts, topics): letters, digits and
+# a few separators. Quotes, brackets, backslashes, braces (Jinja) and the like are refused: every
+# dialect puts a name inside a string literal or a path string, and some paths have no escapes.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_$@][A-Za-z0-9_$@ .:+-]{0,127}")
+
+
+def check_name(name: str, label: str) -> str:
+    """``name`` when it is an allowed JSON key, else a ``ConditionError`` saying what is allowed."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ConditionError(
+            f"{label}: name {name!r} is not allowed: use letters, digits, '_', '$', '@', space, "
+            "'.', ':', '+' or '-' (not first), at most 128 characters"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -49,74 +71,67 @@ class JsonValue:
     document: exp.Expression
     path: tuple[str, ...] = ()
     label: str = "value"  # for error messages, e.g. "attribute 'plan'"
+    dialect: JsonDialect = field(default_factory=lambda: json_dialect("duckdb"))
 
-    def _json_path(self) -> exp.JSONPath:
-        parts: list[exp.Expression] = [exp.JSONPathRoot()]
+    def __post_init__(self) -> None:
         for part in self.path:
-            if not part or "\\" in part or any(ord(c) < 32 for c in part):
-                raise ConditionError(
-                    f"{self.label}: name {part!r} is not usable (empty, or has a backslash or a "
-                    "control character)"
-                )
-            parts.append(
-                exp.JSONPathSubscript(this=int(part))
-                if part.isdigit()
-                else exp.JSONPathKey(this=part)
-            )
-        return exp.JSONPath(expressions=parts)
-
-    def json_type(self) -> exp.Expression:
-        return exp.JSONType(this=self.document.copy(), expression=self._json_path())
+            check_name(part, self.label)
 
     def text(self) -> exp.Expression:
-        return exp.JSONExtractScalar(this=self.document.copy(), expression=self._json_path())
+        return self.dialect.text(self.document, self.path)
 
-    def elements(self) -> exp.Expression:
-        """The elements of an array value as a list of JSON values, else NULL (no elements)."""
-        array = exp.JSONExtract(this=self.document.copy(), expression=self._json_path())
-        return _case(
-            self.is_type("ARRAY"), exp.cast(array, exp.DataType.build("JSON[]", dialect="duckdb"))
-        )
-
-    def is_type(self, *types: str) -> exp.Expression:
-        kind = self.json_type()
-        if len(types) == 1:
-            return exp.EQ(this=kind, expression=exp.Literal.string(types[0]))
-        return exp.In(this=kind, expressions=[exp.Literal.string(t) for t in types])
+    def is_type(self, category: str) -> exp.Expression:
+        """``category``: number, string, boolean or array."""
+        return self.dialect.is_type(self.document, self.path, category)
 
     def exists(self) -> exp.Expression:
-        return exp.NEQ(
-            this=exp.Coalesce(this=self.json_type(), expressions=[exp.Literal.string("NULL")]),
-            expression=exp.Literal.string("NULL"),
-        )
+        return self.dialect.exists(self.document, self.path)
+
+    def element(self, item: exp.Expression) -> JsonValue:
+        """An element of this (array) value, as handed to ``any_element``'s predicate."""
+        return JsonValue(item, (), self.label, self.dialect)
 
     def number(self) -> exp.Expression:
         """The value as DOUBLE when it is a JSON number, else NULL (CASE keeps the cast safe)."""
-        return _case(self.is_type(*NUMBER_TYPES), exp.cast(self.text(), "DOUBLE"))
+        return _case(self.is_type("number"), exp.cast(self.text(), "DOUBLE"))
 
     def timestamp(self) -> exp.Expression:
         """The value as a UTC TIMESTAMP when it is an ISO 8601 string or unix seconds, else NULL."""
         text = self.text()
-        is_string = self.is_type("VARCHAR")
-        with_offset = exp.and_(
+        is_string = self.is_type("string")
+        leap_year = _leap_year(
+            exp.cast(
+                exp.Substring(
+                    this=text.copy(), start=exp.Literal.number(1), length=exp.Literal.number(4)
+                ),
+                "INT",
+            )
+        )
+        iso = exp.and_(
             is_string,
-            exp.RegexpLike(this=text.copy(), expression=exp.Literal.string(_OFFSET_PATTERN)),
+            exp.paren(
+                exp.or_(
+                    _matches(text, ISO_PATTERN),
+                    exp.and_(_matches(text, LEAP_DAY_PATTERN), exp.paren(leap_year)),
+                )
+            ),
         )
         seconds = self.number()
         unix = _case(
-            exp.LTE(this=exp.Abs(this=seconds), expression=exp.Literal.number(MAX_UNIX_SECONDS)),
-            _utc(exp.UnixToTime(this=seconds.copy())),
+            exp.Between(
+                this=seconds,
+                low=exp.Literal.number(MIN_UNIX_SECONDS),
+                high=exp.Literal.number(MAX_UNIX_SECONDS),
+            ),
+            self.dialect.unix_seconds(seconds.copy()),
         )
         return exp.Case(
             ifs=[
                 exp.If(
-                    this=with_offset,
-                    true=_utc(exp.TryCast(this=text.copy(), to=exp.DataType.build("TIMESTAMPTZ"))),
+                    this=exp.and_(iso, _matches(text, OFFSET_PATTERN)),
+                    true=self.dialect.iso_with_offset(text.copy()),
                 ),
-                exp.If(
-                    this=is_string.copy(),
-                    true=exp.TryCast(this=text.copy(), to=exp.DataType.build("TIMESTAMP")),
-                ),
+                exp.If(this=iso.copy(), true=self.dialect.iso_naive(text.copy())),
             ],
             default=unix,
         )
@@ -142,14 +157,14 @@ def _equals(value: JsonValue, op: str, operand: Any) -> exp.Expression:
     """Typed equality; NULL or FALSE when the types differ or the value is missing."""
     if isinstance(operand, bool):
         return exp.and_(
-            value.is_type("BOOLEAN"),
+            value.is_type("boolean"),
             exp.EQ(this=value.text(), expression=exp.Literal.string(str(operand).lower())),
         )
     if isinstance(operand, int | float):
         return exp.EQ(this=value.number(), expression=_number(operand))
     if isinstance(operand, str):
         return exp.and_(
-            value.is_type("VARCHAR"),
+            value.is_type("string"),
             exp.EQ(this=value.text(), expression=exp.Literal.string(operand)),
         )
     raise ConditionError(
@@ -179,7 +194,7 @@ def _ordered(value: JsonValue, op: str, operand: Any, as_of: exp.Expression) -> 
         return compare(this=value.timestamp(), expression=timestamp_literal(instant))
     if isinstance(operand, str):
         return exp.and_(
-            value.is_type("VARCHAR"),
+            value.is_type("string"),
             compare(this=value.text(), expression=exp.Literal.string(operand)),
         )
     raise ConditionError(
@@ -188,23 +203,15 @@ def _ordered(value: JsonValue, op: str, operand: Any, as_of: exp.Expression) -> 
 
 
 def _contains(value: JsonValue, op: str, operand: Any, as_of: exp.Expression) -> exp.Expression:
-    # A lambda over the elements, not a correlated UNNEST: DuckDB decorrelates that per distinct
-    # traits document, which is ten times slower.
-    item = exp.to_identifier("item")
-    matching = exp.ArrayFilter(
-        this=value.elements(),
-        expression=exp.Lambda(
-            this=_never_null(
-                _equals(JsonValue(exp.column(item.copy()), (), value.label), op, operand)
-            ),
-            expressions=[item],
-        ),
+    in_array = value.dialect.any_element(
+        value.document,
+        value.path,
+        lambda item: _never_null(_equals(value.element(item), op, operand)),
     )
-    in_array = exp.GT(this=exp.ArraySize(this=matching), expression=exp.Literal.number(0))
     if not isinstance(operand, str):
         return in_array
     substring = exp.and_(
-        value.is_type("VARCHAR"),
+        value.is_type("string"),
         exp.GT(
             this=exp.StrPosition(this=value.text(), substr=exp.Literal.string(operand)),
             expression=exp.Literal.number(0),
@@ -216,7 +223,7 @@ def _contains(value: JsonValue, op: str, operand: Any, as_of: exp.Expression) ->
 def _starts_with(value: JsonValue, op: str, operand: Any, as_of: exp.Expression) -> exp.Expression:
     _expect(value, op, operand, str)
     return exp.and_(
-        value.is_type("VARCHAR"),
+        value.is_type("string"),
         exp.StartsWith(this=value.text(), expression=exp.Literal.string(operand)),
     )
 
@@ -292,13 +299,22 @@ def _never_null(predicate: exp.Expression) -> exp.Expression:
     return exp.Coalesce(this=predicate, expressions=[exp.false()])
 
 
+def _matches(text: exp.Expression, pattern: str) -> exp.Expression:
+    return exp.RegexpLike(this=text.copy(), expression=exp.Literal.string(pattern))
+
+
+def _leap_year(year: exp.Expression) -> exp.Expression:
+    def divisible(by: int) -> exp.Expression:
+        return exp.EQ(
+            this=exp.Mod(this=year.copy(), expression=exp.Literal.number(by)),
+            expression=exp.Literal.number(0),
+        )
+
+    return exp.and_(divisible(4), exp.paren(exp.or_(exp.not_(divisible(100)), divisible(400))))
+
+
 def _case(condition: exp.Expression, then: exp.Expression) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=condition, true=then)])
-
-
-def _utc(moment: exp.Expression) -> exp.Expression:
-    """A TIMESTAMPTZ as the naive UTC TIMESTAMP (independent of the session time zone)."""
-    return exp.AtTimeZone(this=moment, zone=exp.Literal.string("UTC"))
 
 
 def _number(operand: int | float) -> exp.Expression:

@@ -15,8 +15,9 @@ Semantics where dsl.md leaves room, chosen to match what Customer.io users expec
   dotted paths into nested objects, an all-digit part indexing an array (``items.0.sku``).
 - ``performed`` matches the ``event`` column exactly and counts events in ``(as_of - within, as_of]``
   (all history up to as_of without ``within``).
-- ``message`` reads the delivery ledger. A message counts at ``completed_at``, else ``queued_at``,
-  within ``(as_of - within, as_of]``. A ledger row holds a message's latest status, so a status
+- ``message`` reads the delivery ledger. A message counts at the ledger's ``as_of`` (the instant of
+  the run that handled it, not the wall clock), within ``(as_of - within, as_of]``, so scenarios and
+  replays see the same history. A ledger row holds a message's latest status, so a status
   implies the earlier ones of the delivery funnel: ``sent`` matches sent, delivered, opened, clicked,
   converted, bounced, unsubscribed and spammed messages; ``delivered`` all of those but bounced;
   ``opened`` opened and clicked (a click implies an open); the other statuses match only
@@ -30,7 +31,13 @@ Semantics where dsl.md leaves room, chosen to match what Customer.io users expec
 
 Relations are given as SQL text (a table name or Jinja such as ``{{ ref('dim_users') }}``, which
 does not parse as SQL): the query is built with sqlglot around unique placeholder identifiers, and
-the texts are put in after rendering. User-provided values only ever reach SQL as sqlglot literals.
+the texts are put in after rendering. User-provided values only ever reach SQL as sqlglot literals;
+names read inside JSON (trait names, property paths, topics) must match
+``nudge.segments.comparisons.NAME_PATTERN``. A string literal containing ``{{``, ``{%`` or ``{#`` is
+written as a concatenation (``'a{' || '{b'``) so that dbt's Jinja never sees a delimiter in a value.
+
+``compile_condition(..., dialect=...)`` renders for duckdb (default), postgres, snowflake, bigquery
+or databricks; what differs between them is in ``nudge.segments.dialects``.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ from nudge.segments.comparisons import (
     minus,
     timestamp_literal,
 )
+from nudge.segments.dialects import json_dialect
 
 __all__ = [
     "ConditionError",
@@ -123,19 +131,26 @@ def status_matches(status: str) -> tuple[str, ...]:
 
 
 def compile_condition(
-    condition: Condition, relations: Relations, *, topics: Sequence[Topic] = ()
+    condition: Condition,
+    relations: Relations,
+    *,
+    topics: Sequence[Topic] = (),
+    dialect: str = DIALECT,
 ) -> str:
-    """One DuckDB query returning the distinct ``user_id`` of every user for whom ``condition`` holds.
+    """One query (in ``dialect``) returning the distinct ``user_id`` of every user for whom
+    ``condition`` holds.
 
     ``topics`` gives the defaults for ``subscription`` conditions; a topic not among them is a
-    ``ConditionError``, as is any operand of the wrong type.
+    ``ConditionError``, as is any operand of the wrong type or a name outside the allowlist.
     """
-    return _Compiler(relations, topics).query(condition)
+    return _Compiler(relations, topics, dialect).query(condition)
 
 
 class _Compiler:
-    def __init__(self, relations: Relations, topics: Sequence[Topic]) -> None:
+    def __init__(self, relations: Relations, topics: Sequence[Topic], dialect: str) -> None:
         self.relations = relations
+        self.dialect = dialect
+        self.json = json_dialect(dialect)
         self.topics = {topic.name: topic for topic in topics}
         # A random tag makes placeholders impossible to guess, so no user value can contain one.
         self.tag = secrets.token_hex(8)
@@ -148,7 +163,8 @@ class _Compiler:
         select = exp.select(self.user.copy()).distinct().from_(users)
         if not isinstance(condition, Everyone):
             select = select.where(self.predicate(condition))
-        sql = select.sql(DIALECT, pretty=True)
+        select = select.transform(_jinja_safe_literal)
+        sql = select.sql(self.dialect, pretty=True)
         for name, text in self.substitutions.items():
             sql = sql.replace(name, text)
         return sql
@@ -174,7 +190,7 @@ class _Compiler:
             case Everyone():
                 return exp.true()
             case Attribute(name, comparison):
-                traits = JsonValue(exp.column("traits", table="u"), (name,), f"attribute {name!r}")
+                traits = self._json(exp.column("traits", table="u"), (name,), f"attribute {name!r}")
                 return compile_comparison(traits, comparison, self.as_of)
             case Performed():
                 return self._performed(condition)
@@ -210,7 +226,7 @@ class _Compiler:
         ]
         for item in condition.where:
             label = f"performed {condition.event!r} where {'.'.join(item.path)!r}"
-            properties = JsonValue(exp.column("properties", table="e"), item.path, label)
+            properties = self._json(exp.column("properties", table="e"), item.path, label)
             filters.append(compile_comparison(properties, item.comparison, self.as_of))
         events = self._relation(self.relations.events, "e")
         return self._count(events, filters, condition.times, f"performed {condition.event!r}")
@@ -229,11 +245,7 @@ class _Compiler:
                         this=exp.column(column, table="m"), expression=exp.Literal.string(wanted)
                     )
                 )
-        counted_at = exp.Coalesce(
-            this=exp.column("completed_at", table="m"),
-            expressions=[exp.column("queued_at", table="m")],
-        )
-        filters.extend(self._window(counted_at, condition.within))
+        filters.extend(self._window(exp.column("as_of", table="m"), condition.within))
         ledger = self._relation(self.relations.ledger, "m")
         return self._count(ledger, filters, condition.times, f"message {condition.status!r}")
 
@@ -243,10 +255,10 @@ class _Compiler:
             known = ", ".join(sorted(self.topics)) or "none are declared"
             raise ConditionError(f"subscription: undeclared topic {topic!r} (declared: {known})")
         traits = exp.column("traits", table="u")
-        preference = JsonValue(
-            traits, ("cio_subscription_preferences", "topics", topic), "subscription"
+        preference = self._json(
+            traits, ("cio_subscription_preferences", "topics", topic), f"subscription {topic!r}"
         )
-        unsubscribed = JsonValue(traits, ("unsubscribed",), "subscription")
+        unsubscribed = self._json(traits, ("unsubscribed",), "subscription")
         globally_unsubscribed = compile_comparison(unsubscribed, Comparison("eq", True), self.as_of)
         if declared.default_subscribed:  # subscribed unless the preference says false
             topic_on = exp.not_(compile_comparison(preference, Comparison("eq", False), self.as_of))
@@ -256,6 +268,9 @@ class _Compiler:
         return on if subscribed else exp.not_(exp.paren(on))
 
     # --- helpers ------------------------------------------------------------------------------------
+
+    def _json(self, document: exp.Expression, path: tuple[str, ...], label: str) -> JsonValue:
+        return JsonValue(document, path, label, self.json)
 
     def _same_user(self, alias: str) -> exp.Expression:
         return exp.EQ(this=exp.column("user_id", table=alias), expression=self.user.copy())
@@ -280,3 +295,21 @@ class _Compiler:
             )
         counted = exp.select(exp.Count(this=exp.Star())).from_(relation).where(exp.and_(*filters))
         return compare(this=counted.subquery(), expression=exp.Literal.number(count))
+
+
+_JINJA_OPENERS = ("{{", "{%", "{#")
+
+
+def _jinja_safe_literal(node: exp.Expression) -> exp.Expression:
+    """A string literal holding a Jinja delimiter, as a concatenation that splits every ``{``."""
+    if not (isinstance(node, exp.Literal) and node.is_string):
+        return node
+    text = node.this
+    if not any(opener in text for opener in _JINJA_OPENERS):
+        return node
+    parts = text.split("{")
+    pieces = [part + "{" for part in parts[:-1]] + [parts[-1]]
+    joined: exp.Expression = exp.Literal.string(pieces[0])
+    for piece in pieces[1:]:
+        joined = exp.DPipe(this=joined, expression=exp.Literal.string(piece), safe=True)
+    return exp.paren(joined)
