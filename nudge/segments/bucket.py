@@ -50,7 +50,8 @@ def bucket_sql(salt: str, user_id: exp.Expression) -> exp.Expression:
                     expression=exp.Literal.number(1),
                 )
             ),
-            expression=exp.Literal.number(16 ** (_HEX_DIGITS - 1 - i)),
+            # BIGINT: 15 * 16**7 overflows a 32-bit INTEGER (Postgres' type of small literals).
+            expression=exp.cast(exp.Literal.number(16 ** (_HEX_DIGITS - 1 - i)), "BIGINT"),
         )
         for i in range(_HEX_DIGITS)
     ]
