@@ -119,6 +119,31 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_journeys_control(args: argparse.Namespace) -> int:
+    """``nudge journeys pause|resume NAME``: the state lives in ``nudge.journey_controls``."""
+    from journeys.controls import set_paused
+    from nudge.content import load_workspace_content
+    from nudge.pipeline import utc_now
+    from nudge.warehouse.connection import connect
+    from nudge.warehouse.schema import ensure_tables
+
+    workspace = workspace_from_args(args)
+    names = sorted(j.name for j in load_workspace_content(workspace).journeys)
+    if args.name not in names:
+        known = ", ".join(names) or "none"
+        print(
+            f"no journey {args.name!r} in {workspace.content_dir} (journeys: {known})",
+            file=sys.stderr,
+        )
+        return 1
+    paused = args.action == "pause"
+    with connect(workspace.warehouse_path) as con:
+        ensure_tables(con)
+        set_paused(con, args.name, paused=paused, at=utc_now())
+    print(f"journey {args.name}: {'paused' if paused else 'resumed'}")
+    return 0
+
+
 def cmd_scenario_run(args: argparse.Namespace) -> int:
     from nudge.scenarios.model import load_scenario
     from nudge.scenarios.runner import run_scenario
@@ -225,6 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--work-dir", default="bench/work", help="scratch workspace (removed after)")
     bench.add_argument("--keep", action="store_true", help="keep the scratch workspace")
     bench.set_defaults(func=cmd_bench)
+    journeys = commands.add_parser("journeys", help="pause or resume a journey").add_subparsers(
+        dest="action", required=True
+    )
+    for action, text in (
+        ("pause", "stop admitting, moving and sending; people keep their place"),
+        ("resume", "run the journey again from where people are"),
+    ):
+        control = journeys.add_parser(action, help=text)
+        control.add_argument("name", help="journey name")
+        control.set_defaults(func=cmd_journeys_control)
     scenario = commands.add_parser("scenario", help="scenario files").add_subparsers(
         dest="action", required=True
     )
