@@ -41,6 +41,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{workspace.content_dir}: {len(content.segments)} segments, {len(content.journeys)} "
         f"journeys, {len(content.templates)} templates, {len(content.topics)} topics: all valid"
     )
+    from nudge.segments.data_checks import workspace_data_warnings
+
+    for warning in workspace_data_warnings(workspace, content):
+        print(warning)
     return 0
 
 
