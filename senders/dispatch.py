@@ -3,11 +3,15 @@
 Order of work in one dispatch:
 
 1. reconcile rows a crash left in ``sending`` (failed, never resent);
-2. decide every pending row at once in SQL (``senders.policy``) and write the final decisions
-   (skipped, dropped, undeliverable, no provider) in one insert; held rows stay pending;
+2. decide every pending row at once in SQL (``senders.policy``): new outbox rows and transient
+   failures whose retry is due; write the final decisions (skipped, dropped, undeliverable, no
+   provider) in one insert; held rows stay pending;
 3. per batch: render each message (the only per-row Python work besides the send itself), write
    the batch's intents in one committed transaction, hand each message whose intent was written to
-   its channel's provider, then record the batch's outcomes in one update.
+   its channel's provider (a transient failure is tried again a couple of times right away, with a
+   short jittered pause), then record the batch's outcomes in one update; a failure still
+   transient is scheduled for a later dispatch (``senders.retry``);
+4. add this dispatch's counts per journey step and channel to ``nudge.run_counts``.
 
 Providers are closed at the end (they reconnect lazily if the caller reuses them).
 """
@@ -15,10 +19,11 @@ Providers are closed at the end (they reconnect lazily if the caller reuses them
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -28,10 +33,16 @@ from nudge.dsl.models import Content
 from senders import ledger
 from senders.policy import evaluate_policies
 from senders.providers import Provider, RenderedMessage, SendOutcome
+from senders.retry import backoff_delay
+from senders.run_counts import StepCounts, record_run_counts
 from senders.templates import RenderContext, RenderError, TemplateRenderer
 from senders.unsubscribe import unsubscribe_url
 
 FINAL_DECISIONS = ("skipped", "dropped", "undeliverable")
+SEND_RETRIES = 2
+RETRY_PAUSE = timedelta(milliseconds=200)
+# A provider asking for a longer pause than this is left to a later dispatch.
+MAX_RETRY_PAUSE = timedelta(seconds=5)
 
 
 @dataclass
@@ -41,6 +52,7 @@ class DispatchSummary:
 
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     reconciled: int = 0
+    steps: StepCounts = field(default_factory=StepCounts)
 
     def total(self, status: str | None = None, channel: str | None = None) -> int:
         return sum(
@@ -72,6 +84,7 @@ def _now() -> datetime:
 def _count(summary: DispatchSummary, frame: pl.DataFrame) -> None:
     for channel, status, n in frame.group_by("channel", "status").len().iter_rows():
         summary.counts[(channel, status)] += n
+    summary.steps.add_decisions(frame)
 
 
 def _render(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessage:
@@ -108,11 +121,31 @@ def _render(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessa
     )
 
 
-def _send(provider: Provider, message: RenderedMessage) -> SendOutcome:
+def _send_once(provider: Provider, message: RenderedMessage) -> SendOutcome:
     try:
         return provider.send(message)
     except Exception as err:  # a provider bug must not stop the batch; the row records it
         return SendOutcome.failed(f"provider error: {type(err).__name__}: {err}", permanent=False)
+
+
+def _send(
+    provider: Provider, message: RenderedMessage, *, retries: int, pause: timedelta
+) -> SendOutcome:
+    """Hand ``message`` over; on a transient failure try again up to ``retries`` times after a
+    jittered pause (at least the provider's Retry-After, unless that is too long to wait here)."""
+    outcome = _send_once(provider, message)
+    for attempt in range(1, retries + 1):
+        if outcome.status == "sent" or outcome.permanent:
+            break
+        wait = backoff_delay(
+            message.idempotency_key, attempt, base=pause, cap=pause * 8,
+            retry_after=outcome.retry_after,
+        )  # fmt: skip
+        if wait > MAX_RETRY_PAUSE:
+            break
+        time.sleep(wait.total_seconds())
+        outcome = _send_once(provider, message)
+    return outcome
 
 
 def dispatch_pending(
@@ -124,11 +157,15 @@ def dispatch_pending(
     providers: Mapping[str, Provider],
     channels: Collection[str] | None = None,
     batch_size: int = 500,
+    send_retries: int = SEND_RETRIES,
+    retry_pause: timedelta = RETRY_PAUSE,
 ) -> DispatchSummary:
-    """Send the outbox rows not yet in the ledger, through ``providers`` (channel -> provider).
+    """Send the outbox rows not yet in the ledger (and the transient failures due for a retry),
+    through ``providers`` (channel -> provider).
 
     ``channels`` limits the dispatch to those channels (rows of others stay pending); by default
-    every pending row is decided, and a channel without a provider is recorded as failed."""
+    every pending row is decided, and a channel without a provider is recorded as failed.
+    ``send_retries`` and ``retry_pause`` govern the immediate retries of a transient failure."""
     as_of = _utc_naive(as_of)
     summary = DispatchSummary(reconciled=ledger.reconcile_in_flight(con, now=_now()))
     decided = evaluate_policies(con, as_of=as_of, content=content, channels=channels)
@@ -148,24 +185,38 @@ def dispatch_pending(
     )
     final = decided.filter(pl.col("status").is_in([*FINAL_DECISIONS, "failed"]))
     ledger.record_decisions(con, ledger.ledger_rows(final, run_id=run_id, as_of=as_of, now=_now()))
+    summary.steps.add(decided, "planned")
     _count(summary, decided.filter(pl.col("status") != "send"))
 
     renderer = TemplateRenderer(content.templates)
     to_send = decided.filter(pl.col("status") == "send")
+    sender = _Sender(providers, send_retries, retry_pause)
     try:
         for batch in to_send.iter_slices(batch_size):
-            _dispatch_batch(con, batch, renderer, providers, run_id, as_of, summary)
+            _dispatch_batch(con, batch, renderer, sender, run_id, as_of, summary)
     finally:
         for provider in providers.values():
             provider.close()
+        record_run_counts(con, summary.steps, run_id=run_id, as_of=as_of)
     return summary
+
+
+@dataclass(frozen=True)
+class _Sender:
+    providers: Mapping[str, Provider]
+    retries: int
+    pause: timedelta
+
+    def send(self, message: RenderedMessage) -> SendOutcome:
+        provider = self.providers[message.channel]
+        return _send(provider, message, retries=self.retries, pause=self.pause)
 
 
 def _dispatch_batch(
     con: duckdb.DuckDBPyConnection,
     batch: pl.DataFrame,
     renderer: TemplateRenderer,
-    providers: Mapping[str, Provider],
+    sender: _Sender,
     run_id: str,
     as_of: datetime,
     summary: DispatchSummary,
@@ -187,11 +238,12 @@ def _dispatch_batch(
     written = ledger.record_intents(
         con, ledger.ledger_rows(rows, run_id=run_id, as_of=as_of, now=_now())
     )
-    outcomes = [
-        (m, _send(providers[m.channel], m)) for m in messages if m.idempotency_key in written
-    ]
-    ledger.record_outcomes(con, outcomes, completed_at=_now())
+    outcomes = [(m, sender.send(m)) for m in messages if m.idempotency_key in written]
+    ledger.record_outcomes(con, outcomes, attempts=written, as_of=as_of, completed_at=_now())
     for message, outcome in outcomes:
         summary.counts[(message.channel, outcome.status)] += 1
-    for channel in rows.filter(failed)["channel"]:
+        summary.steps.add_attempt(message.journey, message.step, message.channel, outcome.status)
+    render_failed = rows.filter(failed)
+    for channel in render_failed["channel"]:
         summary.counts[(channel, "failed")] += 1
+    summary.steps.add_decisions(render_failed)

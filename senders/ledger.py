@@ -2,14 +2,17 @@
 
 The protocol for one batch: write the intents (status ``sending``) in a committed transaction,
 hand the messages whose intent was written to providers, then record the outcomes. The primary key
-on ``idempotency_key`` forbids a second row, and dispatch only considers keys not yet in the ledger,
-so a key is never handed to a provider twice. Rows a crash left in ``sending`` are reconciled to
-``failed`` (outcome unknown), never resent.
+on ``idempotency_key`` forbids a second row; dispatch considers keys not yet in the ledger and
+failed rows that are due for a retry (``permanent`` false, ``next_attempt_at`` reached). A retry
+reuses the row: writing its intent moves it from ``failed`` back to ``sending`` (attempts + 1) only
+if it is still a transient failure, so a key that was sent is never handed to a provider again.
+Rows a crash left in ``sending`` are reconciled to ``failed`` (outcome unknown, permanent), never
+resent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -17,6 +20,7 @@ import duckdb
 import polars as pl
 
 from senders.providers import RenderedMessage, SendOutcome
+from senders.retry import MAX_ATTEMPTS, backoff_delay
 
 INTERRUPTED_REASON = "interrupted: outcome unknown, not resent"
 
@@ -39,6 +43,10 @@ LEDGER_COLUMNS = (
     "queued_at",
     "attempted_at",
     "completed_at",
+    "permanent",
+    "attempts",
+    "next_attempt_at",
+    "journey_version",
 )
 LEDGER_SCHEMA = {
     "idempotency_key": pl.String,
@@ -59,8 +67,29 @@ LEDGER_SCHEMA = {
     "queued_at": pl.Datetime("us"),
     "attempted_at": pl.Datetime("us"),
     "completed_at": pl.Datetime("us"),
+    "permanent": pl.Boolean,
+    "attempts": pl.Int32,
+    "next_attempt_at": pl.Datetime("us"),
+    "journey_version": pl.String,
 }
 _COLUMN_LIST = ", ".join(LEDGER_COLUMNS)
+# What a retry overwrites; queued_at, delivery_id and the message's identity stay.
+_RETRY_UPDATE = ", ".join(
+    f"{c} = excluded.{c}"
+    for c in (
+        "run_id", "as_of", "provider", "address", "status", "reason", "provider_message_id",
+        "attempted_at", "completed_at", "permanent", "next_attempt_at",
+    )
+)  # fmt: skip
+
+
+def retryable(table: str) -> str:
+    """SQL: the ledger row ``table`` is a transient failure waiting for a retry. Rows written
+    before retries existed have no ``next_attempt_at`` and are never retried."""
+    return (
+        f"{table}.status = 'failed' and not coalesce({table}.permanent, false) "
+        f"and {table}.next_attempt_at is not null"
+    )
 
 
 @contextmanager
@@ -89,7 +118,8 @@ def ledger_rows(
 ) -> pl.DataFrame:
     """Ledger rows from decided outbox rows (outbox columns plus ``status``, ``reason``,
     ``address`` and optionally ``provider``). ``queued_at`` is the outbox row's ``created_at``;
-    a ``sending`` row is attempted ``now``, any other row is complete ``now``."""
+    a ``sending`` row is attempted ``now`` (one attempt), any other row is complete ``now``. A
+    ``failed`` decision (no provider, render error) is permanent: retrying cannot fix it."""
     sending = pl.col("status") == "sending"
     frame = decisions.with_columns(
         pl.lit(run_id).alias("run_id"),
@@ -98,20 +128,30 @@ def ledger_rows(
         pl.when(sending).then(pl.lit(now)).alias("attempted_at"),
         pl.when(~sending).then(pl.lit(now)).alias("completed_at"),
         pl.lit(None, pl.String).alias("provider_message_id"),
+        (pl.col("status") == "failed").alias("permanent"),
+        sending.cast(pl.Int32).alias("attempts"),
+        pl.lit(None, pl.Datetime("us")).alias("next_attempt_at"),
     )
-    if "provider" not in frame.columns:
-        frame = frame.with_columns(pl.lit(None, pl.String).alias("provider"))
+    for optional in ("provider", "journey_version"):
+        if optional not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.String).alias(optional))
     return frame.select(pl.col(name).cast(dtype) for name, dtype in LEDGER_SCHEMA.items())
 
 
-def _insert(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> list[tuple[str, str]]:
-    """Insert ledger rows, leaving keys already present alone; ``(key, status)`` of rows written."""
+def _insert(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> list[tuple[str, str, int]]:
+    """Insert ledger rows; a key already present is overwritten only while it is a transient
+    failure due for retry (its attempts add up), otherwise left alone. ``(key, status,
+    attempts)`` of the rows written."""
     if rows.is_empty():
         return []
     with _registered(con, "_nudge_ledger_rows", rows.select(LEDGER_COLUMNS)):
         return con.execute(
-            f"insert or ignore into nudge.delivery_ledger ({_COLUMN_LIST}) "
-            f"select {_COLUMN_LIST} from _nudge_ledger_rows returning idempotency_key, status"
+            f"""insert into nudge.delivery_ledger ({_COLUMN_LIST})
+                select {_COLUMN_LIST} from _nudge_ledger_rows
+                on conflict (idempotency_key) do update set {_RETRY_UPDATE},
+                    attempts = coalesce(delivery_ledger.attempts, 0) + excluded.attempts
+                where {retryable("delivery_ledger")}
+                returning idempotency_key, status, attempts"""
         ).fetchall()
 
 
@@ -121,45 +161,68 @@ def record_decisions(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> int:
     return len(_insert(con, rows))
 
 
-def record_intents(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> set[str]:
+def record_intents(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> dict[str, int]:
     """Write a batch in one committed transaction: ``sending`` rows are intents, other rows (render
-    errors of the same batch) are final. Returns the keys whose intent was written: only those may
-    be handed to a provider."""
+    errors of the same batch) are final. Returns the keys whose intent was written, with their
+    attempt number: only those may be handed to a provider."""
     with transaction(con):
         written = _insert(con, rows)
-    return {key for key, status in written if status == "sending"}
+    return {key: attempts for key, status, attempts in written if status == "sending"}
+
+
+def _outcome_row(
+    message: RenderedMessage, outcome: SendOutcome, attempts: int, as_of: datetime
+) -> dict[str, object]:
+    """A transient failure is scheduled again after a jittered backoff (or the provider's
+    Retry-After) until ``MAX_ATTEMPTS``; then it becomes permanent."""
+    reason, permanent, next_attempt_at = outcome.reason, outcome.permanent, None
+    if outcome.status == "failed" and not permanent:
+        if attempts >= MAX_ATTEMPTS:
+            permanent = True
+            reason = f"{reason} (gave up after {attempts} attempts)"
+        else:
+            delay = backoff_delay(
+                message.idempotency_key, attempts, retry_after=outcome.retry_after
+            )
+            next_attempt_at = as_of + delay
+    return {
+        "idempotency_key": message.idempotency_key,
+        "status": outcome.status,
+        "reason": reason,
+        "provider_message_id": outcome.provider_message_id,
+        "permanent": permanent if outcome.status == "failed" else None,
+        "next_attempt_at": next_attempt_at,
+    }
 
 
 def record_outcomes(
     con: duckdb.DuckDBPyConnection,
     outcomes: Sequence[tuple[RenderedMessage, SendOutcome]],
     *,
+    attempts: Mapping[str, int],
+    as_of: datetime,
     completed_at: datetime,
 ) -> None:
-    """Bulk update the ``sending`` rows of a batch with what the providers answered."""
+    """Bulk update the ``sending`` rows of a batch with what the providers answered.
+    ``attempts`` is each key's attempt number (from ``record_intents``)."""
     if not outcomes:
         return
     frame = pl.DataFrame(
-        [
-            {
-                "idempotency_key": m.idempotency_key,
-                "status": o.status,
-                "reason": o.reason,
-                "provider_message_id": o.provider_message_id,
-            }
-            for m, o in outcomes
-        ],
+        [_outcome_row(m, o, attempts[m.idempotency_key], as_of) for m, o in outcomes],
         schema={
             "idempotency_key": pl.String,
             "status": pl.String,
             "reason": pl.String,
             "provider_message_id": pl.String,
+            "permanent": pl.Boolean,
+            "next_attempt_at": pl.Datetime("us"),
         },
     )
     with _registered(con, "_nudge_outcomes", frame), transaction(con):
         con.execute(
             """update nudge.delivery_ledger l
-               set status = o.status, reason = o.reason,
+               set status = o.status, reason = o.reason, permanent = o.permanent,
+                   next_attempt_at = o.next_attempt_at,
                    provider_message_id = o.provider_message_id, completed_at = $completed_at
                from _nudge_outcomes o
                where l.idempotency_key = o.idempotency_key and l.status = 'sending'""",
@@ -172,7 +235,8 @@ def reconcile_in_flight(con: duckdb.DuckDBPyConnection, *, now: datetime) -> int
     Returns how many were reconciled."""
     reconciled = con.execute(
         """update nudge.delivery_ledger
-           set status = 'failed', reason = $reason, completed_at = $now
+           set status = 'failed', reason = $reason, completed_at = $now, permanent = true,
+               next_attempt_at = null
            where status = 'sending'
            returning idempotency_key""",
         {"reason": INTERRUPTED_REASON, "now": now},

@@ -32,6 +32,7 @@ import duckdb
 import polars as pl
 
 from nudge.dsl.models import Content, FrequencyCap, QuietHours
+from senders.ledger import retryable
 
 DECISION_STATUSES = ("send", "held", "skipped", "dropped", "undeliverable")
 TOPIC_PREFERENCES_PATH = "$.cio_subscription_preferences.topics."
@@ -39,14 +40,17 @@ DEFAULT_TIMEZONE_ATTRIBUTE = "timezone"
 
 
 def _pending_sql(channels: Collection[str] | None) -> str:
-    """Outbox rows not yet in the ledger, queued at or before ``$as_of`` (of ``$channels``)."""
+    """Outbox rows queued at or before ``$as_of`` (of ``$channels``) not yet in the ledger, or
+    in it as a transient failure whose next attempt is due."""
     only = "" if channels is None else "and list_contains($channels, o.channel)"
     return f"""
     select o.*
     from nudge.outbox o
     where o.as_of <= $as_of {only}
       and not exists (
-        select 1 from nudge.delivery_ledger l where l.idempotency_key = o.idempotency_key
+        select 1 from nudge.delivery_ledger l
+        where l.idempotency_key = o.idempotency_key
+          and not ({retryable("l")} and l.next_attempt_at <= $as_of)
       )
     """
 

@@ -28,20 +28,24 @@ class RenderedMessage:
 
 @dataclass(frozen=True)
 class SendOutcome:
-    """A provider's answer. ``permanent`` failures must not be retried (e.g. SMTP 5xx on RCPT)."""
+    """A provider's answer. ``permanent`` failures must not be retried (e.g. SMTP 5xx on RCPT);
+    ``retry_after`` is the provider's ``Retry-After`` in seconds, when it sent one."""
 
     status: Literal["sent", "failed"]
     reason: str | None = None
     provider_message_id: str | None = None
     permanent: bool = False
+    retry_after: float | None = None
 
     @classmethod
     def sent(cls, provider_message_id: str | None) -> SendOutcome:
         return cls("sent", None, provider_message_id, False)
 
     @classmethod
-    def failed(cls, reason: str, *, permanent: bool) -> SendOutcome:
-        return cls("failed", reason, None, permanent)
+    def failed(
+        cls, reason: str, *, permanent: bool, retry_after: float | None = None
+    ) -> SendOutcome:
+        return cls("failed", reason, None, permanent, retry_after)
 
 
 class Provider(Protocol):
