@@ -167,6 +167,7 @@ def _connect(
 ) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(scratch))
     con.execute("set preserve_insertion_order = false")
+    con.execute("set enable_progress_bar = false")
     for name, value in (("seed", seed), ("users", users), ("days", days), ("end_at", end)):
         con.execute(f"set variable {name} = ?", [value])
     con.execute("set variable from_at = null::timestamp")
