@@ -4,6 +4,7 @@ import dagster as dg
 
 from nudge.pipeline import finish_run, send_pending
 from nudge.warehouse.connection import connect
+from orchestration.defs.delivery.checks import LEDGER, delivery_checks
 from orchestration.defs.journeys.assets import JOURNEY_STATE
 from orchestration.location import load_location
 from orchestration.resources import EmailDelivery
@@ -11,12 +12,31 @@ from orchestration.run_context import DUCKDB_POOL, as_of_for
 
 OUTBOX = dg.AssetKey(["delivery", "outbox"])
 EMAIL = dg.AssetKey(["delivery", "email"])
-LEDGER = dg.AssetKey(["delivery", "ledger"])
 
 
 def count_rows(sql: str) -> dict[str, int]:
     with connect(load_location().workspace.warehouse_path, read_only=True) as con:
         return {str(label): count for label, count in con.execute(sql).fetchall()}
+
+
+RUN_COUNT_COLUMNS = ("journey", "step", "channel", "planned", "attempted", "succeeded", "failed",
+                     "skipped")  # fmt: skip
+
+
+def run_counts_table(run_id: str) -> dg.MetadataValue:
+    """This run's nudge.run_counts rows as a Markdown table."""
+    with connect(load_location().workspace.warehouse_path, read_only=True) as con:
+        rows = con.execute(
+            f"select {', '.join(RUN_COUNT_COLUMNS)} from nudge.run_counts where run_id = ? "
+            "order by all",
+            [run_id],
+        ).fetchall()
+    lines = [
+        "| " + " | ".join(RUN_COUNT_COLUMNS) + " |",
+        "|" + "---|" * len(RUN_COUNT_COLUMNS),
+        *("| " + " | ".join(map(str, row)) + " |" for row in rows),
+    ]
+    return dg.MetadataValue.md("\n".join(lines))
 
 
 @dg.asset(
@@ -76,8 +96,15 @@ def delivery_ledger(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "select status, count(*) from nudge.delivery_ledger group by all order by all"
     )
     finish_run(load_location().workspace, run_id=context.run.run_id)
-    return dg.MaterializeResult(metadata={f"status.{k}": v for k, v in statuses.items()})
+    return dg.MaterializeResult(
+        metadata={
+            **{f"status.{k}": v for k, v in statuses.items()},
+            "run_counts": run_counts_table(context.run.run_id),
+        }
+    )
 
 
 def delivery_definitions() -> dg.Definitions:
-    return dg.Definitions(assets=[outbox, email_sender, delivery_ledger])
+    return dg.Definitions(
+        assets=[outbox, email_sender, delivery_ledger], asset_checks=delivery_checks()
+    )

@@ -11,6 +11,7 @@ import dagster as dg
 from nudge.dsl.models import Journey
 from nudge.pipeline import plan_journeys
 from nudge.warehouse.connection import connect
+from orchestration.defs.journeys.checks import journey_entries_check
 from orchestration.defs.journeys.lineage import journey_segments
 from orchestration.location import load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
@@ -73,5 +74,6 @@ def journey_state_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
 def journey_definitions() -> dg.Definitions:
     journeys = list(load_location().content.journeys)
     return dg.Definitions(
-        assets=[*(journey_asset(j) for j in journeys), journey_state_asset(journeys)]
+        assets=[*(journey_asset(j) for j in journeys), journey_state_asset(journeys)],
+        asset_checks=[journey_entries_check(j, journey_key(j)) for j in journeys],
     )
