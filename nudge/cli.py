@@ -67,6 +67,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workspace = workspace_from_args(args)
     as_of = parse_as_of(args.as_of)
+    if args.dry_run:
+        from nudge.content import load_workspace_content
+        from nudge.dry_run import dry_run
+
+        print(dry_run(workspace, load_workspace_content(workspace), as_of).render())
+        return 0
     print(f"running the pipeline at as_of {as_of.isoformat()}Z in {workspace.home}")
     return 0 if run_through_dagster(workspace, as_of, progress=print) else 1
 
@@ -217,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_demo)
     run = commands.add_parser("run", help="one pipeline run through Dagster")
     run.add_argument("--as-of", help="the run's instant (ISO 8601; default now)")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show what would be sent and skipped, on a copy of the warehouse; change nothing",
+    )
     run.set_defaults(func=cmd_run)
     ingest = commands.add_parser("ingest", help="land Segment-spec messages from NDJSON files")
     ingest.add_argument("files", nargs="+")
