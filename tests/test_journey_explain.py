@@ -1,0 +1,109 @@
+"""nudge explain --journey: where a user is, how they got there, what happens next, or why not."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from journeys.explain import explain_journey
+from nudge.landing.writer import land_messages
+from nudge.pipeline import prepare_workspace, run_pipeline
+from nudge.segments.explain import ExplainError
+from nudge.workspace import Workspace
+from senders.capture import CapturingProvider
+
+pytestmark = pytest.mark.slow
+
+START = datetime(2026, 3, 2, 9, 0)  # a Monday
+CONTENT = """
+segments:
+  - name: new_signups
+    condition: {performed: {event: signed_up, within: 7d}}
+templates:
+  - {name: welcome_email, channel: email, subject: "Welcome", html: "<p>Hi</p>"}
+  - {name: tips_email, channel: email, subject: "Tips", html: "<p>Tips</p>"}
+journeys:
+  - name: onboarding
+    trigger: {segment_entered: new_signups}
+    entry_filter: {attribute: {name: plan, eq: free}}
+    exit_when: {attribute: {name: closed, eq: true}}
+    steps:
+      - {id: welcome, send: {channel: email, template: welcome_email}}
+      - {id: pause, wait: 2d}
+      - {id: morning, window: {days: [mon, tue, wed, thu, fri], from: "09:00", to: "10:00",
+                             timezone_attribute: timezone}}
+      - {id: tips, send: {channel: email, template: tips_email}}
+"""
+
+
+def identify(user: str, at: datetime, **traits: object) -> dict:
+    return {"type": "identify", "userId": user, "timestamp": at.isoformat() + "Z",
+            "traits": {"email": f"{user}@example.com", **traits}}  # fmt: skip
+
+
+def signup(user: str, at: datetime, **traits: object) -> list[dict]:
+    track = {"type": "track", "userId": user, "event": "signed_up",
+             "timestamp": at.isoformat() + "Z"}  # fmt: skip
+    return [identify(user, at, **traits), track]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, object]:
+    tmp = tmp_path_factory.mktemp("explain")
+    (tmp / "content").mkdir()
+    (tmp / "content" / "definitions.yml").write_text(CONTENT)
+    workspace = Workspace(home=tmp / "home", content_dir=tmp / "content")
+    content, project = prepare_workspace(workspace)
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            *signup("ada", START, plan="free", timezone="Europe/Berlin"),
+            *signup("cy", START, plan="pro"),
+            identify("bob", START, plan="free"),
+            *signup("dee", START, plan="free"),
+        ],
+    )
+    email = {"email": CapturingProvider("email")}
+    run_pipeline(workspace, content, project, email, as_of=START + timedelta(hours=1))
+    land_messages(
+        workspace.events_landing_dir, [identify("dee", START + timedelta(hours=2), closed=True)]
+    )
+    # Wednesday 12:00 Berlin: the wait is over, the morning window has closed.
+    run_pipeline(workspace, content, project, email, as_of=START + timedelta(days=2, hours=2))
+    return workspace, content
+
+
+def explain(workspace, user: str) -> str:
+    home, content = workspace
+    return explain_journey(home, content, user_id=user, journey="onboarding")
+
+
+def test_active_user_at_a_window_sees_history_messages_and_next_opening(workspace):
+    text = explain(workspace, "ada")
+    assert "at step morning (window)" in text
+    assert "entered - -> welcome" in text
+    assert "sent welcome -> pause" in text
+    assert "welcome: email 'welcome_email' queued 2026-03-02 10:00:00: sent" in text
+    # Next opening: Thursday 09:00 in Berlin = 08:00 UTC.
+    assert "next opening 2026-03-05T08:00:00" in text
+    assert "= 2026-03-05 09:00 Europe/Berlin" in text
+    assert "then: step tips (send)" in text
+
+
+def test_users_not_in_the_journey_get_the_reason(workspace):
+    assert "never entered" in explain(workspace, "bob")
+    assert "the user is not in new_signups" in explain(workspace, "bob")
+    cy = explain(workspace, "cy")
+    assert "the user is in new_signups" in cy
+    assert "does not hold: filtered out" in cy
+    dee = explain(workspace, "dee")
+    assert "exited at step pause" in dee and "reason: exit_when" in dee
+    assert "reentry: never" in dee
+    assert "not a known user" in explain(workspace, "nobody")
+
+
+def test_unknown_journey_is_a_clear_error(workspace):
+    home, content = workspace
+    with pytest.raises(ExplainError, match=r"unknown journey 'onboardin'.*onboarding"):
+        explain_journey(home, content, user_id="ada", journey="onboardin")
