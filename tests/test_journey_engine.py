@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from journeys import ids
+from journeys.controls import set_paused
 from journeys.engine import JourneyRunSummary, journey_version, run_journeys
 from nudge.dsl.models import (
     Attribute,
@@ -673,3 +674,61 @@ def test_broadcast_fires_once_for_the_members_at_that_run(wh: Warehouse) -> None
     wh.segment("s", {"u1", "u2"}, at(hours=2))
     wh.run(at(hours=2), j)
     assert wh.outbox("j") == [("u1", "news", at(hours=1))]
+
+
+def wait(step_id: str, **delta: float) -> Step:
+    return Step(step_id, Wait(timedelta(**delta)))
+
+
+def test_a_step_removed_by_an_edit_sends_its_people_to_the_next_surviving_step(
+    wh: Warehouse,
+) -> None:
+    old = journey(
+        steps=[send("s1"), wait("w1", days=1), send("s2"), wait("w2", days=1), send("s3")]
+    )
+    new = journey(steps=[send("s1"), wait("w2", days=1), send("s3")])
+    cut = journey(steps=[send("s1")])
+    wh.user("u1")
+    wh.user("u2")
+    wh.segment("s", {"u1", "u2"}, T0)
+    wh.run(T0, old)
+    wh.run(at(hours=1), new)
+    assert wh.active("j") == {"u1": "w2", "u2": "w2"}
+    assert wh.actions("j", "u1")[-1] == (at(hours=1), "moved", "w1", "w2")
+    wh.run(at(hours=2), cut)  # nothing after w2 survives
+    assert wh.entries("j") == [
+        ("u1", "exited", "w2", "step_removed"),
+        ("u2", "exited", "w2", "step_removed"),
+    ]
+    assert [s for _, s, _ in wh.outbox("j")] == ["s1", "s1"]
+
+
+def test_a_paused_journey_admits_moves_and_plans_nothing_until_resumed(wh: Warehouse) -> None:
+    j = journey(steps=[send("a"), wait("pause", days=1), send("b")])
+    wh.user("u1")
+    wh.segment("s", {"u1"}, T0)
+    wh.run(T0, j)
+    set_paused(wh.con, "j", paused=True, at=T0)
+    wh.user("u2")
+    wh.segment("s", {"u1", "u2"}, at(days=1))
+    before = wh.table_counts()
+    summary = wh.run(at(days=1), j)
+    assert wh.table_counts() == before
+    assert summary.journeys["j"].waiting == 1
+    set_paused(wh.con, "j", paused=False, at=T0)
+    wh.run(at(days=1, minutes=1), j)
+    assert wh.outbox("j") == [("u1", "a", T0), ("u1", "b", at(days=1, minutes=1))]
+
+
+def test_transitions_are_numbered_in_a_fixed_order(wh: Warehouse) -> None:
+    j = journey(steps=[send("a"), send("b")])
+    for user in ("u3", "u1", "u2"):
+        wh.user(user)
+    wh.segment("s", {"u1", "u2", "u3"}, T0)
+    wh.run(T0, j)
+    rows = wh.con.execute(
+        "select seq, entry_id, action from nudge.journey_transitions order by seq"
+    ).fetchall()
+    assert [seq for seq, _, _ in rows] == list(range(1, len(rows) + 1))
+    entered = [entry for _, entry, action in rows if action == "entered"]
+    assert entered == sorted(entered)
