@@ -6,6 +6,8 @@ decision, the first that applies in this order:
 =================  ==============  ========================================================
 status             reason          when
 =================  ==============  ========================================================
+held               journey paused  the journey is paused (``nudge journeys pause``): the row
+                                   stays pending and goes out at the first dispatch after resume
 skipped            holdout         the entry is in the journey's control group
 dropped            user deleted    the user is not in ``marts.dim_users`` (deleted/suppressed)
 skipped            unsubscribed    not transactional and the global ``unsubscribed`` trait
@@ -221,6 +223,8 @@ def evaluate_policies(
                cast(u.traits as varchar) as traits,
                {_ADDRESS} as address,
                case
+                   when coalesce(jc.paused, false)
+                        then struct_pack(status := 'held', reason := 'journey paused')
                    when p.holdout then struct_pack(status := 'skipped', reason := 'holdout')
                    when u.user_id is null then struct_pack(status := 'dropped', reason := 'user deleted')
                    when not p.transactional
@@ -237,6 +241,7 @@ def evaluate_policies(
                end as decision
         from pending p
         left join marts.dim_users u on u.user_id = p.user_id
+        left join nudge.journey_controls jc on jc.journey = p.journey
         left join _nudge_topic_defaults td on td.topic = p.topic
         left join _nudge_template_addresses ta on ta.template = p.template
         left join devices dv on dv.user_id = p.user_id

@@ -352,3 +352,19 @@ def test_addresses_per_channel(con):
     assert sent == {"push-u1": "new-token", "inbox": "u1", "hook": "https://crm.example/hook"}
     assert ledger(con)["push-u2"] == ("undeliverable", "no address")
     assert providers["webhook"].messages[0].content["json"] == {"id": "u2"}
+
+
+def test_rows_of_a_paused_journey_are_held_until_resume(con):
+    add_user(con, "u1", email="u1@example.com")
+    enqueue(con, "planned-before-pause", "u1")
+    con.execute("insert into nudge.journey_controls values ('onboarding', true, ?)", [T0])
+    email = CapturingProvider("email")
+
+    paused = run(con, {"email": email})
+
+    assert paused.total("held") == 1
+    assert ledger(con) == {} and email.messages == []
+    con.execute("update nudge.journey_controls set paused = false where journey = 'onboarding'")
+    resumed = run(con, {"email": email})
+    assert resumed.total("sent") == 1
+    assert ledger(con) == {"planned-before-pause": ("sent", None)}
