@@ -689,3 +689,24 @@ def test_check_content_on_parsed_content() -> None:
         == "f.yml: journey 'j': trigger.segment_entered: unknown segment 'x' (known: none are defined)"
     )
     assert check_content(content, sql_segments=["x"]) == []
+
+
+def test_trait_names_and_property_paths_outside_the_allowlist_are_refused() -> None:
+    data = {
+        "segments": [
+            {"name": "quote", "condition": {"attribute": {"name": "pl'an", "eq": "pro"}}},
+            {
+                "name": "brace",
+                "condition": {
+                    "performed": {"event": "x", "where": [{"property": "a.{{b}}", "eq": 1}]}
+                },
+            },
+        ]
+    }
+    _, problems = parse_definitions(data, "content/segments.yml")
+    messages = [str(p) for p in problems]
+    assert any(
+        "segment 'quote'" in m and "condition.attribute.name" in m and "pl'an" in m
+        for m in messages
+    ), messages
+    assert any("segment 'brace'" in m and "where[0].property" in m for m in messages), messages

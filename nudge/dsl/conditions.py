@@ -157,6 +157,10 @@ def parse_where(r: Reader, value: Any, path: str) -> tuple[PropertyFilter, ...] 
                 sub(at, "property"), f"{prop!r} is not a dotted property path like 'items.0.sku'"
             )
             prop = None
+        elif prop is not None and not all(
+            r.key_name(part, sub(at, "property"), "property path part") for part in parts
+        ):
+            prop = None
         comparison = parse_comparison(r, item, at, "property")
         filters.append(PropertyFilter(parts, comparison) if prop and comparison else None)
     if any(f is None for f in filters):
@@ -177,7 +181,7 @@ def _attribute(r: Reader, value: Any, path: str) -> Attribute | None:
     if not isinstance(value, Mapping) or "name" not in value:
         r.problem(path, f"expected {{name, <operator>: value}}; got {describe(value)}")
         return None
-    name = r.string(value["name"], sub(path, "name"))
+    name = r.key_name(value["name"], sub(path, "name"), "trait name")
     comparison = parse_comparison(r, value, path, "name")
     return Attribute(name, comparison) if name and comparison else None
 

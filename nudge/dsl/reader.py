@@ -19,6 +19,14 @@ from nudge.dsl.durations import parse_duration
 from nudge.dsl.problems import DefinitionProblem, did_you_mean, one_of
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+# Names read inside JSON documents (trait names, property path parts): letters, digits and a few
+# separators. Quotes, brackets, backslashes and braces are refused: every warehouse dialect puts
+# such a name inside a string literal or a JSON path, and some paths have no escapes.
+KEY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_$@][A-Za-z0-9_$@ .:+-]{0,127}")
+KEY_NAME_RULE = (
+    "use letters, digits, '_', '$', '@', space, '.', ':', '+' or '-' (not first), "
+    "at most 128 characters"
+)
 _TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 
 
@@ -129,6 +137,14 @@ class Reader:
                 f"{what} {text!r} is not valid; names are lowercase letters, digits and _, "
                 "starting with a letter ([a-z][a-z0-9_]*)",
             )
+            return None
+        return text
+
+    def key_name(self, value: Any, path: str, what: str) -> str | None:
+        """A name looked up inside JSON (a trait name, a property path part)."""
+        text = self.string(value, path)
+        if text is not None and not KEY_NAME_PATTERN.fullmatch(text):
+            self.problem(path, f"{what} {text!r} is not allowed: {KEY_NAME_RULE}")
             return None
         return text
 

@@ -31,6 +31,7 @@ from typing import Any
 from sqlglot import exp
 
 from nudge.dsl.models import Comparison
+from nudge.dsl.reader import KEY_NAME_PATTERN, KEY_NAME_RULE
 from nudge.segments.dialects import (
     ISO_PATTERN,
     LEAP_DAY_PATTERN,
@@ -48,19 +49,15 @@ class ConditionError(ValueError):
     """A condition that cannot be compiled; the message names the condition and what is wrong."""
 
 
-# Names read inside JSON documents (trait names, property path parts, topics): letters, digits and
-# a few separators. Quotes, brackets, backslashes, braces (Jinja) and the like are refused: every
-# dialect puts a name inside a string literal or a path string, and some paths have no escapes.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_$@][A-Za-z0-9_$@ .:+-]{0,127}")
+# The validator refuses such names with the file and field; the compiler checks again so that a
+# condition built in code can never smuggle one into SQL.
+NAME_PATTERN = KEY_NAME_PATTERN
 
 
 def check_name(name: str, label: str) -> str:
     """``name`` when it is an allowed JSON key, else a ``ConditionError`` saying what is allowed."""
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise ConditionError(
-            f"{label}: name {name!r} is not allowed: use letters, digits, '_', '$', '@', space, "
-            "'.', ':', '+' or '-' (not first), at most 128 characters"
-        )
+        raise ConditionError(f"{label}: name {name!r} is not allowed: {KEY_NAME_RULE}")
     return name
 
 
