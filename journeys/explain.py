@@ -17,6 +17,7 @@ import duckdb
 
 from journeys.program import Instruction, compile_program
 from nudge.dsl import models as m
+from nudge.dsl.durations import format_duration
 from nudge.dsl.problems import did_you_mean
 from nudge.segments.compiler import compile_condition, warehouse_relations
 from nudge.segments.explain import ExplainError
@@ -52,17 +53,7 @@ def _when(moment: datetime | None, as_of: datetime) -> str:
     delta = moment - as_of
     if delta <= timedelta(0):
         return f"{moment.isoformat()} (due now: at the next run)"
-    return f"{moment.isoformat()} (in {_duration(delta)})"
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"
+    return f"{moment.isoformat()} (in {format_duration(delta)})"
 
 
 def _zone(name: object, default: str) -> ZoneInfo:
@@ -149,12 +140,12 @@ class _Explainer:
             case m.Send(channel=channel, template=template):
                 return f"step {ins.id} sends {channel} {template!r} at the next run"
             case m.Wait(duration=duration):
-                return f"step {ins.id} waits {_duration(duration)}: moves on at {_when(wake, self.as_of)}"
+                return f"step {ins.id} waits {format_duration(duration)}: moves on at {_when(wake, self.as_of)}"
             case m.WaitUntil(condition=condition, timeout=timeout, on_timeout=on_timeout):
                 holds = "holds" if self._holds(condition) else "does not hold"
                 return (
                     f"step {ins.id} waits until {condition} (now it {holds}); "
-                    f"timeout {_duration(timeout)} at {_when(wake, self.as_of)}, then {on_timeout}"
+                    f"timeout {format_duration(timeout)} at {_when(wake, self.as_of)}, then {on_timeout}"
                 )
             case m.Window():
                 return f"step {ins.id} waits for its window: {self._window(action, wake)}"
@@ -209,7 +200,9 @@ class _Explainer:
             return "reentry: always, so the next firing of the trigger starts a new entry"
         if ended is None or reentry.after is None:
             return "reentry: after a delay"
-        return f"reentry: after {_duration(reentry.after)}, so from {ended + reentry.after} on"
+        return (
+            f"reentry: after {format_duration(reentry.after)}, so from {ended + reentry.after} on"
+        )
 
     def _trigger(self) -> str:
         match self.journey.trigger:
@@ -230,7 +223,7 @@ class _Explainer:
                     return f"event {name!r}: never performed, so never triggered"
                 return (
                     f"event {name!r}: performed {count} times (last {last}); none started an "
-                    f"entry (where filters, max_event_age {_duration(self.journey.max_event_age)})"
+                    f"entry (where filters, max_event_age {format_duration(self.journey.max_event_age)})"
                 )
             case trigger:
                 return f"{self._trigger_name()} ({trigger}) has not started an entry"

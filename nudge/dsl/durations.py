@@ -32,11 +32,14 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(td: timedelta) -> str:
-    """The shortest duration text for ``td`` (whole seconds; negative gets a leading ``-``)."""
+    """Duration text for ``td`` as people write it: ``30d``, ``1d12h``; weeks only when whole
+    (``2w``, not ``4w2d``). Whole seconds; negative gets a leading ``-``."""
     total = int(td.total_seconds())
     sign, total = ("-", -total) if total < 0 else ("", total)
+    week = dict(_UNITS)["w"]
+    units = _UNITS if total % week == 0 else [(u, s) for u, s in _UNITS if u != "w"]
     parts = []
-    for unit, size in _UNITS:
+    for unit, size in units:
         amount, total = divmod(total, size)
         if amount:
             parts.append(f"{amount}{unit}")

@@ -34,12 +34,10 @@ def _landing_files(landing_dir: Path) -> dict[str, Path]:
     }
 
 
-def load_new_files(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> LoadResult:
-    """Copy every parquet file under ``landing_dir`` not yet in ``raw.loaded_files``."""
-    ensure_tables(con)
-    found = _landing_files(landing_dir.resolve())
+def not_yet_loaded(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> dict[str, Path]:
+    """The files of ``found`` (name -> path) that ``raw.loaded_files`` does not list yet."""
     if not found:
-        return LoadResult(files=0, rows=0)
+        return {}
     loaded = {
         name
         for (name,) in con.execute(
@@ -47,7 +45,13 @@ def load_new_files(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> LoadRes
             [list(found)],
         ).fetchall()
     }
-    new = {name: path for name, path in found.items() if name not in loaded}
+    return {name: path for name, path in found.items() if name not in loaded}
+
+
+def load_new_files(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> LoadResult:
+    """Copy every parquet file under ``landing_dir`` not yet in ``raw.loaded_files``."""
+    ensure_tables(con)
+    new = not_yet_loaded(con, _landing_files(landing_dir.resolve()))
     if not new:
         return LoadResult(files=0, rows=0)
 

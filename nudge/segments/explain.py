@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import duckdb
 from sqlglot import exp, parse_one
 
+from nudge.dsl.durations import format_duration
 from nudge.dsl.models import (
     All,
     AnyOf,
@@ -72,16 +73,6 @@ def _held_as_of(con: duckdb.DuckDBPyConnection) -> datetime:
     if held is None:
         raise ExplainError("the warehouse has no build yet: run the pipeline first")
     return held
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"
 
 
 def _instant(moment: datetime) -> str:
@@ -224,7 +215,7 @@ class _Explainer:
                 count = self._count(condition)
                 spec = f"performed {event} times {times.op} {times.value}"
                 if within is not None:
-                    spec += f" within {_duration(within)}"
+                    spec += f" within {format_duration(within)}"
                 if where:
                     spec += " where " + ", ".join(
                         f"{'.'.join(w.path)} {w.comparison.op} {_value(w.comparison.value)}"
@@ -241,7 +232,7 @@ class _Explainer:
                 )
                 spec = f"message {condition.status}{filters} times {condition.times.op} {condition.times.value}"
                 if condition.within is not None:
-                    spec += f" within {_duration(condition.within)}"
+                    spec += f" within {format_duration(condition.within)}"
                 noun = "message" if count == 1 else "messages"
                 line = f"{spec}: {count} {noun} {self._window(condition.within)} -> {result}"
             case InSegment(name):

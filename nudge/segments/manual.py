@@ -31,7 +31,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nudge.landing.loader import LoadResult
+from nudge.landing.loader import LoadResult, not_yet_loaded
 from nudge.warehouse.schema import ensure_tables
 from nudge.workspace import Workspace
 
@@ -161,17 +161,7 @@ def manual_segment_names(workspace: Workspace) -> set[str]:
 def load_manual_segments(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> LoadResult:
     """Copy every upload file not yet loaded into ``raw.manual_segment_*``, in one transaction."""
     ensure_tables(con)
-    found = _upload_files(landing_dir.resolve())
-    if not found:
-        return LoadResult(files=0, rows=0)
-    loaded = {
-        name
-        for (name,) in con.execute(
-            "select file_name from raw.loaded_files where file_name in (select unnest(?))",
-            [list(found)],
-        ).fetchall()
-    }
-    new = {name: path for name, path in found.items() if name not in loaded}
+    new = not_yet_loaded(con, _upload_files(landing_dir.resolve()))
     if not new:
         return LoadResult(files=0, rows=0)
     names, paths = list(new), [str(p) for p in new.values()]
