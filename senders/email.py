@@ -2,8 +2,9 @@
 
 A 5xx reply (to RCPT, MAIL or DATA) is a permanent failure: the address or message is refused and
 retrying will not help. Connection errors, timeouts and 4xx replies are transient. A message is
-never resent on the same call: a connection found dead is replaced *before* the message is handed
-over (NOOP probe), so a disconnect during DATA cannot produce a duplicate.
+never resent on the same call: a connection the server has closed (or is closing, with a 421) is
+replaced *before* the message is handed over, so a disconnect during DATA cannot produce a
+duplicate. The check looks at the socket without a round trip: a NOOP per message halved the rate.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import html
 import os
 import re
+import select
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -140,11 +142,8 @@ class SmtpEmailProvider:
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is not None:
-            try:
-                if self._smtp.noop()[0] == 250:
-                    return self._smtp
-            except (OSError, smtplib.SMTPException):
-                pass
+            if not _closed_by_server(self._smtp):
+                return self._smtp
             self._drop()
         settings = self.settings
         smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
@@ -167,6 +166,18 @@ class SmtpEmailProvider:
                 self._smtp.close()
             finally:
                 self._smtp = None
+
+
+def _closed_by_server(smtp: smtplib.SMTP) -> bool:
+    """An idle SMTP connection has nothing to read: anything readable is EOF or a 421 goodbye."""
+    sock = smtp.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _refused(code: int, reply: bytes | str, what: str) -> SendOutcome:
