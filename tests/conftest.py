@@ -18,6 +18,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
+def unused_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
 def smtp_sink(tmp_path: Path) -> Iterator[SmtpSink]:
     """A real aiosmtpd server on a free port, storing what it receives as .eml files."""
     sink = SmtpSink("127.0.0.1", free_port(), tmp_path / "mailbox")
