@@ -23,10 +23,10 @@ demo: install
 
 # The whole suite, two workers. `make test-fast` skips the slow end-to-end tests.
 test: install
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 # Every stage timed against its floor on generated data (BENCHMARKS.md). BENCH_SCALE=small|medium|large;
 # large (1M users, 10M events) takes tens of minutes on 2 cores. Writes bench/results.json.
