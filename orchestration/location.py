@@ -12,6 +12,7 @@ from functools import cache
 
 from nudge.dsl.models import Content
 from nudge.pipeline import prepare_workspace
+from nudge.warehouse.connection import connect
 from nudge.warehouse.dbt import DbtWorkspaceProject
 from nudge.workspace import Workspace
 
@@ -28,3 +29,9 @@ def load_location() -> Location:
     workspace = Workspace.from_env()
     content, project = prepare_workspace(workspace)
     return Location(workspace, content, project)
+
+
+def count_rows(sql: str) -> dict[str, int]:
+    """``select label, count(*) ...`` over the workspace's warehouse, as asset metadata."""
+    with connect(load_location().workspace.warehouse_path, read_only=True) as con:
+        return {str(label): count for label, count in con.execute(sql).fetchall()}

@@ -6,17 +6,12 @@ from nudge.pipeline import finish_run, send_pending
 from nudge.warehouse.connection import connect
 from orchestration.defs.delivery.checks import LEDGER, delivery_checks
 from orchestration.defs.journeys.assets import JOURNEY_STATE
-from orchestration.location import load_location
+from orchestration.location import count_rows, load_location
 from orchestration.resources import EmailDelivery
 from orchestration.run_context import DUCKDB_POOL, as_of_for
 
 OUTBOX = dg.AssetKey(["delivery", "outbox"])
 EMAIL = dg.AssetKey(["delivery", "email"])
-
-
-def count_rows(sql: str) -> dict[str, int]:
-    with connect(load_location().workspace.warehouse_path, read_only=True) as con:
-        return {str(label): count for label, count in con.execute(sql).fetchall()}
 
 
 RUN_COUNT_COLUMNS = ("journey", "step", "channel", "planned", "attempted", "succeeded", "failed",

@@ -10,10 +10,9 @@ import dagster as dg
 
 from nudge.dsl.models import Journey
 from nudge.pipeline import plan_journeys
-from nudge.warehouse.connection import connect
 from orchestration.defs.journeys.checks import journey_entries_check
 from orchestration.defs.journeys.lineage import journey_segments
-from orchestration.location import load_location
+from orchestration.location import count_rows, load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
 
 JOURNEY_INPUTS = [
@@ -60,12 +59,11 @@ def journey_state_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
         description="Entries per journey and status (nudge.journey_entries, journey_transitions).",
     )
     def journey_state() -> dg.MaterializeResult:
-        with connect(load_location().workspace.warehouse_path, read_only=True) as con:
-            rows = con.execute(
-                "select journey, status, count(*) from nudge.journey_entries group by all order by all"
-            ).fetchall()
         return dg.MaterializeResult(
-            metadata={f"{journey}.{status}": count for journey, status, count in rows}
+            metadata=count_rows(
+                "select journey || '.' || status, count(*) from nudge.journey_entries"
+                " group by all order by all"
+            )
         )
 
     return journey_state
