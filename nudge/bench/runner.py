@@ -4,6 +4,8 @@ The stages are the functions of ``nudge.pipeline`` that Dagster wraps and the sc
 calls, in the same order; nothing here has its own fast path. A first run at the end of the
 generated history does all the work (every user enters every segment); a second run an hour
 later adds 1% new events, landed through ``land_messages``, and measures incremental work.
+Last, ``dagster dev`` runs on the same workspace and one landed event is timed to its email
+with the sensor running (``latency.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from nudge.bench.generator import (
     incremental_as_of,
     incremental_messages,
 )
+from nudge.bench.latency import measure_latency
 from nudge.bench.measure import measured
 from nudge.bench.scales import Scale
 from nudge.landing.writer import land_messages
@@ -302,6 +305,24 @@ class BenchRun:
             ),
         )
 
+    def latency(self, name: str) -> None:
+        self.progress("latency: dagster dev on the bench workspace, one event landed, sensor on")
+        result = measure_latency(
+            self.workspace, self.scratch, sender=SENDER, progress=self.progress
+        )
+        self.info["latency"] = {
+            "user_id": result.user_id,
+            "run_id": result.run_id,
+            "catch_up_run_seconds": result.catch_up_run_seconds,
+            "seconds_after_landing": result.timeline,
+        }
+        note = (
+            "one order_completed track call landed -> its order_followup email stored by the "
+            "SMTP server, through the sensor and a Dagster run at the wall-clock as_of; no floor; "
+            "peak RSS = dagster dev's process tree, sampled every 0.25 s"
+        )
+        self.record(name, _stage(result.seconds, None, result.peak_rss_mb, 1, note))
+
 
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
@@ -335,6 +356,7 @@ def run_bench(
         bench.prepare()
         bench.full_run()
         bench.incremental_run()
+        bench.latency("latency")
     finally:
         if not keep:
             shutil.rmtree(work_dir, ignore_errors=True)

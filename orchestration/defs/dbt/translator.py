@@ -6,7 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
+
+from nudge.pipeline import REPORTS_SELECTOR
+
+# The models built after sending: the only ones that depend on this run's ledger in the graph.
+REPORTS_TAG = REPORTS_SELECTOR.removeprefix("tag:")
+LEDGER = dg.AssetKey(["delivery", "ledger"])
 
 # dbt sources over tables that Python assets write: the same key joins the lineage.
 SOURCE_KEYS = {
@@ -35,3 +41,19 @@ class NudgeDbtTranslator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] == "source":
             return None
         return dbt_resource_props["schema"]
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        """Drop the ledger edge of every model but the reports.
+
+        A segment with a ``message`` condition reads ``nudge.delivery_ledger`` as earlier runs
+        left it, before this run sends; drawn as an edge, that read closes a cycle (segments ->
+        journeys -> outbox -> email -> ledger -> segments) and the code location fails to load.
+        """
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] != "model" or REPORTS_TAG in (props.get("tags") or ()):
+            return spec
+        deps = [dep for dep in spec.deps if dep.asset_key != LEDGER]
+        return spec if len(deps) == len(spec.deps) else spec.replace_attributes(deps=deps)
