@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 
 from journeys.engine import unsupported_features
@@ -11,20 +11,14 @@ from nudge.dsl.load import load_content_dir
 from nudge.dsl.models import Content
 from nudge.dsl.problems import DefinitionError, DefinitionProblem
 from nudge.segments.manual import manual_segment_names
-from nudge.workspace import DBT_SOURCE_DIR, Workspace
-
-SQL_SEGMENTS_DIR = Path("models") / "segments"
-GENERATED_DIR_NAME = "generated"
+from nudge.warehouse.dbt import sql_segment_models
+from nudge.workspace import Workspace
 
 
-def sql_segment_names(dbt_dir: Path = DBT_SOURCE_DIR) -> set[str]:
-    """Hand-written SQL segment models: every model under ``models/segments/`` of the dbt project."""
-    root = dbt_dir / SQL_SEGMENTS_DIR
-    return {
-        path.stem
-        for path in root.rglob("*.sql")
-        if GENERATED_DIR_NAME not in path.relative_to(root).parts
-    }
+def sql_segment_names(dbt_dir: Path | None = None) -> set[str]:
+    """Hand-written SQL segments: every model tagged ``segment`` in the source dbt project
+    (default: ``nudge.warehouse.dbt.dbt_source_dir``), wherever it lives."""
+    return set(sql_segment_models(dbt_dir))
 
 
 def engine_problems(content: Content) -> list[DefinitionProblem]:
@@ -36,18 +30,41 @@ def engine_problems(content: Content) -> list[DefinitionProblem]:
     ]
 
 
-def validate_content(content: Content, sql_segments: Iterable[str]) -> None:
-    """Raise ``DefinitionError`` listing every cross-reference and engine problem at once."""
-    problems = check_content(content, sql_segments=set(sql_segments)) + engine_problems(content)
+def clash_problems(content: Content, sql_segments: Mapping[str, Path]) -> list[DefinitionProblem]:
+    """A YAML segment may not take the name of a SQL segment model: both would be `segments.<name>`."""
+    return [
+        DefinitionProblem(
+            segment.origin.file,
+            segment.origin.item,
+            "name",
+            f"also the SQL segment model {sql_segments[segment.name]} (a dbt model tagged "
+            "segment): rename one of them",
+        )
+        for segment in content.segments
+        if segment.name in sql_segments
+    ]
+
+
+def validate_content(content: Content, sql_segments: Mapping[str, Path]) -> None:
+    """Raise ``DefinitionError`` listing every cross-reference, name clash and engine problem.
+
+    ``sql_segments`` maps each SQL segment model's name to its file (``sql_segment_models``).
+    """
+    problems = (
+        check_content(content, sql_segments=set(sql_segments))
+        + clash_problems(content, sql_segments)
+        + engine_problems(content)
+    )
     if problems:
         raise DefinitionError(problems)
 
 
 def load_workspace_content(workspace: Workspace) -> Content:
+    sql_segments = sql_segment_models()
     # Manual segments exist only as data: their names come from the landing area's uploads.
-    known = sql_segment_names() | manual_segment_names(workspace)
+    known = set(sql_segments) | manual_segment_names(workspace)
     content = load_content_dir(workspace.content_dir, sql_segments=known)
-    problems = engine_problems(content)
+    problems = clash_problems(content, sql_segments) + engine_problems(content)
     if problems:
         raise DefinitionError(problems)
     return content

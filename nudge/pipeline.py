@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from journeys.engine import JourneyRunSummary, run_journeys
 from nudge.content import load_workspace_content, sql_segment_names
@@ -46,11 +47,17 @@ def new_run_id(as_of: datetime, salt: str = "") -> str:
     return f"{as_of:%Y%m%dT%H%M%S}-{digest}"
 
 
-def prepare_project(workspace: Workspace, content: Content) -> DbtWorkspaceProject:
-    """Assemble the workspace's dbt project (repo models + generated segment models) and parse it."""
-    project = DbtWorkspaceProject(workspace)
+def prepare_project(
+    workspace: Workspace, content: Content, *, dbt_source: Path | None = None
+) -> DbtWorkspaceProject:
+    """Assemble the workspace's dbt project (repo models + generated segment models) and parse it.
+
+    ``dbt_source``: the dbt project to assemble from (default: ``dbt_source_dir()``).
+    """
+    project = DbtWorkspaceProject(workspace, source_dir=dbt_source)
     segments = generated_segment_models(content)
-    manual = manual_segment_models(workspace, taken_names={*segments, *sql_segment_names()})
+    taken = {*segments, *sql_segment_names(dbt_source)}
+    manual = manual_segment_models(workspace, taken_names=taken)
     project.assemble({**segments, **manual})
     project.manifest()
     return project

@@ -1,11 +1,17 @@
-"""Reading scenario files (dsl.md "Scenario files") into steps the runner executes."""
+"""Reading scenario files (dsl.md "Scenario files") into steps the runner executes.
+
+Extension: a top-level ``dbt_models`` mapping adds files to the scenario's dbt project, each
+under ``models/`` by its path in the project (``models/marts/vip_customers.sql: <model text>``),
+so a scenario can bring a SQL segment model tagged ``segment`` wherever it lives, or a
+properties file that tags one. Files of the project itself cannot be replaced.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -13,6 +19,10 @@ import yaml
 from nudge.dsl.durations import parse_duration
 
 SCENARIO_KEYS = ("name", "start", "steps")
+EXTENSION_KEYS = ("dbt_models",)
+DBT_MODEL_SUFFIXES = (".sql", ".yml", ".yaml")
+# Written by the assembly step from YAML segments; never taken from a scenario.
+GENERATED_MODELS = PurePosixPath("models/segments/generated")
 DEFINITION_KEYS = ("segments", "journeys", "templates", "topics", "policies")
 STEP_KINDS = ("events", "run", "expect", "define")
 EXPECT_KEYS = ("segments", "sent", "journey_members")
@@ -37,6 +47,8 @@ class Scenario:
     start: datetime  # naive UTC
     definitions: dict[str, Any]
     steps: tuple[Step, ...] = field(default_factory=tuple)
+    # Extra dbt project files by project-relative path (see the module docstring).
+    dbt_models: dict[str, str] = field(default_factory=dict)
 
     def resolve_time(self, value: Any, where: str) -> datetime:
         """``"+3s"`` is an offset from ``start``; anything else is an ISO 8601 instant."""
@@ -75,11 +87,11 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioFormatError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ScenarioFormatError(f"{path}: a scenario is a mapping with name, start and steps")
-    unknown = set(data) - set(SCENARIO_KEYS) - set(DEFINITION_KEYS)
+    known = SCENARIO_KEYS + DEFINITION_KEYS + EXTENSION_KEYS
+    unknown = set(data) - set(known)
     if unknown:
         raise ScenarioFormatError(
-            f"{path}: unknown top-level key(s) {sorted(unknown)}; expected "
-            f"{', '.join(SCENARIO_KEYS + DEFINITION_KEYS)}"
+            f"{path}: unknown top-level key(s) {sorted(unknown)}; expected {', '.join(known)}"
         )
     for key in SCENARIO_KEYS:
         if key not in data:
@@ -90,7 +102,33 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioFormatError(f"{path}: steps must be a list")
     steps = tuple(parse_step(path, index, raw) for index, raw in enumerate(raw_steps))
     definitions = {key: data[key] for key in DEFINITION_KEYS if key in data}
-    return Scenario(path, str(data["name"]), start, definitions, steps)
+    dbt_models = parse_dbt_models(path, data.get("dbt_models") or {})
+    return Scenario(path, str(data["name"]), start, definitions, steps, dbt_models)
+
+
+def parse_dbt_models(path: Path, raw: Any) -> dict[str, str]:
+    """``dbt_models``: project-relative file path under ``models/`` -> file text."""
+    where = f"{path}: dbt_models"
+    if not isinstance(raw, dict):
+        raise ScenarioFormatError(f"{where}: a mapping of models/<path> to the file's text")
+    models: dict[str, str] = {}
+    for name, text in raw.items():
+        relative = PurePosixPath(str(name))
+        if (
+            relative.is_absolute()
+            or ".." in relative.parts
+            or relative.parts[0] != "models"
+            or relative.suffix not in DBT_MODEL_SUFFIXES
+            or relative.is_relative_to(GENERATED_MODELS)
+        ):
+            raise ScenarioFormatError(
+                f"{where}: {name!r} must be a path under models/ (not {GENERATED_MODELS}/) "
+                f"ending in {', '.join(DBT_MODEL_SUFFIXES)}"
+            )
+        if not isinstance(text, str):
+            raise ScenarioFormatError(f"{where}.{name}: the file's text, as a string")
+        models[relative.as_posix()] = text
+    return models
 
 
 def parse_step(path: Path, index: int, raw: Any) -> Step:

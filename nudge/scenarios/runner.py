@@ -2,7 +2,8 @@
 
 Each ``run`` step is a full pipeline run through ``nudge.pipeline.run_pipeline`` (the functions
 the Dagster assets wrap), with the capturing test provider on every channel: real rendering,
-policies and ledger, no network.
+policies and ledger, no network. A scenario with ``dbt_models`` runs against its own copy of the
+dbt project with those files added (``scenario_dbt_source``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nudge.content import sql_segment_names, validate_content
+from nudge.content import validate_content
 from nudge.dsl.load import merge_content, parse_definitions
 from nudge.dsl.models import CHANNELS, Content
 from nudge.dsl.problems import DefinitionError
@@ -20,7 +21,7 @@ from nudge.landing.writer import land_messages
 from nudge.pipeline import prepare_project, run_pipeline
 from nudge.scenarios.model import Scenario, ScenarioFormatError, Step
 from nudge.warehouse.connection import connect
-from nudge.warehouse.dbt import DbtWorkspaceProject
+from nudge.warehouse.dbt import DbtWorkspaceProject, copy_dbt_project, sql_segment_models
 from nudge.warehouse.schema import ensure_tables
 from nudge.workspace import Workspace
 from senders.capture import CapturingProvider
@@ -60,9 +61,12 @@ class ScenarioRun:
     def __init__(self, scenario: Scenario, home: Path) -> None:
         self.scenario = scenario
         self.workspace = Workspace(home=home, content_dir=scenario.path.parent).ensure()
-        self.sql_segments = sql_segment_names()
+        self.dbt_source = scenario_dbt_source(scenario, home)
+        self.sql_segments = sql_segment_models(self.dbt_source)
         self.content = self.definitions(scenario.definitions, "the scenario's definitions")
-        self.project: DbtWorkspaceProject = prepare_project(self.workspace, self.content)
+        self.project: DbtWorkspaceProject = prepare_project(
+            self.workspace, self.content, dbt_source=self.dbt_source
+        )
         self.providers = {channel: CapturingProvider(channel) for channel in CHANNELS}
         self.seen = 0
         with connect(self.workspace.warehouse_path) as con:
@@ -113,7 +117,7 @@ class ScenarioRun:
 
     def define(self, step: Step) -> list[Failure]:
         self.content = self.definitions(step.body, f"steps[{step.index}].define", self.content)
-        self.project = prepare_project(self.workspace, self.content)
+        self.project = prepare_project(self.workspace, self.content, dbt_source=self.dbt_source)
         return []
 
     def expect(self, step: Step) -> list[Failure]:
@@ -153,6 +157,24 @@ class ScenarioRun:
                 failures.append(Failure(step.index, "sent", sort_sent(expected), sort_sent(sent)))
         self.seen = len(self.captured())
         return failures
+
+
+def scenario_dbt_source(scenario: Scenario, home: Path) -> Path | None:
+    """The dbt project with the scenario's ``dbt_models`` added (``home/dbt_source``), or None
+    (the default project) when it has none."""
+    if not scenario.dbt_models:
+        return None
+    source = copy_dbt_project(home / "dbt_source")
+    for name, text in scenario.dbt_models.items():
+        path = source / name
+        if path.exists():
+            raise ScenarioFormatError(
+                f"{scenario.path}: dbt_models: {name} is a file of the dbt project; "
+                "a scenario adds files, it does not replace them"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return source
 
 
 def matches(expected: dict[str, str], found: dict[str, str]) -> bool:

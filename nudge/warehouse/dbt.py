@@ -8,11 +8,16 @@ comes from ``NUDGE_WAREHOUSE_PATH`` (read from profiles.yml at each invocation),
 serves every workspace with the same project content. Parsing itself starts from the previous
 parse's partial-parse state, so a new workspace (a new scenario) re-reads only what differs.
 
-How segment models are collected: every model under ``models/segments/`` is a segment. The
+How segment models are collected: every model tagged ``segment`` is a segment, wherever it lives
+and however it is tagged (folder config in dbt_project.yml, ``config(tags=...)``, a properties
+file). Only dbt knows the tags, so ``sql_segment_models`` parses the source project (the repo's
+``dbt_project/``, or ``NUDGE_DBT_PROJECT``) once per content, with ``ref()`` stubbed out so that a
+model reading a YAML segment parses without it; the names are cached in memory and on disk. The
 assembly step writes ``models/marts/fct_segment_memberships.sql`` with an explicit list of those
-models (``segment_union([...])``), so each ``ref()`` is seen at parse time: dbt orders the union
-after every segment and dagster-dbt sees the lineage. A macro looping over ``graph.nodes`` would
-not work, because the graph is not available while parsing, so dbt could not order the nodes.
+models plus the generated ones (``segment_union([...])``), so each ``ref()`` is seen at parse
+time: dbt orders the union after every segment and dagster-dbt sees the lineage. A macro looping
+over ``graph.nodes`` cannot do that (the graph is not available while parsing); instead the macro
+checks, when executing, that its list is exactly the graph's tagged models.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -34,7 +40,6 @@ from typing import Any
 from nudge.workspace import DBT_SOURCE_DIR, Workspace
 
 GENERATED_SEGMENTS_DIR = Path("models/segments/generated")
-SEGMENTS_DIR = Path("models/segments")
 MEMBERSHIPS_MODEL = Path("models/marts/fct_segment_memberships.sql")
 # Folders dbt writes into; neither copied from the repo nor part of the content hash.
 _OUTPUT_DIRS = frozenset({"target", "logs", "dbt_packages"})
@@ -49,6 +54,45 @@ _MANIFESTS: OrderedDict[str, Any] = OrderedDict()
 _PARTIAL_PARSE_SEED: bytes | None = None
 # The database name comes from the file's stem, so the placeholder keeps "warehouse".
 _PARSE_WAREHOUSE_PATH = Path(tempfile.gettempdir()) / "nudge-dbt-parse" / "warehouse.duckdb"
+# The dbt project a workspace is assembled from, when not the repo's dbt_project/.
+SOURCE_ENV = "NUDGE_DBT_PROJECT"
+# Segment models found per source content; also kept on disk (content-addressed) beside the
+# parse placeholder, so a new process (`nudge validate`) does not parse again.
+_SEGMENT_MODELS: dict[str, dict[str, str]] = {}
+_SEGMENT_MODELS_DIR = _PARSE_WAREHOUSE_PATH.parent / "segment-models"
+# Added to the copy parsed by sql_segment_models only: a ref() that records no dependency, so a
+# tagged model reading a YAML segment (not generated yet) parses.
+_DISCOVERY_REF_MACRO = """\
+{% macro ref() -%}
+    {{- return(api.Relation.create(identifier=varargs[-1])) -}}
+{%- endmacro %}
+"""
+# The dbt project a workspace is assembled from, when not the repo's dbt_project/.
+SOURCE_ENV = "NUDGE_DBT_PROJECT"
+# Segment models found per source content; also kept on disk (content-addressed) beside the
+# parse placeholder, so a new process (`nudge validate`) does not parse again.
+_SEGMENT_MODELS: dict[str, dict[str, str]] = {}
+_SEGMENT_MODELS_DIR = _PARSE_WAREHOUSE_PATH.parent / "segment-models"
+# Added to the copy parsed by sql_segment_models only: a ref() that records no dependency, so a
+# tagged model reading a YAML segment (not generated yet) parses.
+_DISCOVERY_REF_MACRO = """\
+{% macro ref() -%}
+    {{- return(api.Relation.create(identifier=varargs[-1])) -}}
+{%- endmacro %}
+"""
+# The dbt project a workspace is assembled from, when not the repo's dbt_project/.
+SOURCE_ENV = "NUDGE_DBT_PROJECT"
+# Segment models found per source content; also kept on disk (content-addressed) beside the
+# parse placeholder, so a new process (`nudge validate`) does not parse again.
+_SEGMENT_MODELS: dict[str, dict[str, str]] = {}
+_SEGMENT_MODELS_DIR = _PARSE_WAREHOUSE_PATH.parent / "segment-models"
+# Added to the copy parsed by sql_segment_models only: a ref() that records no dependency, so a
+# tagged model reading a YAML segment (not generated yet) parses.
+_DISCOVERY_REF_MACRO = """\
+{% macro ref() -%}
+    {{- return(api.Relation.create(identifier=varargs[-1])) -}}
+{%- endmacro %}
+"""
 
 
 class DbtBuildError(RuntimeError):
@@ -92,36 +136,122 @@ def _content_hash(files: Mapping[str, bytes]) -> str:
     return digest.hexdigest()
 
 
+def dbt_source_dir() -> Path:
+    """The dbt project workspaces are assembled from: ``NUDGE_DBT_PROJECT``, else the repo's."""
+    configured = os.environ.get(SOURCE_ENV)
+    return Path(configured).resolve() if configured else DBT_SOURCE_DIR
+
+
+def _source_files(source_dir: Path) -> dict[str, bytes]:
+    """The source project's files, without generated segment models (the assembly writes those)."""
+    return {
+        name: content
+        for name, content in _project_files(source_dir).items()
+        if not name.startswith(GENERATED_SEGMENTS_DIR.as_posix() + "/")
+    }
+
+
+def copy_dbt_project(destination: Path) -> Path:
+    """A fresh copy of the source project's files at ``destination`` (replacing what was there),
+    for a variant of the project (a scenario's extra models)."""
+    if destination.exists():
+        shutil.rmtree(destination)
+    for name, content in _source_files(dbt_source_dir()).items():
+        (destination / name).parent.mkdir(parents=True, exist_ok=True)
+        (destination / name).write_bytes(content)
+    return destination
+
+
+def sql_segment_models(source_dir: Path | None = None) -> dict[str, Path]:
+    """Every model tagged ``segment`` in the source dbt project, name -> model file.
+
+    Raises ``ValueError`` naming the file when a tagged model's name is not a segment name.
+    """
+    source_dir = source_dir or dbt_source_dir()
+    files = _source_files(source_dir)
+    from dbt.version import __version__ as dbt_version
+
+    stamp = f"{_content_hash(files)}|{dbt_version}|{_DISCOVERY_REF_MACRO}"
+    key = hashlib.sha256(stamp.encode()).hexdigest()
+    with _DBT_LOCK:
+        found = _SEGMENT_MODELS.get(key)
+        if found is None:
+            found = _SEGMENT_MODELS[key] = _cached_segment_models(key, files, source_dir)
+    for name, path in found.items():
+        if not _SEGMENT_NAME.fullmatch(name):
+            raise ValueError(
+                f"{source_dir / path}: model {name!r} is tagged segment, but a segment name "
+                "must match [a-z][a-z0-9_]*: rename the model"
+            )
+    return {name: source_dir / path for name, path in sorted(found.items())}
+
+
+def _cached_segment_models(
+    key: str, files: Mapping[str, bytes], source_dir: Path
+) -> dict[str, str]:
+    cached = _SEGMENT_MODELS_DIR / f"{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    found = _parse_segment_models(files, source_dir)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(found))
+    partial.replace(cached)
+    return found
+
+
+def _parse_segment_models(files: Mapping[str, bytes], source_dir: Path) -> dict[str, str]:
+    """Parse a scratch copy of the source project (``ref()`` stubbed) and read its tags."""
+    from dbt.cli.main import dbtRunner
+
+    with tempfile.TemporaryDirectory(prefix="nudge-dbt-segments-") as scratch:
+        root = Path(scratch)
+        for name, content in {
+            **files,
+            "macros/_nudge_stub_ref.sql": _DISCOVERY_REF_MACRO.encode(),
+        }.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(content)
+        args = ["parse", "--project-dir", scratch, "--profiles-dir", scratch]
+        args += ["--target-path", str(root / "target"), "--log-path", str(root / "logs")]
+        args += ["--no-partial-parse", "--no-send-anonymous-usage-stats", "--quiet"]
+        try:
+            with _warehouse_env(_PARSE_WAREHOUSE_PATH):
+                result = dbtRunner().invoke(args)
+        finally:
+            _close_duckdb()
+    if not result.success or result.result is None:
+        raise DbtBuildError(f"dbt parse of {source_dir} failed: {result.exception}", [])
+    return {
+        node.name: node.original_file_path
+        for node in result.result.nodes.values()
+        if node.resource_type == "model" and "segment" in node.tags
+    }
+
+
 def _memberships_model(segment_models: list[str]) -> bytes:
     listed = ", ".join(f"'{name}'" for name in segment_models)
     return (
         "-- Generated by nudge.warehouse.dbt when the workspace's dbt project is assembled:\n"
-        "-- current members of every model under models/segments/. Do not edit.\n"
+        "-- current members of every model tagged `segment`. Do not edit.\n"
+        '{{ config(post_hook="{{ segment_schema_aliases() }}") }}\n'
         f"{{{{ segment_union([{listed}]) }}}}\n"
     ).encode()
 
 
-def _desired_files(generated_segments: Mapping[str, str]) -> dict[str, bytes]:
-    files = {
-        name: content
-        for name, content in _project_files(DBT_SOURCE_DIR).items()
-        if not name.startswith(GENERATED_SEGMENTS_DIR.as_posix() + "/")
-    }
-    hand_written = {
-        Path(name).stem
-        for name in files
-        if name.startswith(SEGMENTS_DIR.as_posix() + "/") and name.endswith(".sql")
-    }
+def _desired_files(source_dir: Path, generated_segments: Mapping[str, str]) -> dict[str, bytes]:
+    files = _source_files(source_dir)
+    sql_models = sql_segment_models(source_dir)
     for name, sql in generated_segments.items():
         if not _SEGMENT_NAME.fullmatch(name):
             raise ValueError(f"segment name {name!r} does not match [a-z][a-z0-9_]*")
-        if name in hand_written:
+        if name in sql_models:
             raise ValueError(
-                f"segment {name!r} is defined in YAML and as a SQL model in "
-                f"{SEGMENTS_DIR}/: rename one of them"
+                f"segment {name!r} is defined in YAML and as the SQL model "
+                f"{sql_models[name]}: rename one of them"
             )
         files[(GENERATED_SEGMENTS_DIR / f"{name}.sql").as_posix()] = sql.encode()
-    segment_models = sorted(hand_written | set(generated_segments))
+    segment_models = sorted(sql_models.keys() | generated_segments.keys())
     files[MEMBERSHIPS_MODEL.as_posix()] = _memberships_model(segment_models)
     return files
 
@@ -177,8 +307,10 @@ def _format_as_of(as_of: datetime) -> str:
 class DbtWorkspaceProject:
     """The dbt project of one workspace: assembly, cached parsing and in-process builds."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, source_dir: Path | None = None) -> None:
         self.workspace = workspace
+        # The dbt project copied into the workspace (default: see dbt_source_dir).
+        self.source_dir = source_dir or dbt_source_dir()
 
     @property
     def project_dir(self) -> Path:
@@ -193,13 +325,13 @@ class DbtWorkspaceProject:
         return self.target_dir / "manifest.json"
 
     def assemble(self, generated_segments: Mapping[str, str]) -> bool:
-        """Sync the repo's dbt project plus one model per generated segment into the workspace.
+        """Sync the source dbt project plus one model per generated segment into the workspace.
 
         Only files whose content differs are written and stale files are removed, so an
         unchanged project keeps its files (and its cached manifest). Returns whether anything
         changed.
         """
-        desired = _desired_files(generated_segments)
+        desired = _desired_files(self.source_dir, generated_segments)
         current = _project_files(self.project_dir)
         changed = False
         for name in current.keys() - desired.keys():

@@ -1,6 +1,7 @@
 -- depends_on: {{ ref('fct_segment_memberships') }}
 -- The segment contract, for every model tagged `segment` (YAML-generated, manual or hand-written
--- SQL): one row per member, user_id never null. Fails with a row per offending segment and id.
+-- SQL, wherever it lives): one row per member, user_id never null. Fails with a row per offending
+-- segment and id. (A missing user_id column stops the union first: see segment_union.)
 {%- set checks = [] %}
 {%- for node in segment_nodes() %}
     {%- do checks.append(

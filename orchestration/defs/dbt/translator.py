@@ -1,4 +1,10 @@
-"""How dbt nodes appear in Dagster: keys by warehouse schema, groups by layer."""
+"""How dbt nodes appear in Dagster: keys by warehouse schema, groups by layer.
+
+Every segment model (tagged ``segment``) is ``segments/<name>`` in the ``segments`` group,
+wherever the model lives: journeys depend on ``segments/<name>`` whatever kind of segment it is,
+and the engine reads it as ``segments.<name>`` (a view when the model lives in another schema, see
+the ``segment_schema_aliases`` macro).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,13 @@ SOURCE_KEYS = {
     ("nudge", "journey_transitions"): dg.AssetKey(["journeys", "state"]),
     ("nudge", "runs"): dg.AssetKey(["journeys", "state"]),
 }
+SEGMENTS = "segments"
+
+
+def is_segment_model(dbt_resource_props: Mapping[str, Any]) -> bool:
+    return dbt_resource_props["resource_type"] == "model" and "segment" in (
+        dbt_resource_props.get("tags") or ()
+    )
 
 
 class NudgeDbtTranslator(DagsterDbtTranslator):
@@ -35,11 +48,15 @@ class NudgeDbtTranslator(DagsterDbtTranslator):
             if key in SOURCE_KEYS:
                 return SOURCE_KEYS[key]
             return dg.AssetKey(list(key))
+        if is_segment_model(dbt_resource_props):
+            return dg.AssetKey([SEGMENTS, dbt_resource_props["name"]])
         return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
             return None
+        if is_segment_model(dbt_resource_props):
+            return SEGMENTS
         return dbt_resource_props["schema"]
 
     def get_asset_spec(
