@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfoNotFoundError
 
 from journeys.context import JourneyRun
@@ -218,7 +218,9 @@ def _update_attribute(run: JourneyRun, ins: Instruction) -> int:
             run.as_of,
             run.as_of,
             f"journey:{run.journey.name}",
-            run.as_of,
+            # loaded_at is wall-clock like the loader's: incremental staging reads rows loaded
+            # since the latest one staged, and as_of may lie in the past (replays, scenarios).
+            datetime.now(UTC).replace(tzinfo=None),
         ],
     )
     return _move_all(run, ins, ins.next_id, "updated", sql_string(update.name))

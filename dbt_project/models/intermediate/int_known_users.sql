@@ -1,5 +1,14 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_keys',
+    unique_key='user_id',
+    changed_keys='int_changed_users',
+    on_schema_change='fail',
+) }}
+-- depends_on: {{ ref('int_changed_users') }}
 -- Known users at as_of: any identify, track, page, screen or alias call carrying the user id,
--- stamped at or before as_of and after the user's latest deletion (if any).
+-- stamped at or before as_of and after the user's latest deletion (if any). Incremental: only
+-- the users in int_changed_users are recomputed.
 select
     e.user_id,
     min(e.timestamp) as first_call_at,
@@ -10,4 +19,7 @@ where e.type in ('identify', 'track', 'page', 'screen', 'alias')
   and e.user_id is not null
   and e.timestamp <= {{ as_of() }}
   and (d.deleted_at is null or e.timestamp > d.deleted_at)
+  {% if is_incremental() %}
+  and e.user_id in (select user_id from {{ ref('int_changed_users') }})
+  {% endif %}
 group by e.user_id

@@ -1,7 +1,31 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_keys',
+    unique_key='user_id',
+    changed_keys='int_changed_users',
+    on_schema_change='fail',
+) }}
+-- depends_on: {{ ref('int_changed_users') }}
 -- Each identify sets the traits it carries at its timestamp; per (user, trait) the latest value
 -- at or before as_of wins (ties: latest received, then message id). A trait whose latest value is
 -- null is unset and has no row. Identifies from before the user's deletion do not count.
-with assignments as (
+-- Incremental: only the users in int_changed_users are recomputed.
+with identifies as materialized (
+    -- Materialized so that the incremental filter runs before json_each expands the traits.
+    select e.user_id, e.traits, e.timestamp, e.received_at, e.message_id
+    from {{ ref('stg_events') }} e
+    left join {{ ref('int_user_deletions') }} d on d.user_id = e.user_id
+    where e.type = 'identify'
+      and e.user_id is not null
+      and e.traits is not null
+      and e.timestamp <= {{ as_of() }}
+      and (d.deleted_at is null or e.timestamp > d.deleted_at)
+      {% if is_incremental() %}
+      and e.user_id in (select user_id from {{ ref('int_changed_users') }})
+      {% endif %}
+),
+
+assignments as (
     select
         e.user_id,
         t.key as trait,
@@ -9,14 +33,8 @@ with assignments as (
         e.timestamp as set_at,
         e.received_at,
         e.message_id
-    from {{ ref('stg_events') }} e
+    from identifies e
     cross join json_each(e.traits) t
-    left join {{ ref('int_user_deletions') }} d on d.user_id = e.user_id
-    where e.type = 'identify'
-      and e.user_id is not null
-      and e.traits is not null
-      and e.timestamp <= {{ as_of() }}
-      and (d.deleted_at is null or e.timestamp > d.deleted_at)
 ),
 
 latest as (

@@ -1,15 +1,30 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_keys',
+    unique_key='user_id',
+    changed_keys='int_changed_users',
+    on_schema_change='fail',
+) }}
+-- depends_on: {{ ref('int_changed_users') }}
 -- One row per known, non-deleted user at as_of. `traits` is the JSON object of every current
 -- trait (what segment conditions read); the typed columns are conveniences for senders and
--- analysts. Timestamp traits may be ISO 8601 text or unix seconds.
+-- analysts. Timestamp traits may be ISO 8601 text or unix seconds. Incremental: only the users in
+-- int_changed_users are recomputed.
 with traits as (
     select user_id, json_group_object(trait, value) as traits
     from {{ ref('int_user_trait_values') }}
+    {% if is_incremental() %}
+    where user_id in (select user_id from {{ ref('int_changed_users') }})
+    {% endif %}
     group by user_id
 ),
 
 seen as (
     select user_id, min(timestamp) as first_event_at, max(timestamp) as last_event_at
     from {{ ref('fct_events') }}
+    {% if is_incremental() %}
+    where user_id in (select user_id from {{ ref('int_changed_users') }})
+    {% endif %}
     group by user_id
 ),
 
@@ -22,6 +37,9 @@ users as (
     from {{ ref('int_known_users') }} k
     left join traits t on t.user_id = k.user_id
     left join seen s on s.user_id = k.user_id
+    {% if is_incremental() %}
+    where k.user_id in (select user_id from {{ ref('int_changed_users') }})
+    {% endif %}
 )
 
 select

@@ -1,11 +1,30 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_keys',
+    unique_key='user_id',
+    changed_keys='int_changed_users',
+    on_schema_change='fail',
+) }}
+-- depends_on: {{ ref('int_changed_users') }}
 -- Every deduplicated track/page/screen call of a known user with timestamp <= as_of. Calls made
 -- anonymously count for the user their anonymous id is linked to (int_identity_map), including
--- calls from before the link; an anonymous id nothing has linked is not a user.
+-- calls from before the link; an anonymous id nothing has linked is not a user. Incremental:
+-- only the calls of the users in int_changed_users are recomputed.
 with calls as (
     select *
     from {{ ref('stg_events') }}
     where type in ('track', 'page', 'screen')
       and timestamp <= {{ as_of() }}
+      {% if is_incremental() %}
+      and (
+        user_id in (select user_id from {{ ref('int_changed_users') }})
+        or (user_id is null and anonymous_id in (
+            select m.anonymous_id
+            from {{ ref('int_identity_map') }} m
+            join {{ ref('int_changed_users') }} u on u.user_id = m.user_id
+        ))
+      )
+      {% endif %}
 ),
 
 resolved as (

@@ -1,5 +1,25 @@
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='fail') }}
 -- raw.events deduplicated by message_id: the first landed copy wins (landing file names sort by
--- landing time; within a file, the earliest received_at).
+-- landing time; within a file, the earliest received_at). Incremental: each build stages only
+-- the rows loaded since the latest one staged (the loader stamps loaded_at with the wall clock),
+-- minus copies of messages already staged.
+with candidates as (
+    select *
+    from {{ source('raw', 'events') }}
+    {% if is_incremental() %}
+    where loaded_at >= (select max(loaded_at) from {{ this }})
+    {% endif %}
+),
+
+first_copies as (
+    select *
+    from candidates
+    qualify row_number() over (
+        partition by message_id
+        order by loaded_at, landing_file, received_at
+    ) = 1
+)
+
 select
     message_id,
     type,
@@ -14,9 +34,9 @@ select
     properties,
     traits,
     context,
-    landing_file
-from {{ source('raw', 'events') }}
-qualify row_number() over (
-    partition by message_id
-    order by loaded_at, landing_file, received_at
-) = 1
+    landing_file,
+    loaded_at
+from first_copies c
+{% if is_incremental() %}
+where not exists (select 1 from {{ this }} s where s.message_id = c.message_id)
+{% endif %}

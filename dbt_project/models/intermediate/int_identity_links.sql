@@ -1,0 +1,11 @@
+{{ config(materialized='ephemeral') }}
+-- Every link between an anonymous id and a user ever made: an identify carrying both ids, or an
+-- alias (previous_id -> user_id), whatever its timestamp. The identity map picks one per
+-- anonymous id at as_of; the incremental models use all of them to find who a change can affect.
+select anonymous_id, user_id, timestamp as linked_at, message_id
+from {{ ref('stg_events') }}
+where type = 'identify' and anonymous_id is not null and user_id is not null
+union all
+select previous_id as anonymous_id, user_id, timestamp as linked_at, message_id
+from {{ ref('stg_events') }}
+where type = 'alias' and previous_id is not null and user_id is not null

@@ -1,0 +1,18 @@
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='fail') }}
+-- depends_on: {{ ref('int_identity_map') }}
+-- depends_on: {{ ref('int_known_users') }}
+-- depends_on: {{ ref('int_user_trait_values') }}
+-- depends_on: {{ ref('fct_events') }}
+-- depends_on: {{ ref('dim_users') }}
+-- One row per build that brought every incremental model up to date: its as_of and the latest
+-- loaded_at it staged. It runs after those models (and their tests), so a build that fails
+-- half-way leaves the previous watermark and the next build recomputes from there. See the
+-- new_since_last_build macro.
+select
+    {% if is_incremental() %}
+    (select coalesce(max(build_number), 0) + 1 from {{ this }})
+    {% else %}
+    1
+    {% endif %} as build_number,
+    {{ as_of() }} as as_of,
+    (select max(loaded_at) from {{ ref('stg_events') }}) as loaded_through
