@@ -16,6 +16,26 @@ from nudge.dsl.models import RandomBucket
 
 def admit(run: JourneyRun) -> int:
     """Admit the new entries of this run; return how many."""
+    if run.scalar("select count(*) from _nj_candidates"):
+        _stage_admissions(run)
+        admitted = _enter(run)
+    else:
+        admitted = 0
+    run.execute(
+        """insert or ignore into nudge.journey_trigger_events
+           select distinct ?, message_id from _nj_considered""",
+        [run.journey.name],
+    )
+    return admitted
+
+
+def _stage_admissions(run: JourneyRun) -> None:
+    """Fill ``_nj_admit`` with this run's new entries.
+
+    Blocked users (by ``reentry``) are set aside first: blocking is decided per user, so it does
+    not matter whether it is applied before or after picking each user's earliest firing, and
+    the entry filter is then evaluated only for users who could enter.
+    """
     journey = run.journey
     blocking = {
         "never": "true",
@@ -27,37 +47,50 @@ def admit(run: JourneyRun) -> int:
         if journey.reentry.after is None:
             raise ValueError(f"journey {journey.name!r}: reentry `after` needs a duration")
         blocking_params = [run.as_of - journey.reentry.after]
+    run.execute(
+        f"""create or replace temp table _nj_unblocked as
+            select c.* from _nj_candidates c
+            where c.user_id in (select user_id from marts.dim_users)
+              and not exists (
+                  select 1 from nudge.journey_entries e
+                  where e.journey = ? and e.user_id = c.user_id and ({blocking}))""",
+        [journey.name, *blocking_params],
+    )
+    scope = "select user_id from _nj_unblocked"
     filters = ""
     if journey.entry_filter is not None:
-        filters = (
-            f"and c.user_id in (select user_id from {run.conditions.table(journey.entry_filter)})"
-        )
+        filters = f"and c.user_id in ({run.conditions.holding(journey.entry_filter, scope)})"
     holdout = "false"
     if journey.holdout_percent:
         bucket = RandomBucket(journey.holdout_percent, salt=journey.name)
-        holdout = f"c.user_id in (select user_id from {run.conditions.table(bucket)})"
+        holdout = f"c.user_id in ({run.conditions.holding(bucket, scope)})"
     run.execute(
         f"""create or replace temp table _nj_admit as
             with firsts as (
                 select c.user_id, c.trigger_key, {holdout} as holdout,
                        row_number() over (
                            partition by c.user_id order by c.trigger_at, c.trigger_key) as rank
-                from _nj_candidates c
-                where c.user_id in (select user_id from marts.dim_users) {filters}
+                from _nj_unblocked c
+                where true {filters}
             )
             select {sql_digest("?", "f.user_id", "f.trigger_key")} as entry_id,
                    f.user_id, f.trigger_key, f.holdout
             from firsts f
-            where f.rank = 1
-              and not exists (
-                  select 1 from nudge.journey_entries e
-                  where e.journey = ? and e.user_id = f.user_id and ({blocking}))""",
-        [journey.name, journey.name, *blocking_params],
+            where f.rank = 1""",
+        [journey.name],
     )
     run.execute(
         """delete from _nj_admit
            where entry_id in (select entry_id from nudge.journey_entries)""",
     )
+
+
+def _enter(run: JourneyRun) -> int:
+    """Insert the staged entries at the first step with their ``entered`` transitions."""
+    journey = run.journey
+    admitted = run.scalar("select count(*) from _nj_admit")
+    if not admitted:
+        return 0
     first = run.program.first_id
     run.execute(
         """insert or ignore into nudge.journey_entries
@@ -72,9 +105,4 @@ def admit(run: JourneyRun) -> int:
         """select ?, ?, entry_id, ?, user_id, null, ?, 'entered', trigger_key from _nj_admit""",
         [run.run_id, run.as_of, journey.name, first],
     )
-    run.execute(
-        """insert or ignore into nudge.journey_trigger_events
-           select distinct ?, message_id from _nj_considered""",
-        [journey.name],
-    )
-    return run.scalar("select count(*) from _nj_admit")
+    return admitted

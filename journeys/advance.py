@@ -37,22 +37,32 @@ OUTBOX_COLUMNS = """idempotency_key, delivery_id, run_id, as_of, entry_id, journ
 
 
 def advance(run: JourneyRun) -> None:
+    """Visit, in program order, every step that has active entries not handled there yet.
+
+    A step is visited when people wait there at the start and again whenever people arrive;
+    handling the same people at the same step twice in one run moves nobody (every handler is a
+    function of who is there and of the run's instant), so nothing else needs a visit.
+    """
+    occupied = run.execute(
+        """select distinct e.current_step from nudge.journey_entries e
+           where e.journey = ? and e.status = 'active' and e.current_step is not null""",
+        [run.journey.name],
+    ).fetchall()
+    run.arrivals.update(step for (step,) in occupied)
     for _ in range(len(run.program.instructions) + 2):
-        moved = sum(_visit(run, ins) for ins in run.program.instructions)
-        if not moved:
+        if not run.arrivals:
             return
+        for ins in run.program.instructions:
+            if ins.id in run.arrivals:
+                run.arrivals.discard(ins.id)
+                _visit(run, ins)
     raise RuntimeError(f"journey {run.journey.name!r}: entries still moving after every sweep")
 
 
-def _visit(run: JourneyRun, ins: Instruction) -> int:
-    if not run.scalar(
-        f"select count(*) from nudge.journey_entries e where {run.active_at(ins.id)}"
-    ):
-        return 0
-    moved = 0
+def _visit(run: JourneyRun, ins: Instruction) -> None:
     if ins.step.if_ is not None:
-        moved += _skip_failing_if(run, ins)
-    return moved + HANDLERS[ins.kind](run, ins)
+        _skip_failing_if(run, ins)
+    HANDLERS[ins.kind](run, ins)
 
 
 def _lit(value: str | None) -> str:
@@ -67,7 +77,7 @@ def _move_all(
     detail: str = "null",
     where: str = "true",
     exit_reason: str | None = None,
-) -> int:
+) -> None:
     """Move the entries at ``ins`` satisfying ``where`` to ``to_step`` (or out, with a reason)."""
     end_status = None if exit_reason is None else "exited"
     stage_moves(
@@ -77,22 +87,24 @@ def _move_all(
                    {_lit(exit_reason)} as exit_reason
             from nudge.journey_entries e where {run.active_at(ins.id)} and ({where})""",
     )
-    return apply_moves(run)
+    apply_moves(run)
 
 
-def _in(run: JourneyRun, condition: Condition) -> str:
-    return f"e.user_id in (select user_id from {run.conditions.table(condition)})"
+def _in(run: JourneyRun, ins: Instruction, condition: Condition) -> str:
+    """SQL predicate on ``e``, an entry at ``ins``: ``condition`` holds for its user."""
+    at_step = f"select e.user_id from nudge.journey_entries e where {run.active_at(ins.id)}"
+    return run.holds(condition, at_step)
 
 
-def _skip_failing_if(run: JourneyRun, ins: Instruction) -> int:
+def _skip_failing_if(run: JourneyRun, ins: Instruction) -> None:
     """A user who fails a step's ``if`` on reaching it skips the step."""
     reached_now = f"e.step_reached_at = {_ts(run)}"
-    return _move_all(
+    _move_all(
         run,
         ins,
         ins.next_id,
         "skipped_if",
-        where=f"{reached_now} and not {_in(run, ins.step.if_)}",
+        where=f"{reached_now} and not {_in(run, ins, ins.step.if_)}",
     )
 
 
@@ -100,7 +112,7 @@ def _ts(run: JourneyRun) -> str:
     return f"timestamp '{run.as_of.isoformat(sep=' ')}'"
 
 
-def _send(run: JourneyRun, ins: Instruction) -> int:
+def _send(run: JourneyRun, ins: Instruction) -> None:
     send = ins.step.action
     assert isinstance(send, Send)
     journey = sql_string(run.journey.name)
@@ -129,33 +141,32 @@ def _send(run: JourneyRun, ins: Instruction) -> int:
         ],
     )
     key = sql_digest(journey, "e.entry_id", step)
-    return _move_all(run, ins, ins.next_id, "sent", detail=key)
+    _move_all(run, ins, ins.next_id, "sent", detail=key)
 
 
-def _wait(run: JourneyRun, ins: Instruction) -> int:
+def _wait(run: JourneyRun, ins: Instruction) -> None:
     wait = ins.step.action
     assert isinstance(wait, Wait)
     due = f"e.step_reached_at + {_interval(wait.duration)}"
-    moved = _move_all(run, ins, ins.next_id, "waited", where=f"{due} <= {_ts(run)}")
+    _move_all(run, ins, ins.next_id, "waited", where=f"{due} <= {_ts(run)}")
     _set_wake(run, ins, due)
-    return moved
 
 
-def _wait_until(run: JourneyRun, ins: Instruction) -> int:
+def _wait_until(run: JourneyRun, ins: Instruction) -> None:
     wait = ins.step.action
     assert isinstance(wait, WaitUntil)
-    moved = _move_all(run, ins, ins.next_id, "waited", "'condition'", _in(run, wait.condition))
+    met = _in(run, ins, wait.condition)
+    _move_all(run, ins, ins.next_id, "waited", "'condition'", met)
     timeout = f"e.step_reached_at + {_interval(wait.timeout)}"
     timed_out = f"{timeout} <= {_ts(run)}"
     if wait.on_timeout == "continue":
-        moved += _move_all(run, ins, ins.next_id, "waited", "'timeout'", timed_out)
+        _move_all(run, ins, ins.next_id, "waited", "'timeout'", timed_out)
     else:
-        moved += _move_all(run, ins, None, "exited", "'timeout'", timed_out, "timeout")
+        _move_all(run, ins, None, "exited", "'timeout'", timed_out, "timeout")
     _set_wake(run, ins, timeout)
-    return moved
 
 
-def _window(run: JourneyRun, ins: Instruction) -> int:
+def _window(run: JourneyRun, ins: Instruction) -> None:
     window = ins.step.action
     assert isinstance(window, Window)
     where = f"journey {run.journey.name!r}, step {ins.id!r}"
@@ -177,30 +188,28 @@ def _window(run: JourneyRun, ins: Instruction) -> int:
     run.con.executemany("insert into _nj_zones values (?, ?, ?)", states)
     zone_of = "(select z.zone from _nj_entry_zones z where z.entry_id = e.entry_id)"
     inside = f"(select inside from _nj_zones where zone = {zone_of})"
-    moved = _move_all(run, ins, ins.next_id, "window", where=inside)
+    _move_all(run, ins, ins.next_id, "window", where=inside)
     _set_wake(run, ins, f"(select opens from _nj_zones where zone = {zone_of})")
-    return moved
 
 
-def _branch(run: JourneyRun, ins: Instruction) -> int:
+def _branch(run: JourneyRun, ins: Instruction) -> None:
     branch = ins.step.action
     assert isinstance(branch, Branch)
-    holds = _in(run, branch.condition)
-    moved = _move_all(run, ins, ins.then_id, "branched", "'then'", holds)
-    return moved + _move_all(run, ins, ins.else_id, "branched", "'else'")
+    holds = _in(run, ins, branch.condition)
+    _move_all(run, ins, ins.then_id, "branched", "'then'", holds)
+    _move_all(run, ins, ins.else_id, "branched", "'else'")
 
 
-def _split(run: JourneyRun, ins: Instruction) -> int:
+def _split(run: JourneyRun, ins: Instruction) -> None:
     """Paths take consecutive ranges of a stable 0..99 bucket of (journey.step, user)."""
     salt = f"{run.journey.name}.{ins.id}"
-    moved = 0
     for number, path in enumerate(ins.split, start=1):
         in_range = All((RandomBucket(path.high, salt), Not(RandomBucket(path.low, salt))))
-        moved += _move_all(run, ins, path.target, "split", f"'path {number}'", _in(run, in_range))
-    return moved + _move_all(run, ins, ins.next_id, "split", "'no path'")
+        _move_all(run, ins, path.target, "split", f"'path {number}'", _in(run, ins, in_range))
+    _move_all(run, ins, ins.next_id, "split", "'no path'")
 
 
-def _update_attribute(run: JourneyRun, ins: Instruction) -> int:
+def _update_attribute(run: JourneyRun, ins: Instruction) -> None:
     """Write an identify setting the trait; the warehouse sees it from the next run's dbt build."""
     update = ins.step.action
     assert isinstance(update, UpdateAttribute)
@@ -223,16 +232,18 @@ def _update_attribute(run: JourneyRun, ins: Instruction) -> int:
             datetime.now(UTC).replace(tzinfo=None),
         ],
     )
-    return _move_all(run, ins, ins.next_id, "updated", sql_string(update.name))
+    _move_all(run, ins, ins.next_id, "updated", sql_string(update.name))
 
 
-def _exit(run: JourneyRun, ins: Instruction) -> int:
-    return _move_all(run, ins, None, "exited", "'exit step'", exit_reason="exit_step")
+def _exit(run: JourneyRun, ins: Instruction) -> None:
+    _move_all(run, ins, None, "exited", "'exit step'", exit_reason="exit_step")
 
 
 def _set_wake(run: JourneyRun, ins: Instruction, wake_sql: str) -> None:
+    """Set ``next_wake_at`` of the entries waiting at ``ins`` (rows already right are left)."""
     run.execute(
-        f"update nudge.journey_entries e set next_wake_at = {wake_sql} where {run.active_at(ins.id)}"
+        f"""update nudge.journey_entries e set next_wake_at = {wake_sql}
+            where {run.active_at(ins.id)} and e.next_wake_at is distinct from {wake_sql}"""
     )
 
 
@@ -240,7 +251,7 @@ def _interval(duration: timedelta) -> str:
     return f"to_seconds({duration / timedelta(seconds=1)})"
 
 
-HANDLERS: dict[str, Callable[[JourneyRun, Instruction], int]] = {
+HANDLERS: dict[str, Callable[[JourneyRun, Instruction], None]] = {
     "send": _send,
     "wait": _wait,
     "wait_until": _wait_until,

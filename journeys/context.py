@@ -12,7 +12,7 @@ import duckdb
 from journeys.conditions import ConditionTables
 from journeys.program import Program
 from journeys.sqltext import sql_string
-from nudge.dsl.models import Journey
+from nudge.dsl.models import Condition, Journey
 
 
 @dataclass
@@ -25,6 +25,8 @@ class JourneyRun:
     version: str
     conditions: ConditionTables
     counts: Counter[str] = field(default_factory=Counter)  # moves made, by action
+    arrivals: set[str] = field(default_factory=set)  # steps people moved to, not visited since
+    last_seq: int | None = None  # journey_transitions.seq of the last row written, once read
 
     def active_at(self, step_id: str) -> str:
         """SQL predicate on ``e`` (journey_entries): active in this journey at ``step_id``."""
@@ -32,6 +34,20 @@ class JourneyRun:
             f"e.journey = {sql_string(self.journey.name)} and e.status = 'active' "
             f"and e.current_step = {sql_string(step_id)}"
         )
+
+    def active_users(self) -> str:
+        """SQL selecting the users with an active entry in this journey."""
+        return (
+            "select e.user_id from nudge.journey_entries e "
+            f"where e.journey = {sql_string(self.journey.name)} and e.status = 'active'"
+        )
+
+    def active_count(self) -> int:
+        return self.scalar(f"select count(*) from ({self.active_users()})")
+
+    def holds(self, condition: Condition, scope: str) -> str:
+        """SQL predicate on ``e``: ``condition`` holds for ``e.user_id``, who is among ``scope``."""
+        return f"e.user_id in ({self.conditions.holding(condition, scope)})"
 
     def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self.con.execute(sql, params or [])

@@ -30,6 +30,7 @@ from nudge.dsl.models import Content, Journey, Origin
 WORK_TABLES = (
     "_nj_candidates",
     "_nj_considered",
+    "_nj_unblocked",
     "_nj_admit",
     "_nj_move",
     "_nj_converted",
@@ -118,7 +119,7 @@ def _run_one(run: JourneyRun) -> JourneyStats:
         entered = admit(run)
         apply_exits(run)
         advance(run)
-        waiting = _active_count(run.con, run.journey.name)
+        waiting = run.active_count()
         run.con.commit()
     except BaseException:
         run.con.rollback()

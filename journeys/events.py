@@ -16,9 +16,10 @@ from nudge.dsl.models import EventTrigger, Performed
 from nudge.segments.compiler import compile_condition
 
 
-def matching_events_sql(run: JourneyRun, trigger: EventTrigger) -> str:
-    """``select message_id, user_id, timestamp`` of the track events ``trigger`` matches."""
-    named = f"select * from marts.fct_events where event = {sql_string(trigger.name)}"
+def matching_events_sql(run: JourneyRun, trigger: EventTrigger, events: str) -> str:
+    """``select message_id, user_id, timestamp`` of the track events of ``events`` (a relation
+    with the columns of ``marts.fct_events``) that ``trigger`` matches."""
+    named = f"select * from {events} where event = {sql_string(trigger.name)}"
     if not trigger.where:
         return f"select message_id, user_id, timestamp from ({named})"
     per_event = replace(

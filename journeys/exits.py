@@ -17,11 +17,12 @@ from nudge.dsl.models import SegmentEntered, SegmentExited
 
 def apply_exits(run: JourneyRun) -> None:
     journey = run.journey
+    if not run.active_count():
+        return
     _exit_where(run, "e.user_id not in (select user_id from marts.dim_users)", "user_deleted")
     _removed_steps(run)
     if journey.exit_when is not None:
-        table = run.conditions.table(journey.exit_when)
-        _exit_where(run, f"e.user_id in (select user_id from {table})", "exit_when")
+        _exit_where(run, run.holds(journey.exit_when, run.active_users()), "exit_when")
     if journey.exit_on_trigger_lost:
         _trigger_lost(run)
     if journey.goal is not None:
@@ -86,14 +87,14 @@ def _goal(run: JourneyRun) -> None:
     """Mark converted the active entries meeting the goal within ``within`` of their start."""
     goal = run.journey.goal
     assert goal is not None
-    table = run.conditions.table(goal.condition)
+    holds = run.holds(goal.condition, run.active_users())
     in_time = "true" if goal.within is None else "e.started_at >= ?"
     params = [run.journey.name] + ([] if goal.within is None else [run.as_of - goal.within])
     run.execute(
         f"""create or replace temp table _nj_converted as
             select e.entry_id, e.user_id from nudge.journey_entries e
             where e.journey = ? and e.status = 'active' and e.converted_at is null
-              and {in_time} and e.user_id in (select user_id from {table})""",
+              and {in_time} and {holds}""",
         params,
     )
     converted = run.scalar("select count(*) from _nj_converted")

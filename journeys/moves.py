@@ -19,23 +19,27 @@ def stage_moves(run: JourneyRun, select_sql: str, params: list | None = None) ->
     run.execute(f"create or replace temp table _nj_move as {select_sql}", params)
 
 
-def apply_moves(run: JourneyRun) -> int:
-    """Apply the staged moves; count them per action in ``run.counts``; return how many moved."""
-    counts = run.execute("select action, count(*) from _nj_move group by action").fetchall()
-    moved = sum(n for _, n in counts)
-    if not moved:
-        return 0
-    for action, n in counts:
+def apply_moves(run: JourneyRun) -> None:
+    """Apply the staged moves; count them per action in ``run.counts``; note the steps that
+    people arrived at in ``run.arrivals``."""
+    groups = run.execute(
+        """select action, to_step, end_status is null and to_step is null, count(*)
+           from _nj_move group by all"""
+    ).fetchall()
+    if not groups:
+        return
+    completed = 0
+    for action, to_step, completes, n in groups:
         run.counts[action] += n
+        completed += n if completes else 0
+        if to_step is not None:
+            run.arrivals.add(to_step)
     common = [run.run_id, run.as_of, run.journey.name]
     record_transitions(
         run,
         """select ?, ?, m.entry_id, ?, e.user_id, e.current_step, m.to_step, m.action, m.detail
            from _nj_move m join nudge.journey_entries e using (entry_id)""",
         common,
-    )
-    completed = run.scalar(
-        "select count(*) from _nj_move where to_step is null and end_status is null"
     )
     if completed:
         record_transitions(
@@ -61,4 +65,3 @@ def apply_moves(run: JourneyRun) -> int:
            where e.entry_id = m.entry_id""",
         [run.as_of, run.as_of],
     )
-    return moved

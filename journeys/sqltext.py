@@ -47,9 +47,13 @@ def user_zone_sql(traits: str, attribute: str | None, default: str) -> str:
     """SQL for the user's IANA zone from trait ``attribute``; ``default`` when missing or unknown."""
     if attribute is None:
         return sql_string(default)
-    text = f"({traits} ->> {sql_string(json_path(attribute))})"
+    return zone_sql(f"({traits} ->> {sql_string(json_path(attribute))})", default)
+
+
+def zone_sql(name: str, default: str) -> str:
+    """SQL for the IANA zone named by the text expression ``name``; ``default`` when unknown."""
     return f"""coalesce(
-        (select name from pg_timezone_names() where name = {text}), {sql_string(default)})"""
+        (select name from pg_timezone_names() where name = {name}), {sql_string(default)})"""
 
 
 def at_local_clock_sql(instant: str, clock: str, zone: str, where: str) -> str:

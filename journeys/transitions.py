@@ -15,12 +15,17 @@ TRANSITION_COLUMNS = "run_id, as_of, entry_id, journey, user_id, from_step, to_s
 
 
 def record_transitions(run: JourneyRun, select_sql: str, params: list[Any] | None = None) -> None:
-    """Insert the rows of ``select_sql`` (returning :data:`TRANSITION_COLUMNS`) with their seq."""
-    run.execute(
+    """Insert the rows of ``select_sql`` (returning :data:`TRANSITION_COLUMNS`) with their seq.
+
+    The table's maximum is read once per journey run; the run is the only writer meanwhile.
+    """
+    if run.last_seq is None:
+        run.last_seq = run.scalar("select coalesce(max(seq), 0) from nudge.journey_transitions")
+    inserted = run.scalar(
         f"""insert into nudge.journey_transitions ({TRANSITION_COLUMNS}, seq)
             select t.*,
-                   (select coalesce(max(seq), 0) from nudge.journey_transitions)
-                   + row_number() over (order by t.entry_id, t.action, t.to_step nulls first)
+                   ? + row_number() over (order by t.entry_id, t.action, t.to_step nulls first)
             from ({select_sql}) t({TRANSITION_COLUMNS})""",
-        params,
+        [run.last_seq, *(params or [])],
     )
+    run.last_seq += inserted

@@ -18,7 +18,7 @@ from journeys.sqltext import (
     json_path,
     sql_string,
     trait_timestamp_sql,
-    user_zone_sql,
+    zone_sql,
 )
 from nudge.dsl.models import (
     AttributeChanged,
@@ -28,6 +28,9 @@ from nudge.dsl.models import (
     SegmentEntered,
     SegmentExited,
 )
+
+# The ``at`` clock of a date trigger moves a due time by less than this, either way.
+AT_CLOCK_MARGIN = timedelta(days=3)
 
 
 def fill_candidates(run: JourneyRun) -> None:
@@ -67,16 +70,21 @@ def _segment_change(run: JourneyRun, segment: str, column: str, label: str) -> N
 
 
 def _events(run: JourneyRun, trigger: EventTrigger) -> None:
-    """Matching events not yet considered; only those within max_event_age may start an entry."""
-    matches = matching_events_sql(run, trigger)
+    """Matching events not yet considered; only those within max_event_age may start an entry.
+
+    Events already considered are set aside before the ``where`` items are evaluated.
+    """
     run.execute(
-        f"""create or replace temp table _nj_event_matches as
-            select m.message_id, m.user_id, m.timestamp
-            from ({matches}) m
-            where not exists (
-                select 1 from nudge.journey_trigger_events t
-                where t.journey = ? and t.message_id = m.message_id)""",
-        [run.journey.name],
+        """create or replace temp table _nj_new_events as
+           select f.* from marts.fct_events f
+           where f.event = ? and not exists (
+               select 1 from nudge.journey_trigger_events t
+               where t.journey = ? and t.message_id = f.message_id)""",
+        [trigger.name, run.journey.name],
+    )
+    matches = matching_events_sql(run, trigger, "_nj_new_events")
+    run.execute(
+        f"create or replace temp table _nj_event_matches as select * from ({matches}) m",
     )
     run.execute("insert into _nj_considered select message_id from _nj_event_matches")
     run.execute(
@@ -85,6 +93,7 @@ def _events(run: JourneyRun, trigger: EventTrigger) -> None:
         [run.as_of - run.journey.max_event_age],
     )
     run.execute("drop table _nj_event_matches")
+    run.execute("drop table _nj_new_events")
 
 
 def _attribute_changed(run: JourneyRun, trigger: AttributeChanged) -> None:
@@ -122,25 +131,48 @@ def _attribute_changed(run: JourneyRun, trigger: AttributeChanged) -> None:
 def _date(run: JourneyRun, trigger: DateTrigger) -> None:
     """Users whose trait time plus offset (at ``at`` local time when given) is at or before as_of.
 
-    The trigger key carries the trait's value, so each value fires at most once per user.
+    The trigger key carries the trait's value, so each value fires at most once per user: values
+    that already started an entry are left out. A user fires once per run at most (one trait
+    value), so ``trigger_at`` is the run's as_of. The ``at`` clock (costly: time zone arithmetic)
+    is worked out only for due times within :data:`AT_CLOCK_MARGIN` of as_of.
     """
-    path = sql_string(json_path(trigger.attribute))
+    traits = "u.traits"
+    value = f"{traits} -> {sql_string(json_path(trigger.attribute))}"
     offset = trigger.offset / timedelta(seconds=1)
-    due = (
-        f"({trait_timestamp_sql('u.traits', json_path(trigger.attribute))} + to_seconds({offset}))"
+    plain_due = (
+        f"{trait_timestamp_sql(traits, json_path(trigger.attribute))} + to_seconds({offset})"
     )
-    if trigger.at is not None:
-        zone = user_zone_sql("u.traits", trigger.timezone_attribute, "UTC")
-        where = f"journey {run.journey.name!r}: date trigger `at`"
-        due = at_local_clock_sql(due, trigger.at, zone, where)
+    zone_name = "null"
+    if trigger.timezone_attribute is not None:
+        zone_name = f"{traits} ->> {sql_string(json_path(trigger.timezone_attribute))}"
+    key = f"date:{trigger.attribute}:"
+    horizon = run.as_of if trigger.at is None else run.as_of + AT_CLOCK_MARGIN
     run.execute(
-        f"""insert into _nj_candidates
-            select user_id, ? || raw_value, due_at from (
-                select u.user_id, json(u.traits -> {path}) as raw_value, {due} as due_at
+        f"""create or replace temp table _nj_dates as
+            select d.* from (
+                select u.user_id, json({value}) as raw_value, ({plain_due}) as due_at,
+                       ({zone_name}) as zone_name
                 from marts.dim_users u
-            ) where due_at is not null and due_at <= ?""",
-        [f"date:{trigger.attribute}:", run.as_of],
+            ) d
+            where d.due_at <= ?
+              and not exists (
+                  select 1 from nudge.journey_entries e
+                  where e.journey = ? and e.user_id = d.user_id
+                    and e.trigger_key = ? || d.raw_value)""",
+        [horizon, run.journey.name, key],
     )
+    due, due_params = "true", []
+    if trigger.at is not None:
+        zone = "'UTC'" if trigger.timezone_attribute is None else zone_sql("zone_name", "UTC")
+        where = f"journey {run.journey.name!r}: date trigger `at`"
+        at_clock = at_local_clock_sql("due_at", trigger.at, zone, where)
+        due = f"case when due_at <= ? then true else {at_clock} <= ? end"
+        due_params = [run.as_of - AT_CLOCK_MARGIN, run.as_of]
+    run.execute(
+        f"insert into _nj_candidates select user_id, ? || raw_value, ? from _nj_dates where {due}",
+        [key, run.as_of, *due_params],
+    )
+    run.execute("drop table _nj_dates")
 
 
 def _broadcast(run: JourneyRun, trigger: Broadcast) -> None:
