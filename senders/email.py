@@ -10,6 +10,7 @@ duplicate. The check looks at the socket without a round trip: a NOOP per messag
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import os
 import re
@@ -17,9 +18,9 @@ import select
 import smtplib
 import ssl
 from dataclasses import dataclass
-from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
+from senders import mime
 from senders.providers import RenderedMessage, SendOutcome
 
 _PREHEADER_STYLE = (
@@ -62,34 +63,44 @@ class SmtpSettings:
             sender=sender,
         )
 
-    @property
+    @functools.cached_property
     def sender_address(self) -> str:
         return parseaddr(self.sender)[1]
 
-    @property
+    @functools.cached_property
     def sender_domain(self) -> str:
         return self.sender_address.rpartition("@")[2] or "localhost"
 
 
-def build_email(message: RenderedMessage, settings: SmtpSettings) -> EmailMessage:
-    """The MIME message: headers every inbox provider expects, multipart/alternative text+html."""
+def build_email(
+    message: RenderedMessage, settings: SmtpSettings, *, utf8: bool = False
+) -> tuple[bytes, str]:
+    """The message as bytes and its Message-ID: the headers every inbox provider expects, and
+    multipart/alternative text + html (``utf8``: header values as UTF-8, for SMTPUTF8)."""
     content = message.content
-    email = EmailMessage()
-    email["Date"] = formatdate(localtime=False, usegmt=True)
-    email["From"] = settings.sender
-    email["To"] = message.address
-    email["Subject"] = str(content.get("subject", ""))
-    email["Message-ID"] = make_msgid(domain=settings.sender_domain)
-    email["X-Nudge-Delivery-Id"] = message.delivery_id
+    message_id = make_msgid(domain=settings.sender_domain)
+    headers = [
+        mime.header("Date", formatdate(localtime=False, usegmt=True)),
+        _sender_header(settings.sender, utf8),
+        mime.address_header("To", message.address, utf8=utf8),
+        mime.header("Subject", str(content.get("subject", "")), utf8=utf8),
+        mime.header("Message-ID", message_id),
+        mime.header("X-Nudge-Delivery-Id", message.delivery_id, utf8=utf8),
+    ]
     unsubscribe = content.get("unsubscribe_url")
     if unsubscribe:
-        email["List-Unsubscribe"] = f"<{unsubscribe}>"
-        email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    email.set_content(str(content.get("text") or ""))
+        headers.append(mime.header("List-Unsubscribe", f"<{unsubscribe}>", utf8=utf8))
+        headers.append(mime.header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     body_html = content.get("html")
-    if body_html:
-        email.add_alternative(_with_preheader(str(body_html), content.get("preheader")), "html")
-    return email
+    html_part = _with_preheader(str(body_html), content.get("preheader")) if body_html else None
+    data = mime.message_bytes(b"".join(headers), str(content.get("text") or ""), html_part)
+    return data, message_id
+
+
+@functools.cache
+def _sender_header(sender: str, utf8: bool) -> bytes:
+    """The From field, written once per sender (a display name goes through ``email.policy``)."""
+    return mime.address_header("From", sender, utf8=utf8)
 
 
 def _with_preheader(body_html: str, preheader: str | None) -> str:
@@ -114,16 +125,16 @@ class SmtpEmailProvider:
         self._smtp: smtplib.SMTP | None = None
 
     def send(self, message: RenderedMessage) -> SendOutcome:
-        email = build_email(message, self.settings)
+        sender = self.settings.sender_address
+        international = not (sender + message.address).isascii()
+        data, message_id = build_email(message, self.settings, utf8=international)
         try:
             smtp = self._connection()
         except (OSError, smtplib.SMTPException) as err:
             self._drop()
             return SendOutcome.failed(f"smtp connection failed: {_describe(err)}", permanent=False)
         try:
-            smtp.send_message(
-                email, from_addr=self.settings.sender_address, to_addrs=[message.address]
-            )
+            smtp.sendmail(sender, [message.address], data, _mail_options(smtp, international))
         except smtplib.SMTPRecipientsRefused as err:
             code, reply = next(iter(err.recipients.values()))  # our single recipient
             return _refused(code, reply, "recipient refused")
@@ -132,7 +143,7 @@ class SmtpEmailProvider:
         except (OSError, smtplib.SMTPException) as err:
             self._drop()
             return SendOutcome.failed(f"smtp send failed: {_describe(err)}", permanent=False)
-        return SendOutcome.sent(email["Message-ID"])
+        return SendOutcome.sent(message_id)
 
     def close(self) -> None:
         if self._smtp is not None:
@@ -166,6 +177,17 @@ class SmtpEmailProvider:
                 self._smtp.close()
             finally:
                 self._smtp = None
+
+
+def _mail_options(smtp: smtplib.SMTP, international: bool) -> tuple[str, ...]:
+    """What ``smtplib.SMTP.send_message`` asserts: a non-ASCII address needs SMTPUTF8."""
+    if not international:
+        return ()
+    if not smtp.has_extn("smtputf8"):
+        raise smtplib.SMTPNotSupportedError(
+            "a non-ASCII address needs SMTPUTF8, which the server does not advertise"
+        )
+    return ("SMTPUTF8", "BODY=8BITMIME")
 
 
 def _closed_by_server(smtp: smtplib.SMTP) -> bool:

@@ -222,3 +222,13 @@ def test_sink_runs_from_the_command_line(tmp_path):
     stored = next(maildir.glob("*.eml")).read_bytes()
     assert stored.startswith(b"Delivered-To: b@example.com\r\n")
     assert not list(maildir.glob(".*.tmp"))
+
+
+def test_a_non_ascii_address_goes_out_over_smtputf8(sink):
+    provider = provider_for(sink)
+    try:
+        assert provider.send(message(1, address="zoë@example.com")).status == "sent"
+        assert provider.send(message(2)).status == "sent"
+    finally:
+        provider.close()
+    assert set(received(sink)) == {"zoë@example.com", "x@example.com"}
