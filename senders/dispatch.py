@@ -82,9 +82,11 @@ def _now() -> datetime:
 
 
 def _count(summary: DispatchSummary, frame: pl.DataFrame) -> None:
-    for channel, status, n in frame.group_by("channel", "status").len().iter_rows():
+    """Count rows decided without a provider call, per channel and per journey step."""
+    grouped = frame.group_by("journey", "step", "channel", "status").len()
+    for journey, step, channel, status, n in grouped.rows():
         summary.counts[(channel, status)] += n
-    summary.steps.add_decisions(frame)
+        summary.steps.add_decision(journey, step, channel, status, n)
 
 
 def _render(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessage:
@@ -243,7 +245,5 @@ def _dispatch_batch(
     for message, outcome in outcomes:
         summary.counts[(message.channel, outcome.status)] += 1
         summary.steps.add_attempt(message.journey, message.step, message.channel, outcome.status)
-    render_failed = rows.filter(failed)
-    for channel in render_failed["channel"]:
-        summary.counts[(channel, "failed")] += 1
-    summary.steps.add_decisions(render_failed)
+    if errors:
+        _count(summary, rows.filter(failed))

@@ -15,7 +15,7 @@ encoded words, which RFC 8058 clients do not decode.
 from __future__ import annotations
 
 import binascii
-import uuid
+import random
 from email import policy as email_policy
 from email.policy import EmailPolicy
 
@@ -104,6 +104,6 @@ def _boundary(*bodies: bytes) -> bytes:
     """A random boundary that occurs in no body (a collision is practically impossible; checked
     anyway, as the standard library does)."""
     while True:
-        boundary = b"=_nudge_" + uuid.uuid4().hex.encode("ascii")
+        boundary = b"=_nudge_%032x" % random.getrandbits(128)
         if not any(boundary in body for body in bodies):
             return boundary

@@ -35,10 +35,11 @@ class StepCounts:
         for journey, step, channel, n in frame.group_by("journey", "step", "channel").len().rows():
             self.counts[(journey, step, channel, measure)] += n
 
-    def add_decisions(self, frame: pl.DataFrame) -> None:
-        """Count decided rows by their ``status`` (held and send rows count nowhere here)."""
-        for status, measure in DECISION_MEASURES.items():
-            self.add(frame.filter(pl.col("status") == status), measure)
+    def add_decision(self, journey: str, step: str, channel: str, status: str, n: int) -> None:
+        """Count ``n`` rows decided as ``status`` (held and send rows count nowhere here)."""
+        measure = DECISION_MEASURES.get(status)
+        if measure is not None:
+            self.counts[(journey, step, channel, measure)] += n
 
     def add_attempt(self, journey: str, step: str, channel: str, status: str) -> None:
         self.counts[(journey, step, channel, "attempted")] += 1

@@ -180,6 +180,10 @@ class TemplateRenderer:
                 raise RenderError(
                     template, field, f"syntax error on line {err.lineno}: {err.message}"
                 ) from None
+            # A plain dict instead of Jinja's ChainMap over the environment's globals: every
+            # render copies the globals, and iterating a ChainMap made that most of the cost of
+            # a short field (10 us -> 4 us). Nothing changes the environment's globals later.
+            compiled.globals = dict(compiled.globals)
             self._compiled[key] = compiled
         return compiled
 
