@@ -18,7 +18,7 @@ from datetime import datetime
 
 import duckdb
 
-from nudge.dsl.models import Condition, Topic
+from nudge.dsl.models import All, Condition, Topic
 from nudge.segments.compiler import compile_condition, warehouse_relations
 
 
@@ -35,7 +35,17 @@ class ConditionTables:
 
     def holding(self, condition: Condition, scope: str) -> str:
         """SQL selecting the ``user_id`` of the users for whom ``condition`` holds, exact for every
-        user of ``scope`` (a query or table with a ``user_id`` column); ask only about those."""
+        user of ``scope`` (a query or table with a ``user_id`` column); ask only about those.
+
+        The parts of an ``all`` are evaluated in the order written, each only for the users the
+        parts before it hold for (an ``in_segment`` first keeps a costly part to few users).
+        """
+        if isinstance(condition, All) and condition.conditions:
+            parts = []
+            for part in condition.conditions:
+                parts.append(self.holding(part, scope))
+                scope = f"select user_id from ({scope}) where user_id in ({parts[-1]})"
+            return " intersect ".join(f"({part})" for part in parts)
         key = repr(condition)
         name = self._tables.get(key)
         if name is None:
@@ -49,15 +59,17 @@ class ConditionTables:
 
     def _evaluate(self, condition: Condition, name: str, scope: str) -> None:
         """Add the verdicts of the users of ``scope`` not judged yet (deleted users: false)."""
-        new = f"""(select distinct user_id from ({scope}) where user_id is not null
-                   except select user_id from {name})"""
-        users = f"(select * from marts.dim_users where user_id in {new})"
+        users = "(select * from marts.dim_users where user_id in (select user_id from _nj_new))"
         relations = replace(self.relations, users=users)
         sql = compile_condition(condition, relations, topics=self._topics)
         self._con.execute(
             f"""insert into {name}
+                with _nj_new as materialized (
+                    select distinct user_id from ({scope}) where user_id is not null
+                    except select user_id from {name}
+                )
                 select n.user_id, n.user_id in (select user_id from ({sql}))
-                from {new} n"""
+                from _nj_new n"""
         )
 
     def drop(self) -> None:

@@ -149,11 +149,12 @@ def _date(run: JourneyRun, trigger: DateTrigger) -> None:
     horizon = run.as_of if trigger.at is None else run.as_of + AT_CLOCK_MARGIN
     run.execute(
         f"""create or replace temp table _nj_dates as
-            select d.* from (
+            with d as materialized (  -- the due time is worked out once per user, not twice
                 select u.user_id, json({value}) as raw_value, ({plain_due}) as due_at,
                        ({zone_name}) as zone_name
                 from marts.dim_users u
-            ) d
+            )
+            select d.* from d
             where d.due_at <= ?
               and not exists (
                   select 1 from nudge.journey_entries e
