@@ -7,7 +7,8 @@ must hold the same rows. The runs are chosen to move things that per-user recomp
 miss: late events, duplicates, future-stamped calls that time reaches later, an anonymous id
 linked after its calls, a late link that is earlier than the existing one (the id moves to
 another user), a delete that hands an anonymous id to its next linker, and a deleted user who
-comes back.
+comes back. YAML segments that follow user data only are incremental too (one of them is
+redefined in run 4, which must recompute it, and the segment reading it, for everyone).
 """
 
 from __future__ import annotations
@@ -18,8 +19,19 @@ from typing import Any
 
 import pytest
 
+from nudge.dsl.models import (
+    All,
+    Attribute,
+    Comparison,
+    Content,
+    InSegment,
+    Origin,
+    Performed,
+    Segment,
+)
 from nudge.landing.loader import load_new_files
 from nudge.landing.writer import land_messages
+from nudge.segments.dbt_models import generated_segment_models
 from nudge.warehouse.connection import connect
 from nudge.warehouse.dbt import DbtWorkspaceProject
 from nudge.warehouse.schema import ensure_tables
@@ -28,8 +40,25 @@ from nudge.workspace import Workspace
 T0 = datetime(2026, 3, 1)
 H = timedelta(hours=1)
 D = timedelta(days=1)
-PRO_PLAN = "select user_id from {{ ref('dim_users') }} where plan = 'pro'"
+ORIGIN = Origin("content/segments.yml", "segment")
 BUYERS = "select distinct user_id from {{ ref('fct_events') }} where event = 'purchase'"
+SEGMENT_NAMES = ("pro_plan", "yaml_buyers", "pro_buyers", "recent_buyers", "buyers")
+INCREMENTAL_SEGMENTS = {"pro_plan", "yaml_buyers", "pro_buyers"}
+
+
+def segment_models(plan: str) -> dict[str, str]:
+    """Three incremental YAML segments, one that follows time (full), one hand-written SQL."""
+    content = Content(
+        segments=(
+            Segment("pro_plan", ORIGIN, Attribute("plan", Comparison("eq", plan))),
+            Segment("yaml_buyers", ORIGIN, Performed("purchase")),
+            Segment("pro_buyers", ORIGIN, All((InSegment("pro_plan"), InSegment("yaml_buyers")))),
+            Segment("recent_buyers", ORIGIN, Performed("purchase", within=timedelta(days=1))),
+        )
+    )
+    return {**generated_segment_models(content), "buyers": BUYERS}
+
+
 DERIVED_TABLES = (
     "staging.stg_events",
     "intermediate.int_incremental_watermarks",
@@ -44,8 +73,7 @@ DERIVED_TABLES = (
     "marts.fct_segment_membership_history",
     "marts.fct_segment_definitions",
     "marts.fct_segment_definition_changes",
-    "segments.pro_plan",
-    "segments.buyers",
+    *(f"segments.{name}" for name in SEGMENT_NAMES),
 )
 # dim_users.traits is a JSON object whose key order follows aggregation order: compared through
 # int_user_trait_values instead.
@@ -56,8 +84,7 @@ COMPARED = {
     "intermediate.int_user_trait_values": "user_id, trait, cast(value as varchar), set_at",
     "marts.fct_events": "*",
     "marts.dim_users": "* exclude (traits)",
-    "segments.pro_plan": "*",
-    "segments.buyers": "*",
+    **{f"segments.{name}": "*" for name in SEGMENT_NAMES},
 }
 
 
@@ -147,15 +174,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     home = tmp_path_factory.mktemp("incremental")
     workspace = Workspace(home=home / "ws", content_dir=home / "content").ensure()
     fresh = Workspace(home=home / "fresh", content_dir=home / "content").ensure()
-    segments = {"pro_plan": PRO_PLAN, "buyers": BUYERS}
     project = DbtWorkspaceProject(workspace)
-    project.assemble(segments)
     fresh_project = DbtWorkspaceProject(fresh)
-    fresh_project.assemble(segments)
 
     observed = []
-    for delta, messages in RUNS:
+    for number, (delta, messages) in enumerate(RUNS, start=1):
         as_of = T0 + delta
+        # Run 4 redefines pro_plan.
+        segments = segment_models("free" if number >= 4 else "pro")
+        project.assemble(segments)
+        fresh_project.assemble(segments)
         if messages:
             land_messages(workspace.events_landing_dir, messages)
         with connect(workspace.warehouse_path) as con:
@@ -187,6 +215,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
                         for r in con.execute(
                             "select user_id, plan, first_seen_at from marts.dim_users"
                         ).fetchall()
+                    },
+                    "members": {
+                        name: {
+                            r[0]
+                            for r in con.execute(f"select user_id from segments.{name}").fetchall()
+                        }
+                        for name in SEGMENT_NAMES
                     },
                     "purchases": {
                         r[0]: r[1]
@@ -235,3 +270,25 @@ def test_runs_recompute_only_the_users_the_change_touches(runs: list[dict[str, A
     # Time alone: only u4, whose calls it reached.
     assert runs[3]["changed_users"] == {"u4"}
     assert runs[4]["changed_users"] == {"u2", "u3"}
+
+
+def test_segments_that_follow_user_data_only_are_incremental_models() -> None:
+    models = segment_models("pro")
+    for name in INCREMENTAL_SEGMENTS:
+        assert "incremental_strategy='replace_keys'" in models[name], name
+        assert "changed_users_only(ref('dim_users'))" in models[name], name
+    assert "incremental" not in models["recent_buyers"]
+
+
+def test_segment_memberships_move_with_data_time_and_definitions(
+    runs: list[dict[str, Any]],
+) -> None:
+    members = [r["members"] for r in runs]
+    assert members[0]["pro_plan"] == {"u2"}
+    assert members[1]["pro_plan"] == {"u2", "u3"}
+    assert members[1]["pro_buyers"] == {"u2", "u3"}
+    assert members[2]["pro_plan"] == {"u3", "u6"}
+    # Run 4: pro_plan now means plan = free, for users whose data did not change too.
+    assert members[3]["pro_plan"] == {"u1", "u5"}
+    assert members[3]["pro_buyers"] == {"u1", "u5"}
+    assert members[3]["recent_buyers"] == {"u4"}

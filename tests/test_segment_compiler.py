@@ -609,6 +609,9 @@ def render_dbt(model: str) -> str:
         ref=lambda name: {"dim_users": "users", "fct_events": "events"}.get(name, f'"seg_{name}"'),
         source=lambda schema, table: {"delivery_ledger": "ledger"}[table],
         as_of=lambda: f"cast('{AS_OF.isoformat()}' as timestamp)",
+        # A first (full) build: incremental segments read the whole relation.
+        config=lambda **_: "",
+        changed_users_only=lambda relation: relation,
     )
 
 

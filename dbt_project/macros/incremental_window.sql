@@ -31,14 +31,66 @@
 {#- Incremental strategy `replace_keys`: delete every row whose `unique_key` is in the model named
     by the `changed_keys` config (a model with a column of the same name), then insert the rows
     the model's SQL computed for those keys. Unlike delete+insert, a key that no longer has any
-    row (a deleted user, an unlinked anonymous id) is removed too. Plain SQL: runs on DuckDB and
-    Postgres alike. -#}
+    row (a deleted user, an unlinked anonymous id) is removed too. With
+    `rebuild_on_new_definition` (generated segments), a build that sees a new definition of the
+    model replaces every row instead. Plain SQL: runs on DuckDB and Postgres alike. -#}
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
     {%- set key = arg_dict['unique_key'] -%}
     {%- set changed = ref(config.require('changed_keys')) -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- if config.get('rebuild_on_new_definition') and not segment_definition_unchanged() -%}
+    delete from {{ arg_dict['target_relation'] }};
+    {%- else -%}
     delete from {{ arg_dict['target_relation'] }}
     where {{ key }} in (select {{ key }} from {{ changed }});
+    {%- endif %}
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
     select {{ columns }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
+
+{#- `relation` (dim_users or fct_events) narrowed to the users in int_changed_users when this
+    incremental build may recompute only them: the model's definition is the one the previous
+    build recorded in fct_segment_definitions. Otherwise the whole relation. -#}
+{% macro changed_users_only(relation) -%}
+    {%- if is_incremental() and segment_definition_unchanged() -%}
+        (select * from {{ relation }}
+         where user_id in (select user_id from {{ ref('int_changed_users') }}))
+    {%- else -%}
+        {{ relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- True when the previous build recorded this model's current definition version in
+    fct_segment_definitions (which every build rewrites after all segments are built), and the
+    same holds for every segment it reads (`in_segment`): a segment whose upstream segment was
+    redefined must be recomputed for everyone too. -#}
+{% macro segment_definition_unchanged() -%}
+    {%- if not execute -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {%- set definitions = adapter.get_relation(
+        database=this.database, schema='marts', identifier='fct_segment_definitions'
+    ) -%}
+    {%- if definitions is none -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {%- set recorded = {} -%}
+    {%- for row in run_query("select segment, definition_version from " ~ definitions) -%}
+        {%- do recorded.update({row[0]: row[1]}) -%}
+    {%- endfor -%}
+    {{- return(_segment_versions_recorded(graph.nodes[model.unique_id], recorded)) -}}
+{%- endmacro %}
+
+{% macro _segment_versions_recorded(node, recorded) -%}
+    {%- if recorded.get(node.name) != segment_definition_version(node) -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {%- for parent_id in node.depends_on.nodes -%}
+        {%- set parent = graph.nodes.get(parent_id) -%}
+        {%- if parent and parent.resource_type == 'model' and 'segment' in parent.tags
+              and not _segment_versions_recorded(parent, recorded) -%}
+            {{- return(false) -}}
+        {%- endif -%}
+    {%- endfor -%}
+    {{- return(true) -}}
 {%- endmacro %}

@@ -4,14 +4,21 @@ A condition segment becomes its compiled query over ``{{ ref('dim_users') }}``,
 ``{{ ref('fct_events') }}``, ``{{ ref('<other segment>') }}`` and
 ``{{ source('nudge', 'delivery_ledger') }}``, evaluated at ``{{ as_of() }}`` (a project macro
 rendering ``cast('<var as_of>' as timestamp)``). A segment written as ``sql:`` is its SQL as given.
+
+A segment whose members follow from their own data alone (``nudge.segments.incremental``) is an
+incremental model: a build recomputes only the users in ``int_changed_users`` (the
+``changed_users_only`` macro narrows ``dim_users`` and ``fct_events`` to them), and everyone
+again when the definition changed.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from nudge.dsl.models import Content, Segment
 from nudge.segments.compiler import ConditionError, Relations, compile_condition
+from nudge.segments.incremental import follows_user_data_only
 
 # Names end up inside Jinja string literals (`ref('<name>')`): only the DSL's name shape is allowed.
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -23,6 +30,17 @@ DBT_RELATIONS = Relations(
     segment=lambda name: f"{{{{ ref('{_checked_name(name)}') }}}}",
     as_of="{{ as_of() }}",
 )
+CHANGED_USERS_RELATIONS = replace(
+    DBT_RELATIONS,
+    users="{{ changed_users_only(ref('dim_users')) }}",
+    events="{{ changed_users_only(ref('fct_events')) }}",
+)
+INCREMENTAL_CONFIG = (
+    "{{ config(materialized='incremental', incremental_strategy='replace_keys', "
+    "unique_key='user_id', changed_keys='int_changed_users', rebuild_on_new_definition=true, "
+    "on_schema_change='fail') }}\n"
+    "-- depends_on: {{ ref('int_changed_users') }}"
+)
 
 
 def segment_model_sql(segment: Segment, content: Content) -> str:
@@ -32,8 +50,10 @@ def segment_model_sql(segment: Segment, content: Content) -> str:
         return segment.sql
     if segment.condition is None:
         raise ConditionError(f"{segment.origin}: segment has neither a condition nor sql")
+    incremental = follows_user_data_only(segment, {s.name: s for s in content.segments})
+    relations = CHANGED_USERS_RELATIONS if incremental else DBT_RELATIONS
     try:
-        query = compile_condition(segment.condition, DBT_RELATIONS, topics=content.topics)
+        query = compile_condition(segment.condition, relations, topics=content.topics)
     except ConditionError as error:
         raise ConditionError(f"{segment.origin}: condition: {error}") from error
     header = [
@@ -42,6 +62,8 @@ def segment_model_sql(segment: Segment, content: Content) -> str:
     ]
     if segment.description:
         header.append(f"-- {_comment(segment.description)}")
+    if incremental:
+        header.append(INCREMENTAL_CONFIG)
     return "\n".join([*header, query, ""])
 
 
