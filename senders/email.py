@@ -18,7 +18,8 @@ import select
 import smtplib
 import ssl
 from dataclasses import dataclass
-from email.utils import formatdate, make_msgid, parseaddr
+from datetime import UTC, datetime
+from email.utils import format_datetime, make_msgid, parseaddr
 
 from senders import mime
 from senders.providers import RenderedMessage, SendOutcome
@@ -80,7 +81,7 @@ def build_email(
     content = message.content
     message_id = make_msgid(domain=settings.sender_domain)
     headers = [
-        mime.header("Date", formatdate(localtime=False, usegmt=True)),
+        mime.header("Date", format_datetime(datetime.now(UTC))),
         _sender_header(settings.sender, utf8),
         mime.address_header("To", message.address, utf8=utf8),
         mime.header("Subject", str(content.get("subject", "")), utf8=utf8),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from datetime import timedelta
 from email.message import EmailMessage
 
 import pytest
@@ -76,6 +77,7 @@ def test_parsed_message_matches_the_standard_library(name):
     for header in ("From", "To", "Subject"):
         assert str(ours[header]) == str(ref[header]), header
     assert ours["Message-ID"] == message_id
+    assert ours["Date"].datetime.utcoffset() == timedelta(0)
     assert ours.get_content_type() == ref.get_content_type()
     assert body(ours, "plain") == body(ref, "plain")
     if html is not None:
