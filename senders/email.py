@@ -5,6 +5,8 @@ retrying will not help. Connection errors, timeouts and 4xx replies are transien
 never resent on the same call: a connection the server has closed (or is closing, with a 421) is
 replaced *before* the message is handed over, so a disconnect during DATA cannot produce a
 duplicate. The check looks at the socket without a round trip: a NOOP per message halved the rate.
+The message bytes come from ``senders.mime``: building an ``EmailMessage`` and flattening it cost
+more than the whole SMTP exchange with a local server.
 """
 
 from __future__ import annotations
