@@ -19,7 +19,8 @@ def apply_exits(run: JourneyRun) -> None:
     journey = run.journey
     if not run.active_count():
         return
-    _exit_where(run, "e.user_id not in (select user_id from marts.dim_users)", "user_deleted")
+    deleted = "not exists (select 1 from marts.dim_users u where u.user_id = e.user_id)"
+    _exit_where(run, deleted, "user_deleted")
     _removed_steps(run)
     if journey.exit_when is not None:
         _exit_where(run, run.holds(journey.exit_when, run.active_users()), "exit_when")
