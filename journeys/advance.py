@@ -2,7 +2,8 @@
 
 A sweep visits the instructions in program order; since every move goes forward in that order,
 one sweep moves each person through consecutive steps until a step makes them wait or they
-finish. Sweeps repeat until nothing moves (the second one normally confirms that).
+finish. A sweep visits only steps with people not handled there yet; another sweep would run
+only if a move went backwards (none does), and too many raise.
 """
 
 from __future__ import annotations
