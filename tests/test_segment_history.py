@@ -79,6 +79,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             {"type": "track", "userId": "u2", "event": "logged_in", "timestamp": at(0 * H)},
             {"type": "identify", "userId": "u3", "timestamp": at(0 * H)},
             {"type": "identify", "userId": "u4", "timestamp": at(0 * H)},
+            {"type": "identify", "userId": "u5", "timestamp": at(0 * H)},
         ],
     )
     project = DbtWorkspaceProject(workspace)
@@ -100,6 +101,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             {"type": "delete", "userId": "u3", "timestamp": at(D)},
             {"type": "delete", "userId": "u4", "timestamp": at(D)},
             {"type": "identify", "userId": "u4", "timestamp": at(D + H)},
+            # Late: stamped before u5 entered at A, landed after.
+            {"type": "delete", "userId": "u5", "timestamp": at(H / 2)},
         ],
     )
     project.assemble({"paid": PAID_V2, "recent": RECENT, "known": KNOWN})
@@ -160,17 +163,20 @@ def test_removed_segment_closes_its_intervals(built: dict[str, Any]) -> None:
         ("u2", AS_OF_B, "segment_removed"),
         ("u3", AS_OF_B, "segment_removed"),
         ("u4", AS_OF_B, "segment_removed"),
+        ("u5", AS_OF_B, "segment_removed"),
     }
 
 
 def test_deleted_users_intervals_close_and_a_recreated_profile_starts_over(
     built: dict[str, Any],
 ) -> None:
-    known = [r for r in built["b"] if r[0] == "known" and r[1] in ("u3", "u4")]
+    known = [r for r in built["b"] if r[0] == "known" and r[1] in ("u3", "u4", "u5")]
     assert known == [
         ("known", "u3", AS_OF_A, AS_OF_B, "user_deleted"),
         ("known", "u4", AS_OF_A, AS_OF_B, "user_deleted"),
         ("known", "u4", AS_OF_B, None, None),
+        # The delete arrived late (stamped before u5 entered): still a deletion, not "left".
+        ("known", "u5", AS_OF_A, AS_OF_B, "user_deleted"),
     ]
 
 

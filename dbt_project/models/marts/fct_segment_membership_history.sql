@@ -1,5 +1,6 @@
 -- depends_on: {{ ref('fct_segment_definition_changes') }}
 -- depends_on: {{ ref('int_user_deletions') }}
+-- depends_on: {{ ref('dim_users') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -11,7 +12,8 @@
 -- the reason in exit_reason:
 --   segment_removed     the segment is no longer defined (no model tagged `segment` has its name);
 --   user_deleted        the user was deleted after the interval opened (a profile re-created
---                       after the delete that still qualifies opens a new interval in the same run);
+--                       after the delete that still qualifies opens a new interval in the same run),
+--                       or a delete stamped earlier arrived late and the user is gone;
 --   definition_changed  the user left in the run that first saw a new definition of the segment;
 --   left                the user no longer qualifies (new data, or time alone).
 -- A definition change applies from the run that sees it on: members under both versions keep
@@ -57,6 +59,10 @@ closing as (
             when exists (
                 select 1 from deletions x where x.user_id = o.user_id and x.deleted_at > o.entered_at
             )
+                then 'user_deleted'
+            -- A delete that arrived late (stamped before the interval opened): the user is gone.
+            when exists (select 1 from deletions x where x.user_id = o.user_id)
+                and not exists (select 1 from {{ ref('dim_users') }} u where u.user_id = o.user_id)
                 then 'user_deleted'
             when o.segment in (select segment from changed_now) then 'definition_changed'
             else 'left'

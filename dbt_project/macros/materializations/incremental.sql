@@ -1,0 +1,59 @@
+{#- A lean `incremental` materialization for DuckDB, taking precedence over dbt-duckdb's own.
+
+    Most of nudge's models are incremental and every run builds them all, so per-model overhead
+    counts several times per run. dbt-duckdb's version looks up intermediate and backup
+    relations, widens column types, compares schemas and persists docs: a handful of catalog
+    queries per model. This one does what nudge's models need: a first build (or a view, or
+    --full-refresh) is one `create or replace table ... as`; an incremental build stages the
+    model's rows in a temp table and applies the configured strategy (append, delete+insert,
+    or the project's replace_keys) with the adapter's own strategy macros, in the model's
+    transaction. A column added to a model is refused by the insert (it names the column): run
+    with --full-refresh. -#}
+{% materialization incremental, adapter="duckdb", supported_languages=["sql"] %}
+  {%- set existing_relation = load_cached_relation(this) -%}
+  {%- set target_relation = this.incorporate(type="table") -%}
+  {%- set full_build = existing_relation is none or not existing_relation.is_table
+                       or should_full_refresh() -%}
+
+  {{ run_hooks(pre_hooks, inside_transaction=False) }}
+  {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+  {% if full_build %}
+    {% if existing_relation is not none and not existing_relation.is_table %}
+      {{ adapter.drop_relation(existing_relation) }}
+    {% endif %}
+    {% call statement("main") -%}
+      create or replace table {{ target_relation }} as (
+        {{ compiled_code }}
+      )
+    {%- endcall %}
+  {% else %}
+    {%- set staged = api.Relation.create(
+        database="temp", schema="main", identifier=this.identifier ~ "__nudge_increment"
+    ) -%}
+    {% call statement("stage") -%}
+      create or replace temp table {{ staged.identifier }} as (
+        {{ compiled_code }}
+      )
+    {%- endcall %}
+    {%- set strategy = config.get("incremental_strategy") or "append" -%}
+    {%- set strategy_sql = adapter.get_incremental_strategy_macro(context, strategy) -%}
+    {%- set build_sql = strategy_sql({
+        "target_relation": target_relation,
+        "temp_relation": staged,
+        "unique_key": config.get("unique_key"),
+        "dest_columns": adapter.get_columns_in_relation(target_relation),
+        "incremental_predicates": config.get("incremental_predicates"),
+    }) -%}
+    {% call statement("main") -%}
+      {{ build_sql }};
+      drop table {{ staged }}
+    {%- endcall %}
+  {% endif %}
+
+  {{ run_hooks(post_hooks, inside_transaction=True) }}
+  {{ adapter.commit() }}
+  {{ run_hooks(post_hooks, inside_transaction=False) }}
+
+  {{ return({"relations": [target_relation]}) }}
+{% endmaterialization %}
