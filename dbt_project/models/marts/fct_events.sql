@@ -11,7 +11,9 @@
 -- calls from before the link; an anonymous id nothing has linked is not a user. Incremental:
 -- only the calls of the users in int_changed_users are recomputed.
 with calls as (
-    select *
+    select
+        message_id, user_id, anonymous_id, type, event, name, timestamp, properties, context,
+        received_at
     from {{ ref('stg_events') }}
     where type in ('track', 'page', 'screen')
       and timestamp <= {{ as_of() }}
@@ -45,6 +47,11 @@ select
     r.context,
     r.received_at
 from resolved r
-join {{ ref('int_known_users') }} k on k.user_id = r.resolved_user_id
-left join {{ ref('int_user_deletions') }} d on d.user_id = r.resolved_user_id
-where d.deleted_at is null or r.timestamp > d.deleted_at
+-- Semi- and anti-joins, not joins: the wide call rows are never a join's build side (a plain
+-- join ran out of DuckDB's memory limit at 10M calls).
+where r.resolved_user_id in (select user_id from {{ ref('int_known_users') }})
+  and not exists (
+    select 1
+    from {{ ref('int_user_deletions') }} d
+    where d.user_id = r.resolved_user_id and r.timestamp <= d.deleted_at
+  )
