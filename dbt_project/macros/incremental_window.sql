@@ -9,22 +9,18 @@
     {%- set watermarks = adapter.get_relation(
         database=this.database, schema='intermediate', identifier='int_incremental_watermarks'
     ) if execute else none -%}
-    {%- if watermarks is none -%}
+    {%- set last = run_query(
+        "select cast(as_of as varchar), cast(loaded_through as varchar) from " ~ watermarks
+        ~ " order by build_number desc limit 1"
+    ).rows if watermarks is not none else [] -%}
+    {%- if not last or last[0][1] is none -%}
         true
     {%- else -%}
-        exists (
-            select 1
-            from (
-                select as_of, loaded_through
-                from {{ watermarks }}
-                order by build_number desc
-                limit 1
-            ) w
-            where w.loaded_through is null
-               or {{ alias }}.loaded_at > w.loaded_through
-               or ({{ alias }}.timestamp > least(w.as_of, {{ as_of() }})
-                   and {{ alias }}.timestamp <= greatest(w.as_of, {{ as_of() }}))
-        )
+        {#- Literals, not a subquery: DuckDB skips the row groups outside both ranges. -#}
+        {%- set previous_as_of = "cast('" ~ last[0][0] ~ "' as timestamp)" -%}
+        ({{ alias }}.loaded_at > cast('{{ last[0][1] }}' as timestamp)
+         or ({{ alias }}.timestamp > least({{ previous_as_of }}, {{ as_of() }})
+             and {{ alias }}.timestamp <= greatest({{ previous_as_of }}, {{ as_of() }})))
     {%- endif -%}
 {%- endmacro %}
 

@@ -22,8 +22,9 @@
 -- (fct_segment_definition_changes logs every version). Rows are only ever added or closed, never
 -- rebuilt; re-running the same as_of changes nothing, and an earlier as_of is refused.
 {{ refuse_earlier_as_of('greatest(entered_at, coalesce(exited_at, entered_at))') }}
+-- The union is unique on (segment, user_id): its test runs before this model.
 with current_members as (
-    select distinct segment, user_id
+    select segment, user_id
     from {{ ref('fct_segment_memberships') }}
 ),
 
@@ -50,36 +51,47 @@ open_intervals as (
     where exited_at is null
 ),
 
-closing as (
+-- One pass over open intervals and current members (a full outer join), not one anti-join
+-- each way: both sides are every membership of every segment.
+compared as (
     select
-        o.*,
-        case
-            when not exists (select 1 from definitions d where d.segment = o.segment)
-                then 'segment_removed'
-            when exists (
-                select 1 from deletions x where x.user_id = o.user_id and x.deleted_at > o.entered_at
-            )
-                then 'user_deleted'
-            -- A delete that arrived late (stamped before the interval opened): the user is gone.
-            when exists (select 1 from deletions x where x.user_id = o.user_id)
-                and not exists (select 1 from {{ ref('dim_users') }} u where u.user_id = o.user_id)
-                then 'user_deleted'
-            when o.segment in (select segment from changed_now) then 'definition_changed'
-            else 'left'
-        end as exit_reason
+        coalesce(o.segment, c.segment) as segment,
+        coalesce(o.user_id, c.user_id) as user_id,
+        o.entered_at,
+        o.definition_version,
+        o.segment is not null as was_open,
+        c.segment is not null as is_member
     from open_intervals o
-    where not exists (
-        select 1 from current_members c where c.segment = o.segment and c.user_id = o.user_id
-    )
-       or exists (
-        select 1 from deletions x where x.user_id = o.user_id and x.deleted_at > o.entered_at
-    )
+    full outer join current_members c on c.segment = o.segment and c.user_id = o.user_id
 ),
 
-staying_open as (
-    select segment, user_id from open_intervals
-    except
-    select segment, user_id from closing
+judged as (
+    select
+        p.*,
+        coalesce(p.was_open and x.deleted_at > p.entered_at, false) as deleted_since_entry
+    from compared p
+    left join deletions x on x.user_id = p.user_id
+),
+
+closing as (
+    select
+        j.segment,
+        j.user_id,
+        j.entered_at,
+        j.definition_version,
+        case
+            when not exists (select 1 from definitions d where d.segment = j.segment)
+                then 'segment_removed'
+            when j.deleted_since_entry then 'user_deleted'
+            -- A delete that arrived late (stamped before the interval opened): the user is gone.
+            when exists (select 1 from deletions x where x.user_id = j.user_id)
+                and not exists (select 1 from {{ ref('dim_users') }} u where u.user_id = j.user_id)
+                then 'user_deleted'
+            when j.segment in (select segment from changed_now) then 'definition_changed'
+            else 'left'
+        end as exit_reason
+    from judged j
+    where j.was_open and (not j.is_member or j.deleted_since_entry)
 )
 
 select segment, user_id, entered_at, {{ as_of() }} as exited_at, definition_version, exit_reason
@@ -87,18 +99,18 @@ from closing
 
 union all
 
+-- Members without an interval that stays open: new members, and profiles re-created after a
+-- delete that closed their interval in this run.
 select
-    c.segment,
-    c.user_id,
+    j.segment,
+    j.user_id,
     {{ as_of() }} as entered_at,
     cast(null as timestamp) as exited_at,
     d.definition_version,
     cast(null as varchar) as exit_reason
-from current_members c
-join definitions d on d.segment = c.segment
-where not exists (
-    select 1 from staying_open s where s.segment = c.segment and s.user_id = c.user_id
-)
+from judged j
+join definitions d on d.segment = j.segment
+where j.is_member and (not j.was_open or j.deleted_since_entry)
 {% else %}
 select
     c.segment,
