@@ -67,32 +67,6 @@ _DISCOVERY_REF_MACRO = """\
     {{- return(api.Relation.create(identifier=varargs[-1])) -}}
 {%- endmacro %}
 """
-# The dbt project a workspace is assembled from, when not the repo's dbt_project/.
-SOURCE_ENV = "NUDGE_DBT_PROJECT"
-# Segment models found per source content; also kept on disk (content-addressed) beside the
-# parse placeholder, so a new process (`nudge validate`) does not parse again.
-_SEGMENT_MODELS: dict[str, dict[str, str]] = {}
-_SEGMENT_MODELS_DIR = _PARSE_WAREHOUSE_PATH.parent / "segment-models"
-# Added to the copy parsed by sql_segment_models only: a ref() that records no dependency, so a
-# tagged model reading a YAML segment (not generated yet) parses.
-_DISCOVERY_REF_MACRO = """\
-{% macro ref() -%}
-    {{- return(api.Relation.create(identifier=varargs[-1])) -}}
-{%- endmacro %}
-"""
-# The dbt project a workspace is assembled from, when not the repo's dbt_project/.
-SOURCE_ENV = "NUDGE_DBT_PROJECT"
-# Segment models found per source content; also kept on disk (content-addressed) beside the
-# parse placeholder, so a new process (`nudge validate`) does not parse again.
-_SEGMENT_MODELS: dict[str, dict[str, str]] = {}
-_SEGMENT_MODELS_DIR = _PARSE_WAREHOUSE_PATH.parent / "segment-models"
-# Added to the copy parsed by sql_segment_models only: a ref() that records no dependency, so a
-# tagged model reading a YAML segment (not generated yet) parses.
-_DISCOVERY_REF_MACRO = """\
-{% macro ref() -%}
-    {{- return(api.Relation.create(identifier=varargs[-1])) -}}
-{%- endmacro %}
-"""
 
 
 class DbtBuildError(RuntimeError):
