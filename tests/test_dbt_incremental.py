@@ -233,6 +233,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
                 }
             )
             con.execute("detach fresh")
+    manifest = project.manifest()
+    observed[-1]["materialized"] = {
+        node.name: node.config.materialized for node in manifest.nodes.values()
+    }
     return observed
 
 
@@ -275,7 +279,7 @@ def test_runs_recompute_only_the_users_the_change_touches(runs: list[dict[str, A
 def test_segments_that_follow_user_data_only_are_incremental_models() -> None:
     models = segment_models("pro")
     for name in INCREMENTAL_SEGMENTS:
-        assert "incremental_strategy='replace_keys'" in models[name], name
+        assert "per_user_incremental(rebuild_on_new_definition=true)" in models[name], name
         assert "changed_users_only(ref('dim_users'))" in models[name], name
     assert "incremental" not in models["recent_buyers"]
 
@@ -292,3 +296,18 @@ def test_segment_memberships_move_with_data_time_and_definitions(
     assert members[3]["pro_plan"] == {"u1", "u5"}
     assert members[3]["pro_buyers"] == {"u1", "u5"}
     assert members[3]["recent_buyers"] == {"u4"}
+
+
+def test_per_user_models_are_built_incrementally(runs: list[dict[str, Any]]) -> None:
+    materialized = runs[-1]["materialized"]
+    for name in (
+        "stg_events",
+        "int_identity_map",
+        "int_known_users",
+        "int_user_trait_values",
+        "fct_events",
+        "dim_users",
+        *INCREMENTAL_SEGMENTS,
+    ):
+        assert materialized[name] == "incremental", name
+    assert materialized["recent_buyers"] == "table"

@@ -610,7 +610,7 @@ def render_dbt(model: str) -> str:
         source=lambda schema, table: {"delivery_ledger": "ledger"}[table],
         as_of=lambda: f"cast('{AS_OF.isoformat()}' as timestamp)",
         # A first (full) build: incremental segments read the whole relation.
-        config=lambda **_: "",
+        per_user_incremental=lambda **_: "",
         changed_users_only=lambda relation: relation,
     )
 

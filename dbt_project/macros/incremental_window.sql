@@ -90,3 +90,16 @@
     {%- endfor -%}
     {{- return(true) -}}
 {%- endmacro %}
+
+{#- The config of a model recomputed per user: incremental, replacing the rows of the users in
+    int_changed_users (the model must also declare `-- depends_on: ref('int_changed_users')`). -#}
+{% macro per_user_incremental(rebuild_on_new_definition=false) -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='replace_keys',
+        unique_key='user_id',
+        changed_keys='int_changed_users',
+        rebuild_on_new_definition=rebuild_on_new_definition,
+        on_schema_change='fail',
+    ) }}
+{%- endmacro %}

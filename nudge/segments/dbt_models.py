@@ -36,9 +36,7 @@ CHANGED_USERS_RELATIONS = replace(
     events="{{ changed_users_only(ref('fct_events')) }}",
 )
 INCREMENTAL_CONFIG = (
-    "{{ config(materialized='incremental', incremental_strategy='replace_keys', "
-    "unique_key='user_id', changed_keys='int_changed_users', rebuild_on_new_definition=true, "
-    "on_schema_change='fail') }}\n"
+    "{{ per_user_incremental(rebuild_on_new_definition=true) }}\n"
     "-- depends_on: {{ ref('int_changed_users') }}"
 )
 

@@ -1,10 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='replace_keys',
-    unique_key='user_id',
-    changed_keys='int_changed_users',
-    on_schema_change='fail',
-) }}
+{{ per_user_incremental() }}
 -- depends_on: {{ ref('int_changed_users') }}
 -- Known users at as_of: any identify, track, page, screen or alias call carrying the user id,
 -- stamped at or before as_of and after the user's latest deletion (if any). Incremental: only

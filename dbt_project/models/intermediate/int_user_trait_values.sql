@@ -1,10 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='replace_keys',
-    unique_key='user_id',
-    changed_keys='int_changed_users',
-    on_schema_change='fail',
-) }}
+{{ per_user_incremental() }}
 -- depends_on: {{ ref('int_changed_users') }}
 -- Each identify sets the traits it carries at its timestamp; per (user, trait) the latest value
 -- at or before as_of wins (ties: latest received, then message id). A trait whose latest value is

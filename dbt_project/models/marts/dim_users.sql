@@ -1,10 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='replace_keys',
-    unique_key='user_id',
-    changed_keys='int_changed_users',
-    on_schema_change='fail',
-) }}
+{{ per_user_incremental() }}
 -- depends_on: {{ ref('int_changed_users') }}
 -- One row per known, non-deleted user at as_of. `traits` is the JSON object of every current
 -- trait (what segment conditions read); the typed columns are conveniences for senders and

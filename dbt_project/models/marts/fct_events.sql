@@ -1,10 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='replace_keys',
-    unique_key='user_id',
-    changed_keys='int_changed_users',
-    on_schema_change='fail',
-) }}
+{{ per_user_incremental() }}
 -- depends_on: {{ ref('int_changed_users') }}
 -- Every deduplicated track/page/screen call of a known user with timestamp <= as_of. Calls made
 -- anonymously count for the user their anonymous id is linked to (int_identity_map), including
