@@ -85,7 +85,12 @@ COMPARED = {
     "marts.fct_events": "*",
     "marts.dim_users": "* exclude (traits)",
     **{f"segments.{name}": "*" for name in SEGMENT_NAMES},
+    "marts.fct_segment_memberships": "*",
 }
+OPEN_INTERVALS = (
+    "select segment, user_id from {schema}marts.fct_segment_membership_history "
+    "where exited_at is null"
+)
 
 
 def at(delta: timedelta) -> str:
@@ -204,6 +209,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
                     "as_of": as_of,
                     "incremental": {t: rows(con, t, c) for t, c in COMPARED.items()},
                     "full": {t: rows(con, f"fresh.{t}", c) for t, c in COMPARED.items()},
+                    "open_intervals": {
+                        name: sorted(con.execute(OPEN_INTERVALS.format(schema=schema)).fetchall())
+                        for name, schema in (("incremental", ""), ("full", "fresh."))
+                    },
                     "changed_users": {
                         r[0]
                         for r in con.execute(
@@ -311,3 +320,13 @@ def test_per_user_models_are_built_incrementally(runs: list[dict[str, Any]]) -> 
     ):
         assert materialized[name] == "incremental", name
     assert materialized["recent_buyers"] == "table"
+
+
+@pytest.mark.parametrize("run", range(len(RUNS)))
+def test_open_history_intervals_are_the_current_members(
+    runs: list[dict[str, Any]], run: int
+) -> None:
+    """The incremental history diff looks only at pairs the build may have changed; its open
+    intervals must still be exactly the members a from-scratch build opens."""
+    intervals = runs[run]["open_intervals"]
+    assert intervals["incremental"] == intervals["full"]

@@ -56,25 +56,31 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- True when the previous build recorded this model's current definition version in
-    fct_segment_definitions (which every build rewrites after all segments are built), and the
-    same holds for every segment it reads (`in_segment`): a segment whose upstream segment was
-    redefined must be recomputed for everyone too. -#}
-{% macro segment_definition_unchanged() -%}
+{#- True when the previous build recorded the current definition version of `node` (default: the
+    model being built) in fct_segment_definitions (which every build rewrites after all segments
+    are built), and the same holds for every segment it reads (`in_segment`): a segment whose
+    upstream segment was redefined must be recomputed for everyone too. -#}
+{% macro segment_definition_unchanged(node=none) -%}
     {%- if not execute -%}
         {{- return(false) -}}
     {%- endif -%}
+    {%- set node = node or graph.nodes[model.unique_id] -%}
+    {{- return(_segment_versions_recorded(node, recorded_definition_versions())) -}}
+{%- endmacro %}
+
+{#- Segment name -> definition version, as the previous build recorded them (empty before the
+    first build). -#}
+{% macro recorded_definition_versions() -%}
     {%- set definitions = adapter.get_relation(
         database=this.database, schema='marts', identifier='fct_segment_definitions'
-    ) -%}
-    {%- if definitions is none -%}
-        {{- return(false) -}}
-    {%- endif -%}
+    ) if execute else none -%}
     {%- set recorded = {} -%}
-    {%- for row in run_query("select segment, definition_version from " ~ definitions) -%}
-        {%- do recorded.update({row[0]: row[1]}) -%}
-    {%- endfor -%}
-    {{- return(_segment_versions_recorded(graph.nodes[model.unique_id], recorded)) -}}
+    {%- if definitions is not none -%}
+        {%- for row in run_query("select segment, definition_version from " ~ definitions) -%}
+            {%- do recorded.update({row[0]: row[1]}) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{- return(recorded) -}}
 {%- endmacro %}
 
 {% macro _segment_versions_recorded(node, recorded) -%}

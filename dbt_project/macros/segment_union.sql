@@ -15,6 +15,9 @@
         {%- endif -%}
         {%- do check_segment_relations(segment_nodes()) -%}
     {%- endif -%}
+    {%- if is_incremental() %}
+    select * from (
+    {%- endif %}
     {%- for name in segment_models %}
     select distinct '{{ name }}' as segment, cast(user_id as varchar) as user_id
     from {{ ref(name) }}
@@ -26,6 +29,10 @@
     select cast(null as varchar) as segment, cast(null as varchar) as user_id
     where false
     {%- endfor %}
+    {%- if is_incremental() %}
+    ) members
+    where {{ membership_scope(segments_redefined_since_last_build()) }}
+    {%- endif %}
 {%- endmacro %}
 
 {#- The part of the segment contract that must hold before the union can read a model (the
@@ -82,4 +89,69 @@
             {%- do run_query("comment on view segments.\"" ~ name ~ "\" is '" ~ marker ~ "'") -%}
         {%- endfor -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- Which (segment, user_id) pairs a build may have changed, as a SQL predicate over unqualified
+    `segment` and `user_id` columns. `redefined` names the segments whose definition is new in
+    this build. A segment recomputed per user (a per_user_incremental model, not redefined, no
+    redefined segment upstream) can only have changed for the users in int_changed_users; any
+    other segment, and any segment no longer defined, may have changed for everyone. The
+    incremental membership union and history diff look only at these pairs. -#}
+{% macro membership_scope(redefined) -%}
+    {%- set whole = [] -%}
+    {%- set per_user = [] -%}
+    {%- for node in segment_nodes() -%}
+        {%- if _recomputed_per_user(node, redefined) -%}
+            {%- do per_user.append(node.name) -%}
+        {%- else -%}
+            {%- do whole.append(node.name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set defined = segment_nodes() | map(attribute='name') | list -%}
+    (segment not in ({{ _sql_names(defined) }})
+     or segment in ({{ _sql_names(whole) }})
+     or (segment in ({{ _sql_names(per_user) }})
+         and user_id in (select user_id from {{ ref('int_changed_users') }})))
+{%- endmacro %}
+
+{% macro _recomputed_per_user(node, redefined) -%}
+    {%- if node.name in redefined or node.config.materialized != 'incremental'
+          or not node.config.get('rebuild_on_new_definition') -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {%- for parent_id in node.depends_on.nodes -%}
+        {%- set parent = graph.nodes.get(parent_id) -%}
+        {%- if parent and parent.resource_type == 'model' and 'segment' in parent.tags
+              and not _recomputed_per_user(parent, redefined) -%}
+            {{- return(false) -}}
+        {%- endif -%}
+    {%- endfor -%}
+    {{- return(true) -}}
+{%- endmacro %}
+
+{#- A SQL list of string literals (segment names match [a-z][a-z0-9_]*); never empty. -#}
+{% macro _sql_names(names) -%}
+    {%- if names -%}'{{ names | join("', '") }}'{%- else -%}null{%- endif -%}
+{%- endmacro %}
+
+{#- Segments whose definition is new to this build, as the membership union sees it (before
+    fct_segment_definitions records this build's versions). -#}
+{% macro segments_redefined_since_last_build() -%}
+    {%- set recorded = recorded_definition_versions() -%}
+    {%- set redefined = [] -%}
+    {%- for node in segment_nodes() -%}
+        {%- if recorded.get(node.name) != segment_definition_version(node) -%}
+            {%- do redefined.append(node.name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{- return(redefined) -}}
+{%- endmacro %}
+
+{#- Incremental strategy of the membership union: replace the pairs in membership_scope. -#}
+{% macro get_incremental_replace_membership_scope_sql(arg_dict) -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ arg_dict['target_relation'] }}
+    where {{ membership_scope(segments_redefined_since_last_build()) }};
+    insert into {{ arg_dict['target_relation'] }} ({{ columns }})
+    select {{ columns }} from {{ arg_dict['temp_relation'] }}
 {%- endmacro %}

@@ -4,9 +4,11 @@
 -- depends_on: {{ ref('int_user_trait_values') }}
 -- depends_on: {{ ref('fct_events') }}
 -- depends_on: {{ ref('dim_users') }}
--- One row per build that brought every incremental model up to date: its as_of and the latest
--- loaded_at it staged. It runs after those models (and their tests), so a build that fails
--- half-way leaves the previous watermark and the next build recomputes from there. See the
+-- depends_on: {{ ref('fct_segment_membership_history') }}
+-- One row per build that brought every incremental model and the membership history up to date:
+-- its as_of and the latest loaded_at it staged. It runs after those models (and their tests), so
+-- a build that fails half-way leaves the previous watermark and the next build recomputes from
+-- there. See the
 -- new_since_last_build macro.
 select
     {% if is_incremental() %}

@@ -1,6 +1,7 @@
 -- depends_on: {{ ref('fct_segment_definition_changes') }}
 -- depends_on: {{ ref('int_user_deletions') }}
 -- depends_on: {{ ref('dim_users') }}
+-- depends_on: {{ ref('int_changed_users') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -45,10 +46,22 @@ deletions as (
     from {{ ref('int_user_deletions') }}
 ),
 
+{#- Only the pairs this build may have changed (see membership_scope): a segment redefined now
+    (created or changed at this as_of) counts in full. -#}
+{%- set redefined = run_query(
+    "select segment from " ~ ref('fct_segment_definition_changes')
+    ~ " where changed_at = " ~ as_of() ~ " and change in ('created', 'changed')"
+).columns[0].values() if execute else [] %}
 open_intervals as (
     select segment, user_id, entered_at, definition_version
     from {{ this }}
-    where exited_at is null
+    where exited_at is null and {{ membership_scope(redefined) }}
+),
+
+members_in_scope as (
+    select segment, user_id
+    from current_members
+    where {{ membership_scope(redefined) }}
 ),
 
 -- One pass over open intervals and current members (a full outer join), not one anti-join
@@ -62,7 +75,7 @@ compared as (
         o.segment is not null as was_open,
         c.segment is not null as is_member
     from open_intervals o
-    full outer join current_members c on c.segment = o.segment and c.user_id = o.user_id
+    full outer join members_in_scope c on c.segment = o.segment and c.user_id = o.user_id
 ),
 
 judged as (
