@@ -15,9 +15,6 @@
         {%- endif -%}
         {%- do check_segment_relations(segment_nodes()) -%}
     {%- endif -%}
-    {%- if is_incremental() %}
-    select * from (
-    {%- endif %}
     {%- for name in segment_models %}
     select distinct '{{ name }}' as segment, cast(user_id as varchar) as user_id
     from {{ ref(name) }}
@@ -29,10 +26,6 @@
     select cast(null as varchar) as segment, cast(null as varchar) as user_id
     where false
     {%- endfor %}
-    {%- if is_incremental() %}
-    ) members
-    where {{ membership_scope(segments_redefined_since_last_build()) }}
-    {%- endif %}
 {%- endmacro %}
 
 {#- The part of the segment contract that must hold before the union can read a model (the
@@ -95,8 +88,9 @@
     `segment` and `user_id` columns. `redefined` names the segments whose definition is new in
     this build. A segment recomputed per user (a per_user_incremental model, not redefined, no
     redefined segment upstream) can only have changed for the users in int_changed_users; any
-    other segment, and any segment no longer defined, may have changed for everyone. The
-    incremental membership union and history diff look only at these pairs. -#}
+    other segment, and any segment no longer defined, may have changed for everyone. The history
+    diff looks only at these pairs. (The union itself stays a table: replacing the pairs of the
+    segments rebuilt in full, millions of rows, cost more than writing the union again.) -#}
 {% macro membership_scope(redefined) -%}
     {%- set whole = [] -%}
     {%- set per_user = [] -%}
@@ -132,26 +126,4 @@
 {#- A SQL list of string literals (segment names match [a-z][a-z0-9_]*); never empty. -#}
 {% macro _sql_names(names) -%}
     {%- if names -%}'{{ names | join("', '") }}'{%- else -%}null{%- endif -%}
-{%- endmacro %}
-
-{#- Segments whose definition is new to this build, as the membership union sees it (before
-    fct_segment_definitions records this build's versions). -#}
-{% macro segments_redefined_since_last_build() -%}
-    {%- set recorded = recorded_definition_versions() -%}
-    {%- set redefined = [] -%}
-    {%- for node in segment_nodes() -%}
-        {%- if recorded.get(node.name) != segment_definition_version(node) -%}
-            {%- do redefined.append(node.name) -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {{- return(redefined) -}}
-{%- endmacro %}
-
-{#- Incremental strategy of the membership union: replace the pairs in membership_scope. -#}
-{% macro get_incremental_replace_membership_scope_sql(arg_dict) -%}
-    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    delete from {{ arg_dict['target_relation'] }}
-    where {{ membership_scope(segments_redefined_since_last_build()) }};
-    insert into {{ arg_dict['target_relation'] }} ({{ columns }})
-    select {{ columns }} from {{ arg_dict['temp_relation'] }}
 {%- endmacro %}
