@@ -84,17 +84,25 @@
 {%- endmacro %}
 
 {% macro _segment_versions_recorded(node, recorded) -%}
-    {%- if recorded.get(node.name) != segment_definition_version(node) -%}
-        {{- return(false) -}}
-    {%- endif -%}
-    {%- for parent_id in node.depends_on.nodes -%}
-        {%- set parent = graph.nodes.get(parent_id) -%}
-        {%- if parent and parent.resource_type == 'model' and 'segment' in parent.tags
-              and not _segment_versions_recorded(parent, recorded) -%}
+    {%- for segment in [node] + segment_ancestors(node) -%}
+        {%- if recorded.get(segment.name) != segment_definition_version(segment) -%}
             {{- return(false) -}}
         {%- endif -%}
     {%- endfor -%}
     {{- return(true) -}}
+{%- endmacro %}
+
+{#- Every segment model `node` reads, directly or through other segments (`in_segment`). -#}
+{% macro segment_ancestors(node) -%}
+    {%- set ancestors = [] -%}
+    {%- for parent_id in node.depends_on.nodes -%}
+        {%- set parent = graph.nodes.get(parent_id) -%}
+        {%- if parent and parent.resource_type == 'model' and 'segment' in parent.tags -%}
+            {%- do ancestors.append(parent) -%}
+            {%- do ancestors.extend(segment_ancestors(parent)) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{- return(ancestors) -}}
 {%- endmacro %}
 
 {#- The config of a model recomputed per user: incremental, replacing the rows of the users in

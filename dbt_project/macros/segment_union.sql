@@ -109,14 +109,9 @@
 {%- endmacro %}
 
 {% macro _recomputed_per_user(node, redefined) -%}
-    {%- if node.name in redefined or node.config.materialized != 'incremental'
-          or not node.config.get('rebuild_on_new_definition') -%}
-        {{- return(false) -}}
-    {%- endif -%}
-    {%- for parent_id in node.depends_on.nodes -%}
-        {%- set parent = graph.nodes.get(parent_id) -%}
-        {%- if parent and parent.resource_type == 'model' and 'segment' in parent.tags
-              and not _recomputed_per_user(parent, redefined) -%}
+    {%- for segment in [node] + segment_ancestors(node) -%}
+        {%- if segment.name in redefined or segment.config.materialized != 'incremental'
+              or not segment.config.get('rebuild_on_new_definition') -%}
             {{- return(false) -}}
         {%- endif -%}
     {%- endfor -%}
