@@ -19,14 +19,7 @@
   {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
   {% if full_build %}
-    {% if existing_relation is not none and not existing_relation.is_table %}
-      {{ adapter.drop_relation(existing_relation) }}
-    {% endif %}
-    {% call statement("main") -%}
-      create or replace table {{ target_relation }} as (
-        {{ compiled_code }}
-      )
-    {%- endcall %}
+    {% do replace_table_as(existing_relation, target_relation, compiled_code) %}
   {% else %}
     {%- set staged = api.Relation.create(
         database="temp", schema="main", identifier=this.identifier ~ "__nudge_increment"

@@ -12,15 +12,7 @@
   {{ run_hooks(pre_hooks, inside_transaction=False) }}
   {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
-  {% if existing_relation is not none and not existing_relation.is_table %}
-    {{ adapter.drop_relation(existing_relation) }}
-  {% endif %}
-
-  {% call statement("main") -%}
-    create or replace table {{ target_relation }} as (
-      {{ compiled_code }}
-    )
-  {%- endcall %}
+  {% do replace_table_as(existing_relation, target_relation, compiled_code) %}
 
   {{ run_hooks(post_hooks, inside_transaction=True) }}
   {{ adapter.commit() }}
@@ -28,3 +20,16 @@
 
   {{ return({"relations": [target_relation]}) }}
 {% endmaterialization %}
+
+{#- The whole build of a lean table (and of a first or full-refresh incremental build): drop a
+    view of the same name, then one `create or replace table ... as` as the "main" statement. -#}
+{% macro replace_table_as(existing_relation, target_relation, sql) %}
+  {% if existing_relation is not none and not existing_relation.is_table %}
+    {{ adapter.drop_relation(existing_relation) }}
+  {% endif %}
+  {% call statement("main") -%}
+    create or replace table {{ target_relation }} as (
+      {{ sql }}
+    )
+  {%- endcall %}
+{% endmacro %}
