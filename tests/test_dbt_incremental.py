@@ -43,11 +43,11 @@ D = timedelta(days=1)
 ORIGIN = Origin("content/segments.yml", "segment")
 BUYERS = "select distinct user_id from {{ ref('fct_events') }} where event = 'purchase'"
 SEGMENT_NAMES = ("pro_plan", "yaml_buyers", "pro_buyers", "recent_buyers", "buyers")
-INCREMENTAL_SEGMENTS = {"pro_plan", "yaml_buyers", "pro_buyers", "recent_buyers"}
+INCREMENTAL_SEGMENTS = {"pro_plan", "yaml_buyers", "pro_buyers"}
 
 
 def segment_models(plan: str) -> dict[str, str]:
-    """Four incremental YAML segments (one with a `within` window) and one hand-written SQL."""
+    """Three incremental YAML segments, one that follows time (full), one hand-written SQL."""
     content = Content(
         segments=(
             Segment("pro_plan", ORIGIN, Attribute("plan", Comparison("eq", plan))),
@@ -282,18 +282,15 @@ def test_runs_recompute_only_the_users_the_change_touches(runs: list[dict[str, A
     assert runs[2]["changed_users"] == {"u1", "u2", "u5", "u6"}
     # Time alone: only u4, whose calls it reached.
     assert runs[3]["changed_users"] == {"u4"}
-    # u2 and u3 have new calls; u4's purchase left recent_buyers' one-day window.
-    assert runs[4]["changed_users"] == {"u2", "u3", "u4"}
+    assert runs[4]["changed_users"] == {"u2", "u3"}
 
 
 def test_segments_that_follow_user_data_only_are_incremental_models() -> None:
     models = segment_models("pro")
     for name in INCREMENTAL_SEGMENTS:
-        assert "per_user_incremental(rebuild_on_new_definition=true" in models[name], name
+        assert "per_user_incremental(rebuild_on_new_definition=true)" in models[name], name
         assert "changed_users_only(ref('dim_users'))" in models[name], name
-    assert "aging_windows=[86400]" in models["recent_buyers"]
-    assert "aging_windows=[]" in models["pro_plan"]
-    assert "incremental" not in models["buyers"]
+    assert "incremental" not in models["recent_buyers"]
 
 
 def test_segment_memberships_move_with_data_time_and_definitions(
@@ -308,8 +305,6 @@ def test_segment_memberships_move_with_data_time_and_definitions(
     assert members[3]["pro_plan"] == {"u1", "u5"}
     assert members[3]["pro_buyers"] == {"u1", "u5"}
     assert members[3]["recent_buyers"] == {"u4"}
-    # Time alone moves u4 out of the one-day window (u4 has no new data in run 5).
-    assert members[4]["recent_buyers"] == {"u2"}
 
 
 def test_per_user_models_are_built_incrementally(runs: list[dict[str, Any]]) -> None:
@@ -324,7 +319,7 @@ def test_per_user_models_are_built_incrementally(runs: list[dict[str, Any]]) -> 
         *INCREMENTAL_SEGMENTS,
     ):
         assert materialized[name] == "incremental", name
-    assert materialized["buyers"] == "table"
+    assert materialized["recent_buyers"] == "table"
 
 
 @pytest.mark.parametrize("run", range(len(RUNS)))

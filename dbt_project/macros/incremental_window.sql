@@ -4,9 +4,7 @@
     as_of and the latest `loaded_at` it staged. A call is *new to this build* when it was loaded
     since that watermark, or when its timestamp lies between the previous as_of and this one (it
     was loaded earlier but stamped in the future, and time has now reached it; or the other way
-    round when as_of moved back), or when it is a track/page/screen call that left a `within`
-    window of an incremental segment in that time (segment_aging_windows). With no watermark yet
-    every call is new. -#}
+    round when as_of moved back). With no watermark yet every call is new. -#}
 {% macro new_since_last_build(alias) -%}
     {%- set watermarks = adapter.get_relation(
         database=this.database, schema='intermediate', identifier='int_incremental_watermarks'
@@ -22,29 +20,8 @@
         {%- set previous_as_of = "cast('" ~ last[0][0] ~ "' as timestamp)" -%}
         ({{ alias }}.loaded_at > cast('{{ last[0][1] }}' as timestamp)
          or ({{ alias }}.timestamp > least({{ previous_as_of }}, {{ as_of() }})
-             and {{ alias }}.timestamp <= greatest({{ previous_as_of }}, {{ as_of() }}))
-         {%- for seconds in segment_aging_windows() %}
-         or ({{ alias }}.type in ('track', 'page', 'screen')
-             and {{ alias }}.timestamp
-                 > least({{ previous_as_of }}, {{ as_of() }}) - interval '{{ seconds }} seconds'
-             and {{ alias }}.timestamp
-                 <= greatest({{ previous_as_of }}, {{ as_of() }}) - interval '{{ seconds }} seconds')
-         {%- endfor %})
+             and {{ alias }}.timestamp <= greatest({{ previous_as_of }}, {{ as_of() }})))
     {%- endif -%}
-{%- endmacro %}
-
-{#- Every `within` window (whole seconds) of the segments recomputed per user (their
-    `aging_windows` config), from the graph. -#}
-{% macro segment_aging_windows() -%}
-    {%- set windows = [] -%}
-    {%- for node in segment_nodes() -%}
-        {%- for seconds in node.config.get('aging_windows') or [] -%}
-            {%- if (seconds | int) not in windows -%}
-                {%- do windows.append(seconds | int) -%}
-            {%- endif -%}
-        {%- endfor -%}
-    {%- endfor -%}
-    {{- return(windows | sort) -}}
 {%- endmacro %}
 
 {#- Incremental strategy `replace_keys`: delete every row whose `unique_key` is in the model named
@@ -129,17 +106,14 @@
 {%- endmacro %}
 
 {#- The config of a model recomputed per user: incremental, replacing the rows of the users in
-    int_changed_users (the model must also declare `-- depends_on: ref('int_changed_users')`).
-    `aging_windows` (seconds) are the `within` windows of a segment's `performed` conditions:
-    new_since_last_build also counts the calls that left them. -#}
-{% macro per_user_incremental(rebuild_on_new_definition=false, aging_windows=[]) -%}
+    int_changed_users (the model must also declare `-- depends_on: ref('int_changed_users')`). -#}
+{% macro per_user_incremental(rebuild_on_new_definition=false) -%}
     {{ config(
         materialized='incremental',
         incremental_strategy='replace_keys',
         unique_key='user_id',
         changed_keys='int_changed_users',
         rebuild_on_new_definition=rebuild_on_new_definition,
-        aging_windows=aging_windows,
         on_schema_change='fail',
     ) }}
 {%- endmacro %}

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from nudge.dsl.models import Content, Segment
 from nudge.segments.compiler import ConditionError, Relations, compile_condition
-from nudge.segments.incremental import aging_windows, follows_user_data_only
+from nudge.segments.incremental import follows_user_data_only
 
 # Names end up inside Jinja string literals (`ref('<name>')`): only the DSL's name shape is allowed.
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -36,8 +36,8 @@ CHANGED_USERS_RELATIONS = replace(
     events="{{ changed_users_only(ref('fct_events')) }}",
 )
 INCREMENTAL_CONFIG = (
-    "{{{{ per_user_incremental(rebuild_on_new_definition=true, aging_windows={windows}) }}}}\n"
-    "-- depends_on: {{{{ ref('int_changed_users') }}}}"
+    "{{ per_user_incremental(rebuild_on_new_definition=true) }}\n"
+    "-- depends_on: {{ ref('int_changed_users') }}"
 )
 
 
@@ -61,7 +61,7 @@ def segment_model_sql(segment: Segment, content: Content) -> str:
     if segment.description:
         header.append(f"-- {_comment(segment.description)}")
     if incremental:
-        header.append(INCREMENTAL_CONFIG.format(windows=aging_windows(segment)))
+        header.append(INCREMENTAL_CONFIG)
     return "\n".join([*header, query, ""])
 
 

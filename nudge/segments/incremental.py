@@ -2,12 +2,9 @@
 
 A segment whose membership follows from each user's own data alone (traits, events, other such
 segments) changes only for users whose data changed; the dbt build then recomputes just those
-(``int_changed_users``). A ``performed ... within`` window also moves with time, but only for
-users with calls leaving the window: the segment declares its windows (``aging_windows``) and
-``int_changed_users`` adds the users with track/page/screen calls stamped in
-``(previous as_of - window, as_of - window]``. Membership that moves with time otherwise
-(relative timestamp operators on traits or properties), with the delivery ledger (``message``),
-or with a hand-written SQL or uploaded segment it refers to, is recomputed in full every build.
+(``int_changed_users``). Membership that moves with time itself (``within`` windows, relative
+timestamp operators), with the delivery ledger (``message``), or with a hand-written SQL or
+uploaded segment it refers to, is recomputed in full on every build.
 """
 
 from __future__ import annotations
@@ -30,8 +27,7 @@ TIME_RELATIVE_OPERATORS = frozenset({"newer_than", "older_than", "within_next"})
 def follows_user_data_only(
     segment: Segment, segments: Mapping[str, Segment], _seen: frozenset[str] = frozenset()
 ) -> bool:
-    """True when ``segment``'s members change only for users whose own data changed, or
-    whose calls left one of its ``within`` windows (see the module docstring)."""
+    """True when ``segment``'s members at any as_of depend only on each member's own data."""
     if segment.condition is None or segment.name in _seen:
         return False
     seen = _seen | {segment.name}
@@ -46,21 +42,10 @@ def _follows_user_data(
     if isinstance(condition, Attribute):
         return condition.comparison.op not in TIME_RELATIVE_OPERATORS
     if isinstance(condition, Performed):
-        return all(item.comparison.op not in TIME_RELATIVE_OPERATORS for item in condition.where)
+        return condition.within is None and all(
+            item.comparison.op not in TIME_RELATIVE_OPERATORS for item in condition.where
+        )
     if isinstance(condition, InSegment):
         other = segments.get(condition.segment)
         return other is not None and follows_user_data_only(other, segments, seen)
     return True
-
-
-def aging_windows(segment: Segment) -> list[int]:
-    """The ``within`` windows (whole seconds, sorted) of the segment's ``performed`` conditions."""
-    if segment.condition is None:
-        return []
-    return sorted(
-        {
-            int(c.within.total_seconds())
-            for c in iter_conditions(segment.condition)
-            if isinstance(c, Performed) and c.within is not None
-        }
-    )
