@@ -5,7 +5,7 @@
     relations, widens column types, compares schemas and persists docs: a handful of catalog
     queries per model. This one does what nudge's models need: a first build (or a view, or
     --full-refresh) is one `create or replace table ... as`; an incremental build stages the
-    model's rows in a temp table and applies the configured strategy (append, delete+insert,
+    model's rows in a scratch table and applies the configured strategy (append, delete+insert,
     or the project's replace_keys) with the adapter's own strategy macros, in the model's
     transaction. A column added to a model is refused by the insert (it names the column): run
     with --full-refresh. -#}
@@ -21,11 +21,11 @@
   {% if full_build %}
     {% do replace_table_as(existing_relation, target_relation, compiled_code) %}
   {% else %}
-    {%- set staged = api.Relation.create(
-        database="temp", schema="main", identifier=this.identifier ~ "__nudge_increment"
-    ) -%}
+    {#- A table in the model's schema, not a TEMP one: DuckDB keeps temp tables in memory, and a
+        build that changes most users (a backfill) stages millions of rows. -#}
+    {%- set staged = this.incorporate(path={"identifier": this.identifier ~ "__nudge_increment"}) -%}
     {% call statement("stage") -%}
-      create or replace temp table {{ staged.identifier }} as (
+      create or replace table {{ staged }} as (
         {{ compiled_code }}
       )
     {%- endcall %}
