@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import threading
 import uuid
 from collections.abc import Iterable
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from nudge.ports import free_port
 
 EML_SUFFIX = ".eml"
 
@@ -57,18 +58,12 @@ def _write_atomically(maildir: Path, data: bytes) -> Path:
     return final
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 class SmtpSink:
     """An aiosmtpd server on ``host:port`` (``port=0`` picks a free one) writing to ``maildir``."""
 
     def __init__(self, host: str, port: int, maildir: Path, refuse: Iterable[str] = ()):
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)
         self.maildir = Path(maildir)
         self._handler = _MaildirHandler(self.maildir, refuse)
         self._controller: Controller | None = None

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from nudge.bench.dagster_dev import DagsterDev
 
 pytestmark = pytest.mark.slow
 
@@ -24,29 +22,7 @@ QUERY = """
 """
 
 
-def graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())["data"]
-
-
-def wait_until_up(port: int, process: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "dagster dev exited early"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
-                return
-        except OSError:
-            time.sleep(1)
-    raise AssertionError("dagster dev did not answer in time")
-
-
-def test_dagster_dev_loads_the_whole_graph(tmp_path: Path, unused_port: int) -> None:
-    port = unused_port
+def test_dagster_dev_loads_the_whole_graph(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {
         **os.environ,
@@ -55,21 +31,9 @@ def test_dagster_dev_loads_the_whole_graph(tmp_path: Path, unused_port: int) -> 
         "DAGSTER_HOME": str(home / "dagster"),
     }
     subprocess.run([sys.executable, "-m", "nudge.cli", "validate"], env=env, check=True)
-    dagster = Path(sys.executable).with_name("dagster")
-    process = subprocess.Popen(
-        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_until_up(port, process, time.monotonic() + 180)
-        data = graphql(port, QUERY)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
+    with DagsterDev(env, tmp_path / "dagster-dev.log") as dev:
+        dev.wait_until_up(180, progress=lambda _: None)
+        data = dev.graphql(QUERY, {})
 
     [location] = data["workspaceOrError"]["locationEntries"]
     assert (location["name"], location["loadStatus"]) == ("nudge", "LOADED")

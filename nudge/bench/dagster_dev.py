@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nudge.ports import free_port
 from nudge.workspace import REPO_ROOT
 
 LOCATION = "nudge"  # location_name in workspace.yaml
@@ -77,12 +77,6 @@ class RunInfo:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _rss_kb(pid: int) -> int:
