@@ -289,7 +289,7 @@ def test_segments_that_follow_user_data_only_are_incremental_models() -> None:
     models = segment_models("pro")
     for name in INCREMENTAL_SEGMENTS:
         assert "per_user_incremental(rebuild_on_new_definition=true)" in models[name], name
-        assert "changed_users_only(ref('dim_users'))" in models[name], name
+        assert "changed_users_only(ref('dim_users'), changed_only)" in models[name], name
     assert "incremental" not in models["recent_buyers"]
 
 

@@ -611,7 +611,9 @@ def render_dbt(model: str) -> str:
         as_of=lambda: f"cast('{AS_OF.isoformat()}' as timestamp)",
         # A first (full) build: incremental segments read the whole relation.
         per_user_incremental=lambda **_: "",
-        changed_users_only=lambda relation: relation,
+        is_incremental=lambda: False,
+        segment_definition_unchanged=lambda: False,
+        changed_users_only=lambda relation, changed_only: relation,
     )
 
 

@@ -44,11 +44,13 @@
     select {{ columns }} from {{ arg_dict['temp_relation'] }}
 {%- endmacro %}
 
-{#- `relation` (dim_users or fct_events) narrowed to the users in int_changed_users when this
-    incremental build may recompute only them: the model's definition is the one the previous
-    build recorded in fct_segment_definitions. Otherwise the whole relation. -#}
-{% macro changed_users_only(relation) -%}
-    {%- if is_incremental() and segment_definition_unchanged() -%}
+{#- `relation` (dim_users or fct_events) narrowed to the users in int_changed_users when
+    `changed_only`: this incremental build may recompute only them, since the model's definition
+    is the one the previous build recorded in fct_segment_definitions (the generated segment
+    model decides it once: `is_incremental() and segment_definition_unchanged()`). Otherwise the
+    whole relation. -#}
+{% macro changed_users_only(relation, changed_only) -%}
+    {%- if changed_only -%}
         (select * from {{ relation }}
          where user_id in (select user_id from {{ ref('int_changed_users') }}))
     {%- else -%}

@@ -32,12 +32,15 @@ DBT_RELATIONS = Relations(
 )
 CHANGED_USERS_RELATIONS = replace(
     DBT_RELATIONS,
-    users="{{ changed_users_only(ref('dim_users')) }}",
-    events="{{ changed_users_only(ref('fct_events')) }}",
+    users="{{ changed_users_only(ref('dim_users'), changed_only) }}",
+    events="{{ changed_users_only(ref('fct_events'), changed_only) }}",
 )
+# `changed_only` is decided once per build of the model (it queries the recorded definitions),
+# not at every mention of dim_users or fct_events in the compiled condition.
 INCREMENTAL_CONFIG = (
     "{{ per_user_incremental(rebuild_on_new_definition=true) }}\n"
-    "-- depends_on: {{ ref('int_changed_users') }}"
+    "-- depends_on: {{ ref('int_changed_users') }}\n"
+    "{%- set changed_only = is_incremental() and segment_definition_unchanged() %}"
 )
 
 

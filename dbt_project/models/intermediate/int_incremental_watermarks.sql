@@ -8,8 +8,7 @@
 -- One row per build that brought every incremental model and the membership history up to date:
 -- its as_of and the latest loaded_at it staged. It runs after those models (and their tests), so
 -- a build that fails half-way leaves the previous watermark and the next build recomputes from
--- there. See the
--- new_since_last_build macro.
+-- there. See the new_since_last_build macro.
 select
     {% if is_incremental() %}
     (select coalesce(max(build_number), 0) + 1 from {{ this }})

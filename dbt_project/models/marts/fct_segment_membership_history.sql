@@ -52,20 +52,21 @@ deletions as (
     "select segment from " ~ ref('fct_segment_definition_changes')
     ~ " where changed_at = " ~ as_of() ~ " and change in ('created', 'changed')"
 ).columns[0].values() if execute else [] %}
+{%- set in_scope = membership_scope(redefined) %}
 open_intervals as (
     select segment, user_id, entered_at, definition_version
     from {{ this }}
-    where exited_at is null and {{ membership_scope(redefined) }}
+    where exited_at is null and {{ in_scope }}
 ),
 
 members_in_scope as (
     select segment, user_id
     from current_members
-    where {{ membership_scope(redefined) }}
+    where {{ in_scope }}
 ),
 
--- One pass over open intervals and current members (a full outer join), not one anti-join
--- each way: both sides are every membership of every segment.
+-- One pass over the open intervals and the members in scope (a full outer join), not one
+-- anti-join each way: for a segment rebuilt in full both sides hold all of its members.
 compared as (
     select
         coalesce(o.segment, c.segment) as segment,
