@@ -7,14 +7,16 @@ must hold the same rows. The runs are chosen to move things that per-user recomp
 miss: late events, duplicates, future-stamped calls that time reaches later, an anonymous id
 linked after its calls, a late link that is earlier than the existing one (the id moves to
 another user), a delete that hands an anonymous id to its next linker, and a deleted user who
-comes back. YAML segments that follow user data only are incremental too (one of them is
-redefined in run 4, which must recompute it, and the segment reading it, for everyone).
+comes back. YAML segments recomputed per user are incremental too, those that move with time
+recording whom each build recomputes (one segment is redefined in run 4, which must recompute
+it, and the segments reading it, for everyone).
 """
 
 from __future__ import annotations
 
 import shutil
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,15 +27,17 @@ from nudge.dsl.models import (
     Comparison,
     Content,
     InSegment,
+    MessageCondition,
     Origin,
     Performed,
+    PropertyFilter,
     Segment,
 )
 from nudge.landing.loader import load_new_files
 from nudge.landing.writer import land_messages
 from nudge.segments.dbt_models import generated_segment_models
 from nudge.warehouse.connection import connect
-from nudge.warehouse.dbt import DbtWorkspaceProject
+from nudge.warehouse.dbt import DbtBuildError, DbtWorkspaceProject
 from nudge.warehouse.schema import ensure_tables
 from nudge.workspace import Workspace
 
@@ -42,18 +46,36 @@ H = timedelta(hours=1)
 D = timedelta(days=1)
 ORIGIN = Origin("content/segments.yml", "segment")
 BUYERS = "select distinct user_id from {{ ref('fct_events') }} where event = 'purchase'"
-SEGMENT_NAMES = ("pro_plan", "yaml_buyers", "pro_buyers", "recent_buyers", "buyers")
-INCREMENTAL_SEGMENTS = {"pro_plan", "yaml_buyers", "pro_buyers"}
+# Segments that move with time: each build records whom it recomputes.
+TIME_SEGMENTS = ("recent_buyers", "fresh_orders", "trial_ending", "recent_pro_buyers")
+SEGMENT_NAMES = ("pro_plan", "yaml_buyers", "pro_buyers", *TIME_SEGMENTS, "buyers", "emailed")
+INCREMENTAL_SEGMENTS = {"pro_plan", "yaml_buyers", "pro_buyers", *TIME_SEGMENTS}
 
 
 def segment_models(plan: str) -> dict[str, str]:
-    """Three incremental YAML segments, one that follows time (full), one hand-written SQL."""
+    """Incremental YAML segments (three that follow user data only, four that also move with
+    time), one that reads the delivery ledger (rebuilt in full), one hand-written SQL."""
     content = Content(
         segments=(
             Segment("pro_plan", ORIGIN, Attribute("plan", Comparison("eq", plan))),
             Segment("yaml_buyers", ORIGIN, Performed("purchase")),
             Segment("pro_buyers", ORIGIN, All((InSegment("pro_plan"), InSegment("yaml_buyers")))),
             Segment("recent_buyers", ORIGIN, Performed("purchase", within=timedelta(days=1))),
+            Segment(
+                "fresh_orders",
+                ORIGIN,
+                Performed(
+                    "purchase",
+                    where=(PropertyFilter(("placed_at",), Comparison("newer_than", 1 * D)),),
+                ),
+            ),
+            Segment("trial_ending", ORIGIN, Attribute("trial_ends", Comparison("within_next", D))),
+            Segment(
+                "recent_pro_buyers",
+                ORIGIN,
+                All((InSegment("recent_buyers"), InSegment("pro_plan"))),
+            ),
+            Segment("emailed", ORIGIN, MessageCondition("sent", within=timedelta(days=7))),
         )
     )
     return {**generated_segment_models(content), "buyers": BUYERS}
@@ -69,7 +91,6 @@ DERIVED_TABLES = (
     "intermediate.int_user_trait_values",
     "marts.fct_events",
     "marts.dim_users",
-    "marts.fct_segment_memberships",
     "marts.fct_segment_membership_history",
     "marts.fct_segment_definitions",
     "marts.fct_segment_definition_changes",
@@ -124,8 +145,8 @@ RUNS: list[tuple[timedelta, list[dict[str, Any]]]] = [
             track(None, "purchase", 2 * H, anon="a1"),
             track(None, "purchase", 3 * H, anon="a2"),
             track(None, "viewed", 4 * H, anon="a3"),
-            identify("u2", 2 * H, plan="pro"),
-            identify("u3", 3 * H, plan="free"),
+            identify("u2", 2 * H, plan="pro", trial_ends=at(1 * D + 6 * H)),
+            identify("u3", 3 * H, plan="free", trial_ends=at(3 * D + 12 * H)),
             # Stamped after this run and the next: time reaches it in run 4.
             identify("u4", 3 * D + 2 * H, plan="pro"),
             track("u4", "purchase", 3 * D + 3 * H),
@@ -139,11 +160,11 @@ RUNS: list[tuple[timedelta, list[dict[str, Any]]]] = [
             {"type": "alias", "userId": "u2", "previousId": "a2", "timestamp": at(1 * D + H)},
             # Late: stamped before run 1, landed now.
             identify("u3", 6 * H, plan="pro"),
-            track("u1", "purchase", 7 * H),
+            track("u1", "purchase", 7 * H, properties={"placed_at": at(1 * D + 12 * H)}),
             # A second copy of an event already staged: ignored.
             track("u3", "purchase", 9 * H, messageId="dup-1"),
             # u5 links a2 too, later than u2: u2 keeps it while u2 exists.
-            identify("u5", 1 * D + 2 * H, anon="a2", plan="free"),
+            identify("u5", 1 * D + 2 * H, anon="a2", plan="free", trial_ends=at(5 * D)),
         ],
     ),
     (
@@ -162,7 +183,7 @@ RUNS: list[tuple[timedelta, list[dict[str, Any]]]] = [
         [
             # u2 comes back after the delete with a fresh profile.
             identify("u2", 4 * D + H, plan="free"),
-            track("u2", "purchase", 4 * D + 2 * H),
+            track("u2", "purchase", 4 * D + 2 * H, properties={"placed_at": at(4 * D)}),
             # Unset a trait.
             identify("u3", 4 * D + 3 * H, plan=None),
         ],
@@ -200,6 +221,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
         with connect(fresh.warehouse_path) as con:
             for table in DERIVED_TABLES:
                 con.execute(f"drop table if exists {table}")
+            con.execute("drop view if exists marts.fct_segment_memberships")
         fresh_project.build(as_of, exclude="tag:delivery_reports")
 
         with connect(workspace.warehouse_path) as con:
@@ -212,6 +234,20 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
                     "open_intervals": {
                         name: sorted(con.execute(OPEN_INTERVALS.format(schema=schema)).fetchall())
                         for name, schema in (("incremental", ""), ("full", "fresh."))
+                    },
+                    "recorded_changes": {
+                        name: {
+                            r[0]
+                            for r in con.execute(
+                                f"select user_id from segments.{name}__nudge_changed"
+                            ).fetchall()
+                        }
+                        for name in TIME_SEGMENTS
+                        if con.execute(
+                            "select count(*) from duckdb_tables() where schema_name = 'segments'"
+                            " and table_name = ?",
+                            [f"{name}__nudge_changed"],
+                        ).fetchone()[0]
                     },
                     "changed_users": {
                         r[0]
@@ -285,12 +321,13 @@ def test_runs_recompute_only_the_users_the_change_touches(runs: list[dict[str, A
     assert runs[4]["changed_users"] == {"u2", "u3"}
 
 
-def test_segments_that_follow_user_data_only_are_incremental_models() -> None:
+def test_segments_recomputed_per_user_are_incremental_models() -> None:
     models = segment_models("pro")
     for name in INCREMENTAL_SEGMENTS:
-        assert "per_user_incremental(rebuild_on_new_definition=true)" in models[name], name
+        assert "{{ segment_incremental(" in models[name], name
         assert "changed_users_only(ref('dim_users'), changed_only)" in models[name], name
-    assert "incremental" not in models["recent_buyers"]
+        assert ("record_segment_changes" in models[name]) == (name in TIME_SEGMENTS), name
+    assert "incremental" not in models["emailed"]
 
 
 def test_segment_memberships_move_with_data_time_and_definitions(
@@ -319,7 +356,8 @@ def test_per_user_models_are_built_incrementally(runs: list[dict[str, Any]]) -> 
         *INCREMENTAL_SEGMENTS,
     ):
         assert materialized[name] == "incremental", name
-    assert materialized["recent_buyers"] == "table"
+    assert materialized["emailed"] == "table"
+    assert materialized["fct_segment_memberships"] == "view"
 
 
 @pytest.mark.parametrize("run", range(len(RUNS)))
@@ -330,3 +368,53 @@ def test_open_history_intervals_are_the_current_members(
     intervals must still be exactly the members a from-scratch build opens."""
     intervals = runs[run]["open_intervals"]
     assert intervals["incremental"] == intervals["full"]
+
+
+def test_time_segments_recompute_only_users_crossing_a_time_boundary(
+    runs: list[dict[str, Any]],
+) -> None:
+    members = [{name: r["members"][name] for name in TIME_SEGMENTS} for r in runs]
+    assert members[0]["trial_ending"] == {"u2"}  # trial ends at day 1 + 6 h
+    assert members[1]["fresh_orders"] == {"u1"}  # placed at day 1 + 12 h
+    assert members[2]["trial_ending"] == {"u3"}
+    assert members[3]["recent_buyers"] == {"u4"} and members[3]["trial_ending"] == {"u5"}
+    assert members[4]["recent_buyers"] == {"u2"} and members[4]["recent_pro_buyers"] == {"u2"}
+    # Run 4, time alone: u4's calls (reached by time) and the trials that start or stop
+    # ending within a day between day 3 and day 4 (u3's at 3 d 12 h, u5's at 5 d).
+    # recent_pro_buyers reads pro_plan, redefined in run 4: rebuilt for everyone, no record.
+    assert runs[3]["recorded_changes"] == {
+        "recent_buyers": {"u4"},
+        "fresh_orders": {"u4"},
+        "trial_ending": {"u3", "u4", "u5"},
+    }
+    # Run 5: u4's purchase (day 3 + 3 h) leaves the one-day window; the segment reading
+    # recent_buyers recomputes whom recent_buyers recomputed.
+    assert runs[4]["recorded_changes"]["recent_buyers"] == {"u2", "u3", "u4"}
+    assert runs[4]["recorded_changes"]["recent_pro_buyers"] == {"u2", "u3", "u4"}
+
+
+HISTORY_UNIQUENESS = "unique_fct_segment_membership_history_intervals"
+
+
+def test_history_uniqueness_checks_the_rows_a_build_wrote(tmp_path: Path) -> None:
+    """The history's uniqueness test counts only the keys of rows stamped with the build's as_of
+    (all a build writes): a second copy of an open interval, written as closed by a later build,
+    is still caught."""
+    workspace = Workspace(home=tmp_path / "ws", content_dir=tmp_path / "content").ensure()
+    project = DbtWorkspaceProject(workspace)
+    project.assemble(segment_models("pro"))
+    land_messages(workspace.events_landing_dir, [identify("u1", H, plan="pro")])
+    with connect(workspace.warehouse_path) as con:
+        ensure_tables(con)
+        load_new_files(con, workspace.events_landing_dir)
+    built = project.build(T0 + D, exclude="tag:delivery_reports")
+    assert HISTORY_UNIQUENESS in {n.name for n in built}
+    with connect(workspace.warehouse_path) as con:
+        con.execute(
+            "insert into marts.fct_segment_membership_history "
+            "select segment, user_id, entered_at, ?, definition_version, 'left' "
+            "from marts.fct_segment_membership_history where segment = 'pro_plan'",
+            [T0 + 2 * D],
+        )
+    with pytest.raises(DbtBuildError, match=HISTORY_UNIQUENESS):
+        project.build(T0 + 2 * D, select="fct_segment_membership_history")

@@ -610,7 +610,8 @@ def render_dbt(model: str) -> str:
         source=lambda schema, table: {"delivery_ledger": "ledger"}[table],
         as_of=lambda: f"cast('{AS_OF.isoformat()}' as timestamp)",
         # A first (full) build: incremental segments read the whole relation.
-        per_user_incremental=lambda **_: "",
+        segment_incremental=lambda **_: "",
+        config=lambda **_: "",
         is_incremental=lambda: False,
         segment_definition_unchanged=lambda: False,
         changed_users_only=lambda relation, changed_only: relation,

@@ -6,6 +6,20 @@
     was loaded earlier but stamped in the future, and time has now reached it; or the other way
     round when as_of moved back). With no watermark yet every call is new. -#}
 {% macro new_since_last_build(alias) -%}
+    {%- set last = last_build_watermark() -%}
+    {%- if last is none or last[1] is none -%}
+        true
+    {%- else -%}
+        {#- Literals, not a subquery: DuckDB skips the row groups outside both ranges. -#}
+        {%- set previous_as_of = "cast('" ~ last[0] ~ "' as timestamp)" -%}
+        ({{ alias }}.loaded_at > cast('{{ last[1] }}' as timestamp)
+         or ({{ alias }}.timestamp > least({{ previous_as_of }}, {{ as_of() }})
+             and {{ alias }}.timestamp <= greatest({{ previous_as_of }}, {{ as_of() }})))
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The last completed build's (as_of, loaded_through) as text, or none before the first. -#}
+{% macro last_build_watermark() -%}
     {%- set watermarks = adapter.get_relation(
         database=this.database, schema='intermediate', identifier='int_incremental_watermarks'
     ) if execute else none -%}
@@ -13,14 +27,16 @@
         "select cast(as_of as varchar), cast(loaded_through as varchar) from " ~ watermarks
         ~ " order by build_number desc limit 1"
     ).rows if watermarks is not none else [] -%}
-    {%- if not last or last[0][1] is none -%}
-        true
+    {{- return(last[0] if last else none) -}}
+{%- endmacro %}
+
+{#- The as_of of the last completed build, as a SQL timestamp; this build's before the first. -#}
+{% macro previous_build_as_of() -%}
+    {%- set last = last_build_watermark() -%}
+    {%- if last is none -%}
+        {{ as_of() }}
     {%- else -%}
-        {#- Literals, not a subquery: DuckDB skips the row groups outside both ranges. -#}
-        {%- set previous_as_of = "cast('" ~ last[0][0] ~ "' as timestamp)" -%}
-        ({{ alias }}.loaded_at > cast('{{ last[0][1] }}' as timestamp)
-         or ({{ alias }}.timestamp > least({{ previous_as_of }}, {{ as_of() }})
-             and {{ alias }}.timestamp <= greatest({{ previous_as_of }}, {{ as_of() }})))
+        cast('{{ last[0] }}' as timestamp)
     {%- endif -%}
 {%- endmacro %}
 
@@ -32,7 +48,7 @@
     model replaces every row instead. Plain SQL: runs on DuckDB and Postgres alike. -#}
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
     {%- set key = arg_dict['unique_key'] -%}
-    {%- set changed = ref(config.require('changed_keys')) -%}
+    {%- set changed = changed_keys_relation() -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     {%- if config.get('rebuild_on_new_definition') and not segment_definition_unchanged() -%}
     delete from {{ arg_dict['target_relation'] }};
@@ -44,17 +60,58 @@
     select {{ columns }} from {{ arg_dict['temp_relation'] }}
 {%- endmacro %}
 
-{#- `relation` (dim_users or fct_events) narrowed to the users in int_changed_users when
-    `changed_only`: this incremental build may recompute only them, since the model's definition
-    is the one the previous build recorded in fct_segment_definitions (the generated segment
-    model decides it once: `is_incremental() and segment_definition_unchanged()`). Otherwise the
-    whole relation. -#}
+{#- `relation` (dim_users or fct_events) narrowed to the users this build recomputes for the
+    segment being built (changed_keys_relation) when `changed_only`: the model's definition is
+    the one the previous build recorded in fct_segment_definitions (the generated segment model
+    decides it once: `is_incremental() and segment_definition_unchanged()`). Otherwise the whole
+    relation. -#}
 {% macro changed_users_only(relation, changed_only) -%}
     {%- if changed_only -%}
         (select * from {{ relation }}
-         where user_id in (select user_id from {{ ref('int_changed_users') }}))
+         where user_id in (select user_id from {{ changed_keys_relation() }}))
     {%- else -%}
         {{ relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The keys an incremental build of the current model replaces: the model named by its
+    `changed_keys` config, or, for a segment that records its own changes, the table its
+    pre-hook wrote (record_segment_changes). -#}
+{% macro changed_keys_relation() -%}
+    {%- set changed_keys = config.get('changed_keys') -%}
+    {{- return(ref(changed_keys) if changed_keys else segment_changes_relation(this)) -}}
+{%- endmacro %}
+
+{#- Where a segment model that records its own changes keeps the users its last incremental
+    build recomputed: a table beside it, `<segment>__nudge_changed`. -#}
+{% macro segment_changes_relation(relation) -%}
+    {{- return(relation.incorporate(
+        path={"identifier": relation.identifier ~ "__nudge_changed"}, type="table"
+    )) -}}
+{%- endmacro %}
+
+{#- Pre-hook of a segment that moves with time (nudge.segments.dbt_models). In a build that
+    recomputes it per user, writes the users to recompute: the changed users, those the call
+    body selects (whose data crosses one of the segment's time boundaries since the previous
+    build), and those recorded by the segments it reads (`segments_read`, which record theirs
+    too). A build that recomputes it for everyone drops the table instead, so that the history
+    diff (membership_scope) compares all of its members. -#}
+{% macro record_segment_changes(segments_read) -%}
+    {%- set changes = segment_changes_relation(this) -%}
+    {%- set moved = caller() | trim -%}
+    {%- if is_incremental() and segment_definition_unchanged() -%}
+        create or replace table {{ changes }} as
+        select user_id from {{ ref('int_changed_users') }}
+        {%- for name in segments_read %}
+        union
+        select user_id from {{ segment_changes_relation(ref(name)) }}
+        {%- endfor %}
+        {%- if moved %}
+        union
+        {{ moved }}
+        {%- endif %}
+    {%- else -%}
+        drop table if exists {{ changes }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -109,13 +166,26 @@
 
 {#- The config of a model recomputed per user: incremental, replacing the rows of the users in
     int_changed_users (the model must also declare `-- depends_on: ref('int_changed_users')`). -#}
-{% macro per_user_incremental(rebuild_on_new_definition=false) -%}
+{% macro per_user_incremental() -%}
     {{ config(
         materialized='incremental',
         incremental_strategy='replace_keys',
         unique_key='user_id',
         changed_keys='int_changed_users',
-        rebuild_on_new_definition=rebuild_on_new_definition,
+        on_schema_change='fail',
+    ) }}
+{%- endmacro %}
+
+{#- The config of a generated segment recomputed per user: like per_user_incremental, and rebuilt
+    for everyone when its definition is new. With `records_changes`, the keys it replaces are
+    those its pre-hook records (record_segment_changes), not int_changed_users. -#}
+{% macro segment_incremental(records_changes=false) -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='replace_keys',
+        unique_key='user_id',
+        changed_keys=none if records_changes else 'int_changed_users',
+        rebuild_on_new_definition=true,
         on_schema_change='fail',
     ) }}
 {%- endmacro %}

@@ -3,8 +3,15 @@
     every ref() is seen at parse time and dbt builds fct_segment_memberships after every segment.
     When executing, the list must be exactly the graph's tagged models (a stale list would leave a
     segment out of memberships and history without a word). An empty list still gives a typed,
-    empty table. -#}
+    empty relation.
+
+    A view: writing millions of memberships again on every build cost more than any reader pays
+    (readers filter on a segment, or, like the history diff, on the pairs a build may have
+    changed, and those filters reach each segment's table). It is unique on (segment, user_id)
+    because every segment model is unique on user_id: the segment_models_contract test checks
+    that on this model, so a failure stops everything downstream of it. -#}
 {% macro segment_union(segment_models) -%}
+    {{ config(materialized='view') }}
     {%- if execute -%}
         {%- set tagged = segment_nodes() | map(attribute='name') | list -%}
         {%- if (segment_models | sort) != tagged -%}
@@ -16,7 +23,7 @@
         {%- do check_segment_relations(segment_nodes()) -%}
     {%- endif -%}
     {%- for name in segment_models %}
-    select distinct '{{ name }}' as segment, cast(user_id as varchar) as user_id
+    select '{{ name }}' as segment, cast(user_id as varchar) as user_id
     from {{ ref(name) }}
     where user_id is not null
     {%- if not loop.last %}
@@ -84,28 +91,60 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Which (segment, user_id) pairs a build may have changed, as a SQL predicate over unqualified
-    `segment` and `user_id` columns. `redefined` names the segments whose definition is new in
-    this build. A segment recomputed per user (a per_user_incremental model, not redefined, no
-    redefined segment upstream) can only have changed for the users in int_changed_users; any
-    other segment, and any segment no longer defined, may have changed for everyone. The history
-    diff looks only at these pairs. (The union itself stays a table: replacing the pairs of the
-    segments rebuilt in full, millions of rows, cost more than writing the union again.) -#}
-{% macro membership_scope(redefined) -%}
-    {%- set whole = [] -%}
-    {%- set per_user = [] -%}
+{#- Which (segment, user_id) pairs a build may have changed. `redefined` names the segments whose
+    definition is new in this build. A segment recomputed per user (a segment_incremental model,
+    not redefined, no redefined segment upstream) can only have changed for the users its build
+    recomputed: int_changed_users, or the table a segment that moves with time recorded (one
+    that is missing means it was rebuilt for everyone). Any other segment, and any segment no
+    longer defined, may have changed for everyone. For simplicity the per-user segments share
+    one user set, the union of what they recomputed (`scope_users`). Returns
+    {defined, whole, per_user: segment names; changes: relations}. -#}
+{% macro segment_scope(redefined) -%}
+    {%- set recorded = recorded_segment_changes() -%}
+    {%- set scope = {'defined': [], 'whole': [], 'per_user': [],
+                     'changes': [ref('int_changed_users')]} -%}
     {%- for node in segment_nodes() -%}
-        {%- if _recomputed_per_user(node, redefined) -%}
-            {%- do per_user.append(node.name) -%}
+        {%- do scope.defined.append(node.name) -%}
+        {%- set own = node.config.get('rebuild_on_new_definition')
+                      and not node.config.get('changed_keys') -%}
+        {%- set own_changes = segment_changes_relation(
+                api.Relation.create(database=node.database, schema=node.schema,
+                                    identifier=node.alias)) if own else none -%}
+        {%- if _recomputed_per_user(node, redefined)
+              and (not own or (own_changes.schema ~ '.' ~ own_changes.identifier) | lower in recorded) -%}
+            {%- do scope.per_user.append(node.name) -%}
+            {%- if own -%}
+                {%- do scope.changes.append(own_changes) -%}
+            {%- endif -%}
         {%- else -%}
-            {%- do whole.append(node.name) -%}
+            {%- do scope.whole.append(node.name) -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- set defined = segment_nodes() | map(attribute='name') | list -%}
-    (segment not in ({{ _sql_names(defined) }})
-     or segment in ({{ _sql_names(whole) }})
-     or (segment in ({{ _sql_names(per_user) }})
-         and user_id in (select user_id from {{ ref('int_changed_users') }})))
+    {{- return(scope) -}}
+{%- endmacro %}
+
+{#- The users the per-user segments of `scope` recomputed, as a query of `user_id`. -#}
+{% macro scope_users(scope) -%}
+    {%- for relation in scope.changes %}
+    select user_id from {{ relation }}{% if not loop.last %} union{% endif %}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- segment_scope as a SQL predicate over unqualified `segment` and `user_id` columns. -#}
+{% macro membership_scope(redefined) -%}
+    {%- set scope = segment_scope(redefined) -%}
+    (segment not in ({{ _sql_names(scope.defined) }})
+     or segment in ({{ _sql_names(scope.whole) }})
+     or (segment in ({{ _sql_names(scope.per_user) }})
+         and user_id in ({{ scope_users(scope) }})))
+{%- endmacro %}
+
+{#- `schema.table` (lower case) of every `*__nudge_changed` table in the database. -#}
+{% macro recorded_segment_changes() -%}
+    {{- return(run_query(
+        "select lower(table_schema || '.' || table_name) from information_schema.tables"
+        ~ " where table_catalog = current_database() and table_name like '%nudge_changed'"
+    ).columns[0].values()) -}}
 {%- endmacro %}
 
 {% macro _recomputed_per_user(node, redefined) -%}

@@ -52,6 +52,8 @@ BENCH_CONTENT_DIR = Path(__file__).resolve().parent / "content"
 SENDER = "nudge-bench <bench@example.com>"
 _SEGMENT_NODES = ("fct_segment_memberships",)
 _DIFF_NODES = ("fct_segment_membership_history",)
+# How many of a build's slowest nodes results.json lists (info.slowest_nodes), for profiling.
+SLOWEST_NODES = 15
 
 
 @dataclass
@@ -145,6 +147,14 @@ class BenchRun:
         )
         total_floor = sum(node_floor.values())
         models = [n for n in nodes if n.resource_type == "model"]
+        slowest = sorted(nodes, key=lambda n: n.execution_time, reverse=True)[:SLOWEST_NODES]
+        self.info.setdefault("slowest_nodes", {})[f"{prefix}dbt_build"] = {
+            n.name: {
+                "seconds": round(n.execution_time, 2),
+                "floor_seconds": round(node_floor.get(n.unique_id, 0.0), 2),
+            }
+            for n in slowest
+        }
         self.record(
             f"{prefix}dbt_build",
             _stage(

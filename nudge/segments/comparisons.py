@@ -237,6 +237,24 @@ def _relative(value: JsonValue, op: str, operand: Any, as_of: exp.Expression) ->
     return exp.Between(this=t, low=as_of.copy(), high=plus(as_of, operand))  # within_next
 
 
+TIME_RELATIVE_OPERATORS = frozenset({"newer_than", "older_than", "within_next"})
+
+
+def flip_offsets(comparison: Comparison) -> list[timedelta]:
+    """Offsets ``c`` such that a time-relative comparison of a timestamp ``t`` can change its
+    result only when ``as_of`` passes ``t + c``: it holds for as_of in one closed interval,
+    ``[t, t + d]`` for ``newer_than``, ``[t + d, ...)`` for ``older_than``, ``[t - d, t]`` for
+    ``within_next``."""
+    op, duration = comparison.op, comparison.value
+    if op not in TIME_RELATIVE_OPERATORS or not isinstance(duration, timedelta):
+        raise ConditionError(f"{op!r} with {duration!r} does not move with time")
+    if op == "newer_than":
+        return [timedelta(0), duration]
+    if op == "older_than":
+        return [duration]
+    return [-duration, timedelta(0)]
+
+
 def _absolute(value: JsonValue, op: str, operand: Any, as_of: exp.Expression) -> exp.Expression:
     instant = _instant(operand)
     if instant is None:

@@ -36,6 +36,9 @@ names read inside JSON (trait names, property paths, topics) must match
 ``nudge.segments.comparisons.NAME_PATTERN``. A string literal containing ``{{``, ``{%`` or ``{#`` is
 written as a concatenation (``'a{' || '{b'``) so that dbt's Jinja never sees a delimiter in a value.
 
+``compile_time_changes`` gives, for an incremental build, the users for whom a condition may have
+changed with time alone between two as_ofs (``nudge.segments.incremental``).
+
 ``compile_condition(..., dialect=...)`` renders for duckdb (default), postgres, snowflake, bigquery
 or databricks; what differs between them is in ``nudge.segments.dialects``.
 """
@@ -46,6 +49,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import reduce
 
 from sqlglot import exp
 
@@ -60,25 +64,33 @@ from nudge.dsl.models import (
     MessageCondition,
     Not,
     Performed,
+    PropertyFilter,
     RandomBucket,
     Subscription,
     Topic,
 )
+from nudge.dsl.walk import iter_conditions
 from nudge.segments.bucket import bucket_of, bucket_sql
 from nudge.segments.comparisons import (
+    TIME_RELATIVE_OPERATORS,
     ConditionError,
     JsonValue,
+    check_name,
     compile_comparison,
+    flip_offsets,
     minus,
+    plus,
     timestamp_literal,
 )
 from nudge.segments.dialects import json_dialect
+from nudge.segments.incremental import moves_with_time
 
 __all__ = [
     "ConditionError",
     "Relations",
     "bucket_of",
     "compile_condition",
+    "compile_time_changes",
     "status_matches",
     "warehouse_relations",
 ]
@@ -112,6 +124,9 @@ class Relations:
     ledger: str
     segment: Callable[[str], str]  # segment name -> relation SQL text
     as_of: str  # SQL expression of type TIMESTAMP, e.g. "cast('2026-01-01 00:00:03' as timestamp)"
+    # One row per (user_id, trait) with the trait's JSON `value`, the same values as users.traits:
+    # where compile_time_changes reads a trait's value without parsing every user's document.
+    trait_values: str | None = None
 
 
 def warehouse_relations(as_of: datetime) -> Relations:
@@ -146,6 +161,29 @@ def compile_condition(
     return _Compiler(relations, topics, dialect).query(condition)
 
 
+def compile_time_changes(
+    condition: Condition,
+    relations: Relations,
+    previous_as_of: str,
+    *,
+    topics: Sequence[Topic] = (),
+    dialect: str = DIALECT,
+) -> str | None:
+    """One query (in ``dialect``) returning the ``user_id`` of every user for whom a condition
+    of ``condition`` that moves with time may have changed its result for some as_of between
+    ``previous_as_of`` and ``relations.as_of`` (SQL expressions), their data unchanged; None
+    when no condition moves with time. ``in_segment`` conditions are not followed.
+
+    A time-relative condition holds for as_of in intervals bounded by instants read from the
+    data: an event counts for ``within: W`` while as_of is in ``[timestamp, timestamp + W)``, a
+    relative comparison of a timestamp ``t`` holds in ``[t, t + d]`` (``newer_than``) and so on
+    (``nudge.segments.comparisons.flip_offsets``). The users returned are those with such an
+    instant in the band between the two as_ofs (bounds included), which also covers any as_of a
+    build that failed in between may have used.
+    """
+    return _Compiler(relations, topics, dialect).time_changes(condition, previous_as_of)
+
+
 class _Compiler:
     def __init__(self, relations: Relations, topics: Sequence[Topic], dialect: str) -> None:
         self.relations = relations
@@ -163,6 +201,88 @@ class _Compiler:
         select = exp.select(self.user.copy()).distinct().from_(users)
         if not isinstance(condition, Everyone):
             select = select.where(self.predicate(condition))
+        return self._rendered(select)
+
+    def time_changes(self, condition: Condition, previous_as_of: str) -> str | None:
+        previous = self._placeholder(f"({previous_as_of})")
+        low = exp.func("least", previous.copy(), self.as_of.copy())
+        high = exp.func("greatest", previous.copy(), self.as_of.copy())
+        queries = [
+            self._time_changes_of(part, low, high)
+            for part in iter_conditions(condition)
+            if moves_with_time(part)
+        ]
+        if not queries:
+            return None
+        return self._rendered(reduce(lambda a, b: exp.union(a, b, distinct=True), queries))
+
+    def _time_changes_of(
+        self, condition: Condition, low: exp.Expression, high: exp.Expression
+    ) -> exp.Select:
+        """The users with a data instant in ``[low, high]`` at which ``condition`` may flip."""
+
+        def in_band(instant: exp.Expression) -> exp.Expression:
+            return exp.Between(this=instant, low=low.copy(), high=high.copy())
+
+        if isinstance(condition, Attribute):
+            return self._attribute_time_changes(condition, in_band)
+        assert isinstance(condition, Performed)
+        timestamp = exp.column("timestamp", table="e")
+        # An event starts to count at its timestamp, and stops `within` later.
+        flips = [in_band(timestamp.copy())]
+        if condition.within is not None:
+            flips.append(
+                exp.Between(
+                    this=timestamp.copy(),
+                    low=minus(low, condition.within),
+                    high=minus(high, condition.within),
+                )
+            )
+        filters: list[exp.Expression] = [
+            exp.EQ(
+                this=exp.column("event", table="e"), expression=exp.Literal.string(condition.event)
+            )
+        ]
+        for item, properties in self._where(condition):
+            if item.comparison.op in TIME_RELATIVE_OPERATORS:
+                flips.extend(map(in_band, _instants(properties.timestamp(), item.comparison)))
+            else:  # does not move: an event it excludes never counts
+                filters.append(compile_comparison(properties, item.comparison, self.as_of))
+        events = self._relation(self.relations.events, "e")
+        user = exp.column("user_id", table="e")
+        return exp.select(user).from_(events).where(exp.and_(*filters, exp.paren(exp.or_(*flips))))
+
+    def _attribute_time_changes(
+        self, condition: Attribute, in_band: Callable[[exp.Expression], exp.Expression]
+    ) -> exp.Select:
+        """Users whose trait ``condition.name`` is a timestamp with a flip instant in band.
+
+        From the trait values when the relations have them (one small JSON value per row), else
+        from each user's traits document; either way the timestamp is parsed once per user."""
+        label = f"attribute {condition.name!r}"
+        if self.relations.trait_values is None:
+            value = self._json(exp.column("traits", table="u"), (condition.name,), label)
+            source = self._relation(self.relations.users, "u")
+            narrowed = None
+        else:
+            value = self._json(exp.column("value", table="t"), (), label)
+            source = self._relation(self.relations.trait_values, "t")
+            narrowed = exp.EQ(
+                this=exp.column("trait", table="t"),
+                expression=exp.Literal.string(check_name(condition.name, label)),
+            )
+        user = exp.column("user_id", table=source.alias_or_name)
+        parsed = exp.select(user, value.timestamp().as_("t")).from_(source)
+        if narrowed is not None:
+            parsed = parsed.where(narrowed)
+        flips = _instants(exp.column("t", table="v"), condition.comparison)
+        return (
+            exp.select(exp.column("user_id", table="v"))
+            .from_(parsed.subquery("v"))
+            .where(exp.or_(*map(in_band, flips)))
+        )
+
+    def _rendered(self, select: exp.Expression) -> str:
         select = select.transform(_jinja_safe_literal)
         sql = select.sql(self.dialect, pretty=True)
         for name, text in self.substitutions.items():
@@ -224,12 +344,24 @@ class _Compiler:
             exp.EQ(this=event, expression=exp.Literal.string(condition.event)),
             *self._window(exp.column("timestamp", table="e"), condition.within),
         ]
-        for item in condition.where:
-            label = f"performed {condition.event!r} where {'.'.join(item.path)!r}"
-            properties = self._json(exp.column("properties", table="e"), item.path, label)
+        for item, properties in self._where(condition):
             filters.append(compile_comparison(properties, item.comparison, self.as_of))
         events = self._relation(self.relations.events, "e")
         return self._count(events, filters, condition.times, f"performed {condition.event!r}")
+
+    def _where(self, condition: Performed) -> list[tuple[PropertyFilter, JsonValue]]:
+        """Each ``where`` item of ``condition`` with the event property it compares."""
+        return [
+            (
+                item,
+                self._json(
+                    exp.column("properties", table="e"),
+                    item.path,
+                    f"performed {condition.event!r} where {'.'.join(item.path)!r}",
+                ),
+            )
+            for item in condition.where
+        ]
 
     def _message(self, condition: MessageCondition) -> exp.Expression:
         statuses = status_matches(condition.status)
@@ -295,6 +427,14 @@ class _Compiler:
             )
         counted = exp.select(exp.Count(this=exp.Star())).from_(relation).where(exp.and_(*filters))
         return compare(this=counted.subquery(), expression=exp.Literal.number(count))
+
+
+def _instants(timestamp: exp.Expression, comparison: Comparison) -> list[exp.Expression]:
+    """The instants at which ``comparison`` of ``timestamp`` can change as as_of moves."""
+    return [
+        plus(timestamp, offset) if offset else timestamp.copy()
+        for offset in flip_offsets(comparison)
+    ]
 
 
 _JINJA_OPENERS = ("{{", "{%", "{#")

@@ -5,20 +5,33 @@ A condition segment becomes its compiled query over ``{{ ref('dim_users') }}``,
 ``{{ source('nudge', 'delivery_ledger') }}``, evaluated at ``{{ as_of() }}`` (a project macro
 rendering ``cast('<var as_of>' as timestamp)``). A segment written as ``sql:`` is its SQL as given.
 
-A segment whose members follow from their own data alone (``nudge.segments.incremental``) is an
-incremental model: a build recomputes only the users in ``int_changed_users`` (the
-``changed_users_only`` macro narrows ``dim_users`` and ``fct_events`` to them), and everyone
-again when the definition changed.
+A segment recomputed per user (``nudge.segments.incremental``) is an incremental model: a build
+recomputes only the users whose data changed (``int_changed_users``), and everyone again when the
+definition changed. One that also moves with time (``within``, relative timestamp operators, or
+reading such a segment) records in a pre-hook which users this build recomputes: the changed
+users, those whose data crosses one of its time boundaries since the previous build
+(``compile_time_changes``), and those the segments it reads recorded
+(``record_segment_changes`` in ``macros/incremental_window.sql``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
 from nudge.dsl.models import Content, Segment
-from nudge.segments.compiler import ConditionError, Relations, compile_condition
-from nudge.segments.incremental import follows_user_data_only
+from nudge.segments.compiler import (
+    ConditionError,
+    Relations,
+    compile_condition,
+    compile_time_changes,
+)
+from nudge.segments.incremental import (
+    recomputed_per_user,
+    records_own_changes,
+    segments_read,
+)
 
 # Names end up inside Jinja string literals (`ref('<name>')`): only the DSL's name shape is allowed.
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -29,19 +42,18 @@ DBT_RELATIONS = Relations(
     ledger="{{ source('nudge', 'delivery_ledger') }}",
     segment=lambda name: f"{{{{ ref('{_checked_name(name)}') }}}}",
     as_of="{{ as_of() }}",
+    trait_values="{{ ref('int_user_trait_values') }}",
 )
 CHANGED_USERS_RELATIONS = replace(
     DBT_RELATIONS,
     users="{{ changed_users_only(ref('dim_users'), changed_only) }}",
     events="{{ changed_users_only(ref('fct_events'), changed_only) }}",
 )
+# Set once at the top of the pre-hook (the watermark query runs once).
+PREVIOUS_AS_OF = "{{ previous_as_of }}"
 # `changed_only` is decided once per build of the model (it queries the recorded definitions),
 # not at every mention of dim_users or fct_events in the compiled condition.
-INCREMENTAL_CONFIG = (
-    "{{ per_user_incremental(rebuild_on_new_definition=true) }}\n"
-    "-- depends_on: {{ ref('int_changed_users') }}\n"
-    "{%- set changed_only = is_incremental() and segment_definition_unchanged() %}"
-)
+CHANGED_ONLY = "{%- set changed_only = is_incremental() and segment_definition_unchanged() %}"
 
 
 def segment_model_sql(segment: Segment, content: Content) -> str:
@@ -51,10 +63,12 @@ def segment_model_sql(segment: Segment, content: Content) -> str:
         return segment.sql
     if segment.condition is None:
         raise ConditionError(f"{segment.origin}: segment has neither a condition nor sql")
-    incremental = follows_user_data_only(segment, {s.name: s for s in content.segments})
+    segments = {s.name: s for s in content.segments}
+    incremental = recomputed_per_user(segment, segments)
     relations = CHANGED_USERS_RELATIONS if incremental else DBT_RELATIONS
     try:
         query = compile_condition(segment.condition, relations, topics=content.topics)
+        config = _incremental_config(segment, segments, content) if incremental else []
     except ConditionError as error:
         raise ConditionError(f"{segment.origin}: condition: {error}") from error
     header = [
@@ -63,9 +77,37 @@ def segment_model_sql(segment: Segment, content: Content) -> str:
     ]
     if segment.description:
         header.append(f"-- {_comment(segment.description)}")
-    if incremental:
-        header.append(INCREMENTAL_CONFIG)
-    return "\n".join([*header, query, ""])
+    return "\n".join([*header, *config, query, ""])
+
+
+def _incremental_config(
+    segment: Segment, segments: dict[str, Segment], content: Content
+) -> list[str]:
+    """The model config lines of a segment recomputed per user."""
+    if not records_own_changes(segment, segments):
+        return [
+            "{{ segment_incremental() }}",
+            "-- depends_on: {{ ref('int_changed_users') }}",
+            CHANGED_ONLY,
+        ]
+    assert segment.condition is not None
+    moved = compile_time_changes(
+        segment.condition, DBT_RELATIONS, PREVIOUS_AS_OF, topics=content.topics
+    )
+    recording = [
+        name for name in segments_read(segment) if records_own_changes(segments[name], segments)
+    ]
+    hook = (
+        "{% set previous_as_of = previous_build_as_of() %}\n"
+        f"{{% call record_segment_changes({recording!r}) %}}\n{moved or ''}\n{{% endcall %}}"
+    )
+    return [
+        "{{ segment_incremental(records_changes=true) }}",
+        "-- depends_on: {{ ref('int_changed_users') }}",
+        # A Jinja string literal (JSON's escapes are Jinja's); dbt renders the hook at run time.
+        f"{{{{ config(pre_hook={json.dumps(hook, ensure_ascii=False)}) }}}}",
+        CHANGED_ONLY,
+    ]
 
 
 def generated_segment_models(content: Content) -> dict[str, str]:

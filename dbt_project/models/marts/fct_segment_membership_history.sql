@@ -23,7 +23,7 @@
 -- (fct_segment_definition_changes logs every version). Rows are only ever added or closed, never
 -- rebuilt; re-running the same as_of changes nothing, and an earlier as_of is refused.
 {{ refuse_earlier_as_of('greatest(entered_at, coalesce(exited_at, entered_at))') }}
--- The union is unique on (segment, user_id): its test runs before this model.
+-- The union is unique on (segment, user_id): segment_models_contract, run on it before this model.
 with current_members as (
     select segment, user_id
     from {{ ref('fct_segment_memberships') }}

@@ -7,7 +7,7 @@ with candidates as (
     select *
     from {{ source('raw', 'events') }}
     {% if is_incremental() %}
-    where loaded_at >= (select max(loaded_at) from {{ this }})
+    where loaded_at > (select max(loaded_at) from {{ this }})
     {% endif %}
 ),
 
