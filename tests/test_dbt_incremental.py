@@ -327,6 +327,9 @@ def test_segments_recomputed_per_user_are_incremental_models() -> None:
         assert "{{ segment_incremental(" in models[name], name
         assert "changed_users_only(ref('dim_users'), changed_only)" in models[name], name
         assert ("record_segment_changes" in models[name]) == (name in TIME_SEGMENTS), name
+        # The pre-hook reads trait values: the model declares it for dbt's graph.
+        declared = "-- depends_on: {{ ref('int_user_trait_values') }}" in models[name]
+        assert declared == (name in TIME_SEGMENTS), name
     assert "incremental" not in models["emailed"]
 
 

@@ -104,6 +104,8 @@ def _incremental_config(
     return [
         "{{ segment_incremental(records_changes=true) }}",
         "-- depends_on: {{ ref('int_changed_users') }}",
+        # The pre-hook may read trait values; a hook's refs are not seen when dbt parses.
+        "-- depends_on: {{ ref('int_user_trait_values') }}",
         # A Jinja string literal (JSON's escapes are Jinja's); dbt renders the hook at run time.
         f"{{{{ config(pre_hook={json.dumps(hook, ensure_ascii=False)}) }}}}",
         CHANGED_ONLY,
