@@ -164,28 +164,33 @@
     {{- return(ancestors) -}}
 {%- endmacro %}
 
-{#- The config of a model recomputed per user: incremental, replacing the rows of the users in
-    int_changed_users (the model must also declare `-- depends_on: ref('int_changed_users')`). -#}
-{% macro per_user_incremental() -%}
+{#- The config of a model that the `replace_keys` strategy keeps up to date: incremental, each
+    build replacing the rows of the keys in the model named `changed_keys` (the model must also
+    declare `-- depends_on:` on it), or, with `changed_keys=none`, in the table its pre-hook
+    records (record_segment_changes). -#}
+{% macro replace_keys_incremental(unique_key, changed_keys, rebuild_on_new_definition=false) -%}
     {{ config(
         materialized='incremental',
         incremental_strategy='replace_keys',
-        unique_key='user_id',
-        changed_keys='int_changed_users',
+        unique_key=unique_key,
+        changed_keys=changed_keys,
+        rebuild_on_new_definition=rebuild_on_new_definition,
         on_schema_change='fail',
     ) }}
 {%- endmacro %}
 
-{#- The config of a generated segment recomputed per user: like per_user_incremental, and rebuilt
-    for everyone when its definition is new. With `records_changes`, the keys it replaces are
-    those its pre-hook records (record_segment_changes), not int_changed_users. -#}
+{#- A model recomputed per user: the users in int_changed_users are replaced. -#}
+{% macro per_user_incremental() -%}
+    {{ replace_keys_incremental('user_id', 'int_changed_users') }}
+{%- endmacro %}
+
+{#- A generated segment recomputed per user: like per_user_incremental, and rebuilt for everyone
+    when its definition is new. With `records_changes`, the users it replaces are those its
+    pre-hook records, not int_changed_users. -#}
 {% macro segment_incremental(records_changes=false) -%}
-    {{ config(
-        materialized='incremental',
-        incremental_strategy='replace_keys',
-        unique_key='user_id',
-        changed_keys=none if records_changes else 'int_changed_users',
+    {{ replace_keys_incremental(
+        'user_id',
+        none if records_changes else 'int_changed_users',
         rebuild_on_new_definition=true,
-        on_schema_change='fail',
     ) }}
 {%- endmacro %}

@@ -130,16 +130,17 @@
     {%- endfor %}
 {%- endmacro %}
 
-{#- segment_scope as a SQL predicate over unqualified `segment` and `user_id` columns. -#}
-{% macro membership_scope(redefined) -%}
-    {%- set scope = segment_scope(redefined) -%}
+{#- `scope` (segment_scope) as a SQL predicate over unqualified `segment` and `user_id` columns;
+    `users` is a relation holding the scope's users (scope_users), computed once by the caller. -#}
+{% macro membership_scope(scope, users) -%}
     (segment not in ({{ _sql_names(scope.defined) }})
      or segment in ({{ _sql_names(scope.whole) }})
      or (segment in ({{ _sql_names(scope.per_user) }})
-         and user_id in ({{ scope_users(scope) }})))
+         and user_id in (select user_id from {{ users }})))
 {%- endmacro %}
 
-{#- `schema.table` (lower case) of every `*__nudge_changed` table in the database. -#}
+{#- `schema.table` (lower case) of every table whose name ends in `nudge_changed` (the
+    `__nudge_changed` records among them). -#}
 {% macro recorded_segment_changes() -%}
     {{- return(run_query(
         "select lower(table_schema || '.' || table_name) from information_schema.tables"

@@ -1,10 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='replace_keys',
-    unique_key='anonymous_id',
-    changed_keys='int_changed_anonymous_ids',
-    on_schema_change='fail',
-) }}
+{{ replace_keys_incremental('anonymous_id', 'int_changed_anonymous_ids') }}
 -- depends_on: {{ ref('int_changed_anonymous_ids') }}
 -- Anonymous ids linked to a user: an identify carrying both ids, or an alias
 -- (previous_id -> user_id). The earliest link at or before as_of wins; links made before the

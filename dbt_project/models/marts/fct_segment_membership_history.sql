@@ -46,13 +46,18 @@ deletions as (
     from {{ ref('int_user_deletions') }}
 ),
 
-{#- Only the pairs this build may have changed (see membership_scope): a segment redefined now
+{#- Only the pairs this build may have changed (see segment_scope): a segment redefined now
     (created or changed at this as_of) counts in full. -#}
 {%- set redefined = run_query(
     "select segment from " ~ ref('fct_segment_definition_changes')
     ~ " where changed_at = " ~ as_of() ~ " and change in ('created', 'changed')"
 ).columns[0].values() if execute else [] %}
-{%- set in_scope = membership_scope(redefined) %}
+{%- set scope = segment_scope(redefined) %}
+{%- set in_scope = membership_scope(scope, 'scope_users') %}
+scope_users as materialized (
+    {{ scope_users(scope) }}
+),
+
 open_intervals as (
     select segment, user_id, entered_at, definition_version
     from {{ this }}
