@@ -87,6 +87,7 @@ DERIVED_TABLES = (
     "intermediate.int_changed_users",
     "intermediate.int_changed_anonymous_ids",
     "intermediate.int_identity_map",
+    "intermediate.int_rewritten_users",
     "intermediate.int_known_users",
     "intermediate.int_user_trait_values",
     "marts.fct_events",
@@ -174,6 +175,8 @@ RUNS: list[tuple[timedelta, list[dict[str, Any]]]] = [
             {"type": "delete", "userId": "u2", "timestamp": at(2 * D + H)},
             # A late link for a1 that is earlier than u1's: a1's purchase moves to u6.
             identify("u6", timedelta(minutes=30), anon="a1", plan="pro"),
+            # Unset a trait (run 5 brings an older assignment of it, late).
+            identify("u1", 2 * D + 2 * H, email=None),
         ],
     ),
     # No new data: only time passes, and reaches u4's calls.
@@ -186,6 +189,8 @@ RUNS: list[tuple[timedelta, list[dict[str, Any]]]] = [
             track("u2", "purchase", 4 * D + 2 * H, properties={"placed_at": at(4 * D)}),
             # Unset a trait.
             identify("u3", 4 * D + 3 * H, plan=None),
+            # Late, and older than the unset in run 3: the email stays unset.
+            identify("u1", 2 * D + H, email="late@example.com"),
         ],
     ),
 ]
@@ -255,10 +260,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
                             "select user_id from intermediate.int_changed_users"
                         ).fetchall()
                     },
+                    "rewritten_users": {
+                        r[0]
+                        for r in con.execute(
+                            "select user_id from intermediate.int_rewritten_users"
+                        ).fetchall()
+                    },
                     "dim_users": {
                         r[0]: r[1:]
                         for r in con.execute(
-                            "select user_id, plan, first_seen_at from marts.dim_users"
+                            "select user_id, plan, first_seen_at, email from marts.dim_users"
                         ).fetchall()
                     },
                     "members": {
@@ -308,6 +319,7 @@ def test_the_timeline_moves_what_it_should(runs: list[dict[str, Any]]) -> None:
     assert fourth["purchases"]["u4"] == 1 and fourth["dim_users"]["u4"][0] == "pro"
     assert fifth["dim_users"]["u2"][0] == "free" and fifth["purchases"]["u2"] == 1
     assert fifth["dim_users"]["u3"][0] is None
+    assert third["dim_users"]["u1"][2] is None and fifth["dim_users"]["u1"][2] is None
 
 
 def test_runs_recompute_only_the_users_the_change_touches(runs: list[dict[str, Any]]) -> None:
@@ -318,7 +330,21 @@ def test_runs_recompute_only_the_users_the_change_touches(runs: list[dict[str, A
     assert runs[2]["changed_users"] == {"u1", "u2", "u5", "u6"}
     # Time alone: only u4, whose calls it reached.
     assert runs[3]["changed_users"] == {"u4"}
-    assert runs[4]["changed_users"] == {"u2", "u3"}
+    assert runs[4]["changed_users"] == {"u1", "u2", "u3"}
+
+
+def test_only_users_whose_past_calls_move_are_recomputed_from_all_their_calls(
+    runs: list[dict[str, Any]],
+) -> None:
+    """fct_events adds the calls new to a build and recomputes from scratch only the users in
+    int_rewritten_users: those an anonymous id's link moves to or from, and those deleted."""
+    # The alias gives a2 (and its earlier purchase) to u2; u5's later link changes nothing.
+    assert runs[1]["rewritten_users"] == {"u2"}
+    # u2's delete: u2 forgotten, a2 to u5; u6's earlier link takes a1 from u1.
+    assert runs[2]["rewritten_users"] == {"u1", "u2", "u5", "u6"}
+    # Time reaching u4's calls, a returning user and a trait unset only add calls.
+    assert runs[3]["rewritten_users"] == set()
+    assert runs[4]["rewritten_users"] == set()
 
 
 def test_segments_recomputed_per_user_are_incremental_models() -> None:
@@ -392,8 +418,8 @@ def test_time_segments_recompute_only_users_crossing_a_time_boundary(
     }
     # Run 5: u4's purchase (day 3 + 3 h) leaves the one-day window; the segment reading
     # recent_buyers recomputes whom recent_buyers recomputed.
-    assert runs[4]["recorded_changes"]["recent_buyers"] == {"u2", "u3", "u4"}
-    assert runs[4]["recorded_changes"]["recent_pro_buyers"] == {"u2", "u3", "u4"}
+    assert runs[4]["recorded_changes"]["recent_buyers"] == {"u1", "u2", "u3", "u4"}
+    assert runs[4]["recorded_changes"]["recent_pro_buyers"] == {"u1", "u2", "u3", "u4"}
 
 
 HISTORY_UNIQUENESS = "unique_fct_segment_membership_history_intervals"

@@ -43,7 +43,9 @@
 {#- Incremental strategy `replace_keys`: delete every row whose `unique_key` is in the model named
     by the `changed_keys` config (a model with a column of the same name), then insert the rows
     the model's SQL computed for those keys. Unlike delete+insert, a key that no longer has any
-    row (a deleted user, an unlinked anonymous id) is removed too. With
+    row (a deleted user, an unlinked anonymous id) is removed too. With `replace_computed_keys`,
+    the keys of every computed row are replaced as well (for a model that merges new data into
+    what it holds: it computes the whole new state of the keys the new data touches). With
     `rebuild_on_new_definition` (generated segments), a build that sees a new definition of the
     model replaces every row instead. Plain SQL: runs on DuckDB and Postgres alike. -#}
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
@@ -54,7 +56,10 @@
     delete from {{ arg_dict['target_relation'] }};
     {%- else -%}
     delete from {{ arg_dict['target_relation'] }}
-    where {{ key }} in (select {{ key }} from {{ changed }});
+    where {{ key }} in (select {{ key }} from {{ changed }})
+    {%- if config.get('replace_computed_keys') %}
+       or {{ key }} in (select {{ key }} from {{ arg_dict['temp_relation'] }})
+    {%- endif -%};
     {%- endif %}
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
     select {{ columns }} from {{ arg_dict['temp_relation'] }}
@@ -115,6 +120,39 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Where a replace_keys model that keeps its replaced rows (keep_replaced_rows) puts them: a
+    table beside it, `<model>__nudge_replaced`. -#}
+{% macro replaced_rows_relation(relation) -%}
+    {{- return(relation.incorporate(
+        path={"identifier": relation.identifier ~ "__nudge_replaced"}, type="table"
+    )) -}}
+{%- endmacro %}
+
+{#- Pre-hook of a replace_keys model whose dependants need to know what a build changed: copies
+    the rows the build is about to replace (those of the changed keys; every row when it
+    rebuilds the model) into replaced_rows_relation, so that a later model can diff them with
+    the new rows. Before the model's first build there is nothing to keep: the table is dropped,
+    and readers take every new row as a change. -#}
+{% macro keep_replaced_rows() -%}
+    {%- set replaced = replaced_rows_relation(this) -%}
+    {%- set existing = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier=this.identifier
+    ) -%}
+    {#- dbt's relation cache is what adapter.get_relation reads later in this build. -#}
+    {%- if existing is none -%}
+        {%- do adapter.cache_dropped(replaced) -%}
+        drop table if exists {{ replaced }}
+    {%- else -%}
+        {%- do adapter.cache_added(replaced) -%}
+        {%- set key = config.get('unique_key') -%}
+        create or replace table {{ replaced }} as
+        select * from {{ existing }}
+        {%- if is_incremental() %}
+        where {{ key }} in (select {{ key }} from {{ changed_keys_relation() }})
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- True when the previous build recorded the current definition version of `node` (default: the
     model being built) in fct_segment_definitions (which every build rewrites after all segments
     are built), and the same holds for every segment it reads (`in_segment`): a segment whose
@@ -167,14 +205,17 @@
 {#- The config of a model that the `replace_keys` strategy keeps up to date: incremental, each
     build replacing the rows of the keys in the model named `changed_keys` (the model must also
     declare `-- depends_on:` on it), or, with `changed_keys=none`, in the table its pre-hook
-    records (record_segment_changes). -#}
-{% macro replace_keys_incremental(unique_key, changed_keys, rebuild_on_new_definition=false) -%}
+    records (record_segment_changes); see get_incremental_replace_keys_sql for the options. -#}
+{% macro replace_keys_incremental(
+    unique_key, changed_keys, rebuild_on_new_definition=false, replace_computed_keys=false
+) -%}
     {{ config(
         materialized='incremental',
         incremental_strategy='replace_keys',
         unique_key=unique_key,
         changed_keys=changed_keys,
         rebuild_on_new_definition=rebuild_on_new_definition,
+        replace_computed_keys=replace_computed_keys,
         on_schema_change='fail',
     ) }}
 {%- endmacro %}

@@ -1,9 +1,12 @@
-{{ per_user_incremental() }}
--- depends_on: {{ ref('int_changed_users') }}
--- Each identify sets the traits it carries at its timestamp; per (user, trait) the latest value
--- at or before as_of wins (ties: latest received, then message id). A trait whose latest value is
--- null is unset and has no row. Identifies from before the user's deletion do not count.
--- Incremental: only the users in int_changed_users are recomputed.
+{{ replace_keys_incremental('user_id', 'int_rewritten_users', replace_computed_keys=true) }}
+-- depends_on: {{ ref('int_rewritten_users') }}
+-- Each identify sets the traits it carries at its timestamp; per (user, trait) the latest
+-- assignment at or before as_of wins (ties: latest received, then message id). Identifies from
+-- before the user's deletion do not count. A trait whose latest assignment is null is unset: its
+-- row keeps the JSON null (readers skip it), so that a later build can tell whether an older
+-- identify arriving late sets it or not. Incremental: the identifies new to this build are merged
+-- into what the previous build held for their users, and the users in int_rewritten_users are
+-- recomputed from all their identifies.
 with identifies as materialized (
     -- Materialized so that the incremental filter runs before json_each expands the traits.
     select e.user_id, e.traits, e.timestamp, e.received_at, e.message_id
@@ -15,7 +18,19 @@ with identifies as materialized (
       and e.timestamp <= {{ as_of() }}
       and (d.deleted_at is null or e.timestamp > d.deleted_at)
       {% if is_incremental() %}
-      and e.user_id in (select user_id from {{ ref('int_changed_users') }})
+      -- Two scans, not one with an `or`: the first reads only the row groups loaded (or
+      -- stamped) since the last build.
+      and {{ new_since_last_build('e') }}
+    union all
+    select e.user_id, e.traits, e.timestamp, e.received_at, e.message_id
+    from {{ ref('stg_events') }} e
+    left join {{ ref('int_user_deletions') }} d on d.user_id = e.user_id
+    where e.type = 'identify'
+      and e.traits is not null
+      and e.timestamp <= {{ as_of() }}
+      and (d.deleted_at is null or e.timestamp > d.deleted_at)
+      and not {{ new_since_last_build('e') }}
+      and e.user_id in (select user_id from {{ ref('int_rewritten_users') }})
       {% endif %}
 ),
 
@@ -29,17 +44,19 @@ assignments as (
         e.message_id
     from identifies e
     cross join json_each(e.traits) t
-),
-
-latest as (
-    select *
-    from assignments
-    qualify row_number() over (
-        partition by user_id, trait
-        order by set_at desc, received_at desc, message_id desc
-    ) = 1
+    {% if is_incremental() %}
+    union all
+    -- The latest assignments the previous build found, for the other users with new identifies.
+    select user_id, trait, value, set_at, received_at, message_id
+    from {{ this }}
+    where user_id in (select user_id from identifies)
+      and user_id not in (select user_id from {{ ref('int_rewritten_users') }})
+    {% endif %}
 )
 
-select user_id, trait, cast(value as json) as value, set_at
-from latest
-where json_type(value) <> 'NULL'
+select user_id, trait, cast(value as json) as value, set_at, received_at, message_id
+from assignments
+qualify row_number() over (
+    partition by user_id, trait
+    order by set_at desc, received_at desc, message_id desc
+) = 1

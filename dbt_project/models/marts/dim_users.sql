@@ -7,8 +7,9 @@
 with traits as (
     select user_id, json_group_object(trait, value) as traits
     from {{ ref('int_user_trait_values') }}
+    where json_type(value) <> 'NULL'  -- unset
     {% if is_incremental() %}
-    where user_id in (select user_id from {{ ref('int_changed_users') }})
+      and user_id in (select user_id from {{ ref('int_changed_users') }})
     {% endif %}
     group by user_id
 ),

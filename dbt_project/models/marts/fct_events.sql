@@ -1,23 +1,33 @@
-{{ per_user_incremental() }}
--- depends_on: {{ ref('int_changed_users') }}
+{{ replace_keys_incremental('user_id', 'int_rewritten_users') }}
+-- depends_on: {{ ref('int_rewritten_users') }}
 -- Every deduplicated track/page/screen call of a known user with timestamp <= as_of. Calls made
 -- anonymously count for the user their anonymous id is linked to (int_identity_map), including
 -- calls from before the link; an anonymous id nothing has linked is not a user. Incremental:
--- only the calls of the users in int_changed_users are recomputed.
-with calls as (
-    select
+-- the calls new to this build are added, and the users in int_rewritten_users (whose past
+-- calls a link, a delete or as_of moving back may change) are recomputed from all their calls.
+{%- set call_columns %}
         message_id, user_id, anonymous_id, type, event, name, timestamp, properties, context,
         received_at
-    from {{ ref('stg_events') }}
+{%- endset %}
+with calls as (
+    select {{ call_columns }}
+    from {{ ref('stg_events') }} e
     where type in ('track', 'page', 'screen')
       and timestamp <= {{ as_of() }}
       {% if is_incremental() %}
+      and {{ new_since_last_build('e') }}
+    union all
+    select {{ call_columns }}
+    from {{ ref('stg_events') }} e
+    where type in ('track', 'page', 'screen')
+      and timestamp <= {{ as_of() }}
+      and not {{ new_since_last_build('e') }}
       and (
-        user_id in (select user_id from {{ ref('int_changed_users') }})
+        user_id in (select user_id from {{ ref('int_rewritten_users') }})
         or (user_id is null and anonymous_id in (
             select m.anonymous_id
             from {{ ref('int_identity_map') }} m
-            join {{ ref('int_changed_users') }} u on u.user_id = m.user_id
+            join {{ ref('int_rewritten_users') }} u on u.user_id = m.user_id
         ))
       )
       {% endif %}

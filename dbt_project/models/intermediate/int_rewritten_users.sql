@@ -1,0 +1,45 @@
+-- depends_on: {{ ref('int_changed_anonymous_ids') }}
+-- Users whose past calls this build may move, hide or bring back, so that their events and
+-- traits must be recomputed from all their calls (fct_events, int_user_trait_values). Every other
+-- user's only change is the calls new to this build, which those models add to what they hold.
+-- A user's past calls change only when an anonymous id's link moves to or from them (a new link,
+-- an earlier late link, a delete that forgets links), when a delete new to this build forgets
+-- them, or when as_of moves back (calls leave; every changed user is recomputed then, as after a
+-- build that did not complete: with no watermark every call counts as new).
+{%- set replaced_links = replaced_rows_relation(ref('int_identity_map')) %}
+{%- set links_were_kept = execute and adapter.get_relation(
+    database=replaced_links.database,
+    schema=replaced_links.schema,
+    identifier=replaced_links.identifier,
+) is not none %}
+with relinked as (
+    {% if links_were_kept %}
+    -- The links this build replaced, against the ones it wrote in their place.
+    select p.user_id
+    from {{ replaced_links }} p
+    left join {{ ref('int_identity_map') }} m on m.anonymous_id = p.anonymous_id
+    where m.user_id is distinct from p.user_id
+    union
+    select m.user_id
+    from {{ ref('int_identity_map') }} m
+    join {{ ref('int_changed_anonymous_ids') }} c on c.anonymous_id = m.anonymous_id
+    left join {{ replaced_links }} p on p.anonymous_id = m.anonymous_id
+    where p.user_id is distinct from m.user_id
+    {% else %}
+    -- The identity map's first build: every link is new.
+    select user_id from {{ ref('int_identity_map') }}
+    {% endif %}
+)
+
+select user_id from relinked
+union
+select e.user_id
+from {{ ref('stg_events') }} e
+where e.type = 'delete' and e.user_id is not null and {{ new_since_last_build('e') }}
+union
+select user_id
+from {{ ref('int_changed_users') }}
+{%- set last = last_build_watermark() %}
+{%- if last is not none and last[1] is not none %}
+where {{ as_of() }} < {{ previous_build_as_of() }}
+{%- endif %}
