@@ -2,8 +2,9 @@
 
 Each trigger fills the temp table ``_nj_candidates(user_id, trigger_key, trigger_at)`` (one row per
 firing; ``trigger_key`` makes the entry id stable) and lists the trigger keys it consumed in
-``_nj_considered(message_id)``: event message ids (and a broadcast's key) are considered once per
-journey, whether or not they start an entry, and are recorded in ``nudge.journey_trigger_events``.
+``_nj_considered(message_id)``: event message ids (of events within the journey's max_event_age)
+and a broadcast's key are considered once per journey, whether or not they start an entry, and
+are recorded in ``nudge.journey_trigger_events``.
 """
 
 from __future__ import annotations
@@ -70,17 +71,19 @@ def _segment_change(run: JourneyRun, segment: str, column: str, label: str) -> N
 
 
 def _events(run: JourneyRun, trigger: EventTrigger) -> None:
-    """Matching events not yet considered; only those within max_event_age may start an entry.
+    """Matching events within max_event_age of as_of, not yet considered.
 
-    Events already considered are set aside before the ``where`` items are evaluated.
+    An older event can never start an entry (runs move forward in time), so it is not even read:
+    a run reads the last ``max_event_age`` of events, not the whole history. Events already
+    considered are set aside before the ``where`` items are evaluated.
     """
     run.execute(
         """create or replace temp table _nj_new_events as
            select f.* from marts.fct_events f
-           where f.event = ? and not exists (
+           where f.event = ? and f.timestamp >= ? and not exists (
                select 1 from nudge.journey_trigger_events t
                where t.journey = ? and t.message_id = f.message_id)""",
-        [trigger.name, run.journey.name],
+        [trigger.name, run.as_of - run.journey.max_event_age, run.journey.name],
     )
     matches = matching_events_sql(run, trigger, "_nj_new_events")
     run.execute(
@@ -88,9 +91,7 @@ def _events(run: JourneyRun, trigger: EventTrigger) -> None:
     )
     run.execute("insert into _nj_considered select message_id from _nj_event_matches")
     run.execute(
-        """insert into _nj_candidates
-           select user_id, message_id, timestamp from _nj_event_matches where timestamp >= ?""",
-        [run.as_of - run.journey.max_event_age],
+        "insert into _nj_candidates select user_id, message_id, timestamp from _nj_event_matches"
     )
     run.execute("drop table _nj_event_matches")
     run.execute("drop table _nj_new_events")

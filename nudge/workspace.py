@@ -16,10 +16,17 @@ DBT_SOURCE_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_CONTENT_DIR = REPO_ROOT / "content"
 
 # Every asset that opens the DuckDB file is in the "duckdb" pool: one step at a time holds it.
+# The daemon looks for queued runs every second (Dagster's default is 5 s): a sensor's run is
+# what turns a landed event into a message, and the wait adds to that latency.
 DAGSTER_INSTANCE_CONFIG = """\
 concurrency:
   pools:
     default_limit: 1
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
 telemetry:
   enabled: false
 """

@@ -235,3 +235,29 @@
         rebuild_on_new_definition=true,
     ) }}
 {%- endmacro %}
+
+{#- The calls a model that adds to what it holds reads in a build (a call block: one select from
+    stg_events aliased `e`, ending in its where clause): every call when it builds from scratch;
+    otherwise the calls new to the build, plus every call of the users in int_rewritten_users
+    (with `anonymous`, also the anonymous calls of the ids linked to them). Two scans, not one
+    with an `or`: the first reads only the row groups loaded or stamped since the last build. -#}
+{% macro new_or_rewritten_calls(anonymous=false) -%}
+    {%- set calls = caller() | trim -%}
+    {{ calls }}
+    {%- if is_incremental() %}
+      and {{ new_since_last_build('e') }}
+    union all
+    {{ calls }}
+      and not {{ new_since_last_build('e') }}
+      and (
+        e.user_id in (select user_id from {{ ref('int_rewritten_users') }})
+        {%- if anonymous %}
+        or (e.user_id is null and e.anonymous_id in (
+            select m.anonymous_id
+            from {{ ref('int_identity_map') }} m
+            join {{ ref('int_rewritten_users') }} u on u.user_id = m.user_id
+        ))
+        {%- endif %}
+      )
+    {%- endif %}
+{%- endmacro %}

@@ -15,7 +15,7 @@ real ``land_messages`` for a known user with an email. It starts the bench journ
 transactional ``order_thanks`` email at once. The stage is the time from just before landing
 until the SMTP server has stored an email to that user (the maildir is polled every 0.25 s).
 
-It covers the sensor's interval (up to 10 s), queueing and launching the run (a new process that
+It covers the sensor's interval (up to 5 s), queueing and launching the run (a new process that
 imports the code location), the run's load, dbt build and journeys, and the send. There is no
 floor: nothing cheaper does the same end to end, and the pipeline part alone is measured by the
 ``incremental_*`` stages. The timeline recorded beside it splits the wait from the run.

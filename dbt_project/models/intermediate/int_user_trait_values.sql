@@ -9,6 +9,7 @@
 -- recomputed from all their identifies.
 with identifies as materialized (
     -- Materialized so that the incremental filter runs before json_each expands the traits.
+    {% call new_or_rewritten_calls() %}
     select e.user_id, e.traits, e.timestamp, e.received_at, e.message_id
     from {{ ref('stg_events') }} e
     left join {{ ref('int_user_deletions') }} d on d.user_id = e.user_id
@@ -17,21 +18,7 @@ with identifies as materialized (
       and e.traits is not null
       and e.timestamp <= {{ as_of() }}
       and (d.deleted_at is null or e.timestamp > d.deleted_at)
-      {% if is_incremental() %}
-      -- Two scans, not one with an `or`: the first reads only the row groups loaded (or
-      -- stamped) since the last build.
-      and {{ new_since_last_build('e') }}
-    union all
-    select e.user_id, e.traits, e.timestamp, e.received_at, e.message_id
-    from {{ ref('stg_events') }} e
-    left join {{ ref('int_user_deletions') }} d on d.user_id = e.user_id
-    where e.type = 'identify'
-      and e.traits is not null
-      and e.timestamp <= {{ as_of() }}
-      and (d.deleted_at is null or e.timestamp > d.deleted_at)
-      and not {{ new_since_last_build('e') }}
-      and e.user_id in (select user_id from {{ ref('int_rewritten_users') }})
-      {% endif %}
+    {% endcall %}
 ),
 
 assignments as (

@@ -5,32 +5,15 @@
 -- calls from before the link; an anonymous id nothing has linked is not a user. Incremental:
 -- the calls new to this build are added, and the users in int_rewritten_users (whose past
 -- calls a link, a delete or as_of moving back may change) are recomputed from all their calls.
-{%- set call_columns %}
+with calls as (
+    {% call new_or_rewritten_calls(anonymous=true) %}
+    select
         message_id, user_id, anonymous_id, type, event, name, timestamp, properties, context,
         received_at
-{%- endset %}
-with calls as (
-    select {{ call_columns }}
     from {{ ref('stg_events') }} e
     where type in ('track', 'page', 'screen')
       and timestamp <= {{ as_of() }}
-      {% if is_incremental() %}
-      and {{ new_since_last_build('e') }}
-    union all
-    select {{ call_columns }}
-    from {{ ref('stg_events') }} e
-    where type in ('track', 'page', 'screen')
-      and timestamp <= {{ as_of() }}
-      and not {{ new_since_last_build('e') }}
-      and (
-        user_id in (select user_id from {{ ref('int_rewritten_users') }})
-        or (user_id is null and anonymous_id in (
-            select m.anonymous_id
-            from {{ ref('int_identity_map') }} m
-            join {{ ref('int_rewritten_users') }} u on u.user_id = m.user_id
-        ))
-      )
-      {% endif %}
+    {% endcall %}
 ),
 
 resolved as (
