@@ -191,6 +191,8 @@ RUNS: list[tuple[timedelta, list[dict[str, Any]]]] = [
             identify("u3", 4 * D + 3 * H, plan=None),
             # Late, and older than the unset in run 3: the email stays unset.
             identify("u1", 2 * D + H, email="late@example.com"),
+            # Late too: u6's last event stays a1's purchase (2 h), taken from u1 in run 3.
+            track("u6", "viewed", H),
         ],
     ),
 ]
@@ -269,7 +271,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
                     "dim_users": {
                         r[0]: r[1:]
                         for r in con.execute(
-                            "select user_id, plan, first_seen_at, email from marts.dim_users"
+                            "select user_id, plan, first_seen_at, email, last_seen_at "
+                            "from marts.dim_users"
                         ).fetchall()
                     },
                     "members": {
@@ -320,6 +323,7 @@ def test_the_timeline_moves_what_it_should(runs: list[dict[str, Any]]) -> None:
     assert fifth["dim_users"]["u2"][0] == "free" and fifth["purchases"]["u2"] == 1
     assert fifth["dim_users"]["u3"][0] is None
     assert third["dim_users"]["u1"][2] is None and fifth["dim_users"]["u1"][2] is None
+    assert fifth["dim_users"]["u6"][3] == T0 + 2 * H
 
 
 def test_runs_recompute_only_the_users_the_change_touches(runs: list[dict[str, Any]]) -> None:
@@ -330,7 +334,7 @@ def test_runs_recompute_only_the_users_the_change_touches(runs: list[dict[str, A
     assert runs[2]["changed_users"] == {"u1", "u2", "u5", "u6"}
     # Time alone: only u4, whose calls it reached.
     assert runs[3]["changed_users"] == {"u4"}
-    assert runs[4]["changed_users"] == {"u1", "u2", "u3"}
+    assert runs[4]["changed_users"] == {"u1", "u2", "u3", "u6"}
 
 
 def test_only_users_whose_past_calls_move_are_recomputed_from_all_their_calls(
@@ -418,8 +422,8 @@ def test_time_segments_recompute_only_users_crossing_a_time_boundary(
     }
     # Run 5: u4's purchase (day 3 + 3 h) leaves the one-day window; the segment reading
     # recent_buyers recomputes whom recent_buyers recomputed.
-    assert runs[4]["recorded_changes"]["recent_buyers"] == {"u1", "u2", "u3", "u4"}
-    assert runs[4]["recorded_changes"]["recent_pro_buyers"] == {"u1", "u2", "u3", "u4"}
+    assert runs[4]["recorded_changes"]["recent_buyers"] == {"u1", "u2", "u3", "u4", "u6"}
+    assert runs[4]["recorded_changes"]["recent_pro_buyers"] == {"u1", "u2", "u3", "u4", "u6"}
 
 
 HISTORY_UNIQUENESS = "unique_fct_segment_membership_history_intervals"

@@ -120,6 +120,15 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Where an incremental build stages the rows it computed (macros/materializations): a table
+    beside the model, `<model>__nudge_increment`, kept until the next build with the
+    `keep_increment` config. -#}
+{% macro increment_relation(relation) -%}
+    {{- return(relation.incorporate(
+        path={"identifier": relation.identifier ~ "__nudge_increment"}, type="table"
+    )) -}}
+{%- endmacro %}
+
 {#- Where a replace_keys model that keeps its replaced rows (keep_replaced_rows) puts them: a
     table beside it, `<model>__nudge_replaced`. -#}
 {% macro replaced_rows_relation(relation) -%}
@@ -207,7 +216,11 @@
     declare `-- depends_on:` on it), or, with `changed_keys=none`, in the table its pre-hook
     records (record_segment_changes); see get_incremental_replace_keys_sql for the options. -#}
 {% macro replace_keys_incremental(
-    unique_key, changed_keys, rebuild_on_new_definition=false, replace_computed_keys=false
+    unique_key,
+    changed_keys,
+    rebuild_on_new_definition=false,
+    replace_computed_keys=false,
+    keep_increment=false
 ) -%}
     {{ config(
         materialized='incremental',
@@ -216,6 +229,7 @@
         changed_keys=changed_keys,
         rebuild_on_new_definition=rebuild_on_new_definition,
         replace_computed_keys=replace_computed_keys,
+        keep_increment=keep_increment,
         on_schema_change='fail',
     ) }}
 {%- endmacro %}

@@ -18,12 +18,21 @@
   {{ run_hooks(pre_hooks, inside_transaction=False) }}
   {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
+  {#- With `keep_increment`, the staged rows stay until the next build (increment_relation):
+      what a model downstream merges instead of reading the whole table. -#}
+  {%- set keep_increment = config.get("keep_increment") -%}
+  {%- set staged = increment_relation(this) -%}
   {% if full_build %}
     {% do replace_table_as(existing_relation, target_relation, compiled_code) %}
+    {% if keep_increment %}
+      {% call statement("drop_increment") -%}
+        drop table if exists {{ staged }}
+      {%- endcall %}
+      {% do adapter.cache_dropped(staged) %}
+    {% endif %}
   {% else %}
     {#- A table in the model's schema, not a TEMP one: DuckDB keeps temp tables in memory, and a
         build that changes most users (a backfill) stages millions of rows. -#}
-    {%- set staged = this.incorporate(path={"identifier": this.identifier ~ "__nudge_increment"}) -%}
     {% call statement("stage") -%}
       create or replace table {{ staged }} as (
         {{ compiled_code }}
@@ -39,9 +48,14 @@
         "incremental_predicates": config.get("incremental_predicates"),
     }) -%}
     {% call statement("main") -%}
-      {{ build_sql }};
+      {{ build_sql }}
+      {%- if not keep_increment %};
       drop table {{ staged }}
+      {%- endif %}
     {%- endcall %}
+    {% if keep_increment %}
+      {% do adapter.cache_added(staged) %}
+    {% endif %}
   {% endif %}
 
   {{ run_hooks(post_hooks, inside_transaction=True) }}

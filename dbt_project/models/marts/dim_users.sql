@@ -1,9 +1,17 @@
 {{ per_user_incremental() }}
 -- depends_on: {{ ref('int_changed_users') }}
+-- depends_on: {{ ref('int_rewritten_users') }}
 -- One row per known, non-deleted user at as_of. `traits` is the JSON object of every current
 -- trait (what segment conditions read); the typed columns are conveniences for senders and
 -- analysts. Timestamp traits may be ISO 8601 text or unix seconds. Incremental: only the users in
--- int_changed_users are recomputed.
+-- int_changed_users are recomputed. Their first and last event come from the events fct_events
+-- added in this build, widened by what the previous build held (a user's span only grows unless
+-- their past calls moved: the users in int_rewritten_users, whose events the build re-added in
+-- full), so that the build does not scan every event.
+{%- set new_events = increment_relation(ref('fct_events')) %}
+{%- set merge_new_events = is_incremental() and adapter.get_relation(
+    database=new_events.database, schema=new_events.schema, identifier=new_events.identifier
+) is not none %}
 with traits as (
     select user_id, json_group_object(trait, value) as traits
     from {{ ref('int_user_trait_values') }}
@@ -16,22 +24,38 @@ with traits as (
 
 seen as (
     select user_id, min(timestamp) as first_event_at, max(timestamp) as last_event_at
-    from {{ ref('fct_events') }}
+    from {{ new_events if merge_new_events else ref('fct_events') }}
     {% if is_incremental() %}
     where user_id in (select user_id from {{ ref('int_changed_users') }})
     {% endif %}
     group by user_id
 ),
 
+{% if merge_new_events %}
+previous as (
+    select user_id, first_seen_at, last_seen_at
+    from {{ this }}
+    where user_id in (select user_id from {{ ref('int_changed_users') }})
+      and user_id not in (select user_id from {{ ref('int_rewritten_users') }})
+),
+{% endif %}
+
 users as (
     select
         k.user_id,
         coalesce(t.traits, cast('{}' as json)) as traits,
-        least(k.first_call_at, s.first_event_at) as first_seen_at,
-        greatest(k.last_call_at, s.last_event_at) as last_seen_at
+        least(
+            k.first_call_at, s.first_event_at{% if merge_new_events %}, p.first_seen_at{% endif %}
+        ) as first_seen_at,
+        greatest(
+            k.last_call_at, s.last_event_at{% if merge_new_events %}, p.last_seen_at{% endif %}
+        ) as last_seen_at
     from {{ ref('int_known_users') }} k
     left join traits t on t.user_id = k.user_id
     left join seen s on s.user_id = k.user_id
+    {% if merge_new_events %}
+    left join previous p on p.user_id = k.user_id
+    {% endif %}
     {% if is_incremental() %}
     where k.user_id in (select user_id from {{ ref('int_changed_users') }})
     {% endif %}

@@ -1,10 +1,11 @@
-{{ replace_keys_incremental('user_id', 'int_rewritten_users') }}
+{{ replace_keys_incremental('user_id', 'int_rewritten_users', keep_increment=true) }}
 -- depends_on: {{ ref('int_rewritten_users') }}
 -- Every deduplicated track/page/screen call of a known user with timestamp <= as_of. Calls made
 -- anonymously count for the user their anonymous id is linked to (int_identity_map), including
 -- calls from before the link; an anonymous id nothing has linked is not a user. Incremental:
 -- the calls new to this build are added, and the users in int_rewritten_users (whose past
 -- calls a link, a delete or as_of moving back may change) are recomputed from all their calls.
+-- What a build added stays in fct_events__nudge_increment until the next one (dim_users reads it).
 with calls as (
     {% call new_or_rewritten_calls(anonymous=true) %}
     select
