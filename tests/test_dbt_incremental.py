@@ -451,3 +451,25 @@ def test_history_uniqueness_checks_the_rows_a_build_wrote(tmp_path: Path) -> Non
         )
     with pytest.raises(DbtBuildError, match=HISTORY_UNIQUENESS):
         project.build(T0 + 2 * D, select="fct_segment_membership_history")
+
+
+def test_an_incremental_model_whose_columns_changed_asks_for_a_full_refresh(
+    tmp_path: Path,
+) -> None:
+    """A table built by an older version of its model (here: dim_users without country) is
+    refused with the model's name, the columns and the fix, instead of inserting what fits."""
+    workspace = Workspace(home=tmp_path / "ws", content_dir=tmp_path / "content").ensure()
+    project = DbtWorkspaceProject(workspace)
+    project.assemble(segment_models("pro"))
+    land_messages(workspace.events_landing_dir, [identify("u1", H, plan="pro")])
+    with connect(workspace.warehouse_path) as con:
+        ensure_tables(con)
+        load_new_files(con, workspace.events_landing_dir)
+    project.build(T0 + D, exclude="tag:delivery_reports")
+    with connect(workspace.warehouse_path) as con:
+        con.execute("alter table marts.dim_users drop column country")
+    with pytest.raises(DbtBuildError) as refused:
+        project.build(T0 + 2 * D, select="dim_users")
+    message = str(refused.value)
+    assert "model dim_users now computes the columns" in message and "country" in message
+    assert "--full-refresh" in message

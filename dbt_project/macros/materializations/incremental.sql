@@ -7,8 +7,8 @@
     --full-refresh) is one `create or replace table ... as`; an incremental build stages the
     model's rows in a scratch table and applies the configured strategy (append, delete+insert,
     or the project's replace_keys) with the adapter's own strategy macros, in the model's
-    transaction. A column added to a model is refused by the insert (it names the column): run
-    with --full-refresh. -#}
+    transaction. A model whose columns changed since its table was built is refused, naming
+    both column lists and the --full-refresh build that fixes it. -#}
 {% materialization incremental, adapter="duckdb", supported_languages=["sql"] %}
   {%- set existing_relation = load_cached_relation(this) -%}
   {%- set target_relation = this.incorporate(type="table") -%}
@@ -38,13 +38,24 @@
         {{ compiled_code }}
       )
     {%- endcall %}
+    {%- set target_columns = adapter.get_columns_in_relation(target_relation) -%}
+    {%- set built = target_columns | map(attribute="name") | list -%}
+    {%- set computed = adapter.get_columns_in_relation(staged) | map(attribute="name") | list -%}
+    {%- if built | sort != computed | sort -%}
+      {{ exceptions.raise_compiler_error(
+          "model " ~ model.name ~ " now computes the columns " ~ computed | join(", ")
+          ~ ", but its table " ~ this ~ " was built with " ~ built | join(", ")
+          ~ ": the model changed since. Rebuild it and what reads it once, from scratch: "
+          ~ "dbt build --full-refresh --select " ~ model.name ~ "+"
+      ) }}
+    {%- endif -%}
     {%- set strategy = config.get("incremental_strategy") or "append" -%}
     {%- set strategy_sql = adapter.get_incremental_strategy_macro(context, strategy) -%}
     {%- set build_sql = strategy_sql({
         "target_relation": target_relation,
         "temp_relation": staged,
         "unique_key": config.get("unique_key"),
-        "dest_columns": adapter.get_columns_in_relation(target_relation),
+        "dest_columns": target_columns,
         "incremental_predicates": config.get("incremental_predicates"),
     }) -%}
     {% call statement("main") -%}
