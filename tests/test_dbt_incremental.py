@@ -473,3 +473,33 @@ def test_an_incremental_model_whose_columns_changed_asks_for_a_full_refresh(
     message = str(refused.value)
     assert "model dim_users now computes the columns" in message and "country" in message
     assert "--full-refresh" in message
+
+
+def test_event_uniqueness_checks_the_events_a_build_added(tmp_path: Path) -> None:
+    """fct_events' uniqueness test counts only the ids of the rows a build added (its kept
+    increment): an added call whose id is already in the table is still caught."""
+    workspace = Workspace(home=tmp_path / "ws", content_dir=tmp_path / "content").ensure()
+    project = DbtWorkspaceProject(workspace)
+    project.assemble(segment_models("pro"))
+    land_messages(
+        workspace.events_landing_dir,
+        [identify("u1", H, plan="pro"), track("u1", "viewed", 2 * H, messageId="m-1")],
+    )
+    with connect(workspace.warehouse_path) as con:
+        ensure_tables(con)
+        load_new_files(con, workspace.events_landing_dir)
+    project.build(T0 + D, exclude="tag:delivery_reports")
+    with connect(workspace.warehouse_path) as con:
+        # A row the next build's new call will duplicate (as a faulty build would leave it).
+        con.execute(
+            "insert into marts.fct_events select 'm-2', user_id, type, event, name, timestamp, "
+            "properties, context, received_at from marts.fct_events where message_id = 'm-1'"
+        )
+    land_messages(workspace.events_landing_dir, [track("u1", "viewed", 3 * H, messageId="m-2")])
+    with connect(workspace.warehouse_path) as con:
+        load_new_files(con, workspace.events_landing_dir)
+    with pytest.raises(DbtBuildError, match="unique_added_fct_events_message_id"):
+        project.build(T0 + 2 * D, exclude="tag:delivery_reports")
+    with connect(workspace.warehouse_path) as con:
+        added = con.execute("select message_id from marts.fct_events__nudge_increment").fetchall()
+    assert added == [("m-2",)]

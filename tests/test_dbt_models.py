@@ -212,7 +212,7 @@ def test_membership_history_opens_and_closes_intervals(timeline: dict[str, Any])
 def test_dbt_tests_ran_and_passed(timeline: dict[str, Any]) -> None:
     tests = {r.name: r.status for r in timeline["results_a"] if r.resource_type == "test"}
     assert tests["unique_dim_users_user_id"] == "pass"
-    assert tests["unique_fct_events_message_id"] == "pass"
+    assert tests["unique_added_fct_events_message_id"] == "pass"
     assert tests["segment_models_contract"] == "pass"
     assert tests["unique_fct_segment_membership_history_intervals"] == "pass"
     assert set(tests.values()) == {"pass"}

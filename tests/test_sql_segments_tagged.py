@@ -251,3 +251,22 @@ def test_dagster_keys_tagged_models_as_segments(
     assert {vip, germans} <= set(journey.parent_keys)
     memberships = graph.get(dg.AssetKey(["marts", "fct_segment_memberships"]))
     assert {vip, germans} <= set(memberships.parent_keys)
+
+
+def test_contract_checks_what_an_incremental_build_wrote(tmp_path: Path) -> None:
+    """A segment built incrementally is checked only for the users its build wrote (the increment
+    it keeps): a build that appends a member again is still caught."""
+    source = copy_dbt_project(tmp_path / "dbt_project")
+    (source / "models/marts/appended.sql").write_text(
+        "{{ config(tags=['segment'], materialized='incremental', "
+        "incremental_strategy='append', keep_increment=true) }}\nselect 'u1' as user_id\n"
+    )
+    workspace = Workspace(home=tmp_path / "home", content_dir=tmp_path / "content").ensure()
+    with connect(workspace.warehouse_path) as con:
+        ensure_tables(con)
+    project = DbtWorkspaceProject(workspace, source_dir=source)
+    project.assemble({})
+    project.build(SCENARIO_START, exclude="tag:delivery_reports")  # first build: one row
+    with pytest.raises(DbtBuildError) as raised:
+        project.build(SCENARIO_START, exclude="tag:delivery_reports")
+    assert [node for node, _ in raised.value.failures] == ["test.nudge.segment_models_contract"]

@@ -241,12 +241,14 @@
 
 {#- A generated segment recomputed per user: like per_user_incremental, and rebuilt for everyone
     when its definition is new. With `records_changes`, the users it replaces are those its
-    pre-hook records, not int_changed_users. -#}
+    pre-hook records, not int_changed_users. The rows a build wrote are kept until the next one
+    (segment_models_contract checks only those). -#}
 {% macro segment_incremental(records_changes=false) -%}
     {{ replace_keys_incremental(
         'user_id',
         none if records_changes else 'int_changed_users',
         rebuild_on_new_definition=true,
+        keep_increment=true,
     ) }}
 {%- endmacro %}
 

@@ -2,12 +2,19 @@
 -- The segment contract, for every model tagged `segment` (YAML-generated, manual or hand-written
 -- SQL, wherever it lives): one row per member, user_id never null. Fails with a row per offending
 -- segment and id. (A missing user_id column stops the union first: see segment_union.)
+-- A segment built incrementally is checked only for the users its build wrote (the increment it
+-- keeps): the rows of the other users were checked by the builds that wrote them.
 {%- set checks = [] %}
 {%- for node in segment_nodes() %}
+    {%- set added = adapter.get_relation(
+        database=node.database, schema=node.schema, identifier=node.alias ~ '__nudge_increment'
+    ) if node.config.materialized == 'incremental' else none %}
     {%- do checks.append(
         "select '" ~ node.name ~ "' as segment, cast(user_id as varchar) as user_id, "
         ~ "case when user_id is null then 'user_id is null' else 'user_id is not unique' end "
         ~ "as problem, count(*) as rows from " ~ node.relation_name
+        ~ (" where user_id is null or user_id in (select user_id from " ~ added ~ ")"
+           if added is not none else "")
         ~ " group by user_id having user_id is null or count(*) > 1"
     ) %}
 {%- endfor %}
