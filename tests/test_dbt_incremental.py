@@ -426,6 +426,21 @@ def test_time_segments_recompute_only_users_crossing_a_time_boundary(
     assert runs[4]["recorded_changes"]["recent_pro_buyers"] == {"u1", "u2", "u3", "u4", "u6"}
 
 
+def built_once(
+    tmp_path: Path, messages: list[dict[str, Any]]
+) -> tuple[Workspace, DbtWorkspaceProject, list[Any]]:
+    """A new workspace with ``messages`` landed and loaded, built once at T0 + 1 day."""
+    workspace = Workspace(home=tmp_path / "ws", content_dir=tmp_path / "content").ensure()
+    project = DbtWorkspaceProject(workspace)
+    project.assemble(segment_models("pro"))
+    land_messages(workspace.events_landing_dir, messages)
+    with connect(workspace.warehouse_path) as con:
+        ensure_tables(con)
+        load_new_files(con, workspace.events_landing_dir)
+    built = project.build(T0 + D, exclude="tag:delivery_reports")
+    return workspace, project, built
+
+
 HISTORY_UNIQUENESS = "unique_fct_segment_membership_history_intervals"
 
 
@@ -433,14 +448,7 @@ def test_history_uniqueness_checks_the_rows_a_build_wrote(tmp_path: Path) -> Non
     """The history's uniqueness test counts only the keys of rows stamped with the build's as_of
     (all a build writes): a second copy of an open interval, written as closed by a later build,
     is still caught."""
-    workspace = Workspace(home=tmp_path / "ws", content_dir=tmp_path / "content").ensure()
-    project = DbtWorkspaceProject(workspace)
-    project.assemble(segment_models("pro"))
-    land_messages(workspace.events_landing_dir, [identify("u1", H, plan="pro")])
-    with connect(workspace.warehouse_path) as con:
-        ensure_tables(con)
-        load_new_files(con, workspace.events_landing_dir)
-    built = project.build(T0 + D, exclude="tag:delivery_reports")
+    workspace, project, built = built_once(tmp_path, [identify("u1", H, plan="pro")])
     assert HISTORY_UNIQUENESS in {n.name for n in built}
     with connect(workspace.warehouse_path) as con:
         con.execute(
@@ -458,14 +466,7 @@ def test_an_incremental_model_whose_columns_changed_asks_for_a_full_refresh(
 ) -> None:
     """A table built by an older version of its model (here: dim_users without country) is
     refused with the model's name, the columns and the fix, instead of inserting what fits."""
-    workspace = Workspace(home=tmp_path / "ws", content_dir=tmp_path / "content").ensure()
-    project = DbtWorkspaceProject(workspace)
-    project.assemble(segment_models("pro"))
-    land_messages(workspace.events_landing_dir, [identify("u1", H, plan="pro")])
-    with connect(workspace.warehouse_path) as con:
-        ensure_tables(con)
-        load_new_files(con, workspace.events_landing_dir)
-    project.build(T0 + D, exclude="tag:delivery_reports")
+    workspace, project, _ = built_once(tmp_path, [identify("u1", H, plan="pro")])
     with connect(workspace.warehouse_path) as con:
         con.execute("alter table marts.dim_users drop column country")
     with pytest.raises(DbtBuildError) as refused:
@@ -478,17 +479,9 @@ def test_an_incremental_model_whose_columns_changed_asks_for_a_full_refresh(
 def test_event_uniqueness_checks_the_events_a_build_added(tmp_path: Path) -> None:
     """fct_events' uniqueness test counts only the ids of the rows a build added (its kept
     increment): an added call whose id is already in the table is still caught."""
-    workspace = Workspace(home=tmp_path / "ws", content_dir=tmp_path / "content").ensure()
-    project = DbtWorkspaceProject(workspace)
-    project.assemble(segment_models("pro"))
-    land_messages(
-        workspace.events_landing_dir,
-        [identify("u1", H, plan="pro"), track("u1", "viewed", 2 * H, messageId="m-1")],
+    workspace, project, _ = built_once(
+        tmp_path, [identify("u1", H, plan="pro"), track("u1", "viewed", 2 * H, messageId="m-1")]
     )
-    with connect(workspace.warehouse_path) as con:
-        ensure_tables(con)
-        load_new_files(con, workspace.events_landing_dir)
-    project.build(T0 + D, exclude="tag:delivery_reports")
     with connect(workspace.warehouse_path) as con:
         # A row the next build's new call will duplicate (as a faulty build would leave it).
         con.execute(
