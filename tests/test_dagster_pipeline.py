@@ -85,7 +85,7 @@ def materialize_all(as_of: datetime) -> dg.ExecuteInProcessResult:
 
     defs = build_definitions()
     return dg.materialize(
-        list(defs.assets),
+        [*defs.assets, *defs.asset_checks],
         resources=dict(defs.resources),
         instance=dg.DagsterInstance.ephemeral(),
         tags=as_of_tag(as_of),
@@ -115,6 +115,11 @@ def test_materialize_sends_email_records_ledger_and_builds_reports(
         "delivery/ledger",
         "reports/rpt_messages_by_journey_step",
     } <= materialized
+
+    # The journey checks wait until the messages are out (their steps come last).
+    started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+    check_steps = [i for i, key in enumerate(started) if key.endswith("_entries_consistent")]
+    assert check_steps and started.index("delivery__email") < min(check_steps)
 
     mails = received(smtp_sink)
     assert sorted(m["To"] for m in mails) == ["ada@example.com", "bob@example.com"]

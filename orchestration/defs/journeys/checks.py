@@ -48,6 +48,9 @@ def journey_entries_check(journey: Journey, asset: dg.AssetKey) -> dg.AssetCheck
         asset=asset,
         name="entries_consistent",
         blocking=False,
+        # Below every other step ready at the same time, so a run sends before it checks (one
+        # step at a time: ten checks ahead of the outbox added a second to a message's latency).
+        op_tags={"dagster/priority": -1},
         description="One active entry per person, on a step the journey has; every exited "
         "entry has a reason.",
     )
