@@ -90,8 +90,29 @@
 {#- Where a segment model that records its own changes keeps the users its last incremental
     build recomputed: a table beside it, `<segment>__nudge_changed`. -#}
 {% macro segment_changes_relation(relation) -%}
+    {{- return(_beside(relation, "__nudge_changed")) -}}
+{%- endmacro %}
+
+{#- The table named `<relation>` + `suffix` in the same schema: where a model keeps what a build
+    of it recorded (segment_changes_relation, increment_relation, replaced_rows_relation). -#}
+{% macro _beside(relation, suffix) -%}
     {{- return(relation.incorporate(
-        path={"identifier": relation.identifier ~ "__nudge_changed"}, type="table"
+        path={"identifier": relation.identifier ~ suffix}, type="table"
+    )) -}}
+{%- endmacro %}
+
+{#- `relation` as dbt's relation cache knows it in this build, or none where it does not exist
+    (and while parsing). Macros that create or drop such a table mid-build update the cache. -#}
+{% macro existing_relation(relation) -%}
+    {{- return(adapter.get_relation(
+        database=relation.database, schema=relation.schema, identifier=relation.identifier
+    ) if execute else none) -}}
+{%- endmacro %}
+
+{#- The relation a graph node (a model) builds. -#}
+{% macro node_relation(node) -%}
+    {{- return(api.Relation.create(
+        database=node.database, schema=node.schema, identifier=node.alias
     )) -}}
 {%- endmacro %}
 
@@ -124,17 +145,13 @@
     beside the model, `<model>__nudge_increment`, kept until the next build with the
     `keep_increment` config. -#}
 {% macro increment_relation(relation) -%}
-    {{- return(relation.incorporate(
-        path={"identifier": relation.identifier ~ "__nudge_increment"}, type="table"
-    )) -}}
+    {{- return(_beside(relation, "__nudge_increment")) -}}
 {%- endmacro %}
 
 {#- Where a replace_keys model that keeps its replaced rows (keep_replaced_rows) puts them: a
     table beside it, `<model>__nudge_replaced`. -#}
 {% macro replaced_rows_relation(relation) -%}
-    {{- return(relation.incorporate(
-        path={"identifier": relation.identifier ~ "__nudge_replaced"}, type="table"
-    )) -}}
+    {{- return(_beside(relation, "__nudge_replaced")) -}}
 {%- endmacro %}
 
 {#- Pre-hook of a replace_keys model whose dependants need to know what a build changed: copies
@@ -144,10 +161,8 @@
     and readers take every new row as a change. -#}
 {% macro keep_replaced_rows() -%}
     {%- set replaced = replaced_rows_relation(this) -%}
-    {%- set existing = adapter.get_relation(
-        database=this.database, schema=this.schema, identifier=this.identifier
-    ) -%}
-    {#- dbt's relation cache is what adapter.get_relation reads later in this build. -#}
+    {%- set existing = existing_relation(this) -%}
+    {#- dbt's relation cache is what existing_relation reads later in this build. -#}
     {%- if existing is none -%}
         {%- do adapter.cache_dropped(replaced) -%}
         drop table if exists {{ replaced }}
@@ -261,10 +276,11 @@
     {%- set calls = caller() | trim -%}
     {{ calls }}
     {%- if is_incremental() %}
-      and {{ new_since_last_build('e') }}
+    {%- set new = new_since_last_build('e') %}
+      and {{ new }}
     union all
     {{ calls }}
-      and not {{ new_since_last_build('e') }}
+      and not {{ new }}
       and (
         e.user_id in (select user_id from {{ ref('int_rewritten_users') }})
         {%- if anonymous %}

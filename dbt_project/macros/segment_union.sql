@@ -107,9 +107,7 @@
         {%- do scope.defined.append(node.name) -%}
         {%- set own = node.config.get('rebuild_on_new_definition')
                       and not node.config.get('changed_keys') -%}
-        {%- set own_changes = segment_changes_relation(
-                api.Relation.create(database=node.database, schema=node.schema,
-                                    identifier=node.alias)) if own else none -%}
+        {%- set own_changes = segment_changes_relation(node_relation(node)) if own else none -%}
         {%- if _recomputed_per_user(node, redefined)
               and (not own or (own_changes.schema ~ '.' ~ own_changes.identifier) | lower in recorded) -%}
             {%- do scope.per_user.append(node.name) -%}

@@ -7,11 +7,7 @@
 -- them, or when as_of moves back (calls leave; every changed user is recomputed then, as after a
 -- build that did not complete: with no watermark every call counts as new).
 {%- set replaced_links = replaced_rows_relation(ref('int_identity_map')) %}
-{%- set links_were_kept = execute and adapter.get_relation(
-    database=replaced_links.database,
-    schema=replaced_links.schema,
-    identifier=replaced_links.identifier,
-) is not none %}
+{%- set links_were_kept = existing_relation(replaced_links) is not none %}
 with relinked as (
     {% if links_were_kept %}
     -- The links this build replaced, against the ones it wrote in their place.
@@ -41,5 +37,5 @@ select user_id
 from {{ ref('int_changed_users') }}
 {%- set last = last_build_watermark() %}
 {%- if last is not none and last[1] is not none %}
-where {{ as_of() }} < {{ previous_build_as_of() }}
+where {{ as_of() }} < cast('{{ last[0] }}' as timestamp)
 {%- endif %}

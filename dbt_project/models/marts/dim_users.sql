@@ -9,9 +9,7 @@
 -- their past calls moved: the users in int_rewritten_users, whose events the build re-added in
 -- full), so that the build does not scan every event.
 {%- set new_events = increment_relation(ref('fct_events')) %}
-{%- set merge_new_events = is_incremental() and adapter.get_relation(
-    database=new_events.database, schema=new_events.schema, identifier=new_events.identifier
-) is not none %}
+{%- set merge_new_events = is_incremental() and existing_relation(new_events) is not none %}
 with traits as (
     select user_id, json_group_object(trait, value) as traits
     from {{ ref('int_user_trait_values') }}

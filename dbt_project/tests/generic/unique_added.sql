@@ -6,9 +6,7 @@
     checked. -#}
 {% test unique_added(model, column_name) %}
 {%- set added = increment_relation(model) -%}
-{%- set added_kept = execute and adapter.get_relation(
-    database=added.database, schema=added.schema, identifier=added.identifier
-) is not none -%}
+{%- set added_kept = existing_relation(added) is not none -%}
 select {{ column_name }}, count(*) as occurrences
 from {{ model }}
 {%- if added_kept %}

@@ -6,9 +6,8 @@
 -- keeps): the rows of the other users were checked by the builds that wrote them.
 {%- set checks = [] %}
 {%- for node in segment_nodes() %}
-    {%- set added = adapter.get_relation(
-        database=node.database, schema=node.schema, identifier=node.alias ~ '__nudge_increment'
-    ) if node.config.materialized == 'incremental' else none %}
+    {%- set added = existing_relation(increment_relation(node_relation(node)))
+        if node.config.materialized == 'incremental' else none %}
     {%- do checks.append(
         "select '" ~ node.name ~ "' as segment, cast(user_id as varchar) as user_id, "
         ~ "case when user_id is null then 'user_id is null' else 'user_id is not unique' end "
