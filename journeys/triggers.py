@@ -2,9 +2,9 @@
 
 Each trigger fills the temp table ``_nj_candidates(user_id, trigger_key, trigger_at)`` (one row per
 firing; ``trigger_key`` makes the entry id stable) and lists the trigger keys it consumed in
-``_nj_considered(message_id)``: event message ids (of events within the journey's max_event_age)
-and a broadcast's key are considered once per journey, whether or not they start an entry, and
-are recorded in ``nudge.journey_trigger_events``.
+``_nj_considered(message_id)``: event message ids (of events within the journey's max_event_age),
+a date trigger's user and trait value, and a broadcast's key are considered once per journey,
+whether or not they start an entry, and are recorded in ``nudge.journey_trigger_events``.
 """
 
 from __future__ import annotations
@@ -132,10 +132,13 @@ def _attribute_changed(run: JourneyRun, trigger: AttributeChanged) -> None:
 def _date(run: JourneyRun, trigger: DateTrigger) -> None:
     """Users whose trait time plus offset (at ``at`` local time when given) is at or before as_of.
 
-    The trigger key carries the trait's value, so each value fires at most once per user: values
-    that already started an entry are left out. A user fires once per run at most (one trait
-    value), so ``trigger_at`` is the run's as_of. The ``at`` clock (costly: time zone arithmetic)
-    is worked out only for due times within :data:`AT_CLOCK_MARGIN` of as_of.
+    Each user's trait value fires once, at the first run where it is due (dsl.md), whether or not
+    it starts an entry: a user the entry filter or ``reentry`` turns away then is not offered the
+    same value again. The user and value are recorded as considered (``date:<attribute>:<user as
+    JSON>:<value as JSON>``); the trigger key carries only the value, as entry ids always have. A
+    user fires once per run at most (one trait value), so ``trigger_at`` is the run's as_of. The
+    ``at`` clock (costly: time zone arithmetic) is worked out only for due times within
+    :data:`AT_CLOCK_MARGIN` of as_of.
     """
     offset = trigger.offset / timedelta(seconds=1)
     plain_due = f"{trait_timestamp_sql('v.value', '$')} + to_seconds({offset})"
@@ -158,14 +161,16 @@ def _date(run: JourneyRun, trigger: DateTrigger) -> None:
                 select v.user_id, json(v.value) as raw_value, ({plain_due}) as due_at,
                        v.zone_name
                 from v
+            ),
+            due as (
+                select d.*, ? || to_json(d.user_id) || ':' || d.raw_value as considered_key
+                from d
+                where d.due_at <= ?
             )
-            select d.* from d
-            where d.due_at <= ?
-              and not exists (
-                  select 1 from nudge.journey_entries e
-                  where e.journey = ? and e.user_id = d.user_id
-                    and e.trigger_key = ? || d.raw_value)""",
-        [horizon, run.journey.name, key],
+            select * from due
+            where considered_key not in (
+                select message_id from nudge.journey_trigger_events where journey = ?)""",
+        [key, horizon, run.journey.name],
     )
     due, due_params = "true", []
     if trigger.at is not None:
@@ -174,9 +179,11 @@ def _date(run: JourneyRun, trigger: DateTrigger) -> None:
         at_clock = at_local_clock_sql("due_at", trigger.at, zone, where)
         due = f"case when due_at <= ? then true else {at_clock} <= ? end"
         due_params = [run.as_of - AT_CLOCK_MARGIN, run.as_of]
+    run.execute(f"delete from _nj_dates where ({due}) is not true", due_params)
+    run.execute("insert into _nj_considered select considered_key from _nj_dates")
     run.execute(
-        f"insert into _nj_candidates select user_id, ? || raw_value, ? from _nj_dates where {due}",
-        [key, run.as_of, *due_params],
+        "insert into _nj_candidates select user_id, ? || raw_value, ? from _nj_dates",
+        [key, run.as_of],
     )
     run.execute("drop table _nj_dates")
 

@@ -665,6 +665,39 @@ def test_date_trigger_fires_once_per_trait_value_at_local_time(wh: Warehouse) ->
     assert len(wh.outbox("j")) == 2
 
 
+def test_date_trigger_turned_away_when_due_is_not_offered_the_same_value_again(
+    wh: Warehouse,
+) -> None:
+    """dsl.md: a date fires at the first run where it is due, once per trait value."""
+    j = journey(
+        trigger=DateTrigger("renews_at"),
+        steps=[send("renewal")],
+        entry_filter=Attribute("plan", Comparison("eq", "pro")),
+        reentry=Reentry("always"),
+    )
+    wh.user("u1", renews_at="2026-01-02T00:00:00Z", plan="free")
+    wh.user("u2", renews_at="2026-01-02T00:00:00Z", plan="pro")
+    due = datetime(2026, 1, 2)
+    wh.run(due, j)
+    assert wh.outbox("j") == [("u2", "renewal", due)]
+    considered = wh.con.execute(
+        "select message_id from nudge.journey_trigger_events order by 1"
+    ).fetchall()
+    assert considered == [
+        ('date:renews_at:"u1":"2026-01-02T00:00:00Z"',),
+        ('date:renews_at:"u2":"2026-01-02T00:00:00Z"',),
+    ]
+    wh.user("u1", renews_at="2026-01-02T00:00:00Z", plan="pro")  # passes the filter now
+    wh.run(due + timedelta(hours=1), j)
+    assert len(wh.outbox("j")) == 1
+    wh.user("u1", renews_at="2026-01-03T00:00:00Z", plan="pro")  # a new value fires again
+    wh.run(due + timedelta(days=1), j)
+    assert wh.outbox("j") == [
+        ("u1", "renewal", due + timedelta(days=1)),
+        ("u2", "renewal", due),
+    ]
+
+
 def test_broadcast_fires_once_for_the_members_at_that_run(wh: Warehouse) -> None:
     j = journey(
         trigger=Broadcast("s", at=at(hours=1)), steps=[send("news")], reentry=Reentry("always")
