@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import jinja2
 import pytest
 import sqlglot
 from sqlglot import ErrorLevel
@@ -40,6 +41,7 @@ from nudge.dsl.models import (
     Topic,
 )
 from nudge.segments.compiler import Relations, compile_condition
+from nudge.segments.dbt_models import trait_timestamp_macro
 
 AS_OF = datetime(2026, 1, 10, 12, 0, 0)
 DAY = timedelta(days=1)
@@ -285,6 +287,39 @@ def test_postgres_answers_are_the_intended_ones(postgres: str) -> None:
     assert members("lte_time") == {"u_team", "u_free"}  # unix seconds and a date-only string
     assert members("contains_array_num") == {"u_pro"}
     assert members("hostile_value") == set()
+
+
+def _trait_timestamp(dialect: str, value: str) -> str:
+    """The generated dbt macro's implementation for ``dialect``, rendered over ``value``."""
+    call = f"{{{{ {dialect}__trait_timestamp({value!r}) }}}}"
+    return jinja2.Environment().from_string(trait_timestamp_macro() + call).render().strip()
+
+
+def test_the_generated_trait_timestamp_macro_reads_the_same_times_on_postgres_and_duckdb(
+    postgres: str,
+) -> None:
+    """int_user_trait_values stores what this macro reads; time-window segments rely on it
+    agreeing with the compiled conditions on every warehouse."""
+    traits = ("created_at", "renews_at")
+    duck = _duckdb()
+    expected = {}
+    for trait in traits:
+        parsed = _trait_timestamp("duckdb", f"json(traits -> '$.{trait}')")
+        for user, moment in duck.execute(f"select user_id, {parsed} from users").fetchall():
+            expected[f"{user}.{trait}"] = moment.isoformat() if moment else ""
+    script = [f"set search_path to {postgres}; set timezone to 'America/New_York';"]
+    for trait in traits:
+        parsed = _trait_timestamp("postgres", f"(traits -> '{trait}')")
+        script.append(
+            f"select user_id || '.{trait}|' || coalesce(replace(({parsed})::text, ' ', 'T'), '')"
+            " from users;"
+        )
+    found = dict(line.split("|") for line in _psql("\n".join(script)).splitlines())
+    assert found == expected
+    assert expected["u_pro.renews_at"] == "2026-01-10T23:00:00"  # the offset is honoured
+    assert expected["u_team.created_at"] == "2026-01-01T00:00:00"  # unix seconds
+    assert expected["u_free.renews_at"] == "2028-02-29T10:00:00"  # a real leap day
+    assert expected["u_bare.renews_at"] == expected["u_team.renews_at"] == ""  # no such days
 
 
 # DuckDB names that mean nothing (or something else) on the other warehouses.

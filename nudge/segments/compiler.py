@@ -90,6 +90,7 @@ __all__ = [
     "Relations",
     "bucket_of",
     "compile_condition",
+    "compile_json_timestamp",
     "compile_time_changes",
     "status_matches",
     "warehouse_relations",
@@ -124,8 +125,9 @@ class Relations:
     ledger: str
     segment: Callable[[str], str]  # segment name -> relation SQL text
     as_of: str  # SQL expression of type TIMESTAMP, e.g. "cast('2026-01-01 00:00:03' as timestamp)"
-    # One row per (user_id, trait) with the trait's JSON `value`, the same values as users.traits:
-    # where compile_time_changes reads a trait's value without parsing every user's document.
+    # One row per (user_id, trait) with the trait's JSON `value`, the same values as users.traits,
+    # and `value_timestamp`, the value read as a timestamp (compile_json_timestamp): where
+    # compile_time_changes finds a trait's time boundaries without parsing every user's value.
     trait_values: str | None = None
 
 
@@ -159,6 +161,16 @@ def compile_condition(
     ``ConditionError``, as is any operand of the wrong type or a name outside the allowlist.
     """
     return _Compiler(relations, topics, dialect).query(condition)
+
+
+def compile_json_timestamp(value: str, *, dialect: str = DIALECT) -> str:
+    """The SQL expression (in ``dialect``) reading the JSON value ``value`` (SQL text) as a naive
+    UTC timestamp, NULL when it is none: how conditions compare a trait with a time. The
+    workspace's dbt project renders it as the ``trait_timestamp`` macro, so that a stored
+    ``value_timestamp`` column holds what the compiled conditions would read."""
+    compiler = _Compiler(Relations("", "", "", lambda name: name, "null"), (), dialect)
+    parsed = compiler._json(compiler._placeholder(value), (), "value").timestamp()
+    return compiler._rendered(parsed)
 
 
 def compile_time_changes(
@@ -257,24 +269,30 @@ class _Compiler:
     ) -> exp.Select:
         """Users whose trait ``condition.name`` is a timestamp with a flip instant in band.
 
-        From the trait values when the relations have them (one small JSON value per row), else
-        from each user's traits document; either way the timestamp is parsed once per user."""
+        From the trait values' parsed ``value_timestamp`` when the relations have them, else by
+        parsing each user's traits document."""
         label = f"attribute {condition.name!r}"
         if self.relations.trait_values is None:
             value = self._json(exp.column("traits", table="u"), (condition.name,), label)
             source = self._relation(self.relations.users, "u")
-            narrowed = None
-        else:
-            value = self._json(exp.column("value", table="t"), (), label)
-            source = self._relation(self.relations.trait_values, "t")
-            narrowed = exp.EQ(
-                this=exp.column("trait", table="t"),
-                expression=exp.Literal.string(check_name(condition.name, label)),
+            parsed = exp.select(exp.column("user_id", table="u"), value.timestamp().as_("t")).from_(
+                source
             )
-        user = exp.column("user_id", table=source.alias_or_name)
-        parsed = exp.select(user, value.timestamp().as_("t")).from_(source)
-        if narrowed is not None:
-            parsed = parsed.where(narrowed)
+        else:
+            source = self._relation(self.relations.trait_values, "t")
+            parsed = (
+                exp.select(
+                    exp.column("user_id", table="t"),
+                    exp.column("value_timestamp", table="t").as_("t"),
+                )
+                .from_(source)
+                .where(
+                    exp.EQ(
+                        this=exp.column("trait", table="t"),
+                        expression=exp.Literal.string(check_name(condition.name, label)),
+                    )
+                )
+            )
         flips = _instants(exp.column("t", table="v"), condition.comparison)
         return (
             exp.select(exp.column("user_id", table="v"))

@@ -37,10 +37,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nudge.segments.dbt_models import trait_timestamp_macro
 from nudge.workspace import DBT_SOURCE_DIR, Workspace
 
 GENERATED_SEGMENTS_DIR = Path("models/segments/generated")
 MEMBERSHIPS_MODEL = Path("models/marts/fct_segment_memberships.sql")
+TRAIT_TIMESTAMP_MACRO = Path("macros/generated/trait_timestamp.sql")
 # Folders dbt writes into; neither copied from the repo nor part of the content hash.
 _OUTPUT_DIRS = frozenset({"target", "logs", "dbt_packages"})
 _SEGMENT_NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -117,12 +119,15 @@ def dbt_source_dir() -> Path:
 
 
 def _source_files(source_dir: Path) -> dict[str, bytes]:
-    """The source project's files, without generated segment models (the assembly writes those)."""
-    return {
+    """The source project's files, without generated segment models (the assembly writes those),
+    with the macros generated from the segment compiler (its models call them)."""
+    files = {
         name: content
         for name, content in _project_files(source_dir).items()
         if not name.startswith(GENERATED_SEGMENTS_DIR.as_posix() + "/")
     }
+    files[TRAIT_TIMESTAMP_MACRO.as_posix()] = trait_timestamp_macro().encode()
+    return files
 
 
 def copy_dbt_project(destination: Path) -> Path:

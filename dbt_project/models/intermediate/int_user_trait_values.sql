@@ -39,11 +39,18 @@ assignments as (
     where user_id in (select user_id from identifies)
       and user_id not in (select user_id from {{ ref('int_rewritten_users') }})
     {% endif %}
+),
+
+latest as (
+    select user_id, trait, cast(value as json) as value, set_at, received_at, message_id
+    from assignments
+    qualify row_number() over (
+        partition by user_id, trait
+        order by set_at desc, received_at desc, message_id desc
+    ) = 1
 )
 
-select user_id, trait, cast(value as json) as value, set_at, received_at, message_id
-from assignments
-qualify row_number() over (
-    partition by user_id, trait
-    order by set_at desc, received_at desc, message_id desc
-) = 1
+-- value_timestamp: the value read as a timestamp the way segment conditions read it, so that an
+-- incremental build finds whose time-relative conditions flip without parsing every user's value.
+select *, {{ trait_timestamp('value') }} as value_timestamp
+from latest
