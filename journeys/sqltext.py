@@ -1,8 +1,8 @@
-"""SQL text helpers: literals, JSON paths, timestamp traits, and local clock times in a user's zone.
+"""SQL text helpers: literals, JSON paths, and local clock times in a user's zone.
 
-Timestamp traits are ISO 8601 strings (with or without an offset; none means UTC) or unix
-seconds. Every result is a naive UTC ``TIMESTAMP``, the warehouse convention. DuckDB's ICU time
-zone data does the local-time arithmetic, so daylight-saving changes are handled.
+Every time is a naive UTC ``TIMESTAMP``, the warehouse convention. DuckDB's ICU time zone data
+does the local-time arithmetic, so daylight-saving changes are handled. Timestamp traits come
+parsed from ``marts.dim_user_traits`` (the segment compiler's rule).
 """
 
 from __future__ import annotations
@@ -28,19 +28,6 @@ def clock_seconds(clock: str, where: str) -> int:
     if match is None:
         raise ValueError(f"{where}: {clock!r} is not a clock time; expected HH:MM, e.g. 09:00")
     return int(match[1]) * 3600 + int(match[2]) * 60
-
-
-def trait_timestamp_sql(traits: str, path: str) -> str:
-    """SQL for the timestamp trait at JSON ``path`` of ``traits``, or NULL if it is not one."""
-    value = f"({traits} -> {sql_string(path)})"
-    text = f"({traits} ->> {sql_string(path)})"
-    return f"""(case
-        when json_type({value}) in ('UBIGINT', 'BIGINT', 'DOUBLE')
-            then timezone('UTC', to_timestamp(cast({text} as double)))
-        when json_type({value}) = 'VARCHAR' and regexp_matches({text}, '(Z|[+-]\\d\\d:?\\d\\d)$')
-            then timezone('UTC', try_cast({text} as timestamptz))
-        when json_type({value}) = 'VARCHAR' then try_cast({text} as timestamp)
-    end)"""
 
 
 def user_zone_sql(traits: str, attribute: str | None, default: str) -> str:

@@ -45,6 +45,7 @@ from nudge.dsl.models import (
 )
 from nudge.segments.bucket import bucket_of
 from nudge.warehouse.schema import ensure_tables
+from tests.standin_marts import create_user_marts
 
 T0 = datetime(2026, 1, 5, 12, 0, 0)  # a Monday
 
@@ -59,10 +60,9 @@ class Warehouse:
     def __init__(self, path: Path) -> None:
         self.con = duckdb.connect(str(path))
         ensure_tables(self.con)
+        create_user_marts(self.con)
         self.con.execute("""
-            create schema if not exists marts;
             create schema if not exists segments;
-            create table marts.dim_users (user_id varchar, traits json);
             create table marts.fct_events (
                 message_id varchar, user_id varchar, type varchar, event varchar, name varchar,
                 timestamp timestamp, properties json, received_at timestamp);

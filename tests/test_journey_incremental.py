@@ -15,7 +15,7 @@ import pytest
 
 from journeys.conditions import ConditionTables
 from journeys.engine import run_journeys
-from journeys.sqltext import at_local_clock_sql, json_path, trait_timestamp_sql, user_zone_sql
+from journeys.sqltext import at_local_clock_sql, json_path, sql_string, user_zone_sql
 from nudge.dsl.models import (
     Attribute,
     Comparison,
@@ -27,7 +27,9 @@ from nudge.dsl.models import (
     Send,
     Step,
 )
+from nudge.segments.compiler import compile_json_timestamp
 from nudge.warehouse.schema import ensure_tables
+from tests.standin_marts import create_user_marts
 
 AS_OF = datetime(2026, 3, 10, 6, 30)
 # Far east and west of UTC, half and quarter hours, a zone that moved across the date line,
@@ -48,8 +50,7 @@ ZONES = (
 def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     ensure_tables(connection)
-    connection.execute("create schema marts")
-    connection.execute("create table marts.dim_users (user_id varchar, traits json)")
+    create_user_marts(connection)
     yield connection
     connection.close()
 
@@ -90,7 +91,8 @@ def test_date_trigger_fires_exactly_as_the_whole_population_formula(
             moment = AS_OF - offset + timedelta(minutes=97 * step)
             rows.append((f"{zone}:{step}", {"ends": moment.isoformat() + "Z", "tz": zone}))
     _users(con, rows)
-    due = f"({trait_timestamp_sql('u.traits', json_path('ends'))} + to_seconds({offset.total_seconds()}))"
+    ends = compile_json_timestamp(f"(u.traits -> {sql_string(json_path('ends'))})")
+    due = f"({ends} + to_seconds({offset.total_seconds()}))"
     if clock is not None:
         due = at_local_clock_sql(due, clock, user_zone_sql("u.traits", "tz", "UTC"), "test")
     expected = {

@@ -3,15 +3,18 @@
 -- depends_on: {{ ref('int_rewritten_users') }}
 -- One row per known, non-deleted user at as_of. `traits` is the JSON object of every current
 -- trait (what segment conditions read); the typed columns are conveniences for senders and
--- analysts. Timestamp traits may be ISO 8601 text or unix seconds. Incremental: only the users in
--- int_changed_users are recomputed. Their first and last event come from the events fct_events
+-- analysts (`created_at`: the trait read as a timestamp by the segment compiler's rule).
+-- Incremental: only the users in int_changed_users are recomputed. Their first and last event come from the events fct_events
 -- added in this build, widened by what the previous build held (a user's span only grows unless
 -- their past calls moved: the users in int_rewritten_users, whose events the build re-added in
 -- full), so that the build does not scan every event.
 {%- set new_events = increment_relation(ref('fct_events')) %}
 {%- set merge_new_events = is_incremental() and existing_relation(new_events) is not none %}
 with traits as (
-    select user_id, json_group_object(trait, value) as traits
+    select
+        user_id,
+        json_group_object(trait, value) as traits,
+        max(value_timestamp) filter (where trait = 'created_at') as created_at
     from {{ ref('int_user_trait_values') }}
     where json_type(value) <> 'NULL'  -- unset
     {% if is_incremental() %}
@@ -42,6 +45,7 @@ users as (
     select
         k.user_id,
         coalesce(t.traits, cast('{}' as json)) as traits,
+        t.created_at,
         least(
             k.first_call_at, s.first_event_at{% if merge_new_events %}, p.first_seen_at{% endif %}
         ) as first_seen_at,
@@ -67,7 +71,7 @@ select
     traits ->> '$.plan' as plan,
     traits ->> '$.timezone' as timezone,
     traits ->> '$.country' as country,
-    {{ json_timestamp("traits -> '$.created_at'") }} as created_at,
+    created_at,
     traits ->> '$.phone' as phone,
     coalesce(try_cast(traits ->> '$.unsubscribed' as boolean), false) as unsubscribed,
     first_seen_at,

@@ -17,6 +17,7 @@ from orchestration.run_context import DUCKDB_POOL, as_of_for
 
 JOURNEY_INPUTS = [
     dg.AssetKey(["marts", "dim_users"]),
+    dg.AssetKey(["marts", "dim_user_traits"]),
     dg.AssetKey(["marts", "fct_events"]),
     dg.AssetKey(["marts", "fct_segment_membership_history"]),
 ]
