@@ -140,13 +140,6 @@ def _date(run: JourneyRun, trigger: DateTrigger) -> None:
     :data:`AT_CLOCK_MARGIN` of as_of.
     """
     offset = trigger.offset / timedelta(seconds=1)
-    zone_join, zone_name = "", "null"
-    if trigger.timezone_attribute is not None:
-        zone_join = (
-            "left join marts.dim_user_traits z on z.user_id = t.user_id and z.trait = "
-            + sql_string(trigger.timezone_attribute)
-        )
-        zone_name = "z.value ->> '$'"
     key = f"date:{trigger.attribute}:"
     horizon = run.as_of if trigger.at is None else run.as_of + AT_CLOCK_MARGIN
     # The trait's time comes parsed (value_timestamp: the segment compiler's rule), so that a
@@ -156,10 +149,9 @@ def _date(run: JourneyRun, trigger: DateTrigger) -> None:
             with due as (
                 select t.user_id, json(t.value) as raw_value,
                        t.value_timestamp + to_seconds({offset}) as due_at,
-                       {zone_name} as zone_name,
-                       ? || to_json(t.user_id) || ':' || json(t.value) as considered_key
+                       ? || to_json(t.user_id) || ':' || json(t.value) as considered_key,
+                       cast(null as varchar) as zone_name
                 from marts.dim_user_traits t
-                {zone_join}
                 where t.trait = ? and t.value_timestamp + to_seconds({offset}) <= ?
             )
             select * from due
@@ -169,11 +161,22 @@ def _date(run: JourneyRun, trigger: DateTrigger) -> None:
     )
     due, due_params = "true", []
     if trigger.at is not None:
-        zone = "'UTC'" if trigger.timezone_attribute is None else zone_sql("zone_name", "UTC")
+        near = run.as_of - AT_CLOCK_MARGIN  # due times before this are due whatever the clock
+        zone = "'UTC'"
+        if trigger.timezone_attribute is not None:
+            zone = zone_sql("zone_name", "UTC")
+            # Only the due times near as_of need the user's zone (few, usually none).
+            if run.scalar("select count(*) from _nj_dates where due_at > ?", [near]):
+                run.execute(
+                    """update _nj_dates d set zone_name = z.value ->> '$'
+                       from marts.dim_user_traits z
+                       where z.user_id = d.user_id and z.trait = ? and d.due_at > ?""",
+                    [trigger.timezone_attribute, near],
+                )
         where = f"journey {run.journey.name!r}: date trigger `at`"
         at_clock = at_local_clock_sql("due_at", trigger.at, zone, where)
         due = f"case when due_at <= ? then true else {at_clock} <= ? end"
-        due_params = [run.as_of - AT_CLOCK_MARGIN, run.as_of]
+        due_params = [near, run.as_of]
     run.execute(f"delete from _nj_dates where ({due}) is not true", due_params)
     run.execute("insert into _nj_considered select considered_key from _nj_dates")
     run.execute(
