@@ -28,13 +28,15 @@ assignments as (
         t.value as value,
         e.timestamp as set_at,
         e.received_at,
-        e.message_id
+        e.message_id,
+        cast(null as timestamp) as stored_timestamp,
+        false as stored
     from identifies e
     cross join json_each(e.traits) t
     {% if is_incremental() %}
     union all
     -- The latest assignments the previous build found, for the other users with new identifies.
-    select user_id, trait, value, set_at, received_at, message_id
+    select user_id, trait, value, set_at, received_at, message_id, value_timestamp, true
     from {{ this }}
     where user_id in (select user_id from identifies)
       and user_id not in (select user_id from {{ ref('int_rewritten_users') }})
@@ -42,7 +44,9 @@ assignments as (
 ),
 
 latest as (
-    select user_id, trait, cast(value as json) as value, set_at, received_at, message_id
+    select
+        user_id, trait, cast(value as json) as value, set_at, received_at, message_id,
+        stored_timestamp, stored
     from assignments
     qualify row_number() over (
         partition by user_id, trait
@@ -52,5 +56,9 @@ latest as (
 
 -- value_timestamp: the value read as a timestamp the way segment conditions read it, so that an
 -- incremental build finds whose time-relative conditions flip without parsing every user's value.
-select *, {{ trait_timestamp('value') }} as value_timestamp
+-- Parsed once per assignment: a stored row keeps its parse.
+select
+    user_id, trait, value, set_at, received_at, message_id,
+    case when stored then stored_timestamp else {{ trait_timestamp('value') }} end
+        as value_timestamp
 from latest
