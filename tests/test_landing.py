@@ -107,6 +107,46 @@ def test_missing_message_id_is_deterministic() -> None:
     assert normalise_message(track(messageId="m-1"), RECEIVED)["message_id"] == "m-1"
 
 
+def test_stored_json_is_canonical_for_every_value_json_can_hold() -> None:
+    row = normalise_message(
+        track(
+            properties={
+                "z": "naïve ✓",
+                "at": datetime(2026, 1, 2, 3, 4, 5),
+                "nested": {"b": [1.5, None, True], "a": 10},
+            }
+        ),
+        RECEIVED,
+    )
+    # Sorted keys, no spaces, non-ASCII as is, a datetime as str(): the same text whatever the
+    # key order, so the fallback message id is stable.
+    assert row["properties"] == (
+        '{"at":"2026-01-02 03:04:05","nested":{"a":10,"b":[1.5,null,true]},"z":"naïve ✓"}'
+    )
+    big = normalise_message(track(properties={"n": 123456789012345678901234567890}), RECEIVED)
+    assert big["properties"] == '{"n":123456789012345678901234567890}'
+    not_json = normalise_message(track(properties={"x": float("nan")}), RECEIVED)
+    assert json.loads(not_json["properties"]) == {"x": None}
+
+
+def test_text_that_is_not_unicode_rejects_only_its_message(tmp_path: Path) -> None:
+    source = tmp_path / "events.ndjson"
+    source.write_text(
+        "\n".join(
+            [
+                json.dumps(track(messageId="m-1")),
+                '{"type": "track", "userId": "u1", "event": "x", "messageId": "m-2", '
+                '"properties": {"name": "\\ud800"}}',
+                json.dumps(track(messageId="m-3")),
+            ]
+        )
+    )
+    result = ingest_ndjson(tmp_path / "landing", source)
+    assert result.accepted == 2
+    assert [(r.index, r.message_id) for r in result.rejected] == [(2, "m-2")]
+    assert "not valid Unicode" in result.rejected[0].reason
+
+
 def test_batch_keeps_valid_messages_around_a_bad_one(tmp_path: Path) -> None:
     result = land_messages(
         tmp_path,
