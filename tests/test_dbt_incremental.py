@@ -476,6 +476,26 @@ def test_an_incremental_model_whose_columns_changed_asks_for_a_full_refresh(
     assert "--full-refresh" in message
 
 
+def test_a_model_reading_a_column_its_table_lacks_asks_for_a_full_refresh(
+    tmp_path: Path,
+) -> None:
+    """A model that merges into its own stored rows reads them before the materialization
+    compares columns: a table built before the model gained one (here: trait values without
+    value_timestamp) is refused with the model, the column and the fix, not DuckDB's binder
+    error."""
+    workspace, project, _ = built_once(tmp_path, [identify("u1", H, plan="pro")])
+    with connect(workspace.warehouse_path) as con:
+        con.execute("alter table intermediate.int_user_trait_values drop column value_timestamp")
+    land_messages(workspace.events_landing_dir, [identify("u1", 2 * H, plan="team")])
+    with connect(workspace.warehouse_path) as con:
+        load_new_files(con, workspace.events_landing_dir)
+    with pytest.raises(DbtBuildError) as refused:
+        project.build(T0 + 2 * D, select="stg_events int_user_trait_values")
+    message = str(refused.value)
+    assert "model int_user_trait_values reads the columns value_timestamp" in message
+    assert "dbt build --full-refresh --select int_user_trait_values+" in message
+
+
 def test_event_uniqueness_checks_the_events_a_build_added(tmp_path: Path) -> None:
     """fct_events' uniqueness test counts only the ids of the rows a build added (its kept
     increment): an added call whose id is already in the table is still caught."""

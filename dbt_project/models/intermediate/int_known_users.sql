@@ -23,7 +23,7 @@ spans as (
     {% if is_incremental() %}
     union all
     -- What the previous build held for the other users with new calls.
-    select user_id, first_call_at, last_call_at
+    select {{ stored_columns(["user_id", "first_call_at", "last_call_at"]) }}
     from {{ this }}
     where user_id in (select user_id from calls)
       and user_id not in (select user_id from {{ ref('int_rewritten_users') }})

@@ -36,7 +36,10 @@ assignments as (
     {% if is_incremental() %}
     union all
     -- The latest assignments the previous build found, for the other users with new identifies.
-    select user_id, trait, value, set_at, received_at, message_id, value_timestamp, true
+    select
+        {{ stored_columns(["user_id", "trait", "value", "set_at", "received_at", "message_id",
+                           "value_timestamp"]) }},
+        true
     from {{ this }}
     where user_id in (select user_id from identifies)
       and user_id not in (select user_id from {{ ref('int_rewritten_users') }})

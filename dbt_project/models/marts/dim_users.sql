@@ -34,7 +34,7 @@ seen as (
 
 {% if merge_new_events %}
 previous as (
-    select user_id, first_seen_at, last_seen_at
+    select {{ stored_columns(["user_id", "first_seen_at", "last_seen_at"]) }}
     from {{ this }}
     where user_id in (select user_id from {{ ref('int_changed_users') }})
       and user_id not in (select user_id from {{ ref('int_rewritten_users') }})
