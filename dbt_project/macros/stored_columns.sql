@@ -11,9 +11,7 @@
     {%- if missing -%}
       {{ exceptions.raise_compiler_error(
           "model " ~ model.name ~ " reads the columns " ~ missing | join(", ")
-          ~ " from its table " ~ this ~ ", which was built without them: the model changed"
-          ~ " since. Rebuild it and what reads it once, from scratch: "
-          ~ "dbt build --full-refresh --select " ~ model.name ~ "+"
+          ~ " from its table " ~ this ~ ", which was built without them" ~ model_changed_since()
       ) }}
     {%- endif -%}
   {%- endif -%}

@@ -45,8 +45,7 @@
       {{ exceptions.raise_compiler_error(
           "model " ~ model.name ~ " now computes the columns " ~ computed | join(", ")
           ~ ", but its table " ~ this ~ " was built with " ~ built | join(", ")
-          ~ ": the model changed since. Rebuild it and what reads it once, from scratch: "
-          ~ "dbt build --full-refresh --select " ~ model.name ~ "+"
+          ~ model_changed_since()
       ) }}
     {%- endif -%}
     {%- set strategy = config.get("incremental_strategy") or "append" -%}
