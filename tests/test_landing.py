@@ -13,6 +13,7 @@ import pytest
 
 from nudge.landing.loader import load_new_files
 from nudge.landing.messages import InvalidMessage, normalise_message
+from nudge.landing.staging import LOCK_NAME
 from nudge.landing.writer import ingest_ndjson, land_messages
 from nudge.warehouse.connection import connect
 
@@ -169,8 +170,8 @@ def test_landing_files_are_named_and_renamed_into_place(tmp_path: Path) -> None:
     names = [p.name for p in (*first.files, *second.files)]
     assert all(FILE_NAME.fullmatch(name) for name in names)
     assert sorted(names) == names  # sortable by landing time
-    # Nothing but the finished files is left behind (no temporary names).
-    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    # Nothing but the finished files and the writers' lock is left behind (no staging folders).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME, *names]
 
 
 def test_nothing_valid_writes_no_file(tmp_path: Path) -> None:
@@ -194,7 +195,7 @@ def test_ndjson_bad_line_is_rejected_with_its_line_number(tmp_path: Path) -> Non
     result = ingest_ndjson(tmp_path / "landing", source)
     assert result.accepted == 2
     assert [(r.index, r.message_id) for r in result.rejected] == [(2, None), (4, "m-4")]
-    assert result.rejected[0].reason.startswith("line 2 is not JSON")
+    assert result.rejected[0].reason.startswith("not JSON: Expecting property name")
     assert result.rejected[1].reason == "track without event"
 
 
@@ -234,10 +235,14 @@ def test_aware_received_at_is_stored_as_utc(tmp_path: Path) -> None:
     assert table.column("received_at").to_pylist() == [datetime(2026, 1, 1)]
 
 
-def test_large_inputs_are_split_into_several_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_large_inputs_are_split_into_several_files_published_as_one_folder(
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr("nudge.landing.writer.ROWS_PER_FILE", 2)
-    result = land_messages(tmp_path, (track(messageId=f"m-{i}") for i in range(5)))
+    result = land_messages(tmp_path, (track(messageId=f"m-{i}") for i in range(5)), rows_per_file=2)
     assert result.accepted == 5
     assert [pq.read_metadata(path).num_rows for path in result.files] == [2, 2, 1]
+    # The parts share one folder named like a landing file, renamed into place as a whole.
+    folder = result.files[0].parent
+    assert FILE_NAME.fullmatch(folder.name) and folder.parent == tmp_path
+    assert [p.name for p in result.files] == [f"part-0000{i}.parquet" for i in range(3)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME, folder.name]

@@ -3,10 +3,13 @@
 Incremental: ``raw.loaded_files`` remembers every file already copied (by its path relative to
 the landing folder), so a file is read once. All new files go in with one set-based insert, and
 the insert and the bookkeeping share one transaction: a failed load leaves nothing half-loaded.
+Hidden paths (a writer's staging folder, temporary files) are never read; what killed writers
+left there is removed first (``nudge.landing.staging``).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from nudge.landing.messages import LANDING_COLUMNS
+from nudge.landing.staging import LOCK_NAME, remove_abandoned
 from nudge.warehouse.schema import ensure_tables
 
 
@@ -23,15 +27,21 @@ class LoadResult:
     rows: int
 
 
-def _landing_files(landing_dir: Path) -> dict[str, Path]:
-    """Every finished landing file (temporary files do not end in .parquet), by relative name."""
+def landing_files(landing_dir: Path) -> dict[str, Path]:
+    """Every published landing file under ``landing_dir`` by its name relative to it, after
+    removing abandoned staging folders from every folder writers stage in."""
     if not landing_dir.is_dir():
         return {}
-    return {
-        path.relative_to(landing_dir).as_posix(): path
-        for path in sorted(landing_dir.rglob("*.parquet"))
-        if path.is_file()
-    }
+    found: dict[str, Path] = {}
+    for directory, folders, files in os.walk(landing_dir):
+        here = Path(directory)
+        if LOCK_NAME in files:
+            remove_abandoned(here)
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        for name in sorted(files):
+            if name.endswith(".parquet") and not name.startswith("."):
+                found[(here / name).relative_to(landing_dir).as_posix()] = here / name
+    return found
 
 
 def not_yet_loaded(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> dict[str, Path]:
@@ -51,7 +61,7 @@ def not_yet_loaded(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> di
 def load_new_files(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> LoadResult:
     """Copy every parquet file under ``landing_dir`` not yet in ``raw.loaded_files``."""
     ensure_tables(con)
-    new = not_yet_loaded(con, _landing_files(landing_dir.resolve()))
+    new = not_yet_loaded(con, landing_files(landing_dir.resolve()))
     if not new:
         return LoadResult(files=0, rows=0)
 

@@ -8,8 +8,8 @@ most (wire-formats.md). Keys this module does not know are ignored, as Segment d
 from __future__ import annotations
 
 import hashlib
-import json
 import math
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -50,22 +50,71 @@ _CANONICAL_OPTIONS = (
     orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 )
 
+# orjson writes at most 254 nested objects and arrays; the landing limit is the same, so a message
+# is refused or accepted alike whichever way ``canonical_json`` writes it.
+MAX_NESTING = 254
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+
+
+def nested_too_deep() -> InvalidMessage:
+    return InvalidMessage(f"message is nested more than {MAX_NESTING} levels deep (the limit)")
+
+
+def integer_too_long() -> InvalidMessage:
+    return InvalidMessage(
+        f"message holds an integer of more than {sys.get_int_max_str_digits()} digits"
+    )
+
 
 def canonical_json(value: Any) -> str:
     """Stable JSON text: sorted keys, no spaces, non-ASCII text as is; values JSON has no type
     for (datetimes, decimals) as ``str()``, NaN and infinities as null.
 
     orjson writes it: encoding each message and its parts was over half of landing's time with
-    the standard library. What orjson refuses is written by the standard library (integers
-    beyond 64 bits, which JSON allows) or rejected (text with a lone surrogate, which no UTF-8
-    file can hold).
+    the standard library. What orjson refuses is checked and rewritten by ``_encodable`` and
+    written by orjson again: integers beyond 64 bits (which JSON allows) as their digits;
+    nesting deeper than ``MAX_NESTING``, text with a lone surrogate (which no UTF-8 file can
+    hold) and integers Python will not print are rejected with ``InvalidMessage``.
     """
     try:
         return orjson.dumps(value, default=str, option=_CANONICAL_OPTIONS).decode()
     except orjson.JSONEncodeError:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-        )
+        pass
+    try:
+        return orjson.dumps(_encodable(value, 1), default=str, option=_CANONICAL_OPTIONS).decode()
+    except orjson.JSONEncodeError as exc:
+        raise InvalidMessage(f"message cannot be written as JSON: {exc}") from exc
+
+
+def _encodable(value: Any, depth: int) -> Any:
+    """``value`` with integers orjson cannot hold as pre-written digits, after checking the
+    nesting and the text (orjson's own containers only: dicts, lists, tuples)."""
+    if isinstance(value, str):
+        _check_unicode(value)
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if _INT64_MIN <= value <= _UINT64_MAX:
+            return value
+        try:
+            return orjson.Fragment(str(value))
+        except ValueError as exc:
+            raise integer_too_long() from exc
+    if isinstance(value, dict | list | tuple):
+        if depth > MAX_NESTING:
+            raise nested_too_deep()
+        if isinstance(value, dict):
+            return {_checked_key(k): _encodable(v, depth + 1) for k, v in value.items()}
+        return [_encodable(item, depth + 1) for item in value]
+    return value
+
+
+def _checked_key(key: Any) -> Any:
+    if isinstance(key, str):
+        _check_unicode(key)
+    return key
+
+
+def _check_unicode(text: str) -> None:
     try:
         text.encode()
     except UnicodeEncodeError as exc:
@@ -73,7 +122,15 @@ def canonical_json(value: Any) -> str:
             f"message holds text that is not valid Unicode ({exc.reason}: "
             f"{text[max(exc.start - 20, 0) : exc.end + 20]!r})"
         ) from exc
-    return text
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for a reason that quotes a value."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        return f"an integer of more than {sys.get_int_max_str_digits()} digits"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def to_utc_naive(value: datetime) -> datetime:
@@ -84,24 +141,34 @@ def to_utc_naive(value: datetime) -> datetime:
 
 
 def parse_timestamp(value: Any, field: str) -> datetime:
-    """ISO 8601 text (any offset, ``Z``; no offset means UTC) or unix seconds -> naive UTC."""
-    if isinstance(value, datetime):
-        return to_utc_naive(value)
+    """ISO 8601 text (any offset, ``Z``; no offset means UTC) or unix seconds -> naive UTC.
+
+    The UTC value must fall in years 1 to 9999 (what Python's datetime holds): an offset can
+    push a timestamp written at either end outside it, e.g. ``0001-01-01T00:00:00+01:00``.
+    """
     if isinstance(value, bool):
         raise InvalidMessage(f"{field} must be an ISO 8601 string or unix seconds, got a boolean")
     if isinstance(value, int | float):
         if not math.isfinite(value):
-            raise InvalidMessage(f"{field} is not a finite number: {value!r}")
+            raise InvalidMessage(f"{field} is not a finite number: {shown(value)}")
         try:
             return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
         except (OverflowError, OSError, ValueError) as exc:
-            raise InvalidMessage(f"{field} is out of range as unix seconds: {value!r}") from exc
+            raise InvalidMessage(
+                f"{field} is out of range as unix seconds: {shown(value)}"
+            ) from exc
     if isinstance(value, str):
-        text = value.strip()
         try:
-            return to_utc_naive(datetime.fromisoformat(text))
+            value = datetime.fromisoformat(value.strip())
         except ValueError as exc:
-            raise InvalidMessage(f"{field} is not an ISO 8601 timestamp: {value!r}") from exc
+            raise InvalidMessage(f"{field} is not an ISO 8601 timestamp: {shown(value)}") from exc
+    if isinstance(value, datetime):
+        try:
+            return to_utc_naive(value)
+        except OverflowError as exc:
+            raise InvalidMessage(
+                f"{field} {value.isoformat()} is outside years 1 to 9999 in UTC"
+            ) from exc
     raise InvalidMessage(
         f"{field} must be an ISO 8601 string or unix seconds, got {type(value).__name__}"
     )

@@ -1,0 +1,121 @@
+"""One landing call's parquet parts, written out of the loader's sight and published at once.
+
+A landing call writes its parts into a hidden staging folder inside the landing folder
+(``.ingest-<uuid4 hex>``; the loader never reads hidden paths) and publishes them with one rename:
+a single part becomes the file ``<name>``, several parts the folder ``<name>`` holding them. So
+the loader sees all of a call's rows or none of them, however the call ends.
+
+A staging folder outlives its writer only when the writer was killed. Writers hold a shared lock
+on ``.ingest.lock`` in the landing folder while they stage; whoever gets the lock exclusively
+(without waiting) knows no writer is staging there, so every staging folder left is abandoned and
+is removed (with the ``.<name>.parquet.tmp`` files earlier versions wrote). Writers do this before
+they stage, and the loader before it reads.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LOCK_NAME = ".ingest.lock"
+_STAGING_NAME = re.compile(r"\.ingest-[0-9a-f]{32}")
+_TEMPORARY_NAME = re.compile(r"\..+\.parquet\.tmp")
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _remove_abandoned(directory: Path) -> None:
+    """Remove staging folders and temporary files; the caller holds the lock exclusively."""
+    for entry in directory.iterdir():
+        if _STAGING_NAME.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif _TEMPORARY_NAME.fullmatch(entry.name) and entry.is_file():
+            entry.unlink()
+
+
+def _open_lock(directory: Path) -> int:
+    return os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def _try_exclusive(lock: int) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def remove_abandoned(directory: Path) -> None:
+    """Remove what killed writers left in ``directory``, unless a writer is staging there now
+    (then the next caller does it)."""
+    lock = _open_lock(directory)
+    try:
+        if _try_exclusive(lock):
+            _remove_abandoned(directory)
+    finally:
+        os.close(lock)
+
+
+class StagedParts:
+    """The parts of one landing call, in its staging folder until ``publish``."""
+
+    def __init__(self, landing_dir: Path, staging: Path) -> None:
+        self.landing_dir = landing_dir
+        self.staging = staging
+        self.parts: list[Path] = []
+
+    def write(self, table: pa.Table) -> None:
+        part = self.staging / f"part-{len(self.parts):05d}.parquet"
+        with open(part, "wb") as sink:
+            pq.write_table(table, sink, compression="zstd")
+            sink.flush()
+            os.fsync(sink.fileno())
+        self.parts.append(part)
+
+    def publish(self, name: str) -> list[Path]:
+        """Make every part visible under ``name`` with one rename, durably; return their paths."""
+        final = self.landing_dir / name
+        if len(self.parts) == 1:
+            os.rename(self.parts[0], final)
+            published = [final]
+        else:
+            _fsync_directory(self.staging)
+            os.rename(self.staging, final)
+            published = [final / part.name for part in self.parts]
+        _fsync_directory(self.landing_dir)
+        self.parts = []
+        return published
+
+
+@contextmanager
+def staged_parts(landing_dir: Path) -> Iterator[StagedParts]:
+    """A fresh staging folder in ``landing_dir``, removed on exit with whatever was not
+    published; abandoned ones are removed first when no other writer is staging."""
+    lock = _open_lock(landing_dir)
+    try:
+        if _try_exclusive(lock):
+            _remove_abandoned(landing_dir)
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        staging = landing_dir / f".ingest-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            yield StagedParts(landing_dir, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        os.close(lock)
