@@ -53,8 +53,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     workspace = workspace_from_args(args)
     status = 0
-    for path in args.files:
-        result = ingest_ndjson(workspace.events_landing_dir, Path(path))
+    paths: list[Path] = []
+    for given in map(Path, args.files):
+        if given.is_dir():  # every file in it, by name; hidden files are skipped
+            paths += sorted(p for p in given.iterdir() if p.is_file() and p.name[0] != ".")
+        elif given.exists():
+            paths.append(given)
+        else:
+            print(f"{given}: no such file or directory", file=sys.stderr)
+            status = 1
+    for path in paths:
+        result = ingest_ndjson(workspace.events_landing_dir, path)
         print(f"{path}: {result.accepted} accepted, {len(result.rejected)} rejected")
         for rejection in result.rejected:
             print(f"  line {rejection.index}: {rejection.reason}", file=sys.stderr)

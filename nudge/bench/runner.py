@@ -30,6 +30,7 @@ from nudge.bench.generator import (
 from nudge.bench.latency import measure_latency
 from nudge.bench.measure import measured
 from nudge.bench.scales import Scale
+from nudge.landing.loader import landing_files
 from nudge.landing.writer import land_messages
 from nudge.pipeline import (
     build_models,
@@ -122,10 +123,10 @@ class BenchRun:
     # -- stages ------------------------------------------------------------------------------
 
     def load(self, name: str) -> float:
-        files = sorted(self.workspace.events_landing_dir.glob("*.parquet"))
+        files = landing_files(self.workspace.events_landing_dir)
         with connect(self.workspace.warehouse_path) as con:
             done = {r[0] for r in con.execute("select file_name from raw.loaded_files").fetchall()}
-        new = [f for f in files if f.name not in done]
+        new = [path for name, path in files.items() if name not in done]
         with measured() as m:
             loaded = load_landing(self.workspace)
         floor = floors.load_floor(self.scratch / "load-floor.duckdb", new)

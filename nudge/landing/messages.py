@@ -11,8 +11,10 @@ import hashlib
 import math
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
+from enum import Enum
 from typing import Any
+from uuid import UUID
 
 import orjson
 
@@ -54,6 +56,8 @@ _CANONICAL_OPTIONS = (
 # is refused or accepted alike whichever way ``canonical_json`` writes it.
 MAX_NESTING = 254
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+# The key types orjson writes as text with OPT_NON_STR_KEYS.
+_KEY_TYPES = (str, int, float, bool, type(None), date, time, Enum, UUID)
 
 
 def nested_too_deep() -> InvalidMessage:
@@ -111,6 +115,10 @@ def _encodable(value: Any, depth: int) -> Any:
 def _checked_key(key: Any) -> Any:
     if isinstance(key, str):
         _check_unicode(key)
+    elif not isinstance(key, _KEY_TYPES):
+        raise InvalidMessage(
+            f"message holds an object key of type {type(key).__name__}; keys must be text"
+        )
     return key
 
 
