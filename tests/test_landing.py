@@ -13,7 +13,7 @@ import pytest
 
 from nudge.landing.loader import load_new_files
 from nudge.landing.messages import InvalidMessage, normalise_message
-from nudge.landing.staging import LOCK_NAME
+from nudge.landing.staging import STAGING_DIR
 from nudge.landing.writer import ingest_ndjson, land_messages
 from nudge.warehouse.connection import connect
 
@@ -170,8 +170,9 @@ def test_landing_files_are_named_and_renamed_into_place(tmp_path: Path) -> None:
     names = [p.name for p in (*first.files, *second.files)]
     assert all(FILE_NAME.fullmatch(name) for name in names)
     assert sorted(names) == names  # sortable by landing time
-    # Nothing but the finished files and the writers' lock is left behind (no staging folders).
-    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME, *names]
+    # Nothing but the finished files is left behind (the staging area holds only the lock).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [STAGING_DIR, *names]
+    assert [p.name for p in (tmp_path / STAGING_DIR).iterdir()] == ["lock"]
 
 
 def test_nothing_valid_writes_no_file(tmp_path: Path) -> None:
@@ -222,10 +223,15 @@ def test_loader_is_incremental(tmp_path: Path) -> None:
     assert sorted(r for _, r in files) == [1, 1, 2]
 
 
-def test_loader_ignores_unfinished_files(tmp_path: Path) -> None:
-    (tmp_path / ".20260101T000000000000-abc.parquet.tmp").write_bytes(b"partial")
+def test_loader_ignores_unfinished_files_and_removes_those_of_earlier_versions(
+    tmp_path: Path,
+) -> None:
+    left = tmp_path / "nested" / ".20260101T000000000000-abc.parquet.tmp"
+    left.parent.mkdir()
+    left.write_bytes(b"partial")
     with connect(tmp_path / "warehouse.duckdb") as con:
         assert load_new_files(con, tmp_path).files == 0
+    assert not left.exists()
 
 
 def test_aware_received_at_is_stored_as_utc(tmp_path: Path) -> None:
@@ -245,4 +251,4 @@ def test_large_inputs_are_split_into_several_files_published_as_one_folder(
     folder = result.files[0].parent
     assert FILE_NAME.fullmatch(folder.name) and folder.parent == tmp_path
     assert [p.name for p in result.files] == [f"part-0000{i}.parquet" for i in range(3)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME, folder.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [STAGING_DIR, folder.name]

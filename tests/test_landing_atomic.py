@@ -19,7 +19,7 @@ import pytest
 
 from nudge.landing.loader import load_new_files
 from nudge.landing.messages import normalise_message
-from nudge.landing.staging import staged_parts
+from nudge.landing.staging import STAGING_DIR, staged_parts
 from nudge.landing.writer import LANDING_SCHEMA, ingest_ndjson, land_messages, landing_file_name
 from nudge.warehouse.connection import connect
 
@@ -39,7 +39,7 @@ def line(number: int) -> bytes:
 
 
 def staging_folders(landing: Path) -> list[Path]:
-    return [p for p in landing.iterdir() if p.name.startswith(".ingest-")]
+    return [p for p in (landing / STAGING_DIR).iterdir() if p.is_dir()]
 
 
 def loaded_ids(warehouse: Path, landing: Path) -> list[str]:
@@ -67,7 +67,7 @@ def kill_after_two_parts(landing: Path, source: Path) -> None:
                 assert writer.poll() is None and time.monotonic() < deadline, "no reader"
                 time.sleep(0.05)
         os.write(pipe, b"".join(line(n) for n in range(25)))  # fits the pipe's buffer
-        while not (landing.is_dir() and list(landing.glob(".ingest-*/part-00001.parquet"))):
+        while not (landing.is_dir() and list(landing.glob(".staging/*/part-00001.parquet"))):
             assert writer.poll() is None and time.monotonic() < deadline, "no second part"
             time.sleep(0.05)
         writer.send_signal(signal.SIGKILL)

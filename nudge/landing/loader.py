@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from nudge.landing.messages import LANDING_COLUMNS
-from nudge.landing.staging import LOCK_NAME, remove_abandoned
+from nudge.landing.staging import STAGING_DIR, is_old_temporary, remove_abandoned
 from nudge.warehouse.schema import ensure_tables
 
 
@@ -35,8 +35,9 @@ def landing_files(landing_dir: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for directory, folders, files in os.walk(landing_dir):
         here = Path(directory)
-        if LOCK_NAME in files:
-            remove_abandoned(here)
+        old_temporaries = [name for name in files if is_old_temporary(name)]
+        if STAGING_DIR in folders or old_temporaries:
+            remove_abandoned(here, old_temporaries)
         folders[:] = sorted(name for name in folders if not name.startswith("."))
         for name in sorted(files):
             if name.endswith(".parquet") and not name.startswith("."):

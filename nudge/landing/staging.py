@@ -1,15 +1,15 @@
 """One landing call's parquet parts, written out of the loader's sight and published at once.
 
-A landing call writes its parts into a hidden staging folder inside the landing folder
-(``.ingest-<uuid4 hex>``; the loader never reads hidden paths) and publishes them with one rename:
+A landing call writes its parts into its own folder under ``.staging/`` in the landing folder
+(the loader never reads hidden paths) and publishes them with one rename into the landing folder:
 a single part becomes the file ``<name>``, several parts the folder ``<name>`` holding them. So
 the loader sees all of a call's rows or none of them, however the call ends.
 
 A staging folder outlives its writer only when the writer was killed. Writers hold a shared lock
-on ``.ingest.lock`` in the landing folder while they stage; whoever gets the lock exclusively
-(without waiting) knows no writer is staging there, so every staging folder left is abandoned and
-is removed (with the ``.<name>.parquet.tmp`` files earlier versions wrote). Writers do this before
-they stage, and the loader before it reads.
+on ``.staging/lock`` while they stage; whoever gets it exclusively (without waiting) knows no
+writer is staging there, so every staging folder left is abandoned and is removed. Writers do
+this before they stage, and the loader before it reads (the loader also removes the
+``.<name>.parquet.tmp`` files earlier versions left, which it sees while listing the files).
 """
 
 from __future__ import annotations
@@ -19,16 +19,21 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-LOCK_NAME = ".ingest.lock"
-_STAGING_NAME = re.compile(r"\.ingest-[0-9a-f]{32}")
+STAGING_DIR = ".staging"
+_LOCK_NAME = "lock"
 _TEMPORARY_NAME = re.compile(r"\..+\.parquet\.tmp")
+
+
+def is_old_temporary(name: str) -> bool:
+    """Whether ``name`` is a temporary file of an earlier writer (``.<name>.parquet.tmp``)."""
+    return _TEMPORARY_NAME.fullmatch(name) is not None
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -39,17 +44,9 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def _remove_abandoned(directory: Path) -> None:
-    """Remove staging folders and temporary files; the caller holds the lock exclusively."""
-    for entry in directory.iterdir():
-        if _STAGING_NAME.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        elif _TEMPORARY_NAME.fullmatch(entry.name) and entry.is_file():
-            entry.unlink()
-
-
-def _open_lock(directory: Path) -> int:
-    return os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+def _open_lock(landing_dir: Path) -> int:
+    (landing_dir / STAGING_DIR).mkdir(exist_ok=True)
+    return os.open(landing_dir / STAGING_DIR / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
 
 
 def _try_exclusive(lock: int) -> bool:
@@ -60,13 +57,23 @@ def _try_exclusive(lock: int) -> bool:
     return True
 
 
-def remove_abandoned(directory: Path) -> None:
-    """Remove what killed writers left in ``directory``, unless a writer is staging there now
-    (then the next caller does it)."""
-    lock = _open_lock(directory)
+def _remove_abandoned(landing_dir: Path) -> None:
+    """Remove every staging folder; the caller holds the lock exclusively."""
+    for entry in (landing_dir / STAGING_DIR).iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+
+
+def remove_abandoned(landing_dir: Path, old_temporaries: Iterable[str] = ()) -> None:
+    """Remove what killed writers left in ``landing_dir`` (staging folders, and the named
+    temporary files of earlier versions), unless a writer is staging there now (then a later
+    caller does it)."""
+    lock = _open_lock(landing_dir)
     try:
         if _try_exclusive(lock):
-            _remove_abandoned(directory)
+            _remove_abandoned(landing_dir)
+            for name in old_temporaries:
+                (landing_dir / name).unlink(missing_ok=True)
     finally:
         os.close(lock)
 
@@ -104,14 +111,14 @@ class StagedParts:
 
 @contextmanager
 def staged_parts(landing_dir: Path) -> Iterator[StagedParts]:
-    """A fresh staging folder in ``landing_dir``, removed on exit with whatever was not
+    """A fresh folder under ``landing_dir/.staging``, removed on exit with whatever was not
     published; abandoned ones are removed first when no other writer is staging."""
     lock = _open_lock(landing_dir)
     try:
         if _try_exclusive(lock):
             _remove_abandoned(landing_dir)
         fcntl.flock(lock, fcntl.LOCK_SH)
-        staging = landing_dir / f".ingest-{uuid.uuid4().hex}"
+        staging = landing_dir / STAGING_DIR / uuid.uuid4().hex
         staging.mkdir()
         try:
             yield StagedParts(landing_dir, staging)
