@@ -10,6 +10,7 @@ nor part of a call. One message (or NDJSON line) that cannot be landed rejects o
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -92,38 +93,41 @@ def _message_id(msg: Any) -> str | None:
     return None
 
 
+def _valid_rows(
+    items: Iterable[tuple[int, Any]], received: datetime, rejected: list[Rejection]
+) -> Iterator[dict[str, Any]]:
+    """The landing rows of ``(index, message_or_rejection)`` pairs; the rest go to ``rejected``."""
+    for index, item in items:
+        if isinstance(item, Rejection):
+            rejected.append(item)
+            continue
+        try:
+            row = normalise_message(item, received)
+        except InvalidMessage as exc:
+            rejected.append(Rejection(index, _message_id(item), exc.reason))
+            continue
+        yield row
+
+
 def _land(
     landing_dir: Path,
     items: Iterable[tuple[int, Any]],
     received_at: datetime | None,
     rows_per_file: int,
 ) -> LandResult:
-    """Validate ``(index, message_or_rejection)`` pairs and land the valid ones as one unit,
-    written in parts of ``rows_per_file`` rows and published together at the end."""
+    """Land the valid messages of ``items`` as one unit: written in parts of ``rows_per_file``
+    rows and published together at the end."""
+    if rows_per_file < 1:
+        raise ValueError(f"rows_per_file must be at least 1, got {rows_per_file}")
     landing_dir.mkdir(parents=True, exist_ok=True)
-    received = received_at or datetime.now(UTC)
     result = LandResult()
-    rows: list[dict[str, Any]] = []
+    rows = _valid_rows(items, received_at or datetime.now(UTC), result.rejected)
     with ExitStack() as stack:
         staged: StagedParts | None = None
-        for index, item in items:
-            if isinstance(item, Rejection):
-                result.rejected.append(item)
-                continue
-            try:
-                rows.append(normalise_message(item, received))
-            except InvalidMessage as exc:
-                result.rejected.append(Rejection(index, _message_id(item), exc.reason))
-                continue
-            if len(rows) >= rows_per_file:
-                staged = staged or stack.enter_context(staged_parts(landing_dir))
-                staged.write(pa.Table.from_pylist(rows, schema=LANDING_SCHEMA))
-                result.accepted += len(rows)
-                rows = []
-        if rows:
+        while part := list(itertools.islice(rows, rows_per_file)):
             staged = staged or stack.enter_context(staged_parts(landing_dir))
-            staged.write(pa.Table.from_pylist(rows, schema=LANDING_SCHEMA))
-            result.accepted += len(rows)
+            staged.write(pa.Table.from_pylist(part, schema=LANDING_SCHEMA))
+            result.accepted += len(part)
         if staged is not None:
             result.files = staged.publish(landing_file_name())
     return result
