@@ -252,3 +252,4 @@ def test_large_inputs_are_split_into_several_files_published_as_one_folder(
     assert FILE_NAME.fullmatch(folder.name) and folder.parent == tmp_path
     assert [p.name for p in result.files] == [f"part-0000{i}.parquet" for i in range(3)]
     assert sorted(p.name for p in tmp_path.iterdir()) == [STAGING_DIR, folder.name]
+    assert list(tmp_path.glob("*.parquet")) == [folder]  # what the Dagster sensor lists
