@@ -3,7 +3,10 @@
 Only the ``html`` field is autoescaped (a subject, a text part or an SMS body must not gain
 ``&amp;``). An undefined variable without a ``default`` raises ``RenderError`` naming the template,
 the field and the dotted variable (``user.first_name``), so the send is recorded as failed instead
-of going out blank. Each field is compiled once per ``TemplateRenderer`` (one per dispatch).
+of going out blank. A field that becomes an email header (``subject``) is refused with a
+``RenderError`` when a value put into it could add a header or a body (a line break, also one hidden
+in an RFC 2047 encoded word): the message is recorded as a permanent failure instead of being
+handed to the provider. Each field is compiled once per ``TemplateRenderer`` (one per dispatch).
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from nudge.dsl.models import Template
+from senders.mime import UnsafeHeaderValue, check_header_value
 
 HTML_FIELDS = frozenset({"html"})
+# Per channel, the template fields that become message headers, and the header each becomes.
+HEADER_FIELDS: dict[str, dict[str, str]] = {"email": {"subject": "Subject"}}
 
 
 class RenderError(Exception):
@@ -115,6 +121,11 @@ class TemplateRenderer:
             key: self._render_value(template.name, key, value, variables, key in HTML_FIELDS)
             for key, value in template.fields.items()
         }
+        for field, header in HEADER_FIELDS.get(template.channel, {}).items():
+            try:
+                check_header_value(header, str(content.get(field, "")))
+            except UnsafeHeaderValue as err:
+                raise RenderError(template.name, field, str(err)) from None
         if template.channel == "email" and not content.get("text") and content.get("html"):
             content["text"] = self._derived_text(template, variables, content["html"])
         return content
