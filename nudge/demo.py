@@ -11,6 +11,7 @@ from nudge.reports import run_summary
 from nudge.sample.generator import write_sample_workspace
 from nudge.smtp_sink import SmtpSink, count_messages
 from nudge.workspace import Workspace
+from senders.unsubscribe import LOCAL_PUBLIC_URL, local_secret_key
 
 # Naive UTC: the sample's 30 days end here, mid-afternoon in Europe and morning in the Americas,
 # so that quiet hours hold back only part of the first run's email.
@@ -46,6 +47,10 @@ def run_demo(workspace: Workspace) -> int:
     host = os.environ.setdefault("NUDGE_SMTP_HOST", "127.0.0.1")
     port = int(os.environ.setdefault("NUDGE_SMTP_PORT", "8025"))
     os.environ.setdefault("NUDGE_EMAIL_PROVIDER", "smtp")
+    # Live SMTP needs a real key and a public URL: the demo's own, a random key kept in the
+    # workspace (its links verify across runs) and the local address.
+    os.environ.setdefault("NUDGE_SECRET_KEY", local_secret_key(workspace.home / "secret_key"))
+    os.environ.setdefault("NUDGE_PUBLIC_URL", LOCAL_PUBLIC_URL)
     maildir = workspace.home / "mailbox"
     print(f"generating {DEMO_USERS} users over {DEMO_DAYS} days into {workspace.landing_dir}")
     landed = write_sample_workspace(

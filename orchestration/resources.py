@@ -9,6 +9,7 @@ import dagster as dg
 from senders.capture import CapturingProvider
 from senders.email import SmtpEmailProvider, SmtpSettings
 from senders.providers import Provider
+from senders.unsubscribe import require_live_settings
 
 
 class EmailDelivery(dg.ConfigurableResource):
@@ -27,6 +28,7 @@ class EmailDelivery(dg.ConfigurableResource):
             return CapturingProvider("email")
         if self.provider != "smtp":
             raise ValueError(f"email provider {self.provider!r}: expected 'smtp' or 'capture'")
+        require_live_settings()  # links signed with a public key or pointing nowhere: refuse
         return SmtpEmailProvider(
             SmtpSettings(
                 host=self.smtp_host,

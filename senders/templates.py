@@ -3,7 +3,12 @@
 Only the ``html`` field is autoescaped (a subject, a text part or an SMS body must not gain
 ``&amp;``). An undefined variable without a ``default`` raises ``RenderError`` naming the template,
 the field and the dotted variable (``user.first_name``), so the send is recorded as failed instead
-of going out blank. Each field is compiled once per ``TemplateRenderer`` (one per dispatch).
+of going out blank. Rendering is bounded in output size, value sizes and work
+(``senders.template_limits``): a template past a bound is a ``RenderError``, never a MemoryError
+or a hang. A field that becomes an email header (``subject``) is refused with a
+``RenderError`` when a value put into it could add a header or a body (a line break, also one hidden
+in an RFC 2047 encoded word): the message is recorded as a permanent failure instead of being
+handed to the provider. Each field is compiled once per ``TemplateRenderer`` (one per dispatch).
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined
 from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
 from nudge.dsl.models import Template
+from senders.mime import UnsafeHeaderValue, check_header_value
+from senders.template_limits import BoundedEnvironment, LimitExceeded
 
 HTML_FIELDS = frozenset({"html"})
+# Per channel, the template fields that become message headers, and the header each becomes.
+HEADER_FIELDS: dict[str, dict[str, str]] = {"email": {"subject": "Subject"}}
 
 
 class RenderError(Exception):
@@ -96,8 +104,8 @@ class TemplateRenderer:
 
     def __init__(self, templates: Iterable[Template]):
         self._templates = {t.name: t for t in templates}
-        self._text_env = SandboxedEnvironment(undefined=_NamingUndefined, autoescape=False)
-        self._html_env = SandboxedEnvironment(undefined=_NamingUndefined, autoescape=True)
+        self._text_env = BoundedEnvironment(undefined=_NamingUndefined, autoescape=False)
+        self._html_env = BoundedEnvironment(undefined=_NamingUndefined, autoescape=True)
         self._compiled: dict[tuple[str, str, bool], JinjaTemplate] = {}
         self._text_sources: dict[str, str] = {}
 
@@ -115,6 +123,11 @@ class TemplateRenderer:
             key: self._render_value(template.name, key, value, variables, key in HTML_FIELDS)
             for key, value in template.fields.items()
         }
+        for field, header in HEADER_FIELDS.get(template.channel, {}).items():
+            try:
+                check_header_value(header, str(content.get(field, "")))
+            except UnsafeHeaderValue as err:
+                raise RenderError(template.name, field, str(err)) from None
         if template.channel == "email" and not content.get("text") and content.get("html"):
             content["text"] = self._derived_text(template, variables, content["html"])
         return content
@@ -155,8 +168,11 @@ class TemplateRenderer:
         self, template: str, field: str, source: str, variables: dict[str, Any], html: bool
     ) -> str:
         compiled = self._compile(template, field, source, html)
+        env = self._html_env if html else self._text_env
         try:
-            return compiled.render(variables)
+            return env.render_bounded(compiled, variables)
+        except LimitExceeded as err:
+            raise RenderError(template, field, f"refused: {err}") from None
         except SecurityError as err:
             raise RenderError(template, field, f"blocked by the sandbox: {err}") from None
         except TemplateError as err:

@@ -19,3 +19,12 @@ def smtp_sink(tmp_path: Path) -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+@pytest.fixture(autouse=True)
+def live_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs use the live SMTP provider by default, which refuses to start without a real secret
+    key and public URL (``senders.unsubscribe.require_live_settings``); tests that check that
+    refusal remove them."""
+    monkeypatch.setenv("NUDGE_SECRET_KEY", "test-only-secret-key-0123456789abcdef")
+    monkeypatch.setenv("NUDGE_PUBLIC_URL", "https://nudge.test")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -710,3 +713,59 @@ def test_trait_names_and_property_paths_outside_the_allowlist_are_refused() -> N
         for m in messages
     ), messages
     assert any("segment 'brace'" in m and "where[0].property" in m for m in messages), messages
+
+
+def test_undeclared_topic_in_a_subscription_condition(tmp_path: Path) -> None:
+    """`nudge run` refuses a subscription condition on an undeclared topic; so does validation,
+    in segments and in journeys alike."""
+    problems = load_problems(
+        tmp_path,
+        {
+            "segments.yml": """
+            segments:
+              - {name: news_readers, condition: {subscription: {topic: product_update, subscribed: true}}}
+            """,
+            "templates.yml": TEMPLATES,
+            "journeys.yml": """
+            journeys:
+              - name: onboarding
+                trigger: {segment_entered: news_readers}
+                entry_filter: {not: {subscription: {topic: offers, subscribed: false}}}
+                steps: [{id: hi, send: {channel: sms, template: come_back_sms}}]
+            """,
+        },
+    )
+    segment = only(
+        problems, "segments.yml", "segment 'news_readers'", "condition.subscription.topic"
+    )
+    assert "undeclared topic 'product_update' (declared: product_updates)" in segment
+    assert "did you mean 'product_updates'?" in segment
+    journey = only(
+        problems, "journeys.yml", "journey 'onboarding'", "entry_filter.not.subscription.topic"
+    )
+    assert "undeclared topic 'offers'" in journey and "declare it under topics" in journey
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["validate"], ["run", "--as-of", "2026-01-01T00:00:00Z"]])
+def test_validate_and_run_both_refuse_an_undeclared_subscription_topic(
+    tmp_path: Path, command: list[str]
+) -> None:
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "defs.yml").write_text(
+        "segments: [{name: readers, condition: {subscription: {topic: newz, subscribed: true}}}]\n"
+        "topics: [{name: news, default: subscribed}]\n"
+    )
+    env = {**os.environ, "NUDGE_HOME": str(tmp_path / "home"), "NUDGE_CONTENT": str(content)}
+    result = subprocess.run(
+        [sys.executable, "-m", "nudge.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "defs.yml" in result.stderr and "segment 'readers'" in result.stderr
+    assert "condition.subscription.topic" in result.stderr
+    assert "undeclared topic 'newz' (declared: news)" in result.stderr

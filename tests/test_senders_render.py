@@ -137,3 +137,64 @@ def test_unsubscribe_links_are_signed(monkeypatch):
     monkeypatch.setenv("NUDGE_SECRET_KEY", "another")
     with pytest.raises(InvalidToken):
         verify_token(token)
+
+
+BIG = "{% set big = 'a' * 1000000 %}"
+BOUNDS = {
+    "repeat": ("{{ 'a' * 10**10 }}", "'*' would build 10,000,000,000 characters or items"),
+    "repeat_in_a_loop": (
+        "{% for i in range(100) %}{{ 'a' * 10**7 }}{% endfor %}",
+        "'*' would build 10,000,000 characters or items; the limit is 1,000,000",
+    ),
+    "output": (
+        "{% for i in range(100) %}{{ user.long }}{% endfor %}",
+        "the rendered text would be 10,000,000 characters; the limit is 1,000,000",
+    ),
+    "nested_loops": (
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "rendering takes more than 10,000,000 steps",
+    ),
+    "concat_growth": (
+        "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
+        "{% endfor %}{{ ns.s }}",
+        "a value would build 1,048,576 characters or items; the limit is 1,000,000",
+    ),
+    "integer_growth": (
+        "{% set ns = namespace(n=10) %}{% for i in range(64) %}{% set ns.n = ns.n * ns.n %}"
+        "{% endfor %}{{ ns.n }}",
+        "'*' would make an integer of more than 16,384 bits",
+    ),
+    "printf_width": ("{{ '%10000000000s' % 'a' }}", "a '%' width would build 10,000,000,000"),
+    "format_width": ("{{ '{:>10000000000}'.format('a') }}", "a format width would build"),
+    "padding_method": ("{{ 'a'.ljust(10**10) }}", "'ljust' would build 10,000,000,000"),
+    "replace_filter": (
+        BIG + "{{ big|replace('a', 'bb') }}",
+        "'replace' would build 2,000,000 characters or items",
+    ),
+    "search_in_a_loop": (
+        BIG + "{% for i in range(100000) %}{{ 'b' in big }}{% endfor %}",
+        "rendering takes more than 10,000,000 steps",
+    ),
+    "slice_in_a_loop": (
+        BIG + "{% for i in range(100000) %}{{ big[1:]|length }}{% endfor %}",
+        "rendering takes more than 10,000,000 steps",
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "bound"), BOUNDS.values(), ids=BOUNDS.keys())
+def test_rendering_is_bounded_in_size_and_work(source: str, bound: str):
+    with pytest.raises(RenderError) as refused:
+        render({"body": source}, channel="sms", traits={"long": "a" * 100_000})
+    assert str(refused.value).startswith("render error in template 't', field 'body': refused: ")
+    assert bound in str(refused.value)
+
+
+def test_bounded_rendering_keeps_ordinary_templates_working():
+    source = (
+        "{% for item in user['items'] %}{{ loop.index }}:{{ item|upper }} {% endfor %}"
+        "{{ '%05d'|format(42) }} {{ '{:,}'.format(1234567890) }} {{ [1, 2]|sum }} "
+        "{{ 'a' in 'abc' }} {{ ('ab' * 3)[1:3] }} {{ 2 ** 10 }} {{ 'x' ~ user['items'][0] }}"
+    )
+    out = render({"body": source}, channel="sms", traits={"items": ["a", "b"]})
+    assert out["body"] == "1:A 2:B 00042 1,234,567,890 3 True ba 1024 xa"

@@ -37,6 +37,7 @@ from nudge.landing.writer import land_messages
 from nudge.smtp_sink import SmtpSink
 from nudge.warehouse.connection import connect
 from nudge.workspace import Workspace
+from senders.unsubscribe import LOCAL_PUBLIC_URL, local_secret_key
 
 SENSOR = "new_landing_files"
 PING_EVENT = "order_completed"
@@ -125,6 +126,8 @@ def _child_env(workspace: Workspace, sink: SmtpSink, sender: str) -> dict[str, s
         "NUDGE_SMTP_HOST": sink.host,
         "NUDGE_SMTP_PORT": str(sink.port),
         "NUDGE_EMAIL_FROM": sender,
+        "NUDGE_SECRET_KEY": local_secret_key(workspace.home / "secret_key"),
+        "NUDGE_PUBLIC_URL": LOCAL_PUBLIC_URL,
     }
 
 

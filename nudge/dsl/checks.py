@@ -24,6 +24,7 @@ from nudge.dsl.models import (
     SegmentExited,
     Send,
     Split,
+    Subscription,
     Template,
 )
 from nudge.dsl.problems import DefinitionProblem, did_you_mean
@@ -126,6 +127,17 @@ class _Known:
             known = ", ".join(options)
         return f"unknown {kind} '{name}' (known: {known}){did_you_mean(name, options)}"
 
+    def undeclared_topic(self, topic: str) -> str | None:
+        """The problem with a send's or a ``subscription`` condition's topic, if any (a run
+        refuses an undeclared topic, so validation must too)."""
+        if topic in self.topics:
+            return None
+        declared = ", ".join(self.topics) or "none are declared"
+        return (
+            f"undeclared topic '{topic}' (declared: {declared}){did_you_mean(topic, self.topics)}; "
+            "declare it under topics: [{name, default}]"
+        )
+
     def condition_problems(
         self, origin: Origin, path: str, condition: Condition | None
     ) -> Iterator[DefinitionProblem]:
@@ -140,6 +152,9 @@ class _Known:
                     message = self.unknown("journey", part.journey, self.journeys)
                 if message is None and part.template is not None:
                     message = self.unknown("template", part.template, self.templates)
+            elif isinstance(part, Subscription):
+                message = self.undeclared_topic(part.topic)
+                at = f"{at}.topic"
             if message:
                 yield DefinitionProblem(origin.file, origin.item, at, message)
 
@@ -252,15 +267,9 @@ def _send_problems(send: Send, known: _Known) -> Iterator[tuple[str, str]]:
                 "channel",
                 f"sends on {send.channel} but template '{send.template}' is for channel {channel}",
             )
-    if send.topic is not None and send.topic not in known.topics:
-        declared = ", ".join(known.topics) or "none are declared"
-        yield (
-            "topic",
-            (
-                f"undeclared topic '{send.topic}' (declared: {declared}){did_you_mean(send.topic, known.topics)}; "
-                "declare it under topics: [{name, default}]"
-            ),
-        )
+    topic_problem = None if send.topic is None else known.undeclared_topic(send.topic)
+    if topic_problem:
+        yield "topic", topic_problem
 
 
 _JINJA = SandboxedEnvironment()
