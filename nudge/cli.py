@@ -52,7 +52,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for warning in workspace_data_warnings(workspace, content):
             print(warning)
     except WarehouseBusy as busy:
-        print(f"data warnings not checked: {busy_sentence(busy)}", file=sys.stderr)
+        print(
+            f"data warnings not checked: {warehouse_holder(busy)}; run validate again when it"
+            " has ended.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -146,7 +150,7 @@ def cmd_journeys_control(args: argparse.Namespace) -> int:
     """``nudge journeys pause|resume NAME``: the state lives in ``nudge.journey_controls``.
 
     The request is queued on disk first (``journeys.controls``), then applied at once unless a
-    run holds the warehouse; then the run applies it when it next opens the warehouse.
+    run holds the warehouse; then whatever next opens the warehouse for writing applies it.
     """
     from journeys.controls import apply_pending_requests, request_control
     from nudge.content import load_workspace_content
@@ -171,9 +175,9 @@ def cmd_journeys_control(args: argparse.Namespace) -> int:
             apply_pending_requests(con, workspace.control_requests_dir)
     except WarehouseBusy as busy:
         print(
-            f"journey {args.name}: {args.action} queued ({busy_sentence(busy)}); "
-            + ("its sending stops at once, and " if paused else "")
-            + "the run applies it when it next opens the warehouse."
+            f"journey {args.name}: {args.action} queued, since {warehouse_holder(busy)}; "
+            + ("its sending stops at once, and it " if paused else "it ")
+            + "is applied by the next stage, command or run that opens the warehouse."
         )
         return 0
     print(f"journey {args.name}: {'paused' if paused else 'resumed'}")
@@ -312,13 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def busy_sentence(busy: WarehouseBusy) -> str:
+def warehouse_holder(busy: WarehouseBusy) -> str:
     """Which run holds the warehouse and since when, or that another process does."""
     workspace = Workspace.from_env()
     holder = live_holder(workspace)
     if holder is None:
-        return f"{busy}; try again when it has let go"
-    return f"{holder.describe(workspace.home)} and holds the warehouse; try again when it has ended"
+        return str(busy)
+    return f"{holder.describe(workspace.home)} and holds the warehouse"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -332,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return BUSY_EXIT_STATUS
     except WarehouseBusy as busy:
-        print(f"error: {busy_sentence(busy)}.", file=sys.stderr)
+        print(f"error: {warehouse_holder(busy)}; try again when it has ended.", file=sys.stderr)
         return BUSY_EXIT_STATUS
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
