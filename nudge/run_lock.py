@@ -68,11 +68,9 @@ def live_holder(workspace: Workspace) -> RunHolder | None:
     """The run that holds the lock now, as its file says, if that process is still alive."""
     try:
         data = json.loads(workspace.run_lock_path.read_text() or "null")
-    except (OSError, ValueError):
+        holder = RunHolder(int(data["pid"]), str(data["run_id"]), str(data["started_at"]))
+    except (OSError, ValueError, TypeError, KeyError):  # no file, or caught mid-write
         return None
-    if not isinstance(data, dict):
-        return None
-    holder = RunHolder(int(data["pid"]), str(data["run_id"]), str(data["started_at"]))
     return None if process_is_gone(holder.pid) else holder
 
 
