@@ -12,7 +12,12 @@ from datetime import datetime
 from pathlib import Path
 
 from nudge.dsl.problems import DefinitionError
+from nudge.run_lock import RunInProgress, live_holder
+from nudge.warehouse.connection import WarehouseBusy
 from nudge.workspace import Workspace
+
+# Exit status of a command refused because a run holds the workspace: try again later.
+BUSY_EXIT_STATUS = 3
 
 
 def workspace_from_args(args: argparse.Namespace) -> Workspace:
@@ -43,8 +48,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     from nudge.segments.data_checks import workspace_data_warnings
 
-    for warning in workspace_data_warnings(workspace, content):
-        print(warning)
+    try:
+        for warning in workspace_data_warnings(workspace, content):
+            print(warning)
+    except WarehouseBusy as busy:
+        print(
+            f"data warnings not checked: {warehouse_holder(busy)}; run validate again when it"
+            " has ended.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -72,7 +84,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import uuid
+
     from nudge.dagster_run import run_through_dagster
+    from nudge.run_lock import hold_run_lock
 
     workspace = workspace_from_args(args)
     as_of = parse_as_of(args.as_of)
@@ -82,8 +97,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(dry_run(workspace, load_workspace_content(workspace), as_of).render())
         return 0
-    print(f"running the pipeline at as_of {as_of.isoformat()}Z in {workspace.home}")
-    return 0 if run_through_dagster(workspace, as_of, progress=print) else 1
+    run_id = str(uuid.uuid4())
+    with hold_run_lock(workspace, run_id):  # before the first line, so a refused run prints none
+        print(f"running the pipeline at as_of {as_of.isoformat()}Z in {workspace.home}", flush=True)
+        return 0 if run_through_dagster(workspace, as_of, run_id=run_id, progress=print) else 1
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
@@ -139,8 +156,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_journeys_control(args: argparse.Namespace) -> int:
-    """``nudge journeys pause|resume NAME``: the state lives in ``nudge.journey_controls``."""
-    from journeys.controls import set_paused
+    """``nudge journeys pause|resume NAME``: the state lives in ``nudge.journey_controls``.
+
+    The request is queued on disk first (``journeys.controls``), then applied at once unless a
+    run holds the warehouse; then whatever next opens the warehouse for writing applies it.
+    """
+    from journeys.controls import apply_pending_requests, request_control
     from nudge.content import load_workspace_content
     from nudge.pipeline import utc_now
     from nudge.warehouse.connection import connect
@@ -156,9 +177,18 @@ def cmd_journeys_control(args: argparse.Namespace) -> int:
         )
         return 1
     paused = args.action == "pause"
-    with connect(workspace.warehouse_path) as con:
-        ensure_tables(con)
-        set_paused(con, args.name, paused=paused, at=utc_now())
+    request_control(workspace.control_requests_dir, args.name, paused=paused, at=utc_now())
+    try:
+        with connect(workspace.warehouse_path) as con:
+            ensure_tables(con)
+            apply_pending_requests(con, workspace.control_requests_dir)
+    except WarehouseBusy as busy:
+        print(
+            f"journey {args.name}: {args.action} queued, since {warehouse_holder(busy)}; "
+            + ("its sending stops at once, and it " if paused else "it ")
+            + "is applied by the next stage, command or run that opens the warehouse."
+        )
+        return 0
     print(f"journey {args.name}: {'paused' if paused else 'resumed'}")
     return 0
 
@@ -295,6 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def warehouse_holder(busy: WarehouseBusy) -> str:
+    """Which run holds the warehouse and since when, or that another process does."""
+    workspace = Workspace.from_env()
+    holder = live_holder(workspace)
+    if holder is None:
+        return str(busy)
+    return f"{holder.describe(workspace.home)} and holds the warehouse"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -302,6 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DefinitionError as error:
         print(f"invalid definitions:\n{error}", file=sys.stderr)
         return 2
+    except RunInProgress as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BUSY_EXIT_STATUS
+    except WarehouseBusy as busy:
+        print(f"error: {warehouse_holder(busy)}; try again when it has ended.", file=sys.stderr)
+        return BUSY_EXIT_STATUS
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -92,6 +92,40 @@ def finish_run(workspace: Workspace, *, run_id: str, status: str = "succeeded") 
         )
 
 
+def finish_unfinished_runs(
+    workspace: Workspace, run_ids: Collection[str], *, status: str = "failed"
+) -> None:
+    """Close the rows of ``run_ids`` still marked running: runs that died, or whose failed step
+    never reached ``finish_run``."""
+    if not run_ids:
+        return
+    with connect(workspace.warehouse_path) as con:
+        ensure_tables(con)
+        con.execute(
+            "update nudge.runs set finished_at = ?, status = ?"
+            " where status = 'running' and run_id in (select unnest(?::varchar[]))",
+            [utc_now(), status, list(run_ids)],
+        )
+
+
+def fail_abandoned_runs(workspace: Workspace, *, current_run_id: str) -> list[str]:
+    """Mark failed every row still running but ``current_run_id``'s; their ids.
+
+    Only for a caller holding the workspace's run lock (``nudge.run_lock``): every Dagster run
+    holds it while it works, so such a row belongs to a run whose process died.
+    """
+    if not workspace.warehouse_path.exists():  # no run yet; a run with bad definitions makes none
+        return []
+    with connect(workspace.warehouse_path) as con:
+        ensure_tables(con)
+        rows = con.execute(
+            "update nudge.runs set finished_at = ?, status = 'failed'"
+            " where status = 'running' and run_id <> ? returning run_id",
+            [utc_now(), current_run_id],
+        ).fetchall()
+    return sorted(run_id for (run_id,) in rows)
+
+
 def load_landing(workspace: Workspace) -> LoadResult:
     with connect(workspace.warehouse_path) as con:
         ensure_tables(con)

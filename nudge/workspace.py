@@ -14,6 +14,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_SOURCE_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_CONTENT_DIR = REPO_ROOT / "content"
+# Next to the warehouse file, so that opening the warehouse finds them (journeys.controls).
+CONTROL_REQUESTS_DIR = "control_requests"
 
 # Every asset that opens the DuckDB file is in the "duckdb" pool: one step at a time holds it.
 # The daemon looks for queued runs every second (Dagster's default is 5 s): a sensor's run is
@@ -71,6 +73,16 @@ class Workspace:
     @property
     def dbt_target_dir(self) -> Path:
         return self.home / "dbt" / "target"
+
+    @property
+    def run_lock_path(self) -> Path:
+        """Held by the one run in progress (``nudge.run_lock``)."""
+        return self.home / "run.lock"
+
+    @property
+    def control_requests_dir(self) -> Path:
+        """Queued pause/resume requests, applied when the warehouse is next opened for writing."""
+        return self.home / CONTROL_REQUESTS_DIR
 
     @property
     def dagster_home(self) -> Path:

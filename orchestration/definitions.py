@@ -1,7 +1,8 @@
 """The Dagster code location: one asset graph from the landing area to the reports on the ledger.
 
 Every asset that touches the DuckDB file is in the ``duckdb`` pool, and the default executor is
-in-process, so the single-writer file is never opened by two steps at once (see stack-notes).
+in-process, so the single-writer file is never opened by two steps at once (see stack-notes);
+that executor also lets one run at a time work in the workspace (``orchestration.executor``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from orchestration.defs.dbt.assets import dbt_definitions
 from orchestration.defs.delivery.assets import delivery_definitions
 from orchestration.defs.journeys.assets import journey_definitions
 from orchestration.defs.landing.assets import landing_events, raw_events
+from orchestration.executor import one_run_at_a_time_executor
 from orchestration.resources import email_delivery_from_env
 
 
@@ -25,7 +27,7 @@ def build_definitions() -> dg.Definitions:
         automation_definitions(),
         dg.Definitions(
             resources={"email": email_delivery_from_env()},
-            executor=dg.in_process_executor,
+            executor=one_run_at_a_time_executor,
         ),
     )
 

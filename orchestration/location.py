@@ -3,6 +3,11 @@
 Loaded once per process (a cached factory, as dagster-open-platform does for dbt assets), so that
 importing a module never needs a manifest and a bad definition fails the load with a message that
 names the file and field.
+
+Loading writes: it creates missing warehouse tables and re-assembles and parses the workspace's
+dbt project. So it holds the workspace's run lock (``nudge.run_lock``), waiting for a run in
+progress to end: a run worker the daemon starts while another run works would otherwise rewrite
+the dbt project under that run and find the warehouse held. ``nudge run`` already holds the lock.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from functools import cache
 
 from nudge.dsl.models import Content
 from nudge.pipeline import prepare_workspace
+from nudge.run_lock import hold_run_lock
 from nudge.warehouse.connection import connect
 from nudge.warehouse.dbt import DbtWorkspaceProject
 from nudge.workspace import Workspace
@@ -24,10 +30,15 @@ class Location:
     project: DbtWorkspaceProject
 
 
+# How long a process of the code location (code server, run worker) waits for a run to end.
+LOCK_WAIT_SECONDS = 1800.0
+
+
 @cache
 def load_location() -> Location:
     workspace = Workspace.from_env()
-    content, project = prepare_workspace(workspace)
+    with hold_run_lock(workspace, "loading-definitions", wait_seconds=LOCK_WAIT_SECONDS):
+        content, project = prepare_workspace(workspace)
     return Location(workspace, content, project)
 
 
