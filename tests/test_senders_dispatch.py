@@ -21,7 +21,7 @@ from nudge.dsl.models import (
 from nudge.warehouse.schema import ensure_tables
 from senders.capture import CapturingProvider
 from senders.dispatch import dispatch_pending
-from senders.ledger import INTERRUPTED_REASON
+from senders.ledger import IN_FLIGHT_REASON
 from senders.policy import PolicyError
 from senders.providers import RenderedMessage, SendOutcome
 
@@ -158,24 +158,29 @@ class CrashingProvider(CapturingProvider):
         return super().send(message)
 
 
-def test_in_flight_rows_after_a_crash_are_reconciled_not_resent(con):
+def test_after_a_crash_only_the_message_in_flight_is_unknown(con):
     for user in ("u1", "u2", "u3"):
         add_user(con, user, email=f"{user}@example.com")
         enqueue(con, f"k-{user}", user)
     crashing = CrashingProvider("email")
     with pytest.raises(Crash):
         run(con, {"email": crashing})
-    assert {s for s, _ in ledger(con).values()} == {"sending"}
+    # u1's outcome was committed when u2 was handed over; u3 was never handed over
+    assert ledger(con) == {
+        "k-u1": ("sent", None),
+        "k-u2": ("sending", None),
+        "k-u3": ("sending", None),
+    }
 
     email = CapturingProvider("email")
     summary = run(con, {"email": email}, as_of=T0 + timedelta(minutes=5))
 
-    assert summary.reconciled == 3
-    assert email.messages == []
+    assert (summary.reconciled, summary.released) == (1, 1)
+    assert [m.idempotency_key for m in email.messages] == ["k-u3"]
     assert ledger(con) == {
-        "k-u1": ("failed", INTERRUPTED_REASON),
-        "k-u2": ("failed", INTERRUPTED_REASON),
-        "k-u3": ("failed", INTERRUPTED_REASON),
+        "k-u1": ("sent", None),
+        "k-u2": ("failed", IN_FLIGHT_REASON),
+        "k-u3": ("sent", None),
     }
 
 
