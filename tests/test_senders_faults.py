@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -272,8 +273,35 @@ def killed_at_exit(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Pope
             process.wait()
 
 
-@pytest.mark.slow
-def test_kill_9_mid_send_then_rerun_delivers_each_message_once(tmp_path: Path):
+@dataclass
+class Broadcast:
+    """A workspace with USERS ingested users and a broadcast to all of them, and a server that
+    takes 20 ms per message."""
+
+    home: Path
+    env: dict[str, str]
+    log: Path
+    server: StoringServer
+
+    def start_run(self) -> subprocess.Popen[bytes]:
+        """``nudge run``, waiting until the server has 50 messages."""
+        run = start(self.env, self.log, "-m", "nudge.cli", "run", "--as-of", "2026-01-01T00:01Z")
+        deadline = time.monotonic() + 180
+        while len(self.server.received) < 50 and run.poll() is None:
+            assert time.monotonic() < deadline, "the run sent nothing for 3 minutes"
+            time.sleep(0.01)
+        return run
+
+    def ledger(self) -> list[tuple[str, str, str | None]]:
+        warehouse = str(self.home / "warehouse.duckdb")
+        with duckdb.connect(warehouse, read_only=True) as con:
+            return con.execute(
+                "select delivery_id, status, reason from nudge.delivery_ledger"
+            ).fetchall()
+
+
+@pytest.fixture
+def broadcast(tmp_path: Path) -> Iterator[Broadcast]:
     content = tmp_path / "content"
     content.mkdir()
     (content / "news.yml").write_text(BROADCAST)
@@ -293,38 +321,53 @@ def test_kill_9_mid_send_then_rerun_delivers_each_message_once(tmp_path: Path):
     )
     server = StoringServer(delay=0.02)
     with serving(server) as port:
+        home = tmp_path / "home"
         env = {
             **os.environ,
-            "NUDGE_HOME": str(tmp_path / "home"),
+            "NUDGE_HOME": str(home),
             "NUDGE_CONTENT": str(content),
             "NUDGE_SMTP_PORT": str(port),
         }
         log = tmp_path / "output.log"
         with killed_at_exit(start(env, log, "-m", "nudge.cli", "ingest", str(events))) as ingest:
             assert ingest.wait(timeout=120) == 0, log.read_text()
+        yield Broadcast(home, env, log, server)
 
-        cli_run = start(env, log, "-m", "nudge.cli", "run", "--as-of", "2026-01-01T00:01:00Z")
-        with killed_at_exit(cli_run):
-            deadline = time.monotonic() + 180
-            while len(server.received) < 50 and cli_run.poll() is None:
-                assert time.monotonic() < deadline, "the run sent nothing for 3 minutes"
-                time.sleep(0.01)
-            os.killpg(cli_run.pid, signal.SIGKILL)
-        assert 50 <= len(server.received) < USERS, "the kill did not land in the middle of the send"
 
-        with killed_at_exit(start(env, log, "-c", RERUN, "2026-01-01T00:02:00")) as rerun:
-            assert rerun.wait(timeout=300) == 0, log.read_text()
+@pytest.mark.slow
+def test_kill_9_mid_send_then_rerun_delivers_each_message_once(broadcast: Broadcast):
+    with killed_at_exit(broadcast.start_run()) as cli_run:
+        os.killpg(cli_run.pid, signal.SIGKILL)
+    received = broadcast.server.received
+    assert 50 <= len(received) < USERS, "the kill did not land in the middle of the send"
 
-    received = server.delivery_ids()
+    rerun = start(broadcast.env, broadcast.log, "-c", RERUN, "2026-01-01T00:02:00")
+    with killed_at_exit(rerun):
+        assert rerun.wait(timeout=300) == 0, broadcast.log.read_text()
+
+    received = broadcast.server.delivery_ids()
     assert max(received.values()) == 1  # no message reached the server twice
-    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True) as con:
-        rows = con.execute(
-            "select delivery_id, status, reason from nudge.delivery_ledger"
-        ).fetchall()
-        planned = con.execute("select count(*) from nudge.outbox").fetchone()
-    assert planned == (USERS,) and len(rows) == USERS
+    rows = broadcast.ledger()
+    assert len(rows) == USERS
     sent = {d for d, status, _ in rows if status == "sent"}
     unsent = {d: reason for d, status, reason in rows if status != "sent"}
     assert len(unsent) <= 1  # only the message in flight at the kill, if the kill caught one
     assert all(reason.startswith("outcome unknown") for reason in unsent.values())
     assert sent <= set(received) <= sent | set(unsent)  # the ledger agrees with the server
+
+
+@pytest.mark.slow
+def test_sigterm_mid_send_records_the_message_in_hand_and_leaves_the_rest_pending(
+    broadcast: Broadcast,
+):
+    with killed_at_exit(broadcast.start_run()) as cli_run:
+        cli_run.send_signal(signal.SIGTERM)
+        cli_run.wait(timeout=60)
+    received = broadcast.server.delivery_ids()
+    assert max(received.values()) == 1 and len(received) < USERS
+
+    rows = broadcast.ledger()
+    # every message the server got is recorded as sent; the others have no ledger row at all,
+    # so the next run sends them
+    assert {d for d, status, _ in rows} == set(received)
+    assert {status for _, status, _ in rows} == {"sent"}
