@@ -222,19 +222,17 @@ class _Sending:
             channel: CircuitBreaker(getattr(p, "label", p.name), settings.breaker_failures)
             for channel, p in providers.items()
         }
-        self.deadline = (
-            time.monotonic() + settings.time_budget.total_seconds()
-            if settings.time_budget is not None
-            else None
-        )
+        budget = settings.time_budget
+        self.deadline = None if budget is None else time.monotonic() + budget.total_seconds()
 
     def stop_reason(self, channel: str) -> str | None:
         """Why ``channel`` gets no more messages in this dispatch, or None."""
         if self.interrupts.requested:
             return f"stopped by signal {self.interrupts.signum}"
         if self.deadline is not None and time.monotonic() > self.deadline:
-            budget = self.settings.time_budget.total_seconds() if self.settings.time_budget else 0
-            return f"send time budget of {budget:g} s used up (NUDGE_SEND_TIME_BUDGET)"
+            return (
+                f"send time budget of {self.settings.time_budget} used up (NUDGE_SEND_TIME_BUDGET)"
+            )
         return self.breakers[channel].reason
 
     def send(self, message: RenderedMessage) -> SendOutcome:
