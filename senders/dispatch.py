@@ -281,6 +281,8 @@ def _dispatch_batch(
     as_of: datetime,
     summary: DispatchSummary,
 ) -> None:
+    """Render the batch's messages of channels still running, write their intents, hand them
+    over one by one."""
     stopped = {c: why for c in batch["channel"].unique() if (why := sending.stop_reason(c))}
     for channel, n in (
         batch.filter(pl.col("channel").is_in(list(stopped)))["channel"]
@@ -310,11 +312,23 @@ def _dispatch_batch(
     )
     if errors:
         _count(summary, rows.filter(failed))
+    _hand_over(con, [m for m in messages if m.idempotency_key in written], written, sending,
+               as_of, summary)  # fmt: skip
+
+
+def _hand_over(
+    con: duckdb.DuckDBPyConnection,
+    messages: list[RenderedMessage],
+    attempts: Mapping[str, int],
+    sending: _Sending,
+    as_of: datetime,
+    summary: DispatchSummary,
+) -> None:
+    """Each message's hand-over is committed with the previous message's outcome; messages of a
+    channel that was stopped meanwhile are released (pending again)."""
     previous: ledger.Outcome | None = None
     unsent: list[tuple[RenderedMessage, str]] = []
     for message in messages:
-        if message.idempotency_key not in written:
-            continue
         if why := sending.stop_reason(message.channel):
             unsent.append((message, why))
             continue
@@ -326,7 +340,7 @@ def _dispatch_batch(
         if sending.opened_by(message, outcome):
             unsent.append((message, sending.breakers[message.channel].reason or ""))
             continue
-        previous = ledger.Outcome(message, outcome, written[message.idempotency_key])
+        previous = ledger.Outcome(message, outcome, attempts[message.idempotency_key])
         summary.counts[(message.channel, outcome.status)] += 1
         summary.steps.add_attempt(message.journey, message.step, message.channel, outcome.status)
     if previous is not None:
