@@ -239,3 +239,18 @@ def test_a_non_ascii_address_goes_out_over_smtputf8(sink):
     finally:
         provider.close()
     assert set(received(sink)) == {"zoë@example.com", "x@example.com"}
+
+
+def test_the_dagster_resource_builds_its_provider_from_the_parsed_settings(monkeypatch):
+    from orchestration.resources import email_delivery_from_env
+
+    monkeypatch.setenv("NUDGE_SMTP_PORT", "2525")
+    monkeypatch.setenv("NUDGE_SMTP_TIMEOUT", "3")
+    monkeypatch.setenv("NUDGE_SMTP_DATA_TIMEOUT", "90")
+    monkeypatch.setenv("NUDGE_EMAIL_FROM", "Team <team@brand.example>")
+    provider = email_delivery_from_env().open_provider()
+    assert isinstance(provider, SmtpEmailProvider)
+    assert provider.settings == SmtpSettings.from_env()
+    monkeypatch.setenv("NUDGE_SMTP_TIMEOUT", "forever")
+    with pytest.raises(ValueError, match=r"^NUDGE_SMTP_TIMEOUT='forever' is not a number"):
+        email_delivery_from_env()
