@@ -1,4 +1,8 @@
-"""Provider configuration. Secrets come from the environment (``EnvVar``), never from files."""
+"""Provider configuration. Secrets come from the environment (``EnvVar``), never from files.
+
+The settings are parsed and validated once, by ``SmtpSettings.from_env``; the resource's fields
+are that parse, and ``open_provider`` turns them back into the same ``SmtpSettings``.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,33 @@ from senders.email import SmtpEmailProvider, SmtpSettings
 from senders.providers import Provider
 from senders.unsubscribe import require_live_settings
 
+_SECRETS = {"password": "NUDGE_SMTP_PASSWORD", "username": "NUDGE_SMTP_USERNAME"}
+
 
 class EmailDelivery(dg.ConfigurableResource):
     """Where email goes: ``smtp`` (the default) or ``capture`` (the test provider)."""
 
     provider: str = "smtp"
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 8025
+    smtp_host: str = SmtpSettings.host
+    smtp_port: int = SmtpSettings.port
     smtp_username: str | None = None
     smtp_password: str | None = None
-    smtp_starttls: bool = False
-    sender: str = "nudge <nudge@localhost>"
+    smtp_starttls: bool = SmtpSettings.starttls
+    sender: str = SmtpSettings.sender
+    smtp_timeout: float = SmtpSettings.timeout
+    smtp_data_timeout: float = SmtpSettings.data_timeout
+
+    def settings(self) -> SmtpSettings:
+        return SmtpSettings(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            username=self.smtp_username,
+            password=self.smtp_password,
+            starttls=self.smtp_starttls,
+            sender=self.sender,
+            timeout=self.smtp_timeout,
+            data_timeout=self.smtp_data_timeout,
+        )
 
     def open_provider(self) -> Provider:
         if self.provider == "capture":
@@ -29,34 +49,22 @@ class EmailDelivery(dg.ConfigurableResource):
         if self.provider != "smtp":
             raise ValueError(f"email provider {self.provider!r}: expected 'smtp' or 'capture'")
         require_live_settings()  # links signed with a public key or pointing nowhere: refuse
-        return SmtpEmailProvider(
-            SmtpSettings(
-                host=self.smtp_host,
-                port=self.smtp_port,
-                username=self.smtp_username,
-                password=self.smtp_password,
-                starttls=self.smtp_starttls,
-                sender=self.sender,
-            )
-        )
+        return SmtpEmailProvider(self.settings())
 
 
 def email_delivery_from_env() -> EmailDelivery:
-    """The resource as configured by NUDGE_EMAIL_PROVIDER and NUDGE_SMTP_* variables."""
+    """The resource as configured by NUDGE_EMAIL_PROVIDER, NUDGE_EMAIL_FROM and NUDGE_SMTP_*
+    (parsed by ``SmtpSettings.from_env``); the username and password stay ``EnvVar``s."""
     env = os.environ
-    secrets = {
-        field: dg.EnvVar(name)
-        for field, name in (
-            ("smtp_username", "NUDGE_SMTP_USERNAME"),
-            ("smtp_password", "NUDGE_SMTP_PASSWORD"),
-        )
-        if name in env
-    }
+    parsed = SmtpSettings.from_env()
+    secrets = {f"smtp_{field}": dg.EnvVar(name) for field, name in _SECRETS.items() if name in env}
     return EmailDelivery(
         provider=env.get("NUDGE_EMAIL_PROVIDER", "smtp"),
-        smtp_host=env.get("NUDGE_SMTP_HOST", "127.0.0.1"),
-        smtp_port=int(env.get("NUDGE_SMTP_PORT", "8025")),
-        smtp_starttls=env.get("NUDGE_SMTP_STARTTLS", "").lower() in {"1", "true", "yes"},
-        sender=env.get("NUDGE_EMAIL_FROM", "nudge <nudge@localhost>"),
+        smtp_host=parsed.host,
+        smtp_port=parsed.port,
+        smtp_starttls=parsed.starttls,
+        sender=parsed.sender,
+        smtp_timeout=parsed.timeout,
+        smtp_data_timeout=parsed.data_timeout,
         **secrets,
     )

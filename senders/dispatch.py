@@ -1,19 +1,24 @@
 """Send every pending outbox row at most once: policies, rendering, providers, ledger.
 
-Order of work in one dispatch:
+Order of work in one dispatch (the ledger protocol is in ``senders.ledger`` and docs/delivery.md):
 
-1. reconcile rows a crash left in ``sending`` (failed, never resent);
+1. reconcile rows a stopped run left in ``sending``: never handed over -> pending again; handed
+   over -> failed, outcome unknown, never resent;
 2. decide every pending row at once in SQL (``senders.policy``): new outbox rows and transient
    failures whose retry is due; write the final decisions (skipped, dropped, undeliverable, no
    provider) in one insert; held rows stay pending;
 3. per batch: render each message (the only per-row Python work besides the send itself), write
-   the batch's intents in one committed transaction, hand each message whose intent was written to
-   its channel's provider (a transient failure is tried again a couple of times right away, with a
-   short jittered pause), then record the batch's outcomes in one update; a failure still
-   transient is scheduled for a later dispatch (``senders.retry``);
+   the batch's intents in one committed transaction, then per message one committed transaction
+   records the previous outcome and marks this message handed over, right before its provider
+   gets it (a transient failure is tried again a couple of times right away, with a short jittered
+   pause); a failure still transient is scheduled for a later dispatch (``senders.retry``);
 4. add this dispatch's counts per journey step and channel to ``nudge.run_counts``.
 
-Providers are closed at the end (they reconnect lazily if the caller reuses them).
+A channel stops getting messages when its provider's circuit breaker opens (``senders.breaker``),
+when the run's send time budget is used up, or when SIGTERM/SIGINT arrives (after the message in
+hand; the signal is raised again afterwards): its remaining messages stay pending for the next
+run and ``DispatchSummary.stopped`` says why. Providers are closed at the end (they reconnect
+lazily if the caller reuses them).
 """
 
 from __future__ import annotations
@@ -31,28 +36,35 @@ import polars as pl
 
 from nudge.dsl.models import Content
 from senders import ledger
+from senders.breaker import CircuitBreaker
+from senders.interrupts import Interrupts, deferred_interrupts
 from senders.policy import evaluate_policies
 from senders.providers import Provider, RenderedMessage, SendOutcome
 from senders.retry import backoff_delay
 from senders.run_counts import StepCounts, record_run_counts
+from senders.settings import DispatchSettings
 from senders.templates import RenderContext, RenderError, TemplateRenderer
 from senders.unsubscribe import unsubscribe_url
 
 FINAL_DECISIONS = ("skipped", "dropped", "undeliverable")
-SEND_RETRIES = 2
-RETRY_PAUSE = timedelta(milliseconds=200)
 # A provider asking for a longer pause than this is left to a later dispatch.
 MAX_RETRY_PAUSE = timedelta(seconds=5)
+# Messages a channel did not get because it was stopped (breaker, budget, signal): not in the
+# ledger, or back to their transient failure; the next run sends them.
+LEFT_PENDING = "pending"
 
 
 @dataclass
 class DispatchSummary:
-    """What one dispatch did: messages per ``(channel, status)`` (``held`` included), and how
-    many in-flight rows from an earlier crash were reconciled."""
+    """What one dispatch did: messages per ``(channel, status)`` (``held`` and ``pending``
+    included), rows an earlier stopped run left in flight (``reconciled``: outcome unknown;
+    ``released``: never handed over, pending again), and why channels were stopped early."""
 
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     reconciled: int = 0
+    released: int = 0
     steps: StepCounts = field(default_factory=StepCounts)
+    stopped: dict[str, str] = field(default_factory=dict)  # channel -> why
 
     def total(self, status: str | None = None, channel: str | None = None) -> int:
         return sum(
@@ -61,10 +73,22 @@ class DispatchSummary:
             if (status is None or s == status) and (channel is None or c == channel)
         )
 
-    def metadata(self) -> dict[str, int]:
-        """Flat counts for run metadata: ``{"email.sent": 2, ..., "reconciled": 0}``."""
-        counts = {f"{c}.{s}": n for (c, s), n in sorted(self.counts.items())}
-        return {**counts, "reconciled": self.reconciled}
+    def notes(self) -> list[str]:
+        """One sentence per stopped channel: why, and how many messages wait for the next run."""
+        return [
+            f"{why}; {self.total(LEFT_PENDING, channel):,} {channel} messages left pending "
+            "for the next run"
+            for channel, why in sorted(self.stopped.items())
+        ]
+
+    def metadata(self) -> dict[str, int | str]:
+        """Flat counts for run metadata: ``{"email.sent": 2, ..., "reconciled": 0}``, plus
+        ``stopped`` when a channel was stopped early."""
+        counts: dict[str, int | str] = {f"{c}.{s}": n for (c, s), n in sorted(self.counts.items())}
+        counts.update(reconciled=self.reconciled, released=self.released)
+        if self.stopped:
+            counts["stopped"] = "\n".join(self.notes())
+        return counts
 
     def by_channel(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -130,26 +154,6 @@ def _send_once(provider: Provider, message: RenderedMessage) -> SendOutcome:
         return SendOutcome.failed(f"provider error: {type(err).__name__}: {err}", permanent=False)
 
 
-def _send(
-    provider: Provider, message: RenderedMessage, *, retries: int, pause: timedelta
-) -> SendOutcome:
-    """Hand ``message`` over; on a transient failure try again up to ``retries`` times after a
-    jittered pause (at least the provider's Retry-After, unless that is too long to wait here)."""
-    outcome = _send_once(provider, message)
-    for attempt in range(1, retries + 1):
-        if outcome.status == "sent" or outcome.permanent:
-            break
-        wait = backoff_delay(
-            message.idempotency_key, attempt, base=pause, cap=pause * 8,
-            retry_after=outcome.retry_after,
-        )  # fmt: skip
-        if wait > MAX_RETRY_PAUSE:
-            break
-        time.sleep(wait.total_seconds())
-        outcome = _send_once(provider, message)
-    return outcome
-
-
 def dispatch_pending(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -159,17 +163,18 @@ def dispatch_pending(
     providers: Mapping[str, Provider],
     channels: Collection[str] | None = None,
     batch_size: int = 500,
-    send_retries: int = SEND_RETRIES,
-    retry_pause: timedelta = RETRY_PAUSE,
+    settings: DispatchSettings | None = None,
 ) -> DispatchSummary:
     """Send the outbox rows not yet in the ledger (and the transient failures due for a retry),
     through ``providers`` (channel -> provider).
 
     ``channels`` limits the dispatch to those channels (rows of others stay pending); by default
     every pending row is decided, and a channel without a provider is recorded as failed.
-    ``send_retries`` and ``retry_pause`` govern the immediate retries of a transient failure."""
+    ``settings`` (default: ``DispatchSettings.from_env()``) bound the retries and the run."""
     as_of = _utc_naive(as_of)
-    summary = DispatchSummary(reconciled=ledger.reconcile_in_flight(con, now=_now()))
+    settings = settings or DispatchSettings.from_env()
+    released, unknown = ledger.reconcile_in_flight(con, now=_now())
+    summary = DispatchSummary(reconciled=unknown, released=released)
     decided = evaluate_policies(con, as_of=as_of, content=content, channels=channels)
     provider_names = pl.DataFrame(
         {"channel": list(providers), "provider": [p.name for p in providers.values()]},
@@ -192,37 +197,102 @@ def dispatch_pending(
 
     renderer = TemplateRenderer(content.templates)
     to_send = decided.filter(pl.col("status") == "send")
-    sender = _Sender(providers, send_retries, retry_pause)
-    try:
-        for batch in to_send.iter_slices(batch_size):
-            _dispatch_batch(con, batch, renderer, sender, run_id, as_of, summary)
-    finally:
-        for provider in providers.values():
-            provider.close()
-        record_run_counts(con, summary.steps, run_id=run_id, as_of=as_of)
+    with deferred_interrupts() as interrupts:
+        sending = _Sending(providers, settings, interrupts)
+        try:
+            for batch in to_send.iter_slices(batch_size):
+                _dispatch_batch(con, batch, renderer, sending, run_id, as_of, summary)
+        finally:
+            for provider in providers.values():
+                provider.close()
+            record_run_counts(con, summary.steps, run_id=run_id, as_of=as_of)
     return summary
 
 
-@dataclass(frozen=True)
-class _Sender:
-    providers: Mapping[str, Provider]
-    retries: int
-    pause: timedelta
+class _Sending:
+    """Hands messages to providers for one dispatch, and knows when a channel must stop."""
+
+    def __init__(
+        self, providers: Mapping[str, Provider], settings: DispatchSettings, interrupts: Interrupts
+    ):
+        self.providers = providers
+        self.settings = settings
+        self.interrupts = interrupts
+        self.breakers = {
+            channel: CircuitBreaker(getattr(p, "label", p.name), settings.breaker_failures)
+            for channel, p in providers.items()
+        }
+        budget = settings.time_budget
+        self.deadline = None if budget is None else time.monotonic() + budget.total_seconds()
+
+    def stop_reason(self, channel: str) -> str | None:
+        """Why ``channel`` gets no more messages in this dispatch, or None."""
+        if self.interrupts.requested:
+            return f"stopped by signal {self.interrupts.signum}"
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return (
+                f"send time budget of {self.settings.time_budget} used up (NUDGE_SEND_TIME_BUDGET)"
+            )
+        return self.breakers[channel].reason
 
     def send(self, message: RenderedMessage) -> SendOutcome:
-        provider = self.providers[message.channel]
-        return _send(provider, message, retries=self.retries, pause=self.pause)
+        """Hand ``message`` over; on a transient failure try again up to ``send_retries`` times
+        after a jittered pause (at least the provider's Retry-After, unless that is too long to
+        wait here), unless the provider's breaker opened."""
+        provider, breaker = self.providers[message.channel], self.breakers[message.channel]
+        pause = self.settings.retry_pause
+        outcome = _send_once(provider, message)
+        breaker.record(outcome)
+        for attempt in range(1, self.settings.send_retries + 1):
+            if outcome.status == "sent" or outcome.permanent or breaker.is_open:
+                break
+            wait = backoff_delay(
+                message.idempotency_key, attempt, base=pause, cap=pause * 8,
+                retry_after=outcome.retry_after,
+            )  # fmt: skip
+            if wait > MAX_RETRY_PAUSE:
+                break
+            time.sleep(wait.total_seconds())
+            outcome = _send_once(provider, message)
+            breaker.record(outcome)
+        return outcome
+
+    def opened_by(self, message: RenderedMessage, outcome: SendOutcome) -> bool:
+        """The breaker opened on this message's failure, which was safe (nothing delivered):
+        the message goes back to pending with the rest of its channel."""
+        return (
+            outcome.fault is not None
+            and not outcome.ambiguous
+            and self.breakers[message.channel].is_open
+        )
+
+
+def _leave_pending(summary: DispatchSummary, channel: str, n: int, why: str) -> None:
+    summary.counts[(channel, LEFT_PENDING)] += n
+    summary.stopped.setdefault(channel, why)
 
 
 def _dispatch_batch(
     con: duckdb.DuckDBPyConnection,
     batch: pl.DataFrame,
     renderer: TemplateRenderer,
-    sender: _Sender,
+    sending: _Sending,
     run_id: str,
     as_of: datetime,
     summary: DispatchSummary,
 ) -> None:
+    """Render the batch's messages of channels still running, write their intents, hand them
+    over one by one."""
+    stopped = {c: why for c in batch["channel"].unique() if (why := sending.stop_reason(c))}
+    for channel, n in (
+        batch.filter(pl.col("channel").is_in(list(stopped)))["channel"]
+        .value_counts(name="n")
+        .rows()
+    ):
+        _leave_pending(summary, channel, n, stopped[channel])
+    batch = batch.filter(~pl.col("channel").is_in(list(stopped)))
+    if batch.is_empty():
+        return
     messages: list[RenderedMessage] = []
     errors: dict[str, str] = {}
     for row in batch.iter_rows(named=True):
@@ -240,10 +310,42 @@ def _dispatch_batch(
     written = ledger.record_intents(
         con, ledger.ledger_rows(rows, run_id=run_id, as_of=as_of, now=_now())
     )
-    outcomes = [(m, sender.send(m)) for m in messages if m.idempotency_key in written]
-    ledger.record_outcomes(con, outcomes, attempts=written, as_of=as_of, completed_at=_now())
-    for message, outcome in outcomes:
-        summary.counts[(message.channel, outcome.status)] += 1
-        summary.steps.add_attempt(message.journey, message.step, message.channel, outcome.status)
     if errors:
         _count(summary, rows.filter(failed))
+    _hand_over(con, [m for m in messages if m.idempotency_key in written], written, sending,
+               as_of, summary)  # fmt: skip
+
+
+def _hand_over(
+    con: duckdb.DuckDBPyConnection,
+    messages: list[RenderedMessage],
+    attempts: Mapping[str, int],
+    sending: _Sending,
+    as_of: datetime,
+    summary: DispatchSummary,
+) -> None:
+    """Each message's hand-over is committed with the previous message's outcome; messages of a
+    channel that was stopped meanwhile are released (pending again)."""
+    previous: ledger.Outcome | None = None
+    unsent: list[tuple[RenderedMessage, str]] = []
+    for message in messages:
+        if why := sending.stop_reason(message.channel):
+            unsent.append((message, why))
+            continue
+        ledger.hand_over(
+            con, previous=previous, key=message.idempotency_key, as_of=as_of, now=_now()
+        )
+        previous = None
+        outcome = sending.send(message)
+        if sending.opened_by(message, outcome):
+            unsent.append((message, sending.breakers[message.channel].reason or ""))
+            continue
+        previous = ledger.Outcome(message, outcome, attempts[message.idempotency_key])
+        summary.counts[(message.channel, outcome.status)] += 1
+        summary.steps.add_attempt(message.journey, message.step, message.channel, outcome.status)
+    if previous is not None:
+        ledger.hand_over(con, previous=previous, key=None, as_of=as_of, now=_now())
+    if unsent:
+        ledger.release(con, [m.idempotency_key for m, _ in unsent], reason=unsent[0][1], now=_now())
+        for message, why in unsent:
+            _leave_pending(summary, message.channel, 1, why)

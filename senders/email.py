@@ -1,12 +1,19 @@
 """Email over SMTP: one connection per dispatch, RFC 8058 unsubscribe headers, text + HTML.
 
-A 5xx reply (to RCPT, MAIL or DATA) is a permanent failure: the address or message is refused and
-retrying will not help. Connection errors, timeouts and 4xx replies are transient. A message is
-never resent on the same call: a connection the server has closed (or is closing, with a 421) is
-replaced *before* the message is handed over, so a disconnect during DATA cannot produce a
-duplicate. The check looks at the socket without a round trip: a NOOP per message halved the rate.
-The message bytes come from ``senders.mime``: building an ``EmailMessage`` and flattening it cost
-more than the whole SMTP exchange with a local server.
+The exchange is split at the end of the message body, because only there does a failure become
+ambiguous. Before it (connection refused, greeting or command timeout, a 4xx to MAIL, RCPT or DATA,
+a connection dropped before or during the body) the server cannot have accepted the message: the
+failure is transient and safe to retry. After it, a timeout or a dropped connection while waiting
+for the reply may hide a stored message: the outcome is unknown and the message is never resent
+automatically (``SendOutcome.unknown``). The reply after the body gets ``data_timeout`` (RFC 5321
+section 4.5.3.2.6 allows 10 minutes), every other step ``timeout``. A 5xx reply is a permanent
+failure; a message ``senders.mime`` refuses to build (a header with CR or LF) is permanent too.
+
+The Message-ID is derived from the delivery id, so any resend carries the same one and a receiver
+can deduplicate. A connection the server has closed (or is closing, with a 421) is replaced
+*before* the message is handed over; the check looks at the socket without a round trip (a NOOP
+per message halved the rate). The message bytes come from ``senders.mime``: building an
+``EmailMessage`` and flattening it cost more than the whole SMTP exchange with a local server.
 """
 
 from __future__ import annotations
@@ -19,12 +26,14 @@ import re
 import select
 import smtplib
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, parseaddr
 
 from senders import mime
-from senders.providers import RenderedMessage, SendOutcome
+from senders.providers import Fault, RenderedMessage, SendOutcome
+from senders.settings import env_seconds
 
 _PREHEADER_STYLE = (
     "display:none;font-size:1px;line-height:1px;max-height:0;max-width:0;opacity:0;"
@@ -40,17 +49,26 @@ class SmtpSettings:
     password: str | None = None
     starttls: bool = False
     sender: str = "nudge <nudge@localhost>"
-    timeout: float = 30.0
+    timeout: float = 20.0  # connecting, the greeting, every command before the body
+    data_timeout: float = 600.0  # the reply after the body (RFC 5321: 10 minutes)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"SMTP port {self.port} is not a port number (1 to 65535)")
+        if not (self.timeout > 0 and self.data_timeout > 0):
+            raise ValueError("SMTP timeouts must be more than 0 seconds")
 
     @classmethod
-    def from_env(cls) -> SmtpSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SmtpSettings:
         """Read ``NUDGE_SMTP_*`` and ``NUDGE_EMAIL_FROM``; say which variable is wrong if any."""
-        env = os.environ
+        env = os.environ if env is None else env
         port_text = env.get("NUDGE_SMTP_PORT", "8025")
         try:
             port = int(port_text)
         except ValueError:
-            raise ValueError(f"NUDGE_SMTP_PORT={port_text!r} is not a port number") from None
+            port = 0
+        if not 0 < port < 65536:
+            raise ValueError(f"NUDGE_SMTP_PORT={port_text!r} is not a port number (1 to 65535)")
         starttls_text = env.get("NUDGE_SMTP_STARTTLS", "").strip().lower()
         if starttls_text not in ("", "0", "1", "true", "false", "yes", "no"):
             raise ValueError(f"NUDGE_SMTP_STARTTLS={starttls_text!r}: expected true or false")
@@ -64,6 +82,8 @@ class SmtpSettings:
             password=env.get("NUDGE_SMTP_PASSWORD") or None,
             starttls=starttls_text in ("1", "true", "yes"),
             sender=sender,
+            timeout=env_seconds(env, "NUDGE_SMTP_TIMEOUT", cls.timeout),
+            data_timeout=env_seconds(env, "NUDGE_SMTP_DATA_TIMEOUT", cls.data_timeout),
         )
 
     @functools.cached_property
@@ -79,9 +99,10 @@ def build_email(
     message: RenderedMessage, settings: SmtpSettings, *, utf8: bool = False
 ) -> tuple[bytes, str]:
     """The message as bytes and its Message-ID: the headers every inbox provider expects, and
-    multipart/alternative text + html (``utf8``: header values as UTF-8, for SMTPUTF8)."""
+    multipart/alternative text + html (``utf8``: header values as UTF-8, for SMTPUTF8). The
+    Message-ID is ``<delivery id@sender domain>``: the same for every attempt of one delivery."""
     content = message.content
-    message_id = make_msgid(domain=settings.sender_domain)
+    message_id = f"<{message.delivery_id}@{settings.sender_domain}>"
     headers = [
         mime.header("Date", format_datetime(datetime.now(UTC))),
         _sender_header(settings.sender, utf8),
@@ -125,28 +146,52 @@ class SmtpEmailProvider:
 
     def __init__(self, settings: SmtpSettings):
         self.settings = settings
+        self.label = f"smtp {settings.host}:{settings.port}"
         self._smtp: smtplib.SMTP | None = None
 
     def send(self, message: RenderedMessage) -> SendOutcome:
         sender = self.settings.sender_address
         international = not (sender + message.address).isascii()
-        data, message_id = build_email(message, self.settings, utf8=international)
+        try:
+            data, message_id = build_email(message, self.settings, utf8=international)
+        except ValueError as err:
+            return SendOutcome.failed(f"message cannot be built: {err}", permanent=True)
         try:
             smtp = self._connection()
         except (OSError, smtplib.SMTPException) as err:
             self._drop()
-            return SendOutcome.failed(f"smtp connection failed: {_describe(err)}", permanent=False)
+            fault: Fault = "timeout" if _timed_out(err) else "unreachable"
+            reason = f"smtp connection failed: {_describe(err)}"
+            return SendOutcome.failed(reason, permanent=False, fault=fault)
         try:
-            smtp.sendmail(sender, [message.address], data, _mail_options(smtp, international))
-        except smtplib.SMTPRecipientsRefused as err:
-            code, reply = next(iter(err.recipients.values()))  # our single recipient
-            return _refused(code, reply, "recipient refused")
-        except smtplib.SMTPResponseException as err:
-            return _refused(err.smtp_code, err.smtp_error, "smtp error")
+            _send_until_end_of_body(smtp, sender, message.address, data, international)
+        except _Refused as refused:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                smtp.rset()
+            return _refused(refused.code, refused.reply, refused.what)
         except (OSError, smtplib.SMTPException) as err:
             self._drop()
-            return SendOutcome.failed(f"smtp send failed: {_describe(err)}", permanent=False)
+            reason = f"smtp send failed before the end of the message: {_describe(err)}"
+            return SendOutcome.failed(reason, permanent=False, fault=_timeout_fault(err))
+        try:
+            code, reply = self._reply_after_body(smtp)
+        except (OSError, smtplib.SMTPException) as err:
+            self._drop()
+            reason = f"no reply from the smtp server after the message body: {_describe(err)}"
+            return SendOutcome.unknown(reason, fault=_timeout_fault(err))
+        if code != 250:
+            return _refused(code, reply, "message refused")
         return SendOutcome.sent(message_id)
+
+    def _reply_after_body(self, smtp: smtplib.SMTP) -> tuple[int, bytes]:
+        """The server's answer to the end of the body, waiting up to ``data_timeout``."""
+        assert smtp.sock is not None  # the body was just written to it
+        smtp.sock.settimeout(self.settings.data_timeout)
+        try:
+            return smtp.getreply()
+        finally:
+            if smtp.sock is not None:
+                smtp.sock.settimeout(self.settings.timeout)
 
     def close(self) -> None:
         if self._smtp is not None:
@@ -180,6 +225,50 @@ class SmtpEmailProvider:
                 self._smtp.close()
             finally:
                 self._smtp = None
+
+
+class _Refused(Exception):
+    """The server answered a command before the body with an error code."""
+
+    def __init__(self, code: int, reply: bytes, what: str):
+        super().__init__(code, reply, what)
+        self.code, self.reply, self.what = code, reply, what
+
+
+def _send_until_end_of_body(
+    smtp: smtplib.SMTP, sender: str, address: str, data: bytes, international: bool
+) -> None:
+    """MAIL, RCPT, DATA and the body up to its terminating dot, leaving the reply unread: what
+    ``smtplib.SMTP.sendmail`` does, split where a failure stops being safe to retry."""
+    code, reply = smtp.mail(sender, _mail_options(smtp, international))
+    if code != 250:
+        raise _Refused(code, reply, "sender refused")
+    code, reply = smtp.rcpt(address)
+    if code not in (250, 251):
+        raise _Refused(code, reply, "recipient refused")
+    smtp.putcmd("data")
+    code, reply = smtp.getreply()
+    if code != 354:
+        raise _Refused(code, reply, "smtp error")
+    body = _DOT_AT_LINE_START.sub(b"..", data)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    smtp.send(body + b".\r\n")
+
+
+# RFC 5321 section 4.5.2: a line starting with a dot gets one more.
+_DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
+
+
+def _timed_out(err: BaseException) -> bool:
+    """smtplib turns a socket timeout into SMTPServerDisconnected; look at the cause too."""
+    return any(
+        isinstance(e, TimeoutError) for e in (err, err.__cause__, err.__context__) if e is not None
+    )
+
+
+def _timeout_fault(err: BaseException) -> Fault | None:
+    return "timeout" if _timed_out(err) else None
 
 
 def _mail_options(smtp: smtplib.SMTP, international: bool) -> tuple[str, ...]:

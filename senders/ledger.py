@@ -1,28 +1,37 @@
 """Writes to ``nudge.delivery_ledger``: the record that makes every send happen at most once.
 
-The protocol for one batch: write the intents (status ``sending``) in a committed transaction,
-hand the messages whose intent was written to providers, then record the outcomes. The primary key
-on ``idempotency_key`` forbids a second row; dispatch considers keys not yet in the ledger and
-failed rows that are due for a retry (``permanent`` false, ``next_attempt_at`` reached). A retry
-reuses the row: writing its intent moves it from ``failed`` back to ``sending`` (attempts + 1) only
-if it is still a transient failure, so a key that was sent is never handed to a provider again.
-Rows a crash left in ``sending`` are reconciled to ``failed`` (outcome unknown, permanent), never
-resent.
+The protocol for one batch (``docs/delivery.md``): write the intents (status ``sending``,
+``attempted_at`` null) in one committed transaction; then, per message, one committed transaction
+records the previous message's outcome and marks this one handed over (``attempted_at``) right
+before the provider gets it; a last transaction records the last outcome. So at any moment at most
+one row is handed over without an outcome.
+
+The primary key on ``idempotency_key`` forbids a second row; dispatch considers keys not yet in
+the ledger and failed rows that are due for a retry (``permanent`` false, ``next_attempt_at``
+reached). A retry reuses the row: writing its intent moves it from ``failed`` back to ``sending``
+(attempts + 1) only if it is still a transient failure, so a key that was sent is never handed to a
+provider again.
+
+Rows a crash left in ``sending`` are reconciled by the next dispatch: never handed over, they are
+released (a first attempt's row is deleted, so the outbox row is pending again; a retry's row is
+again a transient failure, due now); handed over, their outcome is unknown: failed, permanent,
+never resent (``IN_FLIGHT_REASON``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
-from senders.providers import RenderedMessage, SendOutcome
+from senders.providers import OUTCOME_UNKNOWN, RenderedMessage, SendOutcome
 from senders.retry import MAX_ATTEMPTS, backoff_delay
 
-INTERRUPTED_REASON = "interrupted: outcome unknown, not resent"
+IN_FLIGHT_REASON = f"{OUTCOME_UNKNOWN}: in flight when the run stopped, not resent"
 
 LEDGER_COLUMNS = (
     "idempotency_key",
@@ -118,14 +127,15 @@ def ledger_rows(
 ) -> pl.DataFrame:
     """Ledger rows from decided outbox rows (outbox columns plus ``status``, ``reason``,
     ``address`` and optionally ``provider``). ``queued_at`` is the outbox row's ``created_at``;
-    a ``sending`` row is attempted ``now`` (one attempt), any other row is complete ``now``. A
-    ``failed`` decision (no provider, render error) is permanent: retrying cannot fix it."""
+    a ``sending`` row counts one attempt and gets ``attempted_at`` only when it is handed over
+    (``hand_over``); any other row is complete ``now``. A ``failed`` decision (no provider, render
+    error) is permanent: retrying cannot fix it."""
     sending = pl.col("status") == "sending"
     frame = decisions.with_columns(
         pl.lit(run_id).alias("run_id"),
         pl.lit(as_of).cast(pl.Datetime("us")).alias("as_of"),
         pl.col("created_at").alias("queued_at"),
-        pl.when(sending).then(pl.lit(now)).alias("attempted_at"),
+        pl.lit(None, pl.Datetime("us")).alias("attempted_at"),
         pl.when(~sending).then(pl.lit(now)).alias("completed_at"),
         pl.lit(None, pl.String).alias("provider_message_id"),
         (pl.col("status") == "failed").alias("permanent"),
@@ -186,7 +196,7 @@ def _outcome_row(
             )
             next_attempt_at = as_of + delay
     return {
-        "idempotency_key": message.idempotency_key,
+        "key": message.idempotency_key,
         "status": outcome.status,
         "reason": reason,
         "provider_message_id": outcome.provider_message_id,
@@ -195,50 +205,86 @@ def _outcome_row(
     }
 
 
-def record_outcomes(
+@dataclass(frozen=True)
+class Outcome:
+    """What the provider answered for one handed-over message; ``attempts`` is its attempt number
+    (from ``record_intents``)."""
+
+    message: RenderedMessage
+    outcome: SendOutcome
+    attempts: int
+
+
+def hand_over(
     con: duckdb.DuckDBPyConnection,
-    outcomes: Sequence[tuple[RenderedMessage, SendOutcome]],
     *,
-    attempts: Mapping[str, int],
+    previous: Outcome | None,
+    key: str | None,
     as_of: datetime,
-    completed_at: datetime,
+    now: datetime,
 ) -> None:
-    """Bulk update the ``sending`` rows of a batch with what the providers answered.
-    ``attempts`` is each key's attempt number (from ``record_intents``)."""
-    if not outcomes:
-        return
-    frame = pl.DataFrame(
-        [_outcome_row(m, o, attempts[m.idempotency_key], as_of) for m, o in outcomes],
-        schema={
-            "idempotency_key": pl.String,
-            "status": pl.String,
-            "reason": pl.String,
-            "provider_message_id": pl.String,
-            "permanent": pl.Boolean,
-            "next_attempt_at": pl.Datetime("us"),
-        },
+    """One committed transaction: record the ``previous`` message's outcome and mark ``key``
+    handed over (``attempted_at``), right before the provider gets it. Either may be None (the
+    first message of a batch, the last outcome)."""
+    with transaction(con):
+        if previous is not None:
+            row = _outcome_row(previous.message, previous.outcome, previous.attempts, as_of)
+            con.execute(
+                """update nudge.delivery_ledger
+                   set status = $status, reason = $reason, permanent = $permanent,
+                       next_attempt_at = $next_attempt_at,
+                       provider_message_id = $provider_message_id, completed_at = $now
+                   where idempotency_key = $key and status = 'sending'""",
+                {**row, "now": now},
+            )
+        if key is not None:
+            con.execute(
+                """update nudge.delivery_ledger set attempted_at = $now
+                   where idempotency_key = $key and status = 'sending'""",
+                {"key": key, "now": now},
+            )
+
+
+def release(
+    con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None, *, reason: str, now: datetime
+) -> int:
+    """Intents whose message no provider accepted go back to what they were before: a first
+    attempt's row is deleted (its outbox row is pending again), a retry's row is again a
+    transient failure, due now, with its attempt not counted. ``keys`` None: every ``sending`` row
+    never handed over (after a crash). Returns how many rows were released."""
+    where = "status = 'sending' and " + (
+        "attempted_at is null" if keys is None else "list_contains($keys, idempotency_key)"
     )
-    with _registered(con, "_nudge_outcomes", frame), transaction(con):
-        con.execute(
-            """update nudge.delivery_ledger l
-               set status = o.status, reason = o.reason, permanent = o.permanent,
-                   next_attempt_at = o.next_attempt_at,
-                   provider_message_id = o.provider_message_id, completed_at = $completed_at
-               from _nudge_outcomes o
-               where l.idempotency_key = o.idempotency_key and l.status = 'sending'""",
-            {"completed_at": completed_at},
-        )
+    params: dict[str, object] = {} if keys is None else {"keys": list(keys)}
+    with transaction(con):
+        deleted = con.execute(
+            f"delete from nudge.delivery_ledger where {where} and coalesce(attempts, 0) <= 1 "
+            "returning idempotency_key",
+            params,
+        ).fetchall()
+        restored = con.execute(
+            f"""update nudge.delivery_ledger
+                set status = 'failed', reason = $reason, permanent = false,
+                    attempts = attempts - 1, next_attempt_at = as_of, attempted_at = null,
+                    completed_at = $now
+                where {where}
+                returning idempotency_key""",
+            {**params, "reason": f"not handed over: {reason}", "now": now},
+        ).fetchall()
+    return len(deleted) + len(restored)
 
 
-def reconcile_in_flight(con: duckdb.DuckDBPyConnection, *, now: datetime) -> int:
-    """Mark rows left in ``sending`` (a crash between intent and outcome) as failed, not resent.
-    Returns how many were reconciled."""
-    reconciled = con.execute(
+def reconcile_in_flight(con: duckdb.DuckDBPyConnection, *, now: datetime) -> tuple[int, int]:
+    """Resolve rows a stopped run left in ``sending``: those never handed over are released,
+    those handed over are failed with outcome unknown (permanent, never resent). Returns
+    ``(released, unknown)``."""
+    released = release(con, None, reason="the run stopped first", now=now)
+    unknown = con.execute(
         """update nudge.delivery_ledger
            set status = 'failed', reason = $reason, completed_at = $now, permanent = true,
                next_attempt_at = null
            where status = 'sending'
            returning idempotency_key""",
-        {"reason": INTERRUPTED_REASON, "now": now},
+        {"reason": IN_FLIGHT_REASON, "now": now},
     ).fetchall()
-    return len(reconciled)
+    return released, len(unknown)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+Fault = Literal["unreachable", "timeout"]
+# The start of the reason of every ledger row whose delivery nobody can confirm or deny.
+OUTCOME_UNKNOWN = "outcome unknown"
+
 
 @dataclass(frozen=True)
 class RenderedMessage:
@@ -29,13 +33,20 @@ class RenderedMessage:
 @dataclass(frozen=True)
 class SendOutcome:
     """A provider's answer. ``permanent`` failures must not be retried (e.g. SMTP 5xx on RCPT);
-    ``retry_after`` is the provider's ``Retry-After`` in seconds, when it sent one."""
+    ``retry_after`` is the provider's ``Retry-After`` in seconds, when it sent one.
+
+    ``ambiguous``: the provider may have delivered the message (the body was sent, no answer came
+    back); it is recorded as a permanent failure whose outcome is unknown, never retried
+    automatically. ``fault`` is what the circuit breaker counts: ``unreachable`` (no connection
+    could be made) or ``timeout`` (the provider stopped answering)."""
 
     status: Literal["sent", "failed"]
     reason: str | None = None
     provider_message_id: str | None = None
     permanent: bool = False
     retry_after: float | None = None
+    ambiguous: bool = False
+    fault: Fault | None = None
 
     @classmethod
     def sent(cls, provider_message_id: str | None) -> SendOutcome:
@@ -43,9 +54,21 @@ class SendOutcome:
 
     @classmethod
     def failed(
-        cls, reason: str, *, permanent: bool, retry_after: float | None = None
+        cls,
+        reason: str,
+        *,
+        permanent: bool,
+        retry_after: float | None = None,
+        fault: Fault | None = None,
     ) -> SendOutcome:
-        return cls("failed", reason, None, permanent, retry_after)
+        return cls("failed", reason, None, permanent, retry_after, fault=fault)
+
+    @classmethod
+    def unknown(cls, reason: str, *, fault: Fault | None = None) -> SendOutcome:
+        """The message may or may not have been delivered: not resent, the reason says so."""
+        return cls(
+            "failed", f"{OUTCOME_UNKNOWN}: {reason}", None, True, ambiguous=True, fault=fault
+        )
 
 
 class Provider(Protocol):

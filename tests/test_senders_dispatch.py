@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,9 +22,10 @@ from nudge.dsl.models import (
 from nudge.warehouse.schema import ensure_tables
 from senders.capture import CapturingProvider
 from senders.dispatch import dispatch_pending
-from senders.ledger import INTERRUPTED_REASON
+from senders.ledger import IN_FLIGHT_REASON
 from senders.policy import PolicyError
 from senders.providers import RenderedMessage, SendOutcome
+from senders.settings import DispatchSettings
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 ORIGIN = Origin("test.yml", "templates")
@@ -116,9 +118,14 @@ def ledger(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str | None]]:
     return {key: (status, reason) for key, status, reason in rows}
 
 
-def run(con, providers, *, as_of: datetime = T0, policies: Policies = NO_POLICIES):
+def run(con, providers, *, as_of: datetime = T0, policies: Policies = NO_POLICIES, settings=None):
     return dispatch_pending(
-        con, as_of=as_of, run_id=f"run-{as_of:%H%M}", content=content(policies), providers=providers
+        con,
+        as_of=as_of,
+        run_id=f"run-{as_of:%H%M}",
+        content=content(policies),
+        providers=providers,
+        settings=settings,
     )
 
 
@@ -158,25 +165,67 @@ class CrashingProvider(CapturingProvider):
         return super().send(message)
 
 
-def test_in_flight_rows_after_a_crash_are_reconciled_not_resent(con):
+def test_after_a_crash_only_the_message_in_flight_is_unknown(con):
     for user in ("u1", "u2", "u3"):
         add_user(con, user, email=f"{user}@example.com")
         enqueue(con, f"k-{user}", user)
     crashing = CrashingProvider("email")
     with pytest.raises(Crash):
         run(con, {"email": crashing})
-    assert {s for s, _ in ledger(con).values()} == {"sending"}
+    # u1's outcome was committed when u2 was handed over; u3 was never handed over
+    assert ledger(con) == {
+        "k-u1": ("sent", None),
+        "k-u2": ("sending", None),
+        "k-u3": ("sending", None),
+    }
 
     email = CapturingProvider("email")
     summary = run(con, {"email": email}, as_of=T0 + timedelta(minutes=5))
 
-    assert summary.reconciled == 3
-    assert email.messages == []
+    assert (summary.reconciled, summary.released) == (1, 1)
+    assert [m.idempotency_key for m in email.messages] == ["k-u3"]
     assert ledger(con) == {
-        "k-u1": ("failed", INTERRUPTED_REASON),
-        "k-u2": ("failed", INTERRUPTED_REASON),
-        "k-u3": ("failed", INTERRUPTED_REASON),
+        "k-u1": ("sent", None),
+        "k-u2": ("failed", IN_FLIGHT_REASON),
+        "k-u3": ("sent", None),
     }
+
+
+class SlowProvider(CapturingProvider):
+    def send(self, message: RenderedMessage) -> SendOutcome:
+        time.sleep(0.05)
+        return super().send(message)
+
+
+def test_a_used_up_time_budget_leaves_the_rest_pending_for_the_next_run(con):
+    for n in range(20):
+        add_user(con, f"u{n}", email=f"u{n}@example.com")
+        enqueue(con, f"k{n}", f"u{n}")
+    slow = SlowProvider("email")
+    budget = DispatchSettings(time_budget=timedelta(seconds=0.2))
+
+    first = run(con, {"email": slow}, settings=budget)
+
+    sent = first.total("sent")
+    assert 1 <= sent < 20 and first.total("pending") == 20 - sent
+    assert first.notes() == [
+        "send time budget of 0:00:00.200000 used up (NUDGE_SEND_TIME_BUDGET); "
+        f"{20 - sent} email messages left pending for the next run"
+    ]
+    assert len(ledger(con)) == sent  # the rest have no ledger row
+    second = run(con, {"email": slow}, as_of=T0 + timedelta(minutes=1))
+    assert second.total("sent") == 20 - sent
+    assert sorted(m.idempotency_key for m in slow.messages) == sorted(f"k{n}" for n in range(20))
+
+
+def test_settings_from_env_name_the_wrong_variable():
+    env = {"NUDGE_SEND_RETRIES": "1", "NUDGE_SEND_TIME_BUDGET": "0", "NUDGE_BREAKER_FAILURES": "5"}
+    settings = DispatchSettings.from_env(env)
+    assert (settings.send_retries, settings.time_budget, settings.breaker_failures) == (1, None, 5)
+    for name, value in [("NUDGE_SEND_RETRIES", "-1"), ("NUDGE_SEND_RETRY_PAUSE", "soon"),
+                        ("NUDGE_BREAKER_FAILURES", "0"), ("NUDGE_SEND_TIME_BUDGET", "-5")]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"^{name}={value!r} is not a"):
+            DispatchSettings.from_env({name: value})
 
 
 def test_unsubscribed_users_get_only_transactional_messages(con):

@@ -16,8 +16,10 @@ from nudge.smtp_sink import SmtpSink, count_messages
 from nudge.warehouse.schema import ensure_tables
 from senders.dispatch import dispatch_pending
 from senders.email import SmtpEmailProvider, SmtpSettings
+from senders.ledger import IN_FLIGHT_REASON
 from senders.providers import Provider, RenderedMessage, SendOutcome
 from senders.retry import MAX_ATTEMPTS, backoff_delay, jitter_fraction, parse_retry_after
+from senders.settings import DispatchSettings
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 KEY = "k-ada"
@@ -73,7 +75,7 @@ def dispatch(con, provider: Provider, as_of: datetime, run_id: str = "run"):
         run_id=run_id,
         content=CONTENT,
         providers={"email": provider},
-        retry_pause=FAST,
+        settings=DispatchSettings(retry_pause=FAST),
     )
 
 
@@ -81,34 +83,29 @@ def smtp(sink: SmtpSink) -> SmtpEmailProvider:
     return SmtpEmailProvider(SmtpSettings(host=sink.host, port=sink.port, timeout=5))
 
 
-def test_smtp_down_then_up_sends_once_on_a_later_dispatch(con, tmp_path):
+def test_smtp_down_leaves_the_message_pending_then_sends_it_once(con, tmp_path):
     sink = SmtpSink("127.0.0.1", 0, tmp_path / "mail")  # not started: connections are refused
 
     first = dispatch(con, smtp(sink), T0, "run-1")
 
-    assert first.total("failed") == 1
-    row = ledger_row(con)
-    assert (row["status"], row["permanent"], row["attempts"]) == ("failed", False, 1)
-    assert str(row["reason"]).startswith("smtp connection failed")
-    due = T0 + backoff_delay(KEY, 1)
-    assert row["next_attempt_at"] == due
-    assert T0 < due <= T0 + timedelta(minutes=5)
+    # three refused connections in a row open the breaker: the message was not delivered, so it
+    # is left pending (no ledger row), not failed
+    assert (first.total("failed"), first.total("pending")) == (0, 1)
+    assert "connections failed in a row" in first.stopped["email"]
+    assert con.execute("select count(*) from nudge.delivery_ledger").fetchone() == (0,)
 
     sink.start()
     try:
-        early = dispatch(con, smtp(sink), due - timedelta(microseconds=1), "run-2")
-        assert early.total() == 0 and count_messages(sink.maildir) == 0
-
-        retried = dispatch(con, smtp(sink), due, "run-3")
+        retried = dispatch(con, smtp(sink), T0, "run-2")
         assert retried.total("sent") == 1
-        again = dispatch(con, smtp(sink), due + timedelta(days=1), "run-4")
+        again = dispatch(con, smtp(sink), T0 + timedelta(days=1), "run-3")
         assert again.total() == 0
     finally:
         sink.stop()
     assert count_messages(sink.maildir) == 1
     row = ledger_row(con)
     assert (row["status"], row["attempts"], row["run_id"], row["delivery_id"]) == (
-        "sent", 2, "run-3", "d-ada",
+        "sent", 1, "run-2", "d-ada",
     )  # fmt: skip
     assert row["next_attempt_at"] is None
 
@@ -176,16 +173,18 @@ def test_a_retry_decides_policies_again(con):
     assert (row["status"], row["reason"], provider.calls) == ("skipped", "unsubscribed", 0)
 
 
-def test_interrupted_rows_are_permanent_and_not_retried(con):
+def test_rows_handed_over_when_a_run_stopped_are_permanent_and_not_retried(con):
     con.execute(
         """insert into nudge.delivery_ledger (idempotency_key, delivery_id, user_id, channel,
-               status, attempts, as_of) values (?, 'd-ada', 'ada', 'email', 'sending', 1, ?)""",
-        [KEY, T0],
+               status, attempts, as_of, attempted_at)
+           values (?, 'd-ada', 'ada', 'email', 'sending', 1, ?, ?)""",
+        [KEY, T0, T0],
     )
     provider = FailingProvider(succeed_after=0)
     summary = dispatch(con, provider, T0 + timedelta(days=1))
     assert summary.reconciled == 1 and provider.calls == 0
-    assert ledger_row(con)["permanent"] is True
+    row = ledger_row(con)
+    assert (row["permanent"], row["reason"]) == (True, IN_FLIGHT_REASON)
     assert dispatch(con, provider, T0 + timedelta(days=9)).total() == 0
 
 

@@ -197,9 +197,16 @@ def test_settings_from_env(monkeypatch):
         "smtp.example", 2525, True, "me",
     )  # fmt: skip
     assert settings.sender_domain == "brand.example"
-    monkeypatch.setenv("NUDGE_SMTP_PORT", "smtp")
-    with pytest.raises(ValueError, match="NUDGE_SMTP_PORT"):
-        SmtpSettings.from_env()
+    assert (settings.timeout, settings.data_timeout) == (20.0, 600.0)
+    monkeypatch.setenv("NUDGE_SMTP_TIMEOUT", "2.5")
+    monkeypatch.setenv("NUDGE_SMTP_DATA_TIMEOUT", "60")
+    assert (SmtpSettings.from_env().timeout, SmtpSettings.from_env().data_timeout) == (2.5, 60.0)
+    for name, value in [("NUDGE_SMTP_PORT", "smtp"), ("NUDGE_SMTP_PORT", "70000"),
+                        ("NUDGE_SMTP_TIMEOUT", "0"), ("NUDGE_SMTP_DATA_TIMEOUT", "ten")]:  # fmt: skip
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValueError, match=f"^{name}={value!r} is not a"):
+            SmtpSettings.from_env()
+        monkeypatch.delenv(name)
 
 
 def test_sink_runs_from_the_command_line(tmp_path):
@@ -232,3 +239,18 @@ def test_a_non_ascii_address_goes_out_over_smtputf8(sink):
     finally:
         provider.close()
     assert set(received(sink)) == {"zoë@example.com", "x@example.com"}
+
+
+def test_the_dagster_resource_builds_its_provider_from_the_parsed_settings(monkeypatch):
+    from orchestration.resources import email_delivery_from_env
+
+    monkeypatch.setenv("NUDGE_SMTP_PORT", "2525")
+    monkeypatch.setenv("NUDGE_SMTP_TIMEOUT", "3")
+    monkeypatch.setenv("NUDGE_SMTP_DATA_TIMEOUT", "90")
+    monkeypatch.setenv("NUDGE_EMAIL_FROM", "Team <team@brand.example>")
+    provider = email_delivery_from_env().open_provider()
+    assert isinstance(provider, SmtpEmailProvider)
+    assert provider.settings == SmtpSettings.from_env()
+    monkeypatch.setenv("NUDGE_SMTP_TIMEOUT", "forever")
+    with pytest.raises(ValueError, match=r"^NUDGE_SMTP_TIMEOUT='forever' is not a number"):
+        email_delivery_from_env()

@@ -59,7 +59,8 @@ def outbox() -> dg.MaterializeResult:
     group_name="delivery",
     kinds={"email"},
     pool=DUCKDB_POOL,
-    description="Sends pending email through the configured provider (SMTP by default).",
+    description="Sends pending email through the configured provider (SMTP by default); a dead or "
+    "hung provider, or the send time budget, leaves the rest pending for the next run.",
 )
 def email_sender(context: dg.AssetExecutionContext, email: EmailDelivery) -> dg.MaterializeResult:
     location = load_location()
@@ -75,6 +76,8 @@ def email_sender(context: dg.AssetExecutionContext, email: EmailDelivery) -> dg.
         )
     finally:
         provider.close()
+    for note in summary.notes():
+        context.log.warning(note)
     return dg.MaterializeResult(metadata=summary.metadata())
 
 
