@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from journeys.controls import pending_paused_journeys
 from journeys.engine import JourneyRunSummary, run_journeys
 from nudge.content import load_workspace_content, sql_segment_names
 from nudge.dsl.models import Content
@@ -163,6 +164,7 @@ def send_pending(
             content=content,
             providers=providers,
             channels=channels if channels is not None else tuple(providers),
+            paused_journeys=lambda: pending_paused_journeys(workspace.control_requests_dir),
         )
 
 

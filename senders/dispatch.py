@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -164,13 +164,16 @@ def dispatch_pending(
     channels: Collection[str] | None = None,
     batch_size: int = 500,
     settings: DispatchSettings | None = None,
+    paused_journeys: Callable[[], Collection[str]] | None = None,
 ) -> DispatchSummary:
     """Send the outbox rows not yet in the ledger (and the transient failures due for a retry),
     through ``providers`` (channel -> provider).
 
     ``channels`` limits the dispatch to those channels (rows of others stay pending); by default
     every pending row is decided, and a channel without a provider is recorded as failed.
-    ``settings`` (default: ``DispatchSettings.from_env()``) bound the retries and the run."""
+    ``settings`` (default: ``DispatchSettings.from_env()``) bound the retries and the run.
+    ``paused_journeys`` is asked before each hand-over which journeys were paused while this
+    dispatch runs (``nudge journeys pause`` during a send): their messages stay pending."""
     as_of = _utc_naive(as_of)
     settings = settings or DispatchSettings.from_env()
     released, unknown = ledger.reconcile_in_flight(con, now=_now())
@@ -198,7 +201,7 @@ def dispatch_pending(
     renderer = TemplateRenderer(content.templates)
     to_send = decided.filter(pl.col("status") == "send")
     with deferred_interrupts() as interrupts:
-        sending = _Sending(providers, settings, interrupts)
+        sending = _Sending(providers, settings, interrupts, paused_journeys or frozenset)
         try:
             for batch in to_send.iter_slices(batch_size):
                 _dispatch_batch(con, batch, renderer, sending, run_id, as_of, summary)
@@ -213,9 +216,14 @@ class _Sending:
     """Hands messages to providers for one dispatch, and knows when a channel must stop."""
 
     def __init__(
-        self, providers: Mapping[str, Provider], settings: DispatchSettings, interrupts: Interrupts
+        self,
+        providers: Mapping[str, Provider],
+        settings: DispatchSettings,
+        interrupts: Interrupts,
+        paused_journeys: Callable[[], Collection[str]],
     ):
         self.providers = providers
+        self.paused_journeys = paused_journeys
         self.settings = settings
         self.interrupts = interrupts
         self.breakers = {
@@ -224,6 +232,12 @@ class _Sending:
         }
         budget = settings.time_budget
         self.deadline = None if budget is None else time.monotonic() + budget.total_seconds()
+
+    def hold_reason(self, message: RenderedMessage) -> str | None:
+        """Why ``message`` is not handed over now (it stays pending), or None."""
+        if message.journey in self.paused_journeys():
+            return f"journey {message.journey} was paused during the send"
+        return self.stop_reason(message.channel)
 
     def stop_reason(self, channel: str) -> str | None:
         """Why ``channel`` gets no more messages in this dispatch, or None."""
@@ -325,11 +339,11 @@ def _hand_over(
     summary: DispatchSummary,
 ) -> None:
     """Each message's hand-over is committed with the previous message's outcome; messages of a
-    channel that was stopped meanwhile are released (pending again)."""
+    channel that was stopped, or of a journey paused, meanwhile are released (pending again)."""
     previous: ledger.Outcome | None = None
     unsent: list[tuple[RenderedMessage, str]] = []
     for message in messages:
-        if why := sending.stop_reason(message.channel):
+        if why := sending.hold_reason(message):
             unsent.append((message, why))
             continue
         ledger.hand_over(

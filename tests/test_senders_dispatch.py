@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from journeys.controls import pending_paused_journeys, request_control
 from nudge.dsl.models import (
     Content,
     FrequencyCap,
@@ -417,3 +418,43 @@ def test_rows_of_a_paused_journey_are_held_until_resume(con):
     resumed = run(con, {"email": email})
     assert resumed.total("sent") == 1
     assert ledger(con) == {"planned-before-pause": ("sent", None)}
+
+
+class PausingProvider(CapturingProvider):
+    """Sends, and after its first message an operator queues `nudge journeys pause onboarding`
+    (the request file the CLI writes while a run holds the warehouse)."""
+
+    def __init__(self, requests_dir: Path):
+        super().__init__("email")
+        self.requests_dir = requests_dir
+
+    def send(self, message: RenderedMessage) -> SendOutcome:
+        outcome = super().send(message)
+        if len(self.messages) == 1:
+            request_control(self.requests_dir, "onboarding", paused=True, at=T0)
+        return outcome
+
+
+def test_a_pause_queued_during_the_send_stops_that_journey_at_the_next_message(con, tmp_path):
+    for n in range(5):
+        add_user(con, f"u{n}", email=f"u{n}@example.com")
+        enqueue(con, f"k{n}", f"u{n}")
+    requests_dir = tmp_path / "control_requests"
+    email = PausingProvider(requests_dir)
+
+    summary = dispatch_pending(
+        con,
+        as_of=T0,
+        run_id="run-pause",
+        content=content(),
+        providers={"email": email},
+        paused_journeys=lambda: pending_paused_journeys(requests_dir),
+    )
+
+    assert [m.idempotency_key for m in email.messages] == ["k0"]
+    assert summary.total("pending") == 4
+    assert summary.notes() == [
+        "journey onboarding was paused during the send; 4 email messages left pending for the "
+        "next run"
+    ]
+    assert ledger(con) == {"k0": ("sent", None)}  # the rest are pending, not failed
