@@ -53,7 +53,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "NUDGE_CONTENT": str(content),
         "NUDGE_WAREHOUSE_PATH": str(home / "warehouse.duckdb"),
         "NUDGE_EMAIL_PROVIDER": "capture",
-        "NUDGE_SECRET_KEY": "test-secret",
     }.items():
         monkeypatch.setenv(name, value)
     load_location.cache_clear()

@@ -53,7 +53,6 @@ def fingerprint(workspace: Workspace) -> dict[str, tuple[str, int]]:
 def test_dry_run_lists_sends_and_skips_without_changing_the_workspace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("NUDGE_SECRET_KEY", "test-secret")
     content_dir = tmp_path / "content"
     content_dir.mkdir()
     (content_dir / "definitions.yml").write_text(CONTENT)

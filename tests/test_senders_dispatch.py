@@ -56,11 +56,6 @@ def content(policies: Policies = NO_POLICIES) -> Content:
     return Content(templates=TEMPLATES, topics=TOPICS, policies=policies)
 
 
-@pytest.fixture(autouse=True)
-def secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NUDGE_SECRET_KEY", "test-secret")
-
-
 @pytest.fixture
 def con(tmp_path: Path):
     connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))

@@ -29,11 +29,6 @@ CONTENT = Content(
 FAST = timedelta(milliseconds=5)
 
 
-@pytest.fixture(autouse=True)
-def secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NUDGE_SECRET_KEY", "test-secret")
-
-
 @pytest.fixture
 def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))

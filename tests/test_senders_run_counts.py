@@ -27,11 +27,6 @@ CONTENT = Content(
 )
 
 
-@pytest.fixture(autouse=True)
-def secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NUDGE_SECRET_KEY", "test-secret")
-
-
 @pytest.fixture
 def con(tmp_path: Path):
     connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
