@@ -15,6 +15,7 @@ from nudge.dsl.problems import DefinitionError
 from nudge.run_lock import RunInProgress, live_holder
 from nudge.warehouse.connection import WarehouseBusy
 from nudge.workspace import Workspace
+from senders.unsubscribe import MissingLiveSettings
 
 # Exit status of a command refused because a run holds the workspace: try again later.
 BUSY_EXIT_STATUS = 3
@@ -97,6 +98,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(dry_run(workspace, load_workspace_content(workspace), as_of).render())
         return 0
+    from orchestration.resources import check_delivery_settings
+
+    check_delivery_settings()
     run_id = str(uuid.uuid4())
     with hold_run_lock(workspace, run_id):  # before the first line, so a refused run prints none
         print(f"running the pipeline at as_of {as_of.isoformat()}Z in {workspace.home}", flush=True)
@@ -347,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WarehouseBusy as busy:
         print(f"error: {warehouse_holder(busy)}; try again when it has ended.", file=sys.stderr)
         return BUSY_EXIT_STATUS
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, MissingLiveSettings) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

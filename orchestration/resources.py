@@ -13,6 +13,7 @@ import dagster as dg
 from senders.capture import CapturingProvider
 from senders.email import SmtpEmailProvider, SmtpSettings
 from senders.providers import Provider
+from senders.settings import DispatchSettings
 from senders.unsubscribe import require_live_settings
 
 _SECRETS = {"password": "NUDGE_SMTP_PASSWORD", "username": "NUDGE_SMTP_USERNAME"}
@@ -68,3 +69,14 @@ def email_delivery_from_env() -> EmailDelivery:
         smtp_data_timeout=parsed.data_timeout,
         **secrets,
     )
+
+
+def check_delivery_settings() -> None:
+    """Raise what a run's send step would refuse (a malformed variable, an unknown provider, a
+    live provider without a real secret key and public URL), before the run starts any stage."""
+    DispatchSettings.from_env()
+    provider = email_delivery_from_env().provider
+    if provider not in ("smtp", "capture"):
+        raise ValueError(f"NUDGE_EMAIL_PROVIDER={provider!r}: expected 'smtp' or 'capture'")
+    if provider == "smtp":
+        require_live_settings()

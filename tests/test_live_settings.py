@@ -101,8 +101,10 @@ journeys:
     assert nudge("ingest", str(events)).returncode == 0
     run = nudge("run", "--as-of", "2026-01-01T00:01:00Z")
 
-    assert run.returncode != 0
-    output = run.stdout + run.stderr
-    assert "NUDGE_SECRET_KEY is not set and NUDGE_PUBLIC_URL is not set" in output
-    assert HOW_TO in output
+    # refused before any stage runs: one sentence, no traceback, no run, nothing sent
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: ") and "Traceback" not in run.stderr + run.stdout
+    assert "NUDGE_SECRET_KEY is not set and NUDGE_PUBLIC_URL is not set" in run.stderr
+    assert HOW_TO in run.stderr
+    assert run.stdout == ""
     assert smtp_sink.messages() == []
