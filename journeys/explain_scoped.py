@@ -22,6 +22,7 @@ from journeys.sqltext import sql_string
 from nudge.dsl import models as m
 from nudge.dsl.walk import iter_conditions, iter_steps, journey_conditions
 from nudge.segments.compiler import (
+    Relations,
     compile_counted_events,
     compile_entry_condition,
     warehouse_relations,
@@ -92,7 +93,7 @@ def _step_path(condition_path: str) -> str:
 def _performed_lines(
     con: duckdb.DuckDBPyConnection,
     performed: m.Performed,
-    relations: Any,
+    relations: Relations,
     trigger: dict[str, Any],
     boundaries: dict[str, datetime],
 ) -> list[str]:

@@ -196,18 +196,7 @@ def compile_counted_events(
     """One query (in ``dialect``): ``entry_id``, ``message_id``, ``timestamp`` and
     ``properties`` of every event that ``condition`` counts for the entries of
     ``relations.users`` (as in ``compile_entry_condition``); what ``nudge explain`` lists."""
-    compiler = _Compiler(relations, (), dialect, entries=True)
-    users = compiler._relation(relations.users, "u")
-    events = compiler._relation(relations.events, "e")
-    columns = [exp.column("entry_id", table="u")] + [
-        exp.column(name, table="e") for name in ("message_id", "timestamp", "properties")
-    ]
-    select = (
-        exp.select(*columns)
-        .from_(users)
-        .join(events, on=exp.and_(*compiler._performed_filters(condition)))
-    )
-    return compiler._rendered(select)
+    return _Compiler(relations, (), dialect, entries=True).counted_events(condition)
 
 
 def compile_json_timestamp(value: str, *, dialect: str = DIALECT) -> str:
@@ -265,6 +254,15 @@ class _Compiler:
         if not isinstance(condition, Everyone):
             select = select.where(self.predicate(condition))
         return self._rendered(select)
+
+    def counted_events(self, condition: Performed) -> str:
+        users = self._relation(self.relations.users, "u")
+        events = self._relation(self.relations.events, "e")
+        columns = [exp.column("entry_id", table="u")] + [
+            exp.column(name, table="e") for name in ("message_id", "timestamp", "properties")
+        ]
+        filters = exp.and_(*self._performed_filters(condition))
+        return self._rendered(exp.select(*columns).from_(users).join(events, on=filters))
 
     def time_changes(self, condition: Condition, previous_as_of: str) -> str | None:
         previous = self._placeholder(f"({previous_as_of})")
