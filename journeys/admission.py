@@ -8,6 +8,7 @@ previous entry started.
 
 from __future__ import annotations
 
+from journeys.conditions import entry_scoped
 from journeys.context import JourneyRun
 from journeys.ids import sql_digest
 from journeys.transitions import record_transitions
@@ -58,7 +59,20 @@ def _stage_admissions(run: JourneyRun) -> None:
     )
     scope = "select user_id from _nj_unblocked"
     filters = ""
-    if journey.entry_filter is not None:
+    if journey.entry_filter is not None and entry_scoped(journey.entry_filter):
+        # Judged per firing (each would be its own entry, started now, at the first step), so
+        # the earliest firing that passes starts the entry.
+        firings = f"""select {sql_digest("?", "user_id", "trigger_key")} as entry_id, user_id,
+                             trigger_key, ? as started_at, ? as step_reached_at
+                      from _nj_unblocked"""
+        run.execute(
+            f"create or replace temp table _nj_firings as {firings}",
+            [journey.name, run.as_of, run.as_of],
+        )
+        passing = run.entry_holds(journey.entry_filter, "select * from _nj_firings")
+        filters = f"""and exists (select 1 from _nj_firings e where e.user_id = c.user_id
+                                  and e.trigger_key = c.trigger_key and {passing})"""
+    elif journey.entry_filter is not None:
         filters = f"and c.user_id in ({run.conditions.holding(journey.entry_filter, scope)})"
     holdout = "false"
     if journey.holdout_percent:

@@ -92,9 +92,9 @@ def _move_all(
 
 
 def _in(run: JourneyRun, ins: Instruction, condition: Condition) -> str:
-    """SQL predicate on ``e``, an entry at ``ins``: ``condition`` holds for its user."""
-    at_step = f"select e.user_id from nudge.journey_entries e where {run.active_at(ins.id)}"
-    return run.holds(condition, at_step)
+    """SQL predicate on ``e``, an entry at ``ins``: ``condition`` holds for it (for its user,
+    unless the condition is scoped to the entry)."""
+    return run.entry_holds(condition, run.active_entries(run.active_at(ins.id)))
 
 
 def _skip_failing_if(run: JourneyRun, ins: Instruction) -> None:

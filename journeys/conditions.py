@@ -9,6 +9,13 @@ so the cost follows the people in journeys and the change, not the number of use
 This is exact because every condition the segment compiler returns is a per-user predicate over
 the users relation (each row of ``u`` is tested on its own), so restricting that relation to some
 users gives the same verdict for each of them.
+
+Conditions scoped to the entry (``performed`` with ``since`` or a ``{trigger: ...}`` operand) are
+judged per *entry* instead (``holding_entries``): the users relation becomes the entries being
+decided about, each with its trigger event, entry start and step reached (the columns of
+``nudge.segments.compiler.compile_entry_condition``). Their verdicts depend on the entry and on
+the step it is at, so they are not kept across stages: each call judges its entries afresh, in
+one set-based query. The unscoped parts of an ``all`` still use the per-user verdicts.
 """
 
 from __future__ import annotations
@@ -18,8 +25,38 @@ from datetime import datetime
 
 import duckdb
 
-from nudge.dsl.models import All, Condition, Topic
-from nudge.segments.compiler import compile_condition, warehouse_relations
+from nudge.dsl.models import All, Condition, Performed, Topic
+from nudge.dsl.walk import iter_conditions
+from nudge.segments.compiler import (
+    compile_condition,
+    compile_entry_condition,
+    warehouse_relations,
+)
+
+# Columns an entries scope must have (``holding_entries``).
+ENTRY_SCOPE_COLUMNS = "entry_id, user_id, trigger_key, started_at, step_reached_at"
+
+
+def entry_scoped(condition: Condition) -> bool:
+    """Whether ``condition`` depends on the journey entry it is judged for."""
+    return any(
+        isinstance(part, Performed) and part.entry_scoped for part in iter_conditions(condition)
+    )
+
+
+def entry_context_sql(entries: str, event_trigger: bool) -> str:
+    """The users relation of ``compile_entry_condition``: one row per entry of ``entries`` (SQL
+    with ``ENTRY_SCOPE_COLUMNS``) with its user's columns, for known users only. With an event
+    trigger, ``trigger_key`` is the triggering event's message id."""
+    if event_trigger:
+        trigger = """left join marts.fct_events t on t.message_id = s.trigger_key"""
+        trigger_at, properties = "coalesce(t.timestamp, s.started_at)", "t.properties"
+    else:
+        trigger, trigger_at, properties = "", "s.started_at", "cast(null as json)"
+    return f"""(select u.*, s.entry_id, {trigger_at} as entry_trigger_at,
+                   s.started_at as entry_started_at, s.step_reached_at as entry_step_reached_at,
+                   {properties} as entry_trigger_properties
+            from ({entries}) s join marts.dim_users u on u.user_id = s.user_id {trigger})"""
 
 
 class ConditionTables:
@@ -32,6 +69,7 @@ class ConditionTables:
         self.relations = warehouse_relations(as_of)
         self._topics = topics
         self._tables: dict[str, str] = {}
+        self._entry_tables: list[str] = []
 
     def holding(self, condition: Condition, scope: str) -> str:
         """SQL selecting the ``user_id`` of the users for whom ``condition`` holds, exact for every
@@ -72,7 +110,32 @@ class ConditionTables:
                 from _nj_new n"""
         )
 
+    def holding_entries(self, condition: Condition, entries: str, event_trigger: bool) -> str:
+        """SQL selecting the ``entry_id`` of the entries of ``entries`` (SQL with
+        ``ENTRY_SCOPE_COLUMNS``) for which ``condition`` holds; ``event_trigger``: the journey's
+        trigger is an event (``trigger_key`` is its message id).
+
+        Unscoped conditions are judged per user (``holding``, kept for the run); an ``all`` is
+        judged part by part as there, each part only for the entries the earlier parts hold for.
+        """
+        if not entry_scoped(condition):
+            users = self.holding(condition, f"select user_id from ({entries})")
+            return f"select entry_id from ({entries}) where user_id in ({users})"
+        if isinstance(condition, All) and condition.conditions:
+            parts = []
+            for part in condition.conditions:
+                parts.append(self.holding_entries(part, entries, event_trigger))
+                entries = f"select * from ({entries}) where entry_id in ({parts[-1]})"
+            return " intersect ".join(f"({part})" for part in parts)
+        name = f"_nj_entry_cond_{len(self._entry_tables)}"
+        relations = replace(self.relations, users=entry_context_sql(entries, event_trigger))
+        sql = compile_entry_condition(condition, relations, topics=self._topics)
+        self._con.execute(f"create or replace temp table {name} as {sql}")
+        self._entry_tables.append(name)
+        return f"select entry_id from {name}"
+
     def drop(self) -> None:
-        for name in self._tables.values():
+        for name in [*self._tables.values(), *self._entry_tables]:
             self._con.execute(f"drop table if exists {name}")
         self._tables.clear()
+        self._entry_tables.clear()

@@ -9,10 +9,10 @@ from typing import Any
 
 import duckdb
 
-from journeys.conditions import ConditionTables
+from journeys.conditions import ENTRY_SCOPE_COLUMNS, ConditionTables, entry_scoped
 from journeys.program import Program
 from journeys.sqltext import sql_string
-from nudge.dsl.models import Condition, Journey
+from nudge.dsl.models import Condition, EventTrigger, Journey
 
 
 @dataclass
@@ -42,12 +42,31 @@ class JourneyRun:
             f"where e.journey = {sql_string(self.journey.name)} and e.status = 'active'"
         )
 
+    def active_entries(self, where: str = "e.status = 'active'") -> str:
+        """SQL selecting the entries of this journey satisfying ``where`` (a predicate on ``e``),
+        with the columns a scoped condition needs (``journeys.conditions.ENTRY_SCOPE_COLUMNS``)."""
+        return (
+            f"select {ENTRY_SCOPE_COLUMNS} from nudge.journey_entries e "
+            f"where e.journey = {sql_string(self.journey.name)} and {where}"
+        )
+
     def active_count(self) -> int:
         return self.scalar(f"select count(*) from ({self.active_users()})")
 
     def holds(self, condition: Condition, scope: str) -> str:
         """SQL predicate on ``e``: ``condition`` holds for ``e.user_id``, who is among ``scope``."""
         return f"e.user_id in ({self.conditions.holding(condition, scope)})"
+
+    def entry_holds(self, condition: Condition, entries: str) -> str:
+        """SQL predicate on ``e``: ``condition`` holds for the entry ``e``, which is among
+        ``entries`` (SQL with ``ENTRY_SCOPE_COLUMNS``): judged per entry when the condition is
+        scoped to it (``since``, ``{trigger: ...}``), else per user as ``holds`` does."""
+        if not entry_scoped(condition):
+            return self.holds(condition, f"select user_id from ({entries})")
+        event_trigger = isinstance(self.journey.trigger, EventTrigger)
+        return (
+            f"e.entry_id in ({self.conditions.holding_entries(condition, entries, event_trigger)})"
+        )
 
     def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self.con.execute(sql, params or [])

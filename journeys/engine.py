@@ -31,6 +31,7 @@ WORK_TABLES = (
     "_nj_candidates",
     "_nj_considered",
     "_nj_unblocked",
+    "_nj_firings",
     "_nj_admit",
     "_nj_move",
     "_nj_converted",

@@ -23,7 +23,7 @@ def apply_exits(run: JourneyRun) -> None:
     _exit_where(run, deleted, "user_deleted")
     _removed_steps(run)
     if journey.exit_when is not None:
-        _exit_where(run, run.holds(journey.exit_when, run.active_users()), "exit_when")
+        _exit_where(run, run.entry_holds(journey.exit_when, run.active_entries()), "exit_when")
     if journey.exit_on_trigger_lost:
         _trigger_lost(run)
     if journey.goal is not None:
@@ -88,7 +88,7 @@ def _goal(run: JourneyRun) -> None:
     """Mark converted the active entries meeting the goal within ``within`` of their start."""
     goal = run.journey.goal
     assert goal is not None
-    holds = run.holds(goal.condition, run.active_users())
+    holds = run.entry_holds(goal.condition, run.active_entries())
     in_time = "true" if goal.within is None else "e.started_at >= ?"
     params = [run.journey.name] + ([] if goal.within is None else [run.as_of - goal.within])
     run.execute(

@@ -2,8 +2,9 @@
 
 Read-only queries over the journey state (``nudge.journey_entries``, ``journey_transitions``,
 ``outbox``, ``delivery_ledger``) and the marts, at the as_of of the latest run: the current entry,
-every transition with its run, every message with its ledger status, and what happens next and
-when. For someone not in the journey, the reason: never triggered, filtered out by the
+every transition with its run, every message with its ledger status, the conditions scoped to
+the entry with the trigger's values and the events they counted (``explain_scoped``), and what
+happens next and when. For someone not in the journey, the reason: never triggered, filtered out by the
 ``entry_filter``, finished (and whether ``reentry`` lets them start again), or not a known user.
 """
 
@@ -15,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
+from journeys.conditions import entry_scoped
+from journeys.explain_scoped import scoped_condition_lines
 from journeys.program import Instruction, compile_program
 from nudge.dsl import models as m
 from nudge.dsl.durations import format_duration
@@ -105,6 +108,11 @@ class _Explainer:
             lines += self._entry(active[-1])
         else:
             lines += self._why_not_in(entries)
+        if entries:  # the current entry, else the last one (why it left)
+            latest = active[-1] if active else entries[-1]
+            lines += scoped_condition_lines(
+                self.con, self.content, self.journey, latest[0], latest[2], self.as_of
+            )
         lines += self._history()
         lines += self._messages()
         if active:
@@ -142,7 +150,10 @@ class _Explainer:
             case m.Wait(duration=duration):
                 return f"step {ins.id} waits {format_duration(duration)}: moves on at {_when(wake, self.as_of)}"
             case m.WaitUntil(condition=condition, timeout=timeout, on_timeout=on_timeout):
-                holds = "holds" if self._holds(condition) else "does not hold"
+                if entry_scoped(condition):
+                    holds = "judged for this entry above"
+                else:
+                    holds = "holds" if self._holds(condition) else "does not hold"
                 return (
                     f"step {ins.id} waits until {condition} (now it {holds}); "
                     f"timeout {format_duration(timeout)} at {_when(wake, self.as_of)}, then {on_timeout}"
@@ -186,7 +197,12 @@ class _Explainer:
         if not self.known:
             return ["not in the journey: not a known user at this as_of (no calls, or deleted)"]
         lines = [f"not in the journey: never entered; trigger {self._trigger()}"]
-        if self.journey.entry_filter is not None:
+        if self.journey.entry_filter is not None and entry_scoped(self.journey.entry_filter):
+            lines.append(
+                f"  entry_filter {self.journey.entry_filter} is judged for each firing of the "
+                "trigger when it fires"
+            )
+        elif self.journey.entry_filter is not None:
             holds = self._holds(self.journey.entry_filter)
             verdict = "holds" if holds else "does not hold: filtered out when the trigger fires"
             lines.append(f"  entry_filter {self.journey.entry_filter} {verdict}")

@@ -769,3 +769,100 @@ def test_validate_and_run_both_refuse_an_undeclared_subscription_topic(
     assert "defs.yml" in result.stderr and "segment 'readers'" in result.stderr
     assert "condition.subscription.topic" in result.stderr
     assert "undeclared topic 'newz' (declared: news)" in result.stderr
+
+
+# --- conditions scoped to the entry, keyed to the trigger (dsl.md, "Conditions inside a journey") ---
+
+KEYED_JOURNEY = """
+journeys:
+  - name: cart_recovery
+    trigger: {trigger}
+    exit_when:
+      performed: {{event: order_completed, since: trigger, where: [{{property: cart_id, eq: {{trigger: cart_id}}}}]}}
+    steps:
+      - {{id: hold, wait: 1h}}
+      - {{id: nudge, send: {{channel: email, template: welcome_email}}}}
+"""
+
+
+def test_scoped_conditions_load_in_a_journey_with_an_event_trigger(tmp_path: Path) -> None:
+    root = tmp_path / "content"
+    root.mkdir()
+    (root / "templates.yml").write_text(textwrap.dedent(TEMPLATES))
+    journey = KEYED_JOURNEY.format(trigger="{event: {name: checkout_started}}")
+    (root / "journeys.yml").write_text(textwrap.dedent(journey))
+    content = load_content_dir(root)
+    performed = content.journeys[0].exit_when
+    assert performed.since == "trigger" and performed.keyed  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("condition", "field"),
+    [
+        ("{performed: {event: a, since: entry}}", "condition.performed.since"),
+        (
+            "{not: {performed: {event: a, where: [{property: x, eq: {trigger: x}}]}}}",
+            "condition.not.performed.where[0].eq",
+        ),
+    ],
+)
+def test_scoped_performed_in_a_segment_is_refused(
+    tmp_path: Path, condition: str, field: str
+) -> None:
+    problems = load_problems(
+        tmp_path, {"segments.yml": f"segments:\n  - {{name: s, condition: {condition}}}\n"}
+    )
+    message = only(problems, "segments.yml", "segment 's'", field)
+    assert "allowed only in a journey's conditions" in message
+
+
+def test_trigger_value_in_a_journey_without_an_event_trigger_is_refused(tmp_path: Path) -> None:
+    journey = KEYED_JOURNEY.format(trigger="{segment_entered: new_signups}")
+    problems = journey_problems(tmp_path, journey)
+    message = only(
+        problems, "journeys.yml", "journey 'cart_recovery'", "exit_when.performed.where[0].eq"
+    )
+    assert "journey 'cart_recovery' has a segment_entered trigger" in message
+    assert len(problems) == 1, "since is allowed with any trigger"
+
+
+def test_trigger_value_in_the_trigger_where_is_refused(tmp_path: Path) -> None:
+    journey = KEYED_JOURNEY.format(
+        trigger="{event: {name: a, where: [{property: cart_id, ne: {trigger: cart_id}}]}}"
+    )
+    problems = journey_problems(tmp_path, journey)
+    message = only(problems, "journeys.yml", "journey 'cart_recovery'", "trigger.event.where[0].ne")
+    assert "compares with literal values" in message
+
+
+@pytest.mark.parametrize(
+    ("condition", "field", "expected"),
+    [
+        (
+            "{performed: {event: a, since: start}}",
+            "exit_when.performed.since",
+            "unknown since scope 'start'; expected one of trigger, entry, step",
+        ),
+        (
+            "{performed: {event: a, where: [{property: x, in: {trigger: x}}]}}",
+            "exit_when.performed.where[0].in",
+            "'in' cannot compare with {trigger: ...}",
+        ),
+        (
+            "{attribute: {name: plan, eq: {trigger: plan}}}",
+            "exit_when.attribute.eq",
+            "allowed only in a `performed` where item",
+        ),
+        (
+            "{performed: {event: a, where: [{property: x, eq: {trigger: 'x..y'}}]}}",
+            "exit_when.performed.where[0].eq.trigger",
+            "is not a dotted property path",
+        ),
+    ],
+)
+def test_bad_scoped_conditions(condition: str, field: str, expected: str) -> None:
+    problem = journey_problem(
+        "trigger: {event: a}\nexit_when: " + condition + "\nsteps: [{id: w, wait: 1h}]"
+    )
+    assert problem.field == field
+    assert expected in problem.message

@@ -107,3 +107,73 @@ def test_unknown_journey_is_a_clear_error(workspace):
     home, content = workspace
     with pytest.raises(ExplainError, match=r"unknown journey 'onboardin'.*onboarding"):
         explain_journey(home, content, user_id="ada", journey="onboardin")
+
+
+CART_CONTENT = """
+templates:
+  - {name: finish, channel: email, subject: "Your cart", html: "<p>Finish</p>"}
+journeys:
+  - name: cart_recovery
+    trigger: {event: {name: checkout_started}}
+    reentry: always
+    exit_when:
+      performed: {event: order_completed, since: trigger, where: [{property: cart_id, eq: {trigger: cart_id}}]}
+    steps:
+      - {id: hold, wait: 1h}
+      - id: came_back
+        wait_until:
+          condition: {performed: {event: cart_viewed, since: step}}
+          timeout: 1d
+      - {id: nudge, send: {channel: email, template: finish}}
+"""
+
+
+def track(user: str, event: str, at: datetime, message_id: str, **properties: object) -> dict:
+    return {"type": "track", "userId": user, "event": event, "messageId": message_id,
+            "timestamp": at.isoformat() + "Z", "properties": properties}  # fmt: skip
+
+
+def test_scoped_conditions_show_the_trigger_values_and_the_events_counted(tmp_path):
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "definitions.yml").write_text(CART_CONTENT)
+    home = Workspace(home=tmp_path / "home", content_dir=tmp_path / "content")
+    content, project = prepare_workspace(home)
+    minute = timedelta(minutes=1)
+    land_messages(
+        home.events_landing_dir,
+        [
+            identify("ann", START),
+            identify("ben", START),
+            track("ann", "checkout_started", START + minute, "ann-checkout", cart_id="c1"),
+            track("ann", "order_completed", START + 2 * minute, "ann-order-other", cart_id="c9"),
+            track("ben", "checkout_started", START + minute, "ben-checkout", cart_id="c2"),
+            track("ben", "order_completed", START + 2 * minute, "ben-order", cart_id="c2"),
+        ],
+    )
+    email = {"email": CapturingProvider("email")}
+    run_pipeline(home, content, project, email, as_of=START + 5 * minute)
+
+    ann = explain_journey(home, content, user_id="ann", journey="cart_recovery")
+    assert "exit_when: does not hold" in ann
+    assert "strictly after the trigger (2026-03-02 09:01:00)" in ann
+    assert 'cart_id eq "c1" ({trigger: cart_id})' in ann
+    assert "counted: 0 events" in ann
+    # A step's scoped condition is shown only at that step (its `since: step` is that step's).
+    assert "wait_until" not in ann.split("history:")[0]
+
+    ben = explain_journey(home, content, user_id="ben", journey="cart_recovery")
+    assert "reason: exit_when" in ben
+    assert "exit_when: holds" in ben
+    assert 'cart_id eq "c2" ({trigger: cart_id})' in ben
+    assert "counted: 1 event" in ben and "ben-order" in ben
+
+    # ann viewed her cart before reaching came_back: `since: step` does not count that view.
+    land_messages(
+        home.events_landing_dir, [track("ann", "cart_viewed", START + 30 * minute, "ann-view")]
+    )
+    run_pipeline(home, content, project, email, as_of=START + 70 * minute)
+    ann = explain_journey(home, content, user_id="ann", journey="cart_recovery")
+    assert "at step came_back (wait_until)" in ann
+    assert "steps[1].wait_until.condition: does not hold" in ann
+    assert "at or after reaching the current step (2026-03-02 10:10:00)" in ann
+    assert "ann-view" not in ann

@@ -39,8 +39,14 @@ from nudge.dsl.models import (
     RandomBucket,
     Subscription,
     Topic,
+    TriggerRef,
 )
-from nudge.segments.compiler import Relations, compile_condition
+from nudge.segments.compiler import (
+    ConditionError,
+    Relations,
+    compile_condition,
+    compile_entry_condition,
+)
 from nudge.segments.dbt_models import trait_timestamp_macro
 
 AS_OF = datetime(2026, 1, 10, 12, 0, 0)
@@ -343,3 +349,129 @@ def test_other_dialects_parse_back_and_use_no_duckdb_functions(dialect: str) -> 
         if dialect == "postgres":  # postgres has AT TIME ZONE and ->> on jsonb (#>> used here)
             leftovers -= {"AT TIME ZONE"}
         assert not leftovers, f"{dialect} {label}: {leftovers}\n{sql}"
+
+
+# --- conditions judged per journey entry (compile_entry_condition) ---------------------------------
+
+# (entry, user, trigger_at, started_at, step_reached_at, trigger properties)
+ENTRIES: list[tuple[str, str, datetime, datetime, datetime, dict[str, Any]]] = [
+    (
+        "n1",
+        "u_pro",
+        AS_OF - 2 * DAY,
+        AS_OF - 2 * DAY,
+        AS_OF - 2 * DAY,
+        {"amount": 80, "sku": "A1", "prefix": "A"},
+    ),
+    ("n2", "u_pro", AS_OF - 4 * DAY, AS_OF - 4 * DAY, AS_OF - DAY / 2, {"amount": "80"}),
+    ("n3", "u_team", AS_OF - 11 * DAY, AS_OF - 10 * DAY, AS_OF - 10 * DAY, {"amount": "90"}),
+    ("n4", "u_team", AS_OF - 11 * DAY, AS_OF - 11 * DAY, AS_OF, {}),
+    (
+        "n5",
+        "u_free",
+        AS_OF - 2 * DAY,
+        AS_OF - 2 * DAY,
+        AS_OF - 2 * DAY,
+        {"at": "2026-01-10T10:00:00Z"},
+    ),
+]
+ENTRY_RELATIONS = Relations(
+    users="(select u.*, n.entry_id, n.entry_trigger_at, n.entry_started_at,"
+    " n.entry_step_reached_at, n.entry_trigger_properties"
+    " from users u join entries n on n.user_id = u.user_id)",
+    events=RELATIONS.events,
+    ledger=RELATIONS.ledger,
+    segment=RELATIONS.segment,
+    as_of=RELATIONS.as_of,
+)
+
+
+def keyed(path: str, op: str, trigger_path: str) -> PropertyFilter:
+    return where(path, op, TriggerRef(tuple(trigger_path.split("."))))
+
+
+ENTRY_CONDITIONS: dict[str, tuple[Condition, set[str]]] = {
+    "since_trigger": (Performed("order", since="trigger"), {"n1", "n2", "n3", "n4"}),
+    "since_entry": (Performed("order", since="entry"), {"n1", "n2", "n3", "n4"}),
+    "since_step": (Performed("order", since="step"), {"n1", "n3"}),
+    "since_and_within": (Performed("order", since="trigger", within=2 * DAY), {"n1", "n2"}),
+    "since_times_eq0": (Performed("order", Comparison("eq", 0), since="step"), {"n2", "n4", "n5"}),
+    # n1 keys the number 80 (u_pro ordered 80), n2 the string "80" (not 80), n3 the string "90"
+    # (u_team's order amount is the string "90").
+    "keyed_eq": (Performed("order", where=(keyed("amount", "eq", "amount"),)), {"n1", "n3"}),
+    "keyed_ne": (Performed("order", where=(keyed("amount", "ne", "amount"),)), {"n1", "n2"}),
+    "keyed_nested": (Performed("order", where=(keyed("item.sku", "eq", "sku"),)), {"n1"}),
+    "keyed_starts_with": (
+        Performed("order", where=(keyed("item.sku", "starts_with", "prefix"),)),
+        {"n1"},
+    ),
+    "keyed_gt_number": (Performed("order", where=(keyed("amount", "gt", "amount"),)), set()),
+    "keyed_lte": (Performed("order", where=(keyed("amount", "lte", "amount"),)), {"n1", "n3"}),
+    "keyed_gt_time": (Performed("login", where=(keyed("at", "gt", "at"),)), {"n5"}),
+    "keyed_missing": (
+        Not(Performed("order", where=(keyed("coupon", "ne", "coupon"),))),
+        {"n1", "n2", "n3", "n4", "n5"},
+    ),
+    "keyed_and_unscoped": (
+        All((attr("plan", "eq", "team"), Performed("order", since="trigger"))),
+        {"n3", "n4"},
+    ),
+}
+
+
+def _entries_duckdb() -> duckdb.DuckDBPyConnection:
+    con = _duckdb()
+    con.execute(
+        "create table entries (entry_id varchar, user_id varchar, entry_trigger_at timestamp,"
+        " entry_started_at timestamp, entry_step_reached_at timestamp,"
+        " entry_trigger_properties json)"
+    )
+    for entry, user, trigger_at, started, reached, properties in ENTRIES:
+        con.execute(
+            "insert into entries values (?, ?, ?, ?, ?, ?)",
+            [entry, user, trigger_at, started, reached, json.dumps(properties)],
+        )
+    return con
+
+
+def test_entry_conditions_give_the_same_entries_on_postgres_and_duckdb(postgres: str) -> None:
+    """since and {trigger: ...} compile per entry, with the intended answers, on both."""
+    con = _entries_duckdb()
+    script = [
+        f"set search_path to {postgres}; set timezone to 'America/New_York';",
+        "create temp table entries (entry_id text, user_id text, entry_trigger_at timestamp,"
+        " entry_started_at timestamp, entry_step_reached_at timestamp,"
+        " entry_trigger_properties jsonb);",
+    ]
+    for entry, user, trigger_at, started, reached, properties in ENTRIES:
+        times = ", ".join(f"'{t.isoformat(sep=' ')}'" for t in (trigger_at, started, reached))
+        script.append(
+            f"insert into entries values ('{entry}', '{user}', {times},"
+            f" {_pg_literal(json.dumps(properties))});"
+        )
+    found_duck: dict[str, set[str]] = {}
+    for label, (condition, _) in ENTRY_CONDITIONS.items():
+        duck_sql = compile_entry_condition(condition, ENTRY_RELATIONS, topics=TOPICS)
+        found_duck[label] = {row[0] for row in con.execute(duck_sql).fetchall()}
+        pg_sql = compile_entry_condition(
+            condition, ENTRY_RELATIONS, topics=TOPICS, dialect="postgres"
+        )
+        script.append(
+            f"select {_pg_literal(label)} || ':' || coalesce(string_agg(entry_id, ',' order by"
+            f" entry_id), '') from ({pg_sql}) as members;"
+        )
+    found_pg = {}
+    for line in _psql("\n".join(script)).splitlines():
+        label, _, members = line.partition(":")
+        found_pg[label] = set(filter(None, members.split(",")))
+    assert found_pg == found_duck
+    assert found_duck == {label: wanted for label, (_, wanted) in ENTRY_CONDITIONS.items()}
+
+
+def test_scoped_conditions_are_refused_outside_a_journey() -> None:
+    for condition in (
+        Performed("order", since="entry"),
+        Performed("order", where=(keyed("amount", "eq", "amount"),)),
+    ):
+        with pytest.raises(ConditionError, match="allowed only in a journey's conditions"):
+            compile_condition(condition, RELATIONS)

@@ -15,17 +15,21 @@ from nudge.dsl.models import (
     Broadcast,
     Condition,
     Content,
+    EventTrigger,
     InSegment,
     Journey,
     MessageCondition,
     Not,
     Origin,
+    Performed,
+    PropertyFilter,
     SegmentEntered,
     SegmentExited,
     Send,
     Split,
     Subscription,
     Template,
+    TriggerRef,
 )
 from nudge.dsl.problems import DefinitionProblem, did_you_mean
 from nudge.dsl.walk import iter_steps, journey_conditions, segment_dependencies
@@ -58,6 +62,7 @@ def check_content(
     for segment in content.segments:
         if segment.condition is not None:
             problems += known.condition_problems(segment.origin, "condition", segment.condition)
+            problems += _entry_scope_problems(segment.origin, "condition", segment.condition, None)
     problems += _cycles(content)
     for journey in content.journeys:
         problems += _journey_problems(journey, known)
@@ -178,6 +183,55 @@ _KEY = {
 }  # fmt: skip
 
 
+def _entry_scope_problems(
+    origin: Origin, path: str, condition: Condition | None, journey: Journey | None
+) -> Iterator[DefinitionProblem]:
+    """``since`` and ``{trigger: ...}`` outside a journey (``journey`` None), and
+    ``{trigger: ...}`` in a journey without an event trigger (dsl.md, "Conditions inside a
+    journey")."""
+    if condition is None:
+        return
+    for at, part in _with_paths(condition, path):
+        if not isinstance(part, Performed):
+            continue
+        if journey is None and part.since is not None:
+            yield DefinitionProblem(
+                origin.file,
+                origin.item,
+                f"{at}.since",
+                "since counts from a journey entry, so it is allowed only in a journey's "
+                "conditions; use within for a time window",
+            )
+        for ref_at, ref in _trigger_refs(part.where, f"{at}.where"):
+            if journey is None:
+                message = (
+                    f"{ref} compares with the event that started a journey entry, so it is "
+                    "allowed only in a journey's conditions; compare with a literal value"
+                )
+            elif journey.trigger is not None and not isinstance(journey.trigger, EventTrigger):
+                kind = _TRIGGER_KEY.get(type(journey.trigger).__name__, "non-event")
+                message = (
+                    f"{ref} compares with the triggering event, but journey '{journey.name}' has "
+                    f"a {kind} trigger; use an event trigger or compare with a literal value"
+                )
+            else:
+                continue
+            yield DefinitionProblem(origin.file, origin.item, ref_at, message)
+
+
+def _trigger_refs(where: tuple[PropertyFilter, ...], path: str) -> Iterator[tuple[str, TriggerRef]]:
+    """Every ``{trigger: ...}`` operand of ``where`` with its field path (``where[0].eq``)."""
+    for i, item in enumerate(where):
+        if isinstance(item.comparison.value, TriggerRef):
+            yield f"{path}[{i}].{item.comparison.op}", item.comparison.value
+
+
+_TRIGGER_KEY = {
+    "SegmentEntered": "segment_entered", "SegmentExited": "segment_exited",
+    "AttributeChanged": "attribute_changed", "DateTrigger": "date", "Broadcast": "broadcast",
+}  # fmt: skip
+
+
 def _cycles(content: Content) -> list[DefinitionProblem]:
     """One problem per ``in_segment`` cycle, naming it ``a -> b -> a``."""
     by_name = {s.name: s for s in content.segments}
@@ -229,6 +283,15 @@ def _journey_problems(journey: Journey, known: _Known) -> Iterator[DefinitionPro
             yield problem(f"trigger.{key}", message)
     for path, condition in journey_conditions(journey):
         yield from known.condition_problems(origin, path, condition)
+        yield from _entry_scope_problems(origin, path, condition, journey)
+    if isinstance(trigger, EventTrigger):
+        for at, _ in _trigger_refs(trigger.where, "trigger.event.where"):
+            yield problem(
+                at,
+                "{trigger: ...} is for conditions evaluated inside the journey (exit_when, goal, "
+                "wait_until, branch, step if, entry_filter); the trigger's own where compares "
+                "with literal values",
+            )
     seen: dict[str, str] = {}
     for path, step in iter_steps(journey.steps):
         if step.id is None:  # a step that did not parse; its problems are already reported

@@ -9,6 +9,7 @@ from nudge.dsl.models import (
     ATTRIBUTE_OPERATORS,
     CHANNELS,
     MESSAGE_STATUSES,
+    SINCE_SCOPES,
     TIMES_OPERATORS,
     All,
     AnyOf,
@@ -23,6 +24,7 @@ from nudge.dsl.models import (
     PropertyFilter,
     RandomBucket,
     Subscription,
+    TriggerRef,
 )
 from nudge.dsl.problems import did_you_mean, one_of
 from nudge.dsl.reader import Reader, describe, sub
@@ -32,6 +34,8 @@ CONDITION_KEYS = (
     "subscription", "random_bucket",
 )  # fmt: skip
 _SCALAR = (str, int, float, bool)
+# Operators whose operand may be ``{trigger: <dotted path>}`` (a property of the triggering event).
+TRIGGER_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "starts_with")
 
 
 def parse_condition(r: Reader, value: Any, path: str) -> Condition | None:
@@ -94,8 +98,50 @@ def parse_comparison(
             f"unknown operator '{op}'; {one_of(ATTRIBUTE_OPERATORS)}{did_you_mean(op, ATTRIBUTE_OPERATORS)}",
         )
         return None
-    value = _operand(r, op, data[op], sub(path, op))
+    if isinstance(data[op], Mapping) and "trigger" in data[op]:
+        value = _trigger_ref(r, op, data[op], sub(path, op), subject)
+    else:
+        value = _operand(r, op, data[op], sub(path, op))
     return None if value is None else Comparison(op, value)
+
+
+def _trigger_ref(
+    r: Reader, op: str, value: Mapping[str, Any], path: str, subject: str
+) -> TriggerRef | None:
+    """``{trigger: <dotted path>}``: where it may be used is checked across definitions
+    (``nudge.dsl.checks``: only in a journey with an event trigger)."""
+    if subject != "property":
+        r.problem(
+            path,
+            "{trigger: ...} compares an event property with the triggering event's; "
+            "it is allowed only in a `performed` where item inside a journey",
+        )
+        return None
+    if op not in TRIGGER_OPERATORS:
+        r.problem(
+            path,
+            f"'{op}' cannot compare with {{trigger: ...}}; use one of {', '.join(TRIGGER_OPERATORS)}",
+        )
+        return None
+    if set(value) != {"trigger"}:
+        r.problem(path, f"expected {{trigger: <dotted path>}}; got {describe(value)}")
+        return None
+    parts = _property_path(r, value["trigger"], sub(path, "trigger"))
+    return None if parts is None else TriggerRef(parts)
+
+
+def _property_path(r: Reader, value: Any, path: str) -> tuple[str, ...] | None:
+    """A dotted property path like ``items.0.sku``, split into its parts."""
+    prop = r.string(value, path)
+    if prop is None:
+        return None
+    parts = tuple(prop.split("."))
+    if not all(parts):
+        r.problem(path, f"{prop!r} is not a dotted property path like 'items.0.sku'")
+        return None
+    if not all(r.key_name(part, path, "property path part") for part in parts):
+        return None
+    return parts
 
 
 def _operand(r: Reader, op: str, value: Any, path: str) -> Any:
@@ -150,19 +196,9 @@ def parse_where(r: Reader, value: Any, path: str) -> tuple[PropertyFilter, ...] 
             )
             filters.append(None)
             continue
-        prop = r.string(item["property"], sub(at, "property"))
-        parts = tuple(prop.split(".")) if prop is not None else ()
-        if prop is not None and not all(parts):
-            r.problem(
-                sub(at, "property"), f"{prop!r} is not a dotted property path like 'items.0.sku'"
-            )
-            prop = None
-        elif prop is not None and not all(
-            r.key_name(part, sub(at, "property"), "property path part") for part in parts
-        ):
-            prop = None
+        parts = _property_path(r, item["property"], sub(at, "property"))
         comparison = parse_comparison(r, item, at, "property")
-        filters.append(PropertyFilter(parts, comparison) if prop and comparison else None)
+        filters.append(PropertyFilter(parts, comparison) if parts and comparison else None)
     if any(f is None for f in filters):
         return None
     return tuple(f for f in filters if f is not None)
@@ -188,7 +224,9 @@ def _attribute(r: Reader, value: Any, path: str) -> Attribute | None:
 
 def _performed(r: Reader, value: Any, path: str) -> Performed | None:
     start = r.problem_count
-    data = r.mapping(value, path, required=("event",), optional=("times", "within", "where"))
+    data = r.mapping(
+        value, path, required=("event",), optional=("times", "within", "where", "since")
+    )
     if data is None:
         return None
     event = r.string(data["event"], sub(path, "event"))
@@ -199,9 +237,15 @@ def _performed(r: Reader, value: Any, path: str) -> Performed | None:
     )
     within = r.duration(data["within"], sub(path, "within")) if "within" in data else None
     where = parse_where(r, data["where"], sub(path, "where")) if "where" in data else ()
+    # Where `since` may be used is checked across definitions (only inside a journey).
+    since = (
+        r.choice(data["since"], sub(path, "since"), SINCE_SCOPES, "since scope")
+        if "since" in data
+        else None
+    )
     if r.problem_count > start or event is None or times is None or where is None:
         return None
-    return Performed(event, times, within, where)
+    return Performed(event, times, within, where, since)  # type: ignore[arg-type]
 
 
 def _message(r: Reader, value: Any, path: str) -> MessageCondition | None:

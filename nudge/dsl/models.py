@@ -59,11 +59,23 @@ CHANNELS = ("email", "sms", "push", "webhook", "slack", "in_app")
 
 
 @dataclass(frozen=True)
+class TriggerRef:
+    """A ``where`` operand written ``{trigger: <dotted path>}``: that property of the event that
+    started the journey entry (only inside journeys with an ``event`` trigger)."""
+
+    path: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "{trigger: " + ".".join(self.path) + "}"
+
+
+@dataclass(frozen=True)
 class Comparison:
     """One operator and its operand.
 
     ``value`` keeps its YAML type (int/float/str/bool/list). For ``newer_than``, ``older_than`` and
     ``within_next`` it is a ``timedelta``; for ``before``/``after`` a timezone-aware ``datetime``.
+    In a ``where`` item inside a journey it may be a ``TriggerRef``.
     """
 
     op: str
@@ -104,12 +116,36 @@ class PropertyFilter:
     comparison: Comparison
 
 
-@dataclass(frozen=True)
+SINCE_SCOPES = ("trigger", "entry", "step")
+
+
+@dataclass(frozen=True, repr=False)
 class Performed:
     event: str
     times: Comparison = Comparison("gte", 1)
     within: timedelta | None = None
     where: tuple[PropertyFilter, ...] = ()
+    # Inside a journey only: count events after the trigger, the entry start or the step reached.
+    since: Literal["trigger", "entry", "step"] | None = None
+
+    def __repr__(self) -> str:
+        # Without ``since`` the text is the one written before it existed: journey versions
+        # (a hash of the definition's repr) of existing journeys stay the same.
+        since = "" if self.since is None else f", since={self.since!r}"
+        return (
+            f"Performed(event={self.event!r}, times={self.times!r}, within={self.within!r}, "
+            f"where={self.where!r}{since})"
+        )
+
+    @property
+    def keyed(self) -> bool:
+        """Whether a ``where`` item compares with the triggering event (``{trigger: ...}``)."""
+        return any(isinstance(item.comparison.value, TriggerRef) for item in self.where)
+
+    @property
+    def entry_scoped(self) -> bool:
+        """Whether the condition depends on the journey entry it is evaluated for."""
+        return self.since is not None or self.keyed
 
 
 @dataclass(frozen=True)

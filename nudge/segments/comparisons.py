@@ -150,6 +150,83 @@ def compile_comparison(
     return _never_null(builder(value, op, operand, as_of))
 
 
+# Operators that compare with another JSON value (a ``{trigger: ...}`` operand).
+VALUE_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "starts_with")
+
+
+def compile_value_comparison(value: JsonValue, op: str, other: JsonValue) -> exp.Expression:
+    """A predicate (never NULL): ``value`` satisfies ``op`` with the JSON value ``other`` as
+    operand, by the rules of a literal operand of ``other``'s type (a number compares as a
+    number, a string that is an ISO 8601 time orders as a timestamp, other strings as strings,
+    a boolean equals only a boolean). An ``other`` that is missing, null, an array or an object
+    makes the predicate false, ``ne`` included."""
+    if op not in VALUE_OPERATORS:
+        raise ConditionError(
+            f"{value.label}: '{op}' cannot compare with another value; "
+            f"use one of {', '.join(VALUE_OPERATORS)}"
+        )
+    if op == "eq":
+        return _never_null(_values_equal(value, other))
+    if op == "ne":
+        scalar = exp.or_(*(other.is_type(kind) for kind in ("string", "number", "boolean")))
+        return exp.and_(_never_null(scalar), exp.not_(_never_null(_values_equal(value, other))))
+    if op == "starts_with":
+        return _never_null(
+            exp.and_(
+                value.is_type("string"),
+                other.is_type("string"),
+                exp.StartsWith(this=value.text(), expression=other.text()),
+            )
+        )
+    compare = _ORDERING[op]
+    other_time = other.timestamp()
+    ordered = exp.Case(
+        ifs=[
+            exp.If(
+                this=other.is_type("number"),
+                true=compare(this=value.number(), expression=other.number()),
+            ),
+            exp.If(
+                this=exp.and_(
+                    other.is_type("string"),
+                    exp.not_(exp.Is(this=other_time, expression=exp.null())),
+                ),
+                true=compare(this=value.timestamp(), expression=other_time.copy()),
+            ),
+            exp.If(
+                this=other.is_type("string"),
+                true=exp.and_(
+                    value.is_type("string"), compare(this=value.text(), expression=other.text())
+                ),
+            ),
+        ],
+        default=exp.false(),
+    )
+    return _never_null(ordered)
+
+
+def _values_equal(value: JsonValue, other: JsonValue) -> exp.Expression:
+    """Typed equality of two JSON values: same category (string, number, boolean) and value."""
+    same = []
+    for kind in ("string", "number", "boolean"):
+        left, right = (
+            (value.number(), other.number())
+            if kind == "number"
+            else (
+                value.text(),
+                other.text(),
+            )
+        )
+        same.append(
+            exp.paren(
+                exp.and_(
+                    value.is_type(kind), other.is_type(kind), exp.EQ(this=left, expression=right)
+                )
+            )
+        )
+    return exp.or_(*same)
+
+
 def _equals(value: JsonValue, op: str, operand: Any) -> exp.Expression:
     """Typed equality; NULL or FALSE when the types differ or the value is missing."""
     if isinstance(operand, bool):

@@ -39,6 +39,16 @@ written as a concatenation (``'a{' || '{b'``) so that dbt's Jinja never sees a d
 ``compile_time_changes`` gives, for an incremental build, the users for whom a condition may have
 changed with time alone between two as_ofs (``nudge.segments.incremental``).
 
+Inside a journey a condition is evaluated per entry (dsl.md, "Conditions inside a journey"):
+``compile_entry_condition`` reads a users relation with one row per entry, the user's columns
+plus ``entry_id``, ``entry_trigger_at`` (the triggering event's timestamp, the entry start for
+other triggers), ``entry_started_at``, ``entry_step_reached_at`` and ``entry_trigger_properties``
+(the triggering event's properties, NULL for other triggers), and returns the ``entry_id`` of the
+entries it holds for. ``performed ... since`` bounds the counted events by those columns, and a
+``where`` operand ``{trigger: path}`` compares with that path in ``entry_trigger_properties``
+(``nudge.segments.comparisons.compile_value_comparison``): still one correlated count, a join of
+events against the entries being evaluated. ``compile_condition`` refuses both (no entry).
+
 ``compile_condition(..., dialect=...)`` renders for duckdb (default), postgres, snowflake, bigquery
 or databricks; what differs between them is in ``nudge.segments.dialects``.
 """
@@ -68,6 +78,7 @@ from nudge.dsl.models import (
     RandomBucket,
     Subscription,
     Topic,
+    TriggerRef,
 )
 from nudge.dsl.walk import iter_conditions
 from nudge.segments.bucket import bucket_of, bucket_sql
@@ -77,6 +88,7 @@ from nudge.segments.comparisons import (
     JsonValue,
     check_name,
     compile_comparison,
+    compile_value_comparison,
     flip_offsets,
     minus,
     plus,
@@ -90,6 +102,8 @@ __all__ = [
     "Relations",
     "bucket_of",
     "compile_condition",
+    "compile_counted_events",
+    "compile_entry_condition",
     "compile_json_timestamp",
     "compile_time_changes",
     "status_matches",
@@ -163,6 +177,28 @@ def compile_condition(
     return _Compiler(relations, topics, dialect).query(condition)
 
 
+def compile_entry_condition(
+    condition: Condition,
+    relations: Relations,
+    *,
+    topics: Sequence[Topic] = (),
+    dialect: str = DIALECT,
+) -> str:
+    """One query (in ``dialect``) returning the distinct ``entry_id`` of every entry of
+    ``relations.users`` (one row per journey entry, see the module docstring) for which
+    ``condition`` holds."""
+    return _Compiler(relations, topics, dialect, entries=True).query(condition)
+
+
+def compile_counted_events(
+    condition: Performed, relations: Relations, *, dialect: str = DIALECT
+) -> str:
+    """One query (in ``dialect``): ``entry_id``, ``message_id``, ``timestamp`` and
+    ``properties`` of every event that ``condition`` counts for the entries of
+    ``relations.users`` (as in ``compile_entry_condition``); what ``nudge explain`` lists."""
+    return _Compiler(relations, (), dialect, entries=True).counted_events(condition)
+
+
 def compile_json_timestamp(value: str, *, dialect: str = DIALECT) -> str:
     """The SQL expression (in ``dialect``) reading the JSON value ``value`` (SQL text) as a naive
     UTC timestamp, NULL when it is none: how conditions compare a trait with a time. The
@@ -197,8 +233,11 @@ def compile_time_changes(
 
 
 class _Compiler:
-    def __init__(self, relations: Relations, topics: Sequence[Topic], dialect: str) -> None:
+    def __init__(
+        self, relations: Relations, topics: Sequence[Topic], dialect: str, entries: bool = False
+    ) -> None:
         self.relations = relations
+        self.entries = entries  # users rows are journey entries (see compile_entry_condition)
         self.dialect = dialect
         self.json = json_dialect(dialect)
         self.topics = {topic.name: topic for topic in topics}
@@ -206,14 +245,24 @@ class _Compiler:
         self.tag = secrets.token_hex(8)
         self.substitutions: dict[str, str] = {}
         self.user = exp.column("user_id", table="u")
+        self.key = exp.column("entry_id" if entries else "user_id", table="u")
         self.as_of = self._placeholder(f"({relations.as_of})")
 
     def query(self, condition: Condition) -> str:
         users = self._relation(self.relations.users, "u")
-        select = exp.select(self.user.copy()).distinct().from_(users)
+        select = exp.select(self.key.copy()).distinct().from_(users)
         if not isinstance(condition, Everyone):
             select = select.where(self.predicate(condition))
         return self._rendered(select)
+
+    def counted_events(self, condition: Performed) -> str:
+        users = self._relation(self.relations.users, "u")
+        events = self._relation(self.relations.events, "e")
+        columns = [exp.column("entry_id", table="u")] + [
+            exp.column(name, table="e") for name in ("message_id", "timestamp", "properties")
+        ]
+        filters = exp.and_(*self._performed_filters(condition))
+        return self._rendered(exp.select(*columns).from_(users).join(events, on=filters))
 
     def time_changes(self, condition: Condition, previous_as_of: str) -> str | None:
         previous = self._placeholder(f"({previous_as_of})")
@@ -356,16 +405,42 @@ class _Compiler:
         return exp.select(exp.Literal.number(1)).from_(relation).where(self._same_user("s"))
 
     def _performed(self, condition: Performed) -> exp.Expression:
+        events = self._relation(self.relations.events, "e")
+        filters = self._performed_filters(condition)
+        return self._count(events, filters, condition.times, f"performed {condition.event!r}")
+
+    def _performed_filters(self, condition: Performed) -> list[exp.Expression]:
+        """What an event ``e`` of the user (or entry) ``u`` must satisfy to be counted."""
         event = exp.column("event", table="e")
+        timestamp = exp.column("timestamp", table="e")
         filters = [
             self._same_user("e"),
             exp.EQ(this=event, expression=exp.Literal.string(condition.event)),
-            *self._window(exp.column("timestamp", table="e"), condition.within),
+            *self._window(timestamp, condition.within),
         ]
+        label = f"performed {condition.event!r}"
+        if condition.entry_scoped and not self.entries:
+            raise ConditionError(
+                f"{label}: since and {{trigger: ...}} are allowed only in a journey's conditions"
+            )
+        if condition.since is not None:
+            boundary = _SINCE.get(condition.since)
+            if boundary is None:
+                raise ConditionError(f"{label}: unknown since {condition.since!r}")
+            compare, column = boundary
+            filters.append(compare(this=timestamp.copy(), expression=exp.column(column, table="u")))
         for item, properties in self._where(condition):
-            filters.append(compile_comparison(properties, item.comparison, self.as_of))
-        events = self._relation(self.relations.events, "e")
-        return self._count(events, filters, condition.times, f"performed {condition.event!r}")
+            operand = item.comparison.value
+            if isinstance(operand, TriggerRef):
+                trigger = self._json(
+                    exp.column("entry_trigger_properties", table="u"),
+                    operand.path,
+                    f"{label} where {'.'.join(item.path)!r}: {operand}",
+                )
+                filters.append(compile_value_comparison(properties, item.comparison.op, trigger))
+            else:
+                filters.append(compile_comparison(properties, item.comparison, self.as_of))
+        return filters
 
     def _where(self, condition: Performed) -> list[tuple[PropertyFilter, JsonValue]]:
         """Each ``where`` item of ``condition`` with the event property it compares."""
@@ -445,6 +520,15 @@ class _Compiler:
             )
         counted = exp.select(exp.Count(this=exp.Star())).from_(relation).where(exp.and_(*filters))
         return compare(this=counted.subquery(), expression=exp.Literal.number(count))
+
+
+# `since` scopes: counted events are strictly after the trigger, at or after the entry start or
+# the time the entry reached its current step (columns of the entries relation).
+_SINCE: dict[str, tuple[type[exp.Expression], str]] = {
+    "trigger": (exp.GT, "entry_trigger_at"),
+    "entry": (exp.GTE, "entry_started_at"),
+    "step": (exp.GTE, "entry_step_reached_at"),
+}
 
 
 def _instants(timestamp: exp.Expression, comparison: Comparison) -> list[exp.Expression]:
