@@ -1,7 +1,7 @@
 """``nudge explain --journey``: the conditions scoped to an entry, as that entry sees them.
 
 For each condition of the journey that uses ``performed ... since`` or a ``{trigger: ...}``
-operand (dsl.md, "Conditions inside a journey"), the lines show where it is used, whether it holds
+operand (``docs/journeys-keyed.md``), the lines show where it is used, whether it holds
 for the entry now, and for each scoped ``performed``: the boundary ``since`` counts from, the
 ``where`` items with the trigger's values filled in, and the events that counted. The queries are
 the engine's own (``journeys.conditions.entry_context_sql`` and the segment compiler), so what

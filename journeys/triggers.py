@@ -131,9 +131,9 @@ def _attribute_changed(run: JourneyRun, trigger: AttributeChanged) -> None:
 def _date(run: JourneyRun, trigger: DateTrigger) -> None:
     """Users whose trait time plus offset (at ``at`` local time when given) is at or before as_of.
 
-    Each user's trait value fires once, at the first run where it is due (dsl.md), whether or not
-    it starts an entry: a user the entry filter or ``reentry`` turns away then is not offered the
-    same value again. The user and value are recorded as considered (``date:<attribute>:<user as
+    Each user's trait value fires once, at the first run where it is due (docs/authoring.md),
+    whether or not it starts an entry: a user the entry filter or ``reentry`` turns away then is
+    not offered the same value again. The user and value are recorded as considered (``date:<attribute>:<user as
     JSON>:<value as JSON>``); the trigger key carries only the value, as entry ids always have. A
     user fires once per run at most (one trait value), so ``trigger_at`` is the run's as_of. The
     ``at`` clock (costly: time zone arithmetic) is worked out only for due times within

@@ -1,7 +1,7 @@
 """The Dagster code location: one asset graph from the landing area to the reports on the ledger.
 
 Every asset that touches the DuckDB file is in the ``duckdb`` pool, and the default executor is
-in-process, so the single-writer file is never opened by two steps at once (see stack-notes);
+in-process, so the single-writer file is never opened by two steps at once (DuckDB: one writer);
 that executor also lets one run at a time work in the workspace (``orchestration.executor``).
 """
 

@@ -1,5 +1,5 @@
 """Per-run counts in ``nudge.run_counts``: planned / attempted / succeeded / failed / skipped per
-journey step and channel, the run log analysts query (wire-formats.md, "Run logs").
+journey step and channel, the run log analysts query.
 
 A run may dispatch more than once under the same run id (one Dagster asset per channel, or a
 rerun at the same ``as_of``): each dispatch adds its counts to the run's rows.

@@ -1,4 +1,4 @@
-"""Parsing the authoring formats of dsl.md into the typed definitions."""
+"""Parsing the authoring formats (docs/authoring.md) into the typed definitions."""
 
 from __future__ import annotations
 
@@ -172,7 +172,7 @@ def test_format_duration() -> None:
     assert format_duration(-timedelta(days=3)) == "-3d"
 
 
-# --- the dsl.md examples ---------------------------------------------------------------------------
+# --- the authoring formats' reference examples -------------------------------------------------
 
 
 def test_dsl_segment_example_parses() -> None:

@@ -771,7 +771,7 @@ def test_validate_and_run_both_refuse_an_undeclared_subscription_topic(
     assert "undeclared topic 'newz' (declared: news)" in result.stderr
 
 
-# --- conditions scoped to the entry, keyed to the trigger (dsl.md, "Conditions inside a journey") ---
+# --- conditions scoped to the entry, keyed to the trigger (docs/journeys-keyed.md) ---
 
 KEYED_JOURNEY = """
 journeys:

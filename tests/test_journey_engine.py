@@ -1,7 +1,7 @@
 """The journey engine against a real DuckDB file, with the dbt-built inputs written by hand.
 
 Each test runs the engine at a sequence of ``as_of`` instants and checks entries, transitions and
-outbox rows: the run semantics of dsl.md ("How a run moves people").
+outbox rows: the run semantics of docs/authoring.md ("How a run moves people").
 """
 
 from __future__ import annotations
@@ -668,7 +668,7 @@ def test_date_trigger_fires_once_per_trait_value_at_local_time(wh: Warehouse) ->
 def test_date_trigger_turned_away_when_due_is_not_offered_the_same_value_again(
     wh: Warehouse,
 ) -> None:
-    """dsl.md: a date fires at the first run where it is due, once per trait value."""
+    """A date fires at the first run where it is due, once per trait value (docs/authoring.md)."""
     j = journey(
         trigger=DateTrigger("renews_at"),
         steps=[send("renewal")],

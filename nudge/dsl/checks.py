@@ -187,8 +187,7 @@ def _entry_scope_problems(
     origin: Origin, path: str, condition: Condition | None, journey: Journey | None
 ) -> Iterator[DefinitionProblem]:
     """``since`` and ``{trigger: ...}`` outside a journey (``journey`` None), and
-    ``{trigger: ...}`` in a journey without an event trigger (dsl.md, "Conditions inside a
-    journey")."""
+    ``{trigger: ...}`` in a journey without an event trigger (``docs/journeys-keyed.md``)."""
     if condition is None:
         return
     for at, part in _with_paths(condition, path):

@@ -1,6 +1,6 @@
 """Typed form of the authoring formats (segments, journeys, templates, topics, policies).
 
-The YAML of ``shared/reference/dsl.md`` is parsed into these frozen dataclasses by
+The YAML described in ``docs/authoring.md`` is parsed into these frozen dataclasses by
 ``nudge.dsl.load``; everything downstream (the segment compiler, the journey engine, the senders)
 reads only these types, never raw YAML.
 """

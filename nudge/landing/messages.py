@@ -2,7 +2,7 @@
 
 The landing columns are listed in docs/architecture.md ("Landing"). Validation is strict and
 says exactly what is wrong, because silent drops are what users of other tools complain about
-most (wire-formats.md). Keys this module does not know are ignored, as Segment does.
+most. Keys this module does not know are ignored, as Segment does.
 """
 
 from __future__ import annotations

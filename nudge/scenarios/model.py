@@ -1,4 +1,4 @@
-"""Reading scenario files (dsl.md "Scenario files") into steps the runner executes.
+"""Reading scenario files (``docs/scenarios.md``) into steps the runner executes.
 
 Extension: a top-level ``dbt_models`` mapping adds files to the scenario's dbt project, each
 under ``models/`` by its path in the project (``models/marts/vip_customers.sql: <model text>``),

@@ -1,7 +1,7 @@
 """Typed comparisons on a value inside a JSON document (a trait in ``traits``, a property in
 ``properties``), as SQL predicates that are never NULL.
 
-The rules of dsl.md "Segment conditions":
+The rules of ``docs/authoring.md`` ("Attribute operators"):
 
 - values compare by type: a number equals only a number (``5`` is not ``"5"``), a boolean only a
   boolean, a string only a string; ``gt``/``gte``/``lt``/``lte`` compare numbers with numbers,

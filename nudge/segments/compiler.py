@@ -9,7 +9,7 @@ Every condition becomes a predicate on the user row ``u`` that is TRUE or FALSE,
 correlated subquery (so ``times: {eq: 0}`` includes users with no rows at all), ``in_segment`` is an
 EXISTS on the segment's relation. Attribute comparisons follow ``nudge.segments.comparisons``.
 
-Semantics where dsl.md leaves room, chosen to match what Customer.io users expect:
+Semantics chosen to match what Customer.io users expect (stated for users in docs/authoring.md):
 
 - ``attribute.name`` is one top-level trait key (dots are part of the name); ``where`` properties are
   dotted paths into nested objects, an all-digit part indexing an array (``items.0.sku``).
@@ -39,7 +39,7 @@ written as a concatenation (``'a{' || '{b'``) so that dbt's Jinja never sees a d
 ``compile_time_changes`` gives, for an incremental build, the users for whom a condition may have
 changed with time alone between two as_ofs (``nudge.segments.incremental``).
 
-Inside a journey a condition is evaluated per entry (dsl.md, "Conditions inside a journey"):
+Inside a journey a condition is evaluated per entry (``docs/journeys-keyed.md``):
 ``compile_entry_condition`` reads a users relation with one row per entry, the user's columns
 plus ``entry_id``, ``entry_trigger_at`` (the triggering event's timestamp, the entry start for
 other triggers), ``entry_started_at``, ``entry_step_reached_at`` and ``entry_trigger_properties``

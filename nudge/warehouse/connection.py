@@ -1,7 +1,7 @@
 """Open the warehouse for one stage and always close it.
 
 DuckDB lets one process write a database file at a time, and a read-only open fails while a
-writer holds the file (stack-notes.md). So no connection outlives the stage that opened it, and
+writer holds the file. So no connection outlives the stage that opened it, and
 an open that finds the file held retries for a few seconds (``NUDGE_WAREHOUSE_WAIT_SECONDS``,
 default 5) before raising ``WarehouseBusy``, which the CLI turns into a sentence naming the run.
 

@@ -1,7 +1,7 @@
 """dbt models as Dagster assets, built in-process with the workspace's cached manifest.
 
-dagster-dbt's ``DbtCliResource`` runs dbt as a subprocess (about 3.5 s a build here, see
-stack-notes); every pipeline run and scenario step pays that. The asset bodies below instead hand
+dagster-dbt's ``DbtCliResource`` runs dbt as a subprocess (about 3.5 s a build when
+measured); every pipeline run and scenario step pays that. The asset bodies below instead hand
 the selection Dagster asks for to ``nudge.warehouse.dbt`` (dbt's in-process runner with a parsed
 manifest, 0.2 to 0.4 s) and report each model as a materialization and each test as a check.
 """
