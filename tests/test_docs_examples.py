@@ -192,6 +192,14 @@ def keys_and_values(value: Any) -> Iterator[str]:
         yield value
 
 
+# Options whose names appear only inside the parsers' calls (no constant to import).
+OPTIONS = (
+    "always", "after", "never", "continue", "on_timeout", "within", "where", "times",
+    "transactional", "topic", "frequency_caps", "quiet_hours", "timezone_attribute",
+    "default_timezone", "days", "offset", "salt", "subscribed", "sql", "default",
+)  # fmt: skip
+
+
 def test_the_examples_show_everything_the_formats_accept() -> None:
     shown = {
         word for e in all_examples() if not e.is_fragment for word in keys_and_values(e.data())
@@ -209,6 +217,7 @@ def test_the_examples_show_everything_the_formats_accept() -> None:
         "scenario key": scenario_model.SCENARIO_KEYS + scenario_model.EXTENSION_KEYS,
         "scenario step": scenario_model.STEP_KINDS,
         "expectation": scenario_model.EXPECT_KEYS,
+        "option": OPTIONS,
     }
     missing = [
         f"{what} {name}" for what, names in expected.items() for name in names if name not in shown
