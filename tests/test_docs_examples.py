@@ -108,8 +108,9 @@ def scenario_problems(example: Example, tmp_path: Path) -> str | None:
             elif step.kind == "events":
                 for message in step.body:
                     message = dict(message)
-                    at = scenario.resolve_time(message.pop("at", "+0s"), f"steps[{step.index}]")
-                    message["timestamp"] = at.isoformat() + "Z"
+                    if "at" in message:
+                        at = scenario.resolve_time(message.pop("at"), f"steps[{step.index}]")
+                        message["timestamp"] = at.isoformat() + "Z"
                     normalise_message(message, datetime.now(UTC))
             elif step.kind == "run":
                 scenario.resolve_time(step.body["at"], f"steps[{step.index}].run.at")
