@@ -247,6 +247,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from nudge.project_init import init_project
+
+    directory = Path(args.directory)
+    for path in init_project(directory):
+        print(f"created {path}")
+    print(f"next: cd {directory} && nudge demo (or nudge validate, then nudge run)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from nudge.demo import run_demo
 
@@ -255,11 +265,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nudge", description=__doc__)
-    parser.add_argument("--home", help="workspace directory (default $NUDGE_HOME or ./workspace)")
     parser.add_argument(
-        "--content", help="definitions directory (default $NUDGE_CONTENT or ./content)"
+        "--home", help="workspace directory (default $NUDGE_HOME or the project's workspace/)"
+    )
+    parser.add_argument(
+        "--content", help="definitions directory (default $NUDGE_CONTENT or the project's content/)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    init = commands.add_parser(
+        "init", help="create a new project (example content, README, workspace) in DIRECTORY"
+    )
+    init.add_argument("directory")
+    init.set_defaults(func=cmd_init)
 
     commands.add_parser(
         "demo", help="generate the sample workspace and run it end to end"

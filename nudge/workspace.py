@@ -1,8 +1,15 @@
 """Where a workspace keeps its files.
 
-One directory (``NUDGE_HOME``, default ``./workspace``) holds the landing area, the DuckDB
+One directory (``NUDGE_HOME``, default ``<project>/workspace``) holds the landing area, the DuckDB
 warehouse file, the assembled dbt project and the Dagster instance. Definitions live in a
-content directory (``NUDGE_CONTENT``, default ``./content``).
+content directory (``NUDGE_CONTENT``, default ``<project>/content``). The project is the nearest
+directory, from the current one upwards, holding ``nudge_project.yml`` (``nudge init`` writes
+one, and the repository has its own), the way dbt finds ``dbt_project.yml``: a command run in
+some other directory says so instead of creating a workspace there.
+
+The dbt project and the example content are the repository's ``dbt_project/`` and ``content/``
+during development, and package data (``nudge/dbt_project``, ``nudge/example_content``, see
+``setup.py``) in an installed wheel.
 """
 
 from __future__ import annotations
@@ -11,9 +18,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DBT_SOURCE_DIR = REPO_ROOT / "dbt_project"
-DEFAULT_CONTENT_DIR = REPO_ROOT / "content"
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+PROJECT_FILE = "nudge_project.yml"
+
+
+def bundled(packaged: str, in_repo: str) -> Path:
+    """The installed package's copy of a bundled folder, else the repository's."""
+    installed = PACKAGE_DIR / packaged
+    return installed if installed.is_dir() else REPO_ROOT / in_repo
+
+
+DBT_SOURCE_DIR = bundled("dbt_project", "dbt_project")
+EXAMPLE_CONTENT_DIR = bundled("example_content", "content")
 # Next to the warehouse file, so that opening the warehouse finds them (journeys.controls).
 CONTROL_REQUESTS_DIR = "control_requests"
 
@@ -34,6 +51,24 @@ telemetry:
 """
 
 
+class NoProject(ValueError):
+    """No project around the current directory, and no setting naming the folder needed."""
+
+    def __init__(self, cwd: Path, missing: str):
+        settings = "NUDGE_HOME and NUDGE_CONTENT" if missing == "both" else missing
+        super().__init__(
+            f"no nudge project in {cwd} or above it (no {PROJECT_FILE}); run `nudge init DIR` "
+            f"to create one and run nudge inside it, or set {settings} (or pass --home and "
+            "--content)."
+        )
+
+
+def find_project_root(start: Path) -> Path | None:
+    """The nearest of ``start`` and its parents that holds ``nudge_project.yml``."""
+    start = start.resolve()
+    return next((d for d in (start, *start.parents) if (d / PROJECT_FILE).is_file()), None)
+
+
 @dataclass(frozen=True)
 class Workspace:
     home: Path
@@ -41,9 +76,18 @@ class Workspace:
 
     @classmethod
     def from_env(cls) -> Workspace:
-        home = Path(os.environ.get("NUDGE_HOME", "workspace")).resolve()
-        content = Path(os.environ.get("NUDGE_CONTENT", DEFAULT_CONTENT_DIR)).resolve()
-        return cls(home=home, content_dir=content)
+        """``NUDGE_HOME`` and ``NUDGE_CONTENT``, each defaulting to the project's own folder."""
+        home, content = os.environ.get("NUDGE_HOME"), os.environ.get("NUDGE_CONTENT")
+        if home and content:
+            return cls(home=Path(home).resolve(), content_dir=Path(content).resolve())
+        root = find_project_root(Path.cwd())
+        if root is None:
+            missing = "NUDGE_CONTENT" if home else "NUDGE_HOME" if content else "both"
+            raise NoProject(Path.cwd(), missing)
+        return cls(
+            home=Path(home).resolve() if home else root / "workspace",
+            content_dir=Path(content).resolve() if content else root / "content",
+        )
 
     @property
     def landing_dir(self) -> Path:

@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from nudge.warehouse.connection import WarehouseBusy
+from orchestration.defs.automation.loaded import last_loaded
 from orchestration.location import load_location
 from orchestration.run_context import as_of_tag
 
@@ -27,7 +29,7 @@ def every_five_minutes(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 
 # The sensor daemon evaluates sensors at most every 5 s. A minimum of 5 s would skip every other
 # loop whenever a loop came a moment early (ticks 10 s apart, measured); 1 s lets every loop tick.
-# A tick only lists a directory.
+# A tick only lists a directory (the first one also reads raw.loaded_files, see below).
 @dg.sensor(
     job=pipeline_job,
     minimum_interval_seconds=1,
@@ -35,11 +37,21 @@ def every_five_minutes(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     description="Starts a run when new files appear in the landing area.",
 )
 def new_landing_files(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    landing = load_location().workspace.events_landing_dir
+    workspace = load_location().workspace
+    landing = workspace.events_landing_dir
     names = sorted(p.name for p in landing.glob("*.parquet")) if landing.exists() else []
-    newer = [name for name in names if context.cursor is None or name > context.cursor]
-    if not newer:
+    cursor = context.cursor
+    if cursor is None:
+        # First tick (the UI just opened on this workspace): start after what earlier runs loaded.
+        try:
+            cursor = last_loaded(workspace, names)
+        except WarehouseBusy:
+            return dg.SkipReason("a run holds the warehouse; looking at the landing files later")
+    newer = [name for name in names if cursor is None or name > cursor]
+    if not newer and cursor == context.cursor:
         return dg.SkipReason("no new landing files")
+    if not newer:
+        return dg.SensorResult(skip_reason="no new landing files since the last run", cursor=cursor)
     now = datetime.now(UTC).replace(tzinfo=None)
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=newer[-1], tags=as_of_tag(now))],
