@@ -15,7 +15,7 @@ NEWEST_STAMP := $(NEWEST_VENV)/.installed-stamp
 
 .PHONY: install demo test test-fast test-newest-python ui bench lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -32,7 +32,7 @@ test: install
 	$(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 	$(MAKE) test-newest-python
 
-$(NEWEST_STAMP): pyproject.toml
+$(NEWEST_STAMP): pyproject.toml setup.py
 	test -x "$(NEWEST_PYTHON)" || { echo "no Python 3.13 found (python3.13 or pyenv's 3.13); set NEWEST_PYTHON"; exit 1; }
 	test -x $(NEWEST_VENV)/bin/python || "$(NEWEST_PYTHON)" -m venv $(NEWEST_VENV)
 	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade pip

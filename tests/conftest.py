@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from nudge.smtp_sink import SmtpSink
+from nudge.warehouse.schema import ensure_tables
 
 
 @pytest.fixture
@@ -19,6 +21,21 @@ def smtp_sink(tmp_path: Path) -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+@pytest.fixture
+def sender_warehouse(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB file with nudge's own tables and a stand-in ``marts.dim_users`` (the one mart the
+    dispatcher reads), for sender tests that need no dbt build."""
+    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    ensure_tables(connection)
+    connection.execute(
+        """create schema marts;
+           create table marts.dim_users (user_id varchar, traits json, email varchar,
+               phone varchar, timezone varchar, unsubscribed boolean)"""
+    )
+    yield connection
+    connection.close()
 
 
 @pytest.fixture(autouse=True)

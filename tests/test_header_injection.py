@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from email.policy import EmailPolicy
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from nudge.dsl.models import Content, Origin, Template
 from nudge.smtp_sink import SmtpSink
-from nudge.warehouse.schema import ensure_tables
 from senders import mime
 from senders.dispatch import dispatch_pending
 from senders.email import SmtpEmailProvider, SmtpSettings, build_email
@@ -42,16 +40,8 @@ CONTENT = Content(
 
 
 @pytest.fixture
-def con(tmp_path: Path):
-    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    ensure_tables(connection)
-    connection.execute(
-        """create schema marts;
-           create table marts.dim_users (user_id varchar, traits json, email varchar,
-               phone varchar, timezone varchar, unsubscribed boolean)"""
-    )
-    yield connection
-    connection.close()
+def con(sender_warehouse: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    return sender_warehouse
 
 
 def add_send(con: duckdb.DuckDBPyConnection, user_id: str, first_name: str) -> None:

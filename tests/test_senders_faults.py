@@ -70,18 +70,8 @@ def serving(handler: StoringServer) -> Iterator[int]:
 
 
 @pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    from nudge.warehouse.schema import ensure_tables
-
-    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    ensure_tables(connection)
-    connection.execute(
-        """create schema marts;
-           create table marts.dim_users (user_id varchar, traits json, email varchar,
-               phone varchar, timezone varchar, unsubscribed boolean)"""
-    )
-    yield connection
-    connection.close()
+def con(sender_warehouse: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    return sender_warehouse
 
 
 def dispatch(con, provider, *, as_of=T0, settings: DispatchSettings | None = FAST):

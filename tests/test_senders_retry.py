@@ -4,16 +4,13 @@ deterministic jittered backoff, honouring Retry-After, until sent or permanent."
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from nudge.dsl.models import Content, Origin, Template
 from nudge.smtp_sink import SmtpSink, count_messages
-from nudge.warehouse.schema import ensure_tables
 from senders.dispatch import dispatch_pending
 from senders.email import SmtpEmailProvider, SmtpSettings
 from senders.ledger import IN_FLIGHT_REASON
@@ -30,14 +27,8 @@ FAST = timedelta(milliseconds=5)
 
 
 @pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    ensure_tables(connection)
-    connection.execute(
-        """create schema marts;
-           create table marts.dim_users (user_id varchar, traits json, email varchar,
-               phone varchar, timezone varchar, unsubscribed boolean)"""
-    )
+def con(sender_warehouse: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    connection = sender_warehouse
     connection.execute(
         "insert into marts.dim_users values ('ada', ?, 'ada@example.com', null, null, false)",
         [json.dumps({"email": "ada@example.com"})],
@@ -49,8 +40,7 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
                    'welcome_email', false, false, ?)""",
         [KEY, T0, T0],
     )
-    yield connection
-    connection.close()
+    return connection
 
 
 def ledger_row(con: duckdb.DuckDBPyConnection) -> dict[str, object]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from nudge.dsl.models import Content, Origin, Template
-from nudge.warehouse.schema import ensure_tables
 from senders.capture import CapturingProvider
 from senders.dispatch import dispatch_pending
 from senders.providers import RenderedMessage, SendOutcome
@@ -28,16 +26,8 @@ CONTENT = Content(
 
 
 @pytest.fixture
-def con(tmp_path: Path):
-    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    ensure_tables(connection)
-    connection.execute(
-        """create schema marts;
-           create table marts.dim_users (user_id varchar, traits json, email varchar,
-               phone varchar, timezone varchar, unsubscribed boolean)"""
-    )
-    yield connection
-    connection.close()
+def con(sender_warehouse: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    return sender_warehouse
 
 
 def user(con, user_id: str, *, email: str | None, unsubscribed: bool = False) -> None:

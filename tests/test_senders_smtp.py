@@ -20,7 +20,6 @@ import pytest
 
 from nudge.dsl.models import Content, Origin, Template
 from nudge.smtp_sink import SmtpSink, count_messages
-from nudge.warehouse.schema import ensure_tables
 from senders.dispatch import dispatch_pending
 from senders.email import SmtpEmailProvider, SmtpSettings
 from senders.providers import RenderedMessage
@@ -52,16 +51,8 @@ def sink(tmp_path: Path) -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    ensure_tables(connection)
-    connection.execute(
-        """create schema marts;
-           create table marts.dim_users (user_id varchar, traits json, email varchar,
-               phone varchar, timezone varchar, unsubscribed boolean)"""
-    )
-    yield connection
-    connection.close()
+def con(sender_warehouse: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    return sender_warehouse
 
 
 def add_user_with_send(con: duckdb.DuckDBPyConnection, user_id: str, address: str) -> None:
