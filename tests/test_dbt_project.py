@@ -111,6 +111,13 @@ def test_dbt_build_and_docs_generate_in_the_repo_project(tmp_path: Path) -> None
     as_of = json.dumps({"as_of": AS_OF})
     built = _dbt(project, "build", "--vars", as_of)
     assert built.returncode == 0, built.stdout + built.stderr
+    run = _read_json(project / "target" / "run_results.json")
+    unit_tests = {
+        r["unique_id"]: r["status"]
+        for r in run["results"]
+        if r["unique_id"].startswith("unit_test.")
+    }
+    assert len(unit_tests) >= 2 and set(unit_tests.values()) == {"pass"}, unit_tests
     with duckdb.connect(str(warehouse), read_only=True) as con:
         members = con.execute("select segment, user_id from marts.fct_segment_memberships")
         assert members.fetchall() == [("power_users", "u1")]
