@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,17 @@ def test_the_built_wheel_installs_outside_the_repository_and_runs_init_then_demo
 ) -> None:
     wheels, venv, project = tmp_path / "wheels", tmp_path / "venv", tmp_path / "shop"
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels)]
-    subprocess.run([*pip_wheel, str(REPO)], check=True, capture_output=True)
+    # from the tracked files only: a build/ folder left in a checkout by an earlier build would
+    # otherwise be reused, with files the checkout no longer has
+    source = tmp_path / "source"
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z"], check=True, capture_output=True, text=True
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    subprocess.run([*pip_wheel, str(source)], check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     [wheel] = wheels.glob("nudge-*.whl")
     pip_install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)]
