@@ -21,7 +21,6 @@ from journeys.conditions import ConditionTables
 from journeys.context import JourneyRun
 from journeys.controls import paused_journeys
 from journeys.exits import apply_exits
-from journeys.features import unsupported_features
 from journeys.program import compile_program
 from journeys.triggers import fill_candidates
 from journeys.versions import record_version
@@ -80,13 +79,6 @@ def run_journeys(
     """Run every journey of ``content`` at ``as_of`` (naive UTC); see the module docstring."""
     if as_of.tzinfo is not None:
         raise ValueError(f"run_journeys: as_of must be naive UTC, got {as_of.isoformat()}")
-    for journey in content.journeys:
-        missing = unsupported_features(journey)
-        if missing:
-            raise ValueError(
-                f"{journey.origin}: journey uses features the engine does not support yet: "
-                + ", ".join(missing)
-            )
     conditions = ConditionTables(con, as_of, content.topics)
     paused = paused_journeys(con)
     stats: dict[str, JourneyStats] = {}

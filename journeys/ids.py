@@ -27,11 +27,6 @@ def delivery_id(journey: str, entry: str, step: str) -> str:
     return _digest("delivery", journey, entry, step)
 
 
-def update_message_id(entry: str, step: str) -> str:
-    """The message id of the identify an ``update_attribute`` step writes."""
-    return "journey-" + _digest("update_attribute", entry, step)
-
-
 def sql_digest(*parts: str) -> str:
     """SQL for the sha256 of ``parts`` (SQL expressions) joined like ``_digest``."""
     return "sha256(" + " || chr(31) || ".join(parts) + ")"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from journeys.engine import unsupported_features
 from nudge.dsl.checks import check_content
 from nudge.dsl.load import load_content_dir
 from nudge.dsl.models import Content
@@ -19,15 +18,6 @@ def sql_segment_names(dbt_dir: Path | None = None) -> set[str]:
     """Hand-written SQL segments: every model tagged ``segment`` in the source dbt project
     (default: ``nudge.warehouse.dbt.dbt_source_dir``), wherever it lives."""
     return set(sql_segment_models(dbt_dir))
-
-
-def engine_problems(content: Content) -> list[DefinitionProblem]:
-    """Journeys that use something the engine cannot run yet are refused, never half-run."""
-    return [
-        DefinitionProblem(journey.origin.file, journey.origin.item, "", message)
-        for journey in content.journeys
-        for message in unsupported_features(journey)
-    ]
 
 
 def clash_problems(content: Content, sql_segments: Mapping[str, Path]) -> list[DefinitionProblem]:
@@ -46,14 +36,12 @@ def clash_problems(content: Content, sql_segments: Mapping[str, Path]) -> list[D
 
 
 def validate_content(content: Content, sql_segments: Mapping[str, Path]) -> None:
-    """Raise ``DefinitionError`` listing every cross-reference, name clash and engine problem.
+    """Raise ``DefinitionError`` listing every cross-reference problem and name clash.
 
     ``sql_segments`` maps each SQL segment model's name to its file (``sql_segment_models``).
     """
-    problems = (
-        check_content(content, sql_segments=set(sql_segments))
-        + clash_problems(content, sql_segments)
-        + engine_problems(content)
+    problems = check_content(content, sql_segments=set(sql_segments)) + clash_problems(
+        content, sql_segments
     )
     if problems:
         raise DefinitionError(problems)
@@ -64,7 +52,7 @@ def load_workspace_content(workspace: Workspace) -> Content:
     # Manual segments exist only as data: their names come from the landing area's uploads.
     known = set(sql_segments) | manual_segment_names(workspace)
     content = load_content_dir(workspace.content_dir, sql_segments=known)
-    problems = clash_problems(content, sql_segments) + engine_problems(content)
+    problems = clash_problems(content, sql_segments)
     if problems:
         raise DefinitionError(problems)
     return content

@@ -13,7 +13,6 @@ handed to the provider. Each field is compiled once per ``TemplateRenderer`` (on
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -274,8 +273,3 @@ def html_to_text(html: str) -> str:
     parser.close()
     lines = [line.strip() for line in "".join(parser.parts).splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def content_json(content: Mapping[str, Any]) -> str:
-    """Stable JSON text of rendered content (for capture files and debugging)."""
-    return json.dumps(content, sort_keys=True, default=str)

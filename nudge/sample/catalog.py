@@ -172,7 +172,6 @@ APP_PAGES = (
     ("Team", "/settings/team"),
 )
 APP_PAGE_WEIGHTS = (30, 25, 20, 8, 6, 6, 5)
-REFERRERS = ("https://www.google.com/", "https://news.ycombinator.com/", "", "", "")
 SIGNUP_METHODS = ("email", "google", "github")
 PROJECT_TEMPLATES = ("blank", "kanban", "roadmap", "sprint", "content_calendar")
 CTA_LOCATIONS = ("hero", "pricing_table", "navbar", "footer")
