@@ -2,7 +2,7 @@
 
 Why in-process: dbt as a subprocess costs seconds per build (start-up, parse), an in-process
 ``dbtRunner(manifest=...)`` build a few tenths of a second, and every scenario step and scheduled
-tick is a build (stack-notes.md). The manifest is parsed once per distinct project content and
+tick is a build. The manifest is parsed once per distinct project content and
 reused for every build whatever ``as_of`` is: ``as_of`` goes in ``--vars``, and the warehouse path
 comes from ``NUDGE_WAREHOUSE_PATH`` (read from profiles.yml at each invocation), so one manifest
 serves every workspace with the same project content. Parsing itself starts from the previous
