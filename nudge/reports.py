@@ -41,12 +41,15 @@ def user_profile(workspace: Workspace, user_id: str, *, events: int = 20) -> dic
                     [user_id],
                 )
             ],
-            "recent_events": rows(
-                con,
-                "select timestamp, type, event, name, properties from marts.fct_events"
-                " where user_id = ? order by timestamp desc limit ?",
-                [user_id, events],
-            ),
+            "recent_events": [
+                {**event, "properties": json.loads(event["properties"] or "{}")}
+                for event in rows(
+                    con,
+                    "select timestamp, type, event, name, properties from marts.fct_events"
+                    " where user_id = ? order by timestamp desc limit ?",
+                    [user_id, events],
+                )
+            ],
             "journeys": rows(
                 con,
                 "select journey, status, current_step, started_at, next_wake_at, exit_reason"

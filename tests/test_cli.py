@@ -98,6 +98,7 @@ def test_ingest_run_segments_profile(tmp_path: Path, content: Path) -> None:
                         "userId": "u1",
                         "event": "login",
                         "timestamp": "2026-01-01T00:00:01Z",
+                        "properties": {"method": "sso", "attempt": {"n": 2}},
                     }
                 ),
             ]
@@ -119,6 +120,8 @@ def test_ingest_run_segments_profile(tmp_path: Path, content: Path) -> None:
     assert data["traits"]["plan"] == "pro"
     assert data["segments"] == ["pro"]
     assert [e["event"] for e in data["recent_events"]] == ["login"]
+    # properties as a JSON object, not JSON text inside JSON
+    assert data["recent_events"][0]["properties"] == {"method": "sso", "attempt": {"n": 2}}
     assert data["journeys"][0]["journey"] == "pro_welcome"
     # no SMTP server listens here: the refused connections open the breaker and the email stays
     # pending for the next run (no ledger row), instead of failing
