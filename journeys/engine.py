@@ -60,12 +60,6 @@ class JourneyRunSummary:
     def metadata_for(self, journey: str) -> dict[str, int]:
         return asdict(self.journeys.get(journey, JourneyStats()))
 
-    def totals(self) -> JourneyStats:
-        fields = asdict(JourneyStats())
-        return JourneyStats(
-            **{k: sum(getattr(s, k) for s in self.journeys.values()) for k in fields}
-        )
-
 
 def journey_version(journey: Journey) -> str:
     """A hash of the journey's definition (where it was read from and its description aside)."""

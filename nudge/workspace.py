@@ -132,11 +132,6 @@ class Workspace:
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
-    @property
-    def outbox_capture_dir(self) -> Path:
-        """Where the capturing ``test`` email provider writes what it was handed."""
-        return self.home / "captured"
-
     def ensure(self) -> Workspace:
         for path in (self.home, self.events_landing_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)
