@@ -13,7 +13,7 @@ DBT_OUTPUT = ["target/**/*", "logs/**/*", "dbt_packages/**/*"]
 
 setup(
     packages=[
-        *find_packages(include=["nudge*", "journeys*", "senders*", "orchestration*"]),
+        *find_packages(include=["nudge*", "journeys*", "senders*", "orchestration*", "collector*"]),
         *BUNDLED,
     ],
     package_dir=BUNDLED,

@@ -84,6 +84,40 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from collector.server import serve
+    from collector.settings import port_from_env
+
+    return serve(workspace_from_args(args), args.host, args.port or port_from_env())
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from nudge.landing.quarantine import entries, replay
+    from nudge.landing.suppressions import SuppressionList
+
+    workspace = workspace_from_args(args)
+    if args.action == "list":
+        found = 0
+        for entry in entries(workspace.quarantine_dir):
+            found += 1
+            message = json.dumps(entry.message, default=str)
+            print(f"{entry.name}  {entry.received_at}  {entry.source}  {entry.reason}")
+            print(f"    {message[:200]}{'...' if len(message) > 200 else ''}")
+        print(f"{found} quarantined")
+        return 0
+    result = replay(
+        workspace.quarantine_dir,
+        workspace.events_landing_dir,
+        SuppressionList(workspace.suppressions_path),
+        set(args.entries) or None,
+    )
+    print(
+        f"{result.landed} landed, {result.suppressed} dropped (suppressed), "
+        f"{result.still_rejected} still rejected (kept in quarantine)"
+    )
+    return 1 if result.still_rejected else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import uuid
 
@@ -293,6 +327,24 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="land Segment-spec messages from NDJSON files")
     ingest.add_argument("files", nargs="+")
     ingest.set_defaults(func=cmd_ingest)
+    serve = commands.add_parser(
+        "serve",
+        help="the HTTP collector (Segment and Customer.io Track APIs), see docs/collector.md",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, help="port (default $NUDGE_COLLECTOR_PORT, else 8000)")
+    serve.set_defaults(func=cmd_serve)
+    quarantine = commands.add_parser(
+        "quarantine", help="rejected input kept with its reason"
+    ).add_subparsers(dest="action", required=True)
+    quarantine.add_parser("list", help="every quarantined message and why").set_defaults(
+        func=cmd_quarantine
+    )
+    replay = quarantine.add_parser(
+        "replay", help="validate quarantined messages again and land those that now pass"
+    )
+    replay.add_argument("entries", nargs="*", help="entries to replay (default all), as listed")
+    replay.set_defaults(func=cmd_quarantine)
     commands.add_parser("validate", help="check every definition").set_defaults(func=cmd_validate)
     segments = commands.add_parser("segments", help="segment names and sizes")
     segments.set_defaults(func=cmd_segments)

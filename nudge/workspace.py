@@ -104,6 +104,16 @@ class Workspace:
         return self.landing_dir / "manual_segments"
 
     @property
+    def suppressions_path(self) -> Path:
+        """Identifiers whose messages are dropped at ingest (``nudge.landing.suppressions``)."""
+        return self.home / "suppressions.json"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Rejected input with its reasons (``nudge.landing.quarantine``)."""
+        return self.home / "quarantine"
+
+    @property
     def warehouse_path(self) -> Path:
         # Always named warehouse.duckdb: dbt-duckdb derives the database name from the file stem,
         # so one parsed manifest serves every workspace.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from nudge.landing.journal import recover_abandoned
 from nudge.landing.messages import LANDING_COLUMNS
 from nudge.landing.staging import STAGING_DIR, is_old_temporary, remove_abandoned
 from nudge.warehouse.schema import ensure_tables
@@ -62,6 +63,7 @@ def not_yet_loaded(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> di
 def load_new_files(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> LoadResult:
     """Copy every parquet file under ``landing_dir`` not yet in ``raw.loaded_files``."""
     ensure_tables(con)
+    recover_abandoned(landing_dir.resolve())
     new = not_yet_loaded(con, landing_files(landing_dir.resolve()))
     if not new:
         return LoadResult(files=0, rows=0)

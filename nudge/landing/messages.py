@@ -19,6 +19,8 @@ from uuid import UUID
 import orjson
 
 MAX_MESSAGE_BYTES = 32 * 1024
+# Unix timestamps from here on are milliseconds (1e11 seconds is in the year 5138).
+MILLISECONDS_FROM = 100_000_000_000
 MESSAGE_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias", "delete"})
 _PROPERTY_TYPES = frozenset({"track", "page", "screen"})
 _TRAIT_TYPES = frozenset({"identify", "group"})
@@ -149,7 +151,9 @@ def to_utc_naive(value: datetime) -> datetime:
 
 
 def parse_timestamp(value: Any, field: str) -> datetime:
-    """ISO 8601 text (any offset, ``Z``; no offset means UTC) or unix seconds -> naive UTC.
+    """ISO 8601 text (any offset, ``Z``; no offset means UTC), unix seconds or unix
+    milliseconds -> naive UTC. A number of at least ``MILLISECONDS_FROM`` is taken as
+    milliseconds (as seconds it would be after the year 5000; clients send both).
 
     The UTC value must fall in years 1 to 9999 (what Python's datetime holds): an offset can
     push a timestamp written at either end outside it, e.g. ``0001-01-01T00:00:00+01:00``.
@@ -160,7 +164,8 @@ def parse_timestamp(value: Any, field: str) -> datetime:
         if not math.isfinite(value):
             raise InvalidMessage(f"{field} is not a finite number: {shown(value)}")
         try:
-            return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+            seconds = value / 1000 if abs(value) >= MILLISECONDS_FROM else value
+            return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
         except (OverflowError, OSError, ValueError) as exc:
             raise InvalidMessage(
                 f"{field} is out of range as unix seconds: {shown(value)}"

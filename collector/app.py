@@ -1,0 +1,282 @@
+"""The collector's HTTP application: the Segment and Customer.io Track endpoints.
+
+Every handler authenticates first, reads the body within the limits (``collector.bodies``),
+turns it into Segment-spec messages and hands them to the intake, which answers only once the
+accepted ones are durable. The answer lists every rejected message and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from collector import customerio
+from collector.bodies import Refused, basic_credentials, read_json
+from collector.commit import CommitFailed, GroupCommitter
+from collector.intake import Intake, Intaker
+from collector.openapi import openapi_document
+from collector.settings import Credentials, Limits
+from nudge.landing.messages import InvalidMessage
+from nudge.landing.quarantine import keep, quarantine_record
+from nudge.landing.suppressions import SuppressionList
+from nudge.workspace import Workspace
+
+SEGMENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+_REALM = {"WWW-Authenticate": 'Basic realm="nudge"'}
+
+
+def _known(given: str, allowed: frozenset[str]) -> bool:
+    """Whether ``given`` is one of ``allowed``, comparing in constant time."""
+    return any(secrets.compare_digest(given.encode(), key.encode()) for key in allowed)
+
+
+class Collector:
+    """The endpoints, over one workspace's landing area."""
+
+    def __init__(self, workspace: Workspace, credentials: Credentials, limits: Limits) -> None:
+        self.workspace = workspace
+        self.credentials = credentials
+        self.limits = limits
+        self.committer = GroupCommitter(workspace.events_landing_dir)
+        self.suppressions = SuppressionList(workspace.suppressions_path)
+        self.intaker = Intaker(self.committer, self.suppressions, workspace.quarantine_dir)
+
+    # authentication -------------------------------------------------------------------------
+
+    def _segment_auth(self, request: Request) -> None:
+        if not self.credentials.write_keys:
+            raise Refused(403, "this collector takes no Segment data: NUDGE_WRITE_KEYS is not set")
+        given = basic_credentials(request)
+        if given is None:
+            raise Refused(401, "missing credentials: use HTTP Basic with a write key as user name")
+        if not _known(given[0], self.credentials.write_keys):
+            raise Refused(401, "unknown write key")
+
+    def _track_auth(self, request: Request) -> None:
+        if not self.credentials.track:
+            raise Refused(
+                403, "this collector takes no Track API data: NUDGE_TRACK_CREDENTIALS is not set"
+            )
+        given = basic_credentials(request)
+        if given is None:
+            raise Refused(401, "missing credentials: use HTTP Basic with site_id:api_key")
+        pairs = {f"{site}:{key}" for site, key in self.credentials.track}
+        if not _known(f"{given[0]}:{given[1]}", frozenset(pairs)):
+            raise Refused(401, "unknown site_id or api_key")
+
+    async def _body(self, request: Request) -> Any:
+        limits = self.limits
+        return await read_json(request, limit=limits.batch_bytes, timeout=limits.body_seconds)
+
+    # Segment ---------------------------------------------------------------------------------
+
+    async def segment_batch(self, request: Request) -> Response:
+        self._segment_auth(request)
+        body = await self._body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+            await self._keep(request, body, "the body must be a JSON object with a batch array")
+            raise Refused(400, "the body must be a JSON object with a batch array")
+        shared = {k: body[k] for k in ("context", "integrations", "sentAt") if k in body}
+        messages = [
+            (i, {**shared, **m} if isinstance(m, dict) else m) for i, m in enumerate(body["batch"])
+        ]
+        return _segment_answer(await self.intaker.take(_source(request), messages))
+
+    async def segment_single(self, request: Request) -> Response:
+        self._segment_auth(request)
+        kind = request.url.path.rsplit("/", 1)[-1]
+        body = await self._body(request)
+        failures: list[tuple[int, Any, str]] = []
+        messages: list[tuple[int, Any]] = []
+        if not isinstance(body, dict):
+            failures.append((0, body, "the body must be a JSON object (one message)"))
+        elif body.get("type", kind) != kind:
+            failures.append((0, body, f"type {body['type']!r} sent to /v1/{kind}"))
+        else:
+            messages.append((0, {**body, "type": kind}))
+        intake = await self.intaker.take(_source(request), messages, failures=failures)
+        return _segment_answer(intake)
+
+    # Customer.io Track API ------------------------------------------------------------------
+
+    async def _track_call(
+        self,
+        request: Request,
+        build: Callable[[Any], dict[str, Any]],
+        *,
+        with_body: bool = True,
+        drop_suppressed: bool = True,
+    ) -> Intake:
+        self._track_auth(request)
+        body = await self._body(request) if with_body else None
+        try:
+            message = build(body)
+        except InvalidMessage as exc:
+            intake = await self.intaker.take(_source(request), [], failures=[(0, body, exc.reason)])
+        else:
+            intake = await self.intaker.take(
+                _source(request), [(0, message)], drop_suppressed=drop_suppressed
+            )
+        return intake
+
+    async def identify(self, request: Request) -> Response:
+        identifier = request.path_params["identifier"]
+        return _track_answer(
+            await self._track_call(request, lambda b: customerio.identify(identifier, b))
+        )
+
+    async def delete(self, request: Request) -> Response:
+        identifier = request.path_params["identifier"]
+        intake = await self._track_call(request, lambda _: customerio.delete(identifier))
+        return _track_answer(intake)
+
+    async def event(self, request: Request) -> Response:
+        identifier = request.path_params["identifier"]
+        intake = await self._track_call(request, lambda b: customerio.event(identifier, b))
+        return _track_answer(intake)
+
+    async def anonymous_event(self, request: Request) -> Response:
+        return _track_answer(await self._track_call(request, customerio.anonymous_event))
+
+    async def device(self, request: Request) -> Response:
+        identifier = request.path_params["identifier"]
+        intake = await self._track_call(request, lambda b: customerio.device(identifier, b))
+        return _track_answer(intake)
+
+    async def device_deleted(self, request: Request) -> Response:
+        identifier, token = request.path_params["identifier"], request.path_params["token"]
+        intake = await self._track_call(
+            request, lambda _: customerio.device_deleted(identifier, token)
+        )
+        return _track_answer(intake)
+
+    async def suppress(self, request: Request) -> Response:
+        identifier = request.path_params["identifier"]
+        intake = await self._track_call(
+            request, lambda _: customerio.suppression(identifier, True), drop_suppressed=False
+        )
+        if intake.accepted:  # the event is durable first: a retry after a crash suppresses
+            user_id = customerio.person(identifier).user_id
+            await asyncio.to_thread(self.suppressions.add, [user_id])
+        return _track_answer(intake)
+
+    async def unsuppress(self, request: Request) -> Response:
+        identifier = request.path_params["identifier"]
+        self._track_auth(request)
+        try:
+            user_id = customerio.person(identifier).user_id
+        except InvalidMessage as exc:
+            raise Refused(400, exc.reason) from None
+        await asyncio.to_thread(self.suppressions.remove, [user_id])
+        intake = await self._track_call(
+            request, lambda _: customerio.suppression(identifier, False), drop_suppressed=False
+        )
+        return _track_answer(intake)
+
+    async def merge(self, request: Request) -> Response:
+        return _track_answer(await self._track_call(request, customerio.merge))
+
+    # the rest --------------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "flushes": self.committer.flushes})
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    async def _keep(self, request: Request, body: Any, reason: str) -> None:
+        record = quarantine_record(_source(request), None, reason, body)
+        await asyncio.to_thread(keep, self.workspace.quarantine_dir, [record])
+
+    async def refused(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        if exc.body is not None:
+            await self._keep(request, exc.body, exc.reason)
+        headers = _REALM if exc.status == 401 else None
+        return _error(request, exc.status, exc.reason, headers)
+
+    async def commit_failed(self, request: Request, exc: Exception) -> Response:
+        return _error(request, 503, str(exc), {"Retry-After": "5"})
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await self.committer.start()
+        try:
+            yield
+        finally:
+            await self.committer.stop()
+
+
+def _source(request: Request) -> str:
+    return f"{request.method} {request.url.path}"
+
+
+def _error(
+    request: Request, status: int, reason: str, headers: dict[str, str] | None
+) -> JSONResponse:
+    if request.url.path.startswith("/api/"):
+        body: dict[str, Any] = {"meta": {"error": reason}}
+    else:
+        body = {"success": False, "error": reason}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _counts(intake: Intake) -> dict[str, Any]:
+    return {
+        "accepted": intake.accepted,
+        "suppressed": intake.suppressed,
+        "rejected": [r.answer() for r in intake.rejected],
+    }
+
+
+def _segment_answer(intake: Intake) -> JSONResponse:
+    """200 when anything was kept (or there was nothing to keep), 400 when all was refused."""
+    refused_all = intake.rejected and not (intake.accepted or intake.suppressed)
+    return JSONResponse(
+        {"success": not refused_all, **_counts(intake)}, status_code=400 if refused_all else 200
+    )
+
+
+def _track_answer(intake: Intake) -> JSONResponse:
+    if intake.rejected:
+        reason = intake.rejected[0].reason
+        return JSONResponse({"meta": {"error": reason}, **_counts(intake)}, status_code=400)
+    return JSONResponse(_counts(intake))
+
+
+def create_app(
+    workspace: Workspace, credentials: Credentials | None = None, limits: Limits | None = None
+) -> Starlette:
+    """The collector over ``workspace`` (credentials from the environment by default)."""
+    c = Collector(workspace, credentials or Credentials.from_env(), limits or Limits())
+    customer = "/api/v1/customers/{identifier}"
+    routes = [
+        Route("/health", c.health, methods=["GET"]),
+        Route("/openapi.json", c.openapi, methods=["GET"]),
+        Route("/v1/batch", c.segment_batch, methods=["POST"]),
+        *(Route(f"/v1/{kind}", c.segment_single, methods=["POST"]) for kind in SEGMENT_TYPES),
+        Route(customer, c.identify, methods=["PUT"]),
+        Route(customer, c.delete, methods=["DELETE"]),
+        Route(f"{customer}/events", c.event, methods=["POST"]),
+        Route("/api/v1/events", c.anonymous_event, methods=["POST"]),
+        Route(f"{customer}/devices", c.device, methods=["PUT"]),
+        Route(f"{customer}/devices/{{token}}", c.device_deleted, methods=["DELETE"]),
+        Route(f"{customer}/suppress", c.suppress, methods=["POST"]),
+        Route(f"{customer}/unsuppress", c.unsuppress, methods=["POST"]),
+        Route("/api/v1/merge_customers", c.merge, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=c.lifespan,
+        exception_handlers={Refused: c.refused, CommitFailed: c.commit_failed},
+    )
+    app.state.collector = c
+    return app

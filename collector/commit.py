@@ -1,0 +1,125 @@
+"""Group commit: the rows of concurrent requests share one journal write and one fsync.
+
+A request hands its encoded rows to ``GroupCommitter.commit`` and waits. One flush at a time
+runs on the journal's own thread; rows handed over while it runs wait for the next flush, which
+takes all of them. So under load a flush carries many requests, and an idle collector answers
+after a single fsync. Segments are rotated after ``rotate_rows`` rows or ``rotate_seconds`` and
+published as landing files on a second thread, so a slow parquet write never delays an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from nudge.landing.journal import Journal, publish_segment
+
+log = logging.getLogger(__name__)
+
+
+class CommitFailed(RuntimeError):
+    """The rows could not be written durably (a disk error): nothing was acknowledged."""
+
+
+class GroupCommitter:
+    def __init__(
+        self, landing_dir: Path, *, rotate_rows: int = 50_000, rotate_seconds: float = 1.0
+    ) -> None:
+        self.journal = Journal(landing_dir)
+        self.rotate_rows = rotate_rows
+        self.rotate_seconds = rotate_seconds
+        self._rows: list[list[Any]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="journal-write")
+        self._publisher = ThreadPoolExecutor(1, thread_name_prefix="journal-publish")
+        self.flushes = 0
+        self.recovered = 0
+        self._opened = False
+
+    def open(self) -> int:
+        """Take the journal (``JournalBusy`` if another collector has it) and publish what a
+        killed collector left; return the rows recovered."""
+        self.recovered = self.journal.open()
+        self._opened = True
+        return self.recovered
+
+    async def start(self) -> None:
+        """Open the journal unless done already; rotate old segments from now on."""
+        if not self._opened:
+            await asyncio.get_running_loop().run_in_executor(self._writer, self.open)
+        self._ticker = asyncio.create_task(self._rotate_when_old())
+
+    async def stop(self) -> None:
+        """Finish the flush under way, publish the open segment, let the journal go."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self.journal.close)
+        self._writer.shutdown(wait=True)
+        self._publisher.shutdown(wait=True)
+
+    async def commit(self, rows: list[list[Any]]) -> None:
+        """Return once ``rows`` are durable in the journal; ``CommitFailed`` if they are not."""
+        if not rows:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._rows.extend(rows)
+        self._waiters.append(waiter)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush_while_waiting())
+        await waiter
+
+    async def _flush_while_waiting(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiters:
+            rows, waiters = self._rows, self._waiters
+            self._rows, self._waiters = [], []
+            try:
+                await loop.run_in_executor(self._writer, self._write, rows)
+            except OSError as exc:
+                log.exception("journal write failed")
+                failure = CommitFailed(f"the collector could not write to disk: {exc}")
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(failure)
+                continue
+            self.flushes += 1
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _write(self, rows: list[list[Any]]) -> None:
+        now = time.monotonic()
+        self.journal.append(rows, now)
+        if self.journal.rows >= self.rotate_rows:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        closed = self.journal.rotate()
+        if closed is not None:
+            self._publisher.submit(self._publish, closed)
+
+    def _rotate_if_old(self) -> None:
+        age = time.monotonic() - self.journal.opened_at
+        if self.journal.segment is not None and age >= self.rotate_seconds:
+            self._rotate()
+
+    def _publish(self, segment: Path) -> None:
+        try:
+            publish_segment(self.journal.landing_dir, segment)
+        except Exception:  # the segment stays; the next start or load publishes it
+            log.exception("publishing %s failed; it is published at the next start", segment)
+
+    async def _rotate_when_old(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.rotate_seconds / 2)
+            await loop.run_in_executor(self._writer, self._rotate_if_old)

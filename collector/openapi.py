@@ -1,0 +1,222 @@
+"""The OpenAPI description of every collector endpoint (served at ``/openapi.json``)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+_JSON_OBJECT = {"type": "object", "additionalProperties": True}
+_ID = {"type": "string", "maxLength": 150}
+_MESSAGE = {
+    "type": "object",
+    "description": "A Segment-spec message; userId or anonymousId is required (alias: both "
+    "userId and previousId), track needs event, group needs groupId.",
+    "properties": {
+        "type": {"type": "string"},
+        "messageId": _ID,
+        "userId": _ID,
+        "anonymousId": _ID,
+        "previousId": _ID,
+        "groupId": _ID,
+        "event": {"type": "string"},
+        "name": {"type": "string"},
+        "timestamp": {"type": ["string", "number"]},
+        "originalTimestamp": {"type": ["string", "number"]},
+        "sentAt": {"type": ["string", "number"]},
+        "properties": _JSON_OBJECT,
+        "traits": _JSON_OBJECT,
+        "context": _JSON_OBJECT,
+        "integrations": _JSON_OBJECT,
+    },
+}
+_ANSWER = {
+    "type": "object",
+    "properties": {
+        "success": {"type": "boolean"},
+        "accepted": {"type": "integer"},
+        "suppressed": {"type": "integer"},
+        "rejected": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": "integer"},
+                    "messageId": {"type": ["string", "null"]},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+_REFUSALS = {
+    "400": "Nothing accepted: the body is not JSON, or every message was rejected (see rejected)",
+    "401": "Missing or unknown credentials",
+    "403": "No credentials of this kind are configured: the collector takes no data here",
+    "408": "The body did not arrive in time",
+    "413": "The body is over 500 KB (also once decompressed)",
+    "415": "The body is not JSON, or its Content-Encoding is not gzip",
+    "503": "The accepted messages could not be written to disk; nothing was acknowledged",
+}
+
+
+def _operation(summary: str, security: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "Every accepted message is on disk; the answer lists the rejected",
+            "content": {"application/json": {"schema": _ANSWER}},
+        }
+    }
+    responses.update({code: {"description": text} for code, text in _REFUSALS.items()})
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": [{security: []}],
+        "responses": responses,
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+    return operation
+
+
+def _path_parameters(*names: str) -> list[dict[str, Any]]:
+    return [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for n in names
+    ]
+
+
+def _merge_party() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"id": _ID, "email": {"type": "string"}, "cio_id": {"type": "string"}},
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    segment: dict[str, Any] = {
+        "/v1/batch": {
+            "post": _operation(
+                "Segment batch: up to 500 KB of messages",
+                "writeKey",
+                {
+                    "type": "object",
+                    "required": ["batch"],
+                    "properties": {
+                        "batch": {"type": "array", "items": _MESSAGE},
+                        "context": _JSON_OBJECT,
+                        "sentAt": {"type": "string"},
+                    },
+                },
+            )
+        }
+    }
+    for kind in ("identify", "track", "page", "screen", "group", "alias"):
+        segment[f"/v1/{kind}"] = {"post": _operation(f"Segment {kind}", "writeKey", _MESSAGE)}
+    customer = "/api/v1/customers/{identifier}"
+    event_body = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string"},
+            "id": {"type": "string"},
+            "type": {"type": "string", "enum": ["event", "page", "screen"]},
+            "timestamp": {"type": "integer"},
+            "data": _JSON_OBJECT,
+        },
+    }
+    track: dict[str, Any] = {
+        customer: {
+            "parameters": _path_parameters("identifier"),
+            "put": _operation("Add or update a person (attributes)", "siteKey", _JSON_OBJECT),
+            "delete": _operation("Delete a person", "siteKey", None),
+        },
+        f"{customer}/events": {
+            "parameters": _path_parameters("identifier"),
+            "post": _operation("Track an event of a person", "siteKey", event_body),
+        },
+        "/api/v1/events": {
+            "post": _operation(
+                "Track an anonymous event",
+                "siteKey",
+                {**event_body, "properties": {**event_body["properties"], "anonymous_id": _ID}},
+            )
+        },
+        f"{customer}/devices": {
+            "parameters": _path_parameters("identifier"),
+            "put": _operation(
+                "Add or update a device (push token)",
+                "siteKey",
+                {
+                    "type": "object",
+                    "required": ["device"],
+                    "properties": {
+                        "device": {
+                            "type": "object",
+                            "required": ["id", "platform"],
+                            "properties": {
+                                "id": {"type": "string"},
+                                "platform": {"type": "string", "enum": ["ios", "android"]},
+                                "last_used": {"type": "integer"},
+                                "attributes": _JSON_OBJECT,
+                            },
+                        }
+                    },
+                },
+            ),
+        },
+        f"{customer}/devices/{{token}}": {
+            "parameters": _path_parameters("identifier", "token"),
+            "delete": _operation("Delete a device", "siteKey", None),
+        },
+        f"{customer}/suppress": {
+            "parameters": _path_parameters("identifier"),
+            "post": _operation("Delete a person and keep them out", "siteKey", None),
+        },
+        f"{customer}/unsuppress": {
+            "parameters": _path_parameters("identifier"),
+            "post": _operation("Let a suppressed person back in", "siteKey", None),
+        },
+        "/api/v1/merge_customers": {
+            "post": _operation(
+                "Merge the secondary person into the primary",
+                "siteKey",
+                {
+                    "type": "object",
+                    "required": ["primary", "secondary"],
+                    "properties": {"primary": _merge_party(), "secondary": _merge_party()},
+                },
+            )
+        },
+    }
+    health = {
+        "/health": {
+            "get": {
+                "summary": "The collector is up",
+                "security": [],
+                "responses": {"200": {"description": "Up"}},
+            }
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "nudge collector",
+            "version": "1",
+            "description": "Segment HTTP Tracking API and Customer.io Track API v1 ingest. A 200 "
+            "means every accepted message is on disk; rejected ones are listed with a reason.",
+        },
+        "components": {
+            "securitySchemes": {
+                "writeKey": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "A write key as user name, empty password",
+                },
+                "siteKey": {"type": "http", "scheme": "basic", "description": "site_id:api_key"},
+            }
+        },
+        "paths": {**health, **segment, **track},
+    }

@@ -1,0 +1,50 @@
+"""The collector's settings: credentials from the environment, limits, where to write."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_PORT = 8000
+MAX_BATCH_BYTES = 500 * 1024
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """``write_keys``: Segment write keys (``NUDGE_WRITE_KEYS``, comma-separated);
+    ``track``: Customer.io ``(site_id, api_key)`` pairs (``NUDGE_TRACK_CREDENTIALS``,
+    comma-separated ``site_id:api_key``). An empty set accepts nothing on that API."""
+
+    write_keys: frozenset[str] = frozenset()
+    track: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def from_env(cls) -> Credentials:
+        write_keys = {k.strip() for k in os.environ.get("NUDGE_WRITE_KEYS", "").split(",")}
+        track = set()
+        for pair in os.environ.get("NUDGE_TRACK_CREDENTIALS", "").split(","):
+            if pair.strip():
+                site_id, colon, api_key = pair.strip().partition(":")
+                if not colon or not site_id or not api_key:
+                    raise ValueError(
+                        "NUDGE_TRACK_CREDENTIALS must be comma-separated site_id:api_key pairs; "
+                        f"{pair.strip()[:20]!r}... is not one."
+                    )
+                track.add((site_id, api_key))
+        return cls(write_keys=frozenset(k for k in write_keys if k), track=frozenset(track))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """``batch_bytes``: a request body, also once decompressed (Segment's batch limit; one
+    message is held to 32 KB when it is landed); ``body_seconds``: time allowed for a body."""
+
+    batch_bytes: int = MAX_BATCH_BYTES
+    body_seconds: float = 10.0
+
+
+def port_from_env() -> int:
+    text = os.environ.get("NUDGE_COLLECTOR_PORT", str(DEFAULT_PORT))
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"NUDGE_COLLECTOR_PORT must be a port number (1-65535), not {text!r}.")
+    return int(text)

@@ -1,0 +1,103 @@
+"""The identifiers whose messages are dropped at ingest (suppressed people, GDPR).
+
+A suppressed person is deleted from the warehouse and must not come back through later
+messages: the collector and ``nudge ingest`` drop any message whose user id, anonymous id or
+previous id is on this list, and count the drops. The list is one JSON file in the workspace
+home, replaced atomically under an exclusive lock, so a collector and the CLI can change it at
+the same time; readers keep a copy and reread the file only when it has changed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+_ID_COLUMNS = ("user_id", "anonymous_id", "previous_id")
+
+
+class SuppressionList:
+    """The suppressed identifiers stored in ``path`` (a JSON array of strings)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+        self._ids: frozenset[str] = frozenset()
+
+    def current(self) -> frozenset[str]:
+        """The identifiers suppressed now (the file is reread only after it changed)."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            self._seen, self._ids = None, frozenset()
+            return self._ids
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if seen != self._seen:
+            self._ids = frozenset(_read(self.path))
+            self._seen = seen
+        return self._ids
+
+    def suppressed_id(self, row: Mapping[str, Any]) -> str | None:
+        """The identifier of a landing row that is suppressed, if any."""
+        ids = self.current()
+        if not ids:
+            return None
+        return next((row[c] for c in _ID_COLUMNS if row.get(c) in ids), None)
+
+    def add(self, identifiers: Iterable[str]) -> None:
+        with self._changing() as ids:
+            ids.update(identifiers)
+
+    def remove(self, identifiers: Iterable[str]) -> None:
+        with self._changing() as ids:
+            ids.difference_update(identifiers)
+
+    @contextmanager
+    def _changing(self) -> Iterator[set[str]]:
+        """The stored set, to change in place; written back atomically under the lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            ids = set(_read(self.path)) if self.path.exists() else set()
+            yield ids
+            _replace(self.path, orjson.dumps(sorted(ids)))
+        finally:
+            os.close(lock)
+
+
+def _read(path: Path) -> list[str]:
+    try:
+        value = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path} is not a JSON array of identifiers ({exc}); fix or remove it."
+        ) from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{path} is not a JSON array of identifiers; fix or remove it.")
+    return value
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` durably and atomically (a reader sees the old or new file)."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as sink:
+            sink.write(data)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
