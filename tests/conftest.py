@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
+import requests
 
+from nudge.ports import free_port
 from nudge.smtp_sink import SmtpSink
 from nudge.warehouse.schema import ensure_tables
 
@@ -45,3 +52,59 @@ def live_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     refusal remove them."""
     monkeypatch.setenv("NUDGE_SECRET_KEY", "test-only-secret-key-0123456789abcdef")
     monkeypatch.setenv("NUDGE_PUBLIC_URL", "https://nudge.test")
+
+
+class CollectorProcess:
+    """``nudge serve`` as a real process on a free loopback port, over its own workspace."""
+
+    def __init__(self, home: Path, content: Path, env: dict[str, str]) -> None:
+        self.home, self.content, self.env = home, content, env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env, "NUDGE_HOME": str(self.home)}
+        env["NUDGE_CONTENT"] = str(self.content)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "nudge.cli", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nudge serve exited: {self.process.stdout.read()}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("nudge serve did not answer /health within 30 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        """Stop the process with ``sig``; return what it printed."""
+        assert self.process is not None
+        self.process.send_signal(sig)
+        output, _ = self.process.communicate(timeout=30)
+        self.process = None
+        return output
+
+
+COLLECTOR_ENV = {"NUDGE_WRITE_KEYS": "test-write-key", "NUDGE_TRACK_CREDENTIALS": "site:api-key"}
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
+    """A running collector accepting write key ``test-write-key`` and Track ``site:api-key``."""
+    content = tmp_path / "content"
+    content.mkdir(exist_ok=True)
+    server = CollectorProcess(tmp_path / "home", content, COLLECTOR_ENV)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            server.stop()

@@ -1,0 +1,194 @@
+"""``nudge serve`` driven by the real Segment, RudderStack and Customer.io client libraries."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import requests
+from customerio import CustomerIO
+from rudderstack.analytics import Client as RudderClient
+from segment.analytics import Client as SegmentClient
+
+from nudge.landing.loader import load_new_files
+from tests.conftest import CollectorProcess
+
+WRITE_KEY = "test-write-key"
+
+
+def landed(collector: CollectorProcess, tmp_path: Path) -> list[dict[str, Any]]:
+    """Stop the collector (publishing its journal), load the landing area into a scratch
+    DuckDB file and return every row of ``raw.events``."""
+    collector.stop(signal.SIGTERM)
+    with duckdb.connect(str(tmp_path / "check.duckdb")) as con:
+        load_new_files(con, collector.home / "landing" / "events")
+        cursor = con.execute("select * from raw.events order by timestamp, message_id")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def track_client(collector: CollectorProcess) -> CustomerIO:
+    client = CustomerIO(site_id="site", api_key="api-key", retries=0)
+    client.base_url = f"{collector.url}/api/v1"  # the client builds https URLs otherwise
+    return client
+
+
+def test_segment_and_rudderstack_clients_land_every_message(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    errors: list[Any] = []
+    segment = SegmentClient(
+        WRITE_KEY, host=collector.url, sync_mode=True, on_error=lambda e, b: errors.append(e)
+    )
+    segment.identify("u1", {"plan": "pro", "email": "u1@example.com"})
+    segment.track("u1", "Signed Up", {"source": "ads"})
+    segment.page("u1", "Docs", "Pricing", {"path": "/pricing"})
+    segment.group("u1", "g1", {"name": "Acme"})
+    segment.alias("anon-1", "u1")
+    rudder = RudderClient(  # gzip bodies, RudderStack's default
+        WRITE_KEY, host=collector.url, sync_mode=True, on_error=lambda e, b: errors.append(e)
+    )
+    rudder.track("u2", "Ordered", {"total": 12.5})
+    rudder.screen("u2", "App", "Home")
+    assert errors == []
+
+    rows = landed(collector, tmp_path)
+    by_type = {(r["type"], r["user_id"]) for r in rows}
+    assert by_type == {
+        ("identify", "u1"),
+        ("track", "u1"),
+        ("page", "u1"),
+        ("group", "u1"),
+        ("alias", "u1"),
+        ("track", "u2"),
+        ("screen", "u2"),
+    }
+    identify = next(r for r in rows if r["type"] == "identify")
+    assert json.loads(identify["traits"]) == {"plan": "pro", "email": "u1@example.com"}
+    ordered = next(r for r in rows if r["event"] == "Ordered")
+    assert json.loads(ordered["properties"]) == {"total": 12.5}
+    assert next(r for r in rows if r["type"] == "alias")["previous_id"] == "anon-1"
+    assert len({r["message_id"] for r in rows}) == len(rows)
+
+
+def test_customerio_client_calls_become_the_documented_messages(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    cio = track_client(collector)
+    cio.identify("u1", email="u1@example.com", plan="pro", anonymous_id="anon-7")
+    cio.identify("email:jo@example.com", plan="free")
+    cio.track("u1", "Purchased", {"price": 30}, id="evt-1", timestamp=1767225600)
+    cio.track_anonymous("anon-9", "Viewed", {"page": "/"})
+    cio.pageview("u1", "/home")
+    cio.add_device("u1", "tok-1", "ios", last_used=1767225600, attributes={"app": "2.0"})
+    cio.delete_device("u1", "tok-1")
+    cio.merge_customers("id", "u1", "email", "jo@example.com")
+    cio.delete("u3")
+
+    rows = landed(collector, tmp_path)
+    shapes = [(r["type"], r["user_id"], r["anonymous_id"], r["event"] or r["name"]) for r in rows]
+    assert sorted(shapes, key=str) == sorted(
+        [
+            ("identify", "u1", "anon-7", None),
+            ("identify", "jo@example.com", None, None),
+            ("track", "u1", None, "Purchased"),
+            ("track", None, "anon-9", "Viewed"),
+            ("page", "u1", None, "/home"),
+            ("track", "u1", None, "Device Created or Updated"),
+            ("track", "u1", None, "Device Deleted"),
+            ("alias", "u1", None, None),
+            ("delete", "u3", None, None),
+        ],
+        key=str,
+    )
+    traits = {r["user_id"]: json.loads(r["traits"]) for r in rows if r["type"] == "identify"}
+    assert traits == {
+        "u1": {"email": "u1@example.com", "plan": "pro"},
+        "jo@example.com": {"email": "jo@example.com", "plan": "free"},
+    }
+    purchased = next(r for r in rows if r["event"] == "Purchased")
+    assert purchased["message_id"] == "evt-1"
+    assert purchased["timestamp"].isoformat() == "2026-01-01T00:00:00"
+    device = next(r for r in rows if r["event"] == "Device Created or Updated")
+    assert json.loads(device["properties"]) == {
+        "device_id": "tok-1",
+        "platform": "ios",
+        "last_used": 1767225600,
+        "attributes": {"app": "2.0"},
+    }
+    deleted = next(r for r in rows if r["event"] == "Device Deleted")
+    assert json.loads(deleted["properties"]) == {"device_id": "tok-1"}
+    merge = next(r for r in rows if r["type"] == "alias")
+    assert merge["previous_id"] == "jo@example.com"
+    assert json.loads(merge["context"]) == {"nudge": {"merge": True}}
+
+
+def test_suppressed_people_are_dropped_and_counted_until_unsuppressed(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    cio = track_client(collector)
+    cio.identify("u1", plan="pro")
+    cio.suppress("u1")
+    dropped = cio.track("u1", "Ignored")
+    assert dropped.json() == {"accepted": 0, "suppressed": 1, "rejected": []}
+    answer = requests.post(
+        f"{collector.url}/v1/batch",
+        auth=(WRITE_KEY, ""),
+        json={"batch": [{"type": "track", "userId": "u1", "event": "Also ignored"}]},
+        timeout=10,
+    )
+    assert answer.status_code == 200 and answer.json()["suppressed"] == 1
+    cio.unsuppress("u1")
+    cio.track("u1", "Back")
+
+    events = [r["event"] for r in landed(collector, tmp_path) if r["type"] == "track"]
+    assert events == ["User Suppressed", "User Unsuppressed", "Back"]
+    assert json.loads((collector.home / "suppressions.json").read_text()) == []
+
+
+def nudge(collector: CollectorProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NUDGE_HOME": str(collector.home), "NUDGE_CONTENT": str(collector.content)}
+    return subprocess.run(
+        [sys.executable, "-m", "nudge.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_a_run_finds_people_traits_and_events_sent_to_the_collector(
+    collector: CollectorProcess,
+) -> None:
+    (collector.content / "defs.yml").write_text(
+        "segments:\n  - name: pro\n    condition: {attribute: {name: plan, eq: pro}}\n"
+    )
+    segment = SegmentClient(WRITE_KEY, host=collector.url, sync_mode=True)
+    segment.identify("u1", {"plan": "pro"}, timestamp=None)
+    segment.track("u1", "Signed Up", {"source": "ads"})
+    cio = track_client(collector)
+    cio.identify("u2", plan="pro", email="u2@example.com")
+    cio.track("u2", "Purchased", {"price": 30})
+
+    # The run happens while the collector serves; it publishes its journal within a second.
+    journal = collector.home / "landing" / "events" / ".journal"
+    deadline = time.monotonic() + 30
+    while list(journal.glob("*.journal")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run = nudge(collector, "run")
+    assert run.returncode == 0, run.stdout + run.stderr
+    sizes = nudge(collector, "segments")
+    assert sizes.stdout.split() == ["pro", "2"], sizes.stdout + sizes.stderr
+    profile = json.loads(nudge(collector, "profile", "u2", "--json").stdout)
+    assert profile["traits"]["plan"] == "pro"
+    assert [e["event"] for e in profile["recent_events"]] == ["Purchased"]
+    assert profile["recent_events"][0]["properties"] == {"price": 30}
