@@ -1,0 +1,125 @@
+"""A 2xx from the collector means the messages are on disk: SIGKILL loses none, doubles none."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+import requests
+
+from nudge.landing.journal import (
+    JOURNAL_DIR,
+    Journal,
+    encode_record,
+    encode_row,
+    publish_segment,
+    read_segment,
+)
+from nudge.landing.loader import load_new_files
+from nudge.landing.messages import normalise_message
+from tests.conftest import CollectorProcess
+
+WRITE_KEY = "test-write-key"
+
+
+def loaded_ids(landing_dir: Path, database: Path) -> Counter[str]:
+    with duckdb.connect(str(database)) as con:
+        load_new_files(con, landing_dir)
+        return Counter(m for (m,) in con.execute("select message_id from raw.events").fetchall())
+
+
+def send_until_stopped(url: str, stop: threading.Event, acknowledged: list[str]) -> None:
+    """Post single messages and 20-message batches; record the ids of acknowledged ones."""
+    session = requests.Session()
+    session.auth = (WRITE_KEY, "")
+    single = True
+    while not stop.is_set():
+        ids = [uuid.uuid4().hex for _ in range(1 if single else 20)]
+        batch = [{"type": "track", "userId": "u", "event": "e", "messageId": i} for i in ids]
+        try:
+            if single:
+                answer = session.post(f"{url}/v1/track", json=batch[0], timeout=5)
+            else:
+                answer = session.post(f"{url}/v1/batch", json={"batch": batch}, timeout=5)
+        except requests.RequestException:
+            return  # the collector was killed
+        if answer.status_code == 200:
+            acknowledged.extend(ids)
+        single = not single
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("restart", [True, False], ids=["restarted", "loader-recovers"])
+def test_sigkill_during_concurrent_load_loses_and_doubles_nothing_acknowledged(
+    collector: CollectorProcess, tmp_path: Path, restart: bool
+) -> None:
+    stop = threading.Event()
+    acknowledged: list[str] = []
+    senders = [
+        threading.Thread(target=send_until_stopped, args=(collector.url, stop, acknowledged))
+        for _ in range(8)
+    ]
+    for sender in senders:
+        sender.start()
+    deadline = time.monotonic() + 30
+    while len(acknowledged) < 2000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    collector.stop(signal.SIGKILL)
+    stop.set()
+    for sender in senders:
+        sender.join()
+    assert len(acknowledged) >= 2000
+
+    if restart:  # the restarted collector publishes what the killed one acknowledged
+        collector.start()
+        collector.stop(signal.SIGTERM)
+    found = loaded_ids(collector.home / "landing" / "events", tmp_path / "check.duckdb")
+    assert set(acknowledged) <= set(found), f"{len(set(acknowledged) - set(found))} lost"
+    assert [m for m, n in found.items() if n > 1] == []
+    assert not list((collector.home / "landing" / "events" / JOURNAL_DIR).glob("*.journal"))
+
+
+def rows(*ids: str) -> list[list[object]]:
+    received = datetime(2026, 1, 1)
+    return [
+        encode_row(
+            normalise_message(
+                {"type": "track", "userId": "u", "event": "e", "messageId": i}, received
+            )
+        )
+        for i in ids
+    ]
+
+
+def test_a_torn_record_at_the_end_of_a_segment_is_not_read(tmp_path: Path) -> None:
+    segment = tmp_path / "s.journal"
+    whole = encode_record(rows("a", "b")) + encode_record(rows("c"))
+    torn = encode_record(rows("d"))
+    segment.write_bytes(whole + torn[:-5])
+    assert [r[0] for r in read_segment(segment)] == ["a", "b", "c"]
+    segment.write_bytes(whole + torn[:-1])  # all but the newline
+    assert [r[0] for r in read_segment(segment)] == ["a", "b", "c"]
+    segment.write_bytes(whole + torn.replace(b'"d"', b'"x"'))  # checksum no longer matches
+    assert [r[0] for r in read_segment(segment)] == ["a", "b", "c"]
+
+
+def test_publishing_a_segment_twice_lands_its_rows_once(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    journal = Journal(landing)
+    journal.open()
+    journal.append(rows("a", "b"), now=0.0)
+    segment = journal.rotate()
+    assert segment is not None
+    copy = segment.read_bytes()
+    assert publish_segment(landing, segment) == 2
+    segment.write_bytes(copy)  # as if killed after publishing, before removing the segment
+    assert publish_segment(landing, segment) == 0
+    journal.close()
+    assert loaded_ids(landing, tmp_path / "w.duckdb") == Counter({"a": 1, "b": 1})
