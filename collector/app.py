@@ -239,10 +239,11 @@ def _counts(intake: Intake) -> dict[str, Any]:
 
 def _segment_answer(intake: Intake) -> JSONResponse:
     """200 when anything was kept (or there was nothing to keep), 400 when all was refused."""
-    refused_all = intake.rejected and not (intake.accepted or intake.suppressed)
-    return JSONResponse(
-        {"success": not refused_all, **_counts(intake)}, status_code=400 if refused_all else 200
-    )
+    if not intake.rejected or intake.accepted or intake.suppressed:
+        return JSONResponse({"success": True, **_counts(intake)})
+    rejected = intake.rejected
+    error = rejected[0].reason if len(rejected) == 1 else f"all {len(rejected)} messages rejected"
+    return JSONResponse({"success": False, "error": error, **_counts(intake)}, status_code=400)
 
 
 def _track_answer(intake: Intake) -> JSONResponse:
@@ -255,8 +256,8 @@ def _track_answer(intake: Intake) -> JSONResponse:
 def create_app(
     workspace: Workspace, credentials: Credentials | None = None, limits: Limits | None = None
 ) -> Starlette:
-    """The collector over ``workspace`` (credentials from the environment by default)."""
-    c = Collector(workspace, credentials or Credentials.from_env(), limits or Limits())
+    """The collector over ``workspace`` (credentials and limits from the environment by default)."""
+    c = Collector(workspace, credentials or Credentials.from_env(), limits or Limits.from_env())
     customer = "/api/v1/customers/{identifier}"
     routes = [
         Route("/health", c.health, methods=["GET"]),

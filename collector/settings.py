@@ -42,6 +42,20 @@ class Limits:
     batch_bytes: int = MAX_BATCH_BYTES
     body_seconds: float = 10.0
 
+    @classmethod
+    def from_env(cls) -> Limits:
+        """``NUDGE_COLLECTOR_BODY_SECONDS`` (default 10) is the time allowed for a body."""
+        text = os.environ.get("NUDGE_COLLECTOR_BODY_SECONDS", str(cls.body_seconds))
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds < 3600:
+            raise ValueError(
+                f"NUDGE_COLLECTOR_BODY_SECONDS must be a number of seconds (0-3600), not {text!r}."
+            )
+        return cls(body_seconds=seconds)
+
 
 def port_from_env() -> int:
     text = os.environ.get("NUDGE_COLLECTOR_PORT", str(DEFAULT_PORT))
