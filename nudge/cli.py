@@ -62,9 +62,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from nudge.landing.writer import ingest_ndjson
+    from tqdm import tqdm
+
+    from nudge.landing.inputs import input_file, items
+    from nudge.landing.messages import InvalidMessage
+    from nudge.landing.quarantine import keep, quarantine_record
+    from nudge.landing.suppressions import SuppressionList
+    from nudge.landing.writer import land_items
 
     workspace = workspace_from_args(args)
+    suppressions = SuppressionList(workspace.suppressions_path)
     status = 0
     paths: list[Path] = []
     for given in map(Path, args.files):
@@ -75,12 +82,44 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         else:
             print(f"{given}: no such file or directory", file=sys.stderr)
             status = 1
+    accepted = rejected = suppressed = 0
     for path in paths:
-        result = ingest_ndjson(workspace.events_landing_dir, path)
-        print(f"{path}: {result.accepted} accepted, {len(result.rejected)} rejected")
+        source = input_file(path)
+        try:
+            progress = tqdm(
+                items(source), desc=path.name, unit=" messages", disable=None, file=sys.stderr
+            )
+            try:
+                result = land_items(
+                    workspace.events_landing_dir, progress, suppressions=suppressions
+                )
+            finally:
+                progress.close()
+        except InvalidMessage as exc:
+            print(f"{path}: nothing landed: {exc.reason}", file=sys.stderr)
+            status = 1
+            continue
+        print(
+            f"{path}: {result.accepted} accepted, {len(result.rejected)} rejected"
+            + (f", {result.suppressed} dropped (suppressed)" if result.suppressed else "")
+        )
         for rejection in result.rejected:
-            print(f"  line {rejection.index}: {rejection.reason}", file=sys.stderr)
+            print(f"  {source.position} {rejection.index}: {rejection.reason}", file=sys.stderr)
+        keep(
+            workspace.quarantine_dir,
+            [quarantine_record(str(path), r.index, r.reason, r.given) for r in result.rejected],
+        )
+        accepted += result.accepted
+        rejected += len(result.rejected)
+        suppressed += result.suppressed
         status = status or (1 if result.rejected else 0)
+    if len(paths) > 1:
+        print(
+            f"{len(paths)} files: {accepted} accepted, {rejected} rejected, "
+            f"{suppressed} dropped (suppressed)"
+        )
+    if rejected:
+        print("rejected messages are kept: `nudge quarantine list`", file=sys.stderr)
     return status
 
 
@@ -324,7 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="show what would be sent and skipped, on a copy of the warehouse; change nothing",
     )
     run.set_defaults(func=cmd_run)
-    ingest = commands.add_parser("ingest", help="land Segment-spec messages from NDJSON files")
+    ingest = commands.add_parser(
+        "ingest",
+        help="land Segment-spec messages from NDJSON, JSON or CSV (identifies) files or folders",
+    )
     ingest.add_argument("files", nargs="+")
     ingest.set_defaults(func=cmd_ingest)
     serve = commands.add_parser(

@@ -31,6 +31,7 @@ from nudge.landing.messages import (
     normalise_message,
 )
 from nudge.landing.staging import StagedParts, staged_parts
+from nudge.landing.suppressions import SuppressionList
 
 ROWS_PER_FILE = 100_000
 # An NDJSON line longer than this is rejected without being held in memory: 32 times the message
@@ -65,6 +66,8 @@ class Rejection:
     index: int
     message_id: str | None
     reason: str
+    # What was given (the message, or the text of a line that is not one), for quarantine.
+    given: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -72,6 +75,7 @@ class LandResult:
     accepted: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    suppressed: int = 0
 
 
 def landing_file_name(now: datetime | None = None) -> str:
@@ -94,34 +98,44 @@ def _message_id(msg: Any) -> str | None:
 
 
 def _valid_rows(
-    items: Iterable[tuple[int, Any]], received: datetime, rejected: list[Rejection]
+    items: Iterable[tuple[int, Any]],
+    received: datetime,
+    result: LandResult,
+    suppressions: SuppressionList | None,
 ) -> Iterator[dict[str, Any]]:
-    """The landing rows of ``(index, message_or_rejection)`` pairs; the rest go to ``rejected``."""
+    """The landing rows of ``(index, message_or_rejection)`` pairs; the rest go to ``result``
+    (rejected, or counted as suppressed)."""
     for index, item in items:
         if isinstance(item, Rejection):
-            rejected.append(item)
+            result.rejected.append(item)
             continue
         try:
             row = normalise_message(item, received)
         except InvalidMessage as exc:
-            rejected.append(Rejection(index, _message_id(item), exc.reason))
+            result.rejected.append(Rejection(index, _message_id(item), exc.reason, item))
+            continue
+        if suppressions is not None and suppressions.suppressed_id(row) is not None:
+            result.suppressed += 1
             continue
         yield row
 
 
-def _land(
+def land_items(
     landing_dir: Path,
     items: Iterable[tuple[int, Any]],
-    received_at: datetime | None,
-    rows_per_file: int,
+    *,
+    received_at: datetime | None = None,
+    rows_per_file: int = ROWS_PER_FILE,
+    suppressions: SuppressionList | None = None,
 ) -> LandResult:
-    """Land the valid messages of ``items`` as one unit: written in parts of ``rows_per_file``
-    rows and published together at the end."""
+    """Land the valid messages of ``(index, message or Rejection)`` pairs as one unit: written
+    in parts of ``rows_per_file`` rows and published together at the end. Messages of people
+    on ``suppressions`` are dropped and counted."""
     if rows_per_file < 1:
         raise ValueError(f"rows_per_file must be at least 1, got {rows_per_file}")
     landing_dir.mkdir(parents=True, exist_ok=True)
     result = LandResult()
-    rows = _valid_rows(items, received_at or datetime.now(UTC), result.rejected)
+    rows = _valid_rows(items, received_at or datetime.now(UTC), result, suppressions)
     with ExitStack() as stack:
         staged: StagedParts | None = None
         while part := list(itertools.islice(rows, rows_per_file)):
@@ -147,7 +161,9 @@ def land_messages(
     event time of messages that carry no timestamp. The loader sees all of the landed rows at
     once, or none if the call fails or is killed.
     """
-    return _land(landing_dir, enumerate(messages), received_at, rows_per_file)
+    return land_items(
+        landing_dir, enumerate(messages), received_at=received_at, rows_per_file=rows_per_file
+    )
 
 
 def _lines(source: BinaryIO) -> Iterator[bytes | None]:
@@ -182,7 +198,13 @@ def _parsed_line(line: bytes | None) -> Any:
         raise integer_too_long() from exc
 
 
-def _ndjson_items(path: Path) -> Iterator[tuple[int, Any]]:
+def _kept_text(line: bytes | None) -> str | None:
+    """A rejected line as text to keep (bytes that are not UTF-8 replaced), if not too long."""
+    return None if line is None else line.decode(errors="replace").rstrip("\r\n")
+
+
+def ndjson_items(path: Path) -> Iterator[tuple[int, Any]]:
+    """Each line of an NDJSON file as ``(line number, message or Rejection)``."""
     with open(path, "rb") as source:
         for number, line in enumerate(_lines(source), start=1):
             if number == 1 and line is not None:
@@ -192,7 +214,7 @@ def _ndjson_items(path: Path) -> Iterator[tuple[int, Any]]:
             try:
                 yield number, _parsed_line(line)
             except InvalidMessage as exc:
-                yield number, Rejection(number, None, exc.reason)
+                yield number, Rejection(number, None, exc.reason, _kept_text(line))
 
 
 def ingest_ndjson(
@@ -200,4 +222,4 @@ def ingest_ndjson(
 ) -> LandResult:
     """Land an NDJSON file (one message per line, UTF-8, a byte order mark allowed), streaming,
     as one unit (see ``land_messages``). Rejections carry line numbers."""
-    return _land(landing_dir, _ndjson_items(path), None, rows_per_file)
+    return land_items(landing_dir, ndjson_items(path), rows_per_file=rows_per_file)
