@@ -1,0 +1,143 @@
+"""Fuzzing every collector endpoint with random and malformed requests: never a 5xx.
+
+schemathesis generates requests from the served OpenAPI description (valid and invalid ones);
+hypothesis sends arbitrary bytes, JSON values and gzip bodies with and without credentials.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collector.openapi import openapi_document
+from tests.conftest import COLLECTOR_ENV, CollectorProcess
+
+SEGMENT_AUTH = ("test-write-key", "")
+TRACK_AUTH = ("site", "api-key")
+FUZZ_SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+schema = schemathesis.openapi.from_dict(openapi_document())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    root: Path = tmp_path_factory.mktemp("fuzz")
+    process = CollectorProcess(root / "home", root, COLLECTOR_ENV)
+    process.start()
+    yield process
+    output = process.stop()
+    assert "Traceback" not in output, output
+
+
+def auth_for(path: str) -> tuple[str, str]:
+    return TRACK_AUTH if path.startswith("/api/") else SEGMENT_AUTH
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_schema_generated_requests_never_get_a_5xx(case: schemathesis.Case, server) -> None:  # type: ignore[no-untyped-def]
+    response = case.call(base_url=server.url, auth=auth_for(case.path), timeout=10)
+    assert response.status_code < 500, (case.method, case.formatted_path, response.text)
+
+
+ENDPOINTS = [
+    ("POST", "/v1/batch"),
+    *(
+        ("POST", f"/v1/{kind}")
+        for kind in ("identify", "track", "page", "screen", "group", "alias")
+    ),
+    ("PUT", "/api/v1/customers/u1"),
+    ("DELETE", "/api/v1/customers/u1"),
+    ("POST", "/api/v1/customers/u1/events"),
+    ("POST", "/api/v1/events"),
+    ("PUT", "/api/v1/customers/u1/devices"),
+    ("DELETE", "/api/v1/customers/u1/devices/t1"),
+    ("POST", "/api/v1/customers/u1/suppress"),
+    ("POST", "/api/v1/customers/u1/unsuppress"),
+    ("POST", "/api/v1/merge_customers"),
+]
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+message_keys = st.sampled_from(
+    [
+        "type",
+        "userId",
+        "anonymousId",
+        "event",
+        "timestamp",
+        "properties",
+        "traits",
+        "previousId",
+        "groupId",
+        "messageId",
+        "name",
+        "data",
+        "device",
+        "primary",
+        "secondary",
+        "batch",
+        "context",
+    ]
+)
+messages = st.dictionaries(message_keys, json_values, max_size=6)
+bodies = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    messages.map(lambda m: json.dumps(m).encode()),
+    st.lists(messages, max_size=5).map(lambda b: json.dumps({"batch": b}).encode()),
+)
+
+
+@given(
+    endpoint=st.sampled_from(ENDPOINTS),
+    body=bodies,
+    gzipped=st.booleans(),
+    authenticated=st.booleans(),
+    content_type=st.sampled_from(["application/json", "text/plain", "application/xml", None]),
+)
+@FUZZ_SETTINGS
+def test_arbitrary_bodies_never_get_a_5xx(
+    server: CollectorProcess,
+    endpoint: tuple[str, str],
+    body: bytes,
+    gzipped: bool,
+    authenticated: bool,
+    content_type: str | None,
+) -> None:
+    method, path = endpoint
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    if gzipped:
+        body = gzip.compress(body)
+        headers["Content-Encoding"] = "gzip"
+    response = requests.request(
+        method,
+        server.url + path,
+        data=body,
+        headers=headers,
+        auth=auth_for(path) if authenticated else None,
+        timeout=10,
+    )
+    assert response.status_code < 500, (method, path, body, response.text)
+    assert response.status_code in (200, 400, 401, 408, 413, 415), response.text
