@@ -17,7 +17,7 @@ from collector.commit import GroupCommitter
 from nudge.landing.journal import encode_row
 from nudge.landing.messages import InvalidMessage, normalise_message
 from nudge.landing.quarantine import keep, quarantine_record
-from nudge.landing.suppressions import SuppressionList
+from nudge.landing.suppressions import SuppressionList, suppressed_id
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class Intaker:
         rows: list[list[Any]] = []
         records = [quarantine_record(source, i, reason, sent) for i, sent, reason in failures]
         intake.rejected.extend(Rejected(i, _message_id(sent), r) for i, sent, r in failures)
+        suppressed_ids = self.suppressions.current() if drop_suppressed else frozenset()
         for index, message in messages:
             try:
                 row = normalise_message(message, received)
@@ -77,7 +78,7 @@ class Intaker:
                 intake.rejected.append(Rejected(index, _message_id(message), exc.reason))
                 records.append(quarantine_record(source, index, exc.reason, message))
                 continue
-            if drop_suppressed and self.suppressions.suppressed_id(row) is not None:
+            if suppressed_id(row, suppressed_ids) is not None:
                 intake.suppressed += 1
                 continue
             rows.append(encode_row(row))

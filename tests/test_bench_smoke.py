@@ -29,6 +29,9 @@ STAGES = {
     "incremental_send",
     "incremental_reports",
     "incremental_run_excluding_send",
+    "collector_single",
+    "collector_batch",
+    "collector_at_1000",
     "latency",
 }
 NO_FLOOR = {"latency"}  # nothing cheaper does the same end to end (nudge/bench/latency.py)

@@ -4,7 +4,8 @@ The stages are the functions of ``nudge.pipeline`` that Dagster wraps and the sc
 calls, in the same order; nothing here has its own fast path. A first run at the end of the
 generated history does all the work (every user enters every segment); a second run an hour
 later adds 1% new events, landed through ``land_messages``, and measures incremental work.
-Last, ``dagster dev`` runs on the same workspace and one landed event is timed to its email
+Then the HTTP collector is loaded beside its floor (``collector_stage.py``). Last,
+``dagster dev`` runs on the same workspace and one landed event is timed to its email
 with the sensor running (``latency.py``).
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nudge.bench import floors
+from nudge.bench.collector_stage import CONNECTIONS, measure_collector
 from nudge.bench.generator import (
     end_of_data,
     generate_landing,
@@ -316,6 +318,20 @@ class BenchRun:
             ),
         )
 
+    def collector(self) -> None:
+        self.progress("collector: nudge serve and its floor under the same HTTP loads")
+        measured_loads = measure_collector(self.scratch)
+        self.info["collector"] = measured_loads
+        for name, sides in measured_loads.items():
+            ours, floor = sides["collector"], sides["floor"]
+            note = (
+                f"{ours['requests_per_second']:,} requests/s, {ours['events_per_second']:,} "
+                f"events/s, p50 {ours['p50_ms']} ms, p99 {ours['p99_ms']} ms (floor "
+                f"{floor['requests_per_second']:,}/s, p50 {floor['p50_ms']} ms, p99 "
+                f"{floor['p99_ms']} ms); {CONNECTIONS} connections"
+            )
+            self.record(name, _stage(ours["seconds"], floor["seconds"], None, ours["events"], note))
+
     def latency(self, name: str) -> None:
         self.progress("latency: dagster dev on the bench workspace, one event landed, sensor on")
         result = measure_latency(
@@ -367,6 +383,7 @@ def run_bench(
         bench.prepare()
         bench.full_run()
         bench.incremental_run()
+        bench.collector()
         bench.latency("latency")
     finally:
         if not keep:

@@ -44,11 +44,8 @@ class SuppressionList:
         return self._ids
 
     def suppressed_id(self, row: Mapping[str, Any]) -> str | None:
-        """The identifier of a landing row that is suppressed, if any."""
-        ids = self.current()
-        if not ids:
-            return None
-        return next((row[c] for c in _ID_COLUMNS if row.get(c) in ids), None)
+        """The identifier of a landing row that is suppressed now, if any."""
+        return suppressed_id(row, self.current())
 
     def add(self, identifiers: Iterable[str]) -> None:
         with self._changing() as ids:
@@ -70,6 +67,13 @@ class SuppressionList:
             _replace(self.path, orjson.dumps(sorted(ids)))
         finally:
             os.close(lock)
+
+
+def suppressed_id(row: Mapping[str, Any], ids: frozenset[str]) -> str | None:
+    """The identifier of a landing row that is one of ``ids``, if any."""
+    if not ids:
+        return None
+    return next((row[c] for c in _ID_COLUMNS if row.get(c) in ids), None)
 
 
 def _read(path: Path) -> list[str]:

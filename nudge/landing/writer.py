@@ -31,7 +31,7 @@ from nudge.landing.messages import (
     normalise_message,
 )
 from nudge.landing.staging import StagedParts, staged_parts
-from nudge.landing.suppressions import SuppressionList
+from nudge.landing.suppressions import SuppressionList, suppressed_id
 
 ROWS_PER_FILE = 100_000
 # An NDJSON line longer than this is rejected without being held in memory: 32 times the message
@@ -105,6 +105,7 @@ def _valid_rows(
 ) -> Iterator[dict[str, Any]]:
     """The landing rows of ``(index, message_or_rejection)`` pairs; the rest go to ``result``
     (rejected, or counted as suppressed)."""
+    suppressed_ids = suppressions.current() if suppressions is not None else frozenset()
     for index, item in items:
         if isinstance(item, Rejection):
             result.rejected.append(item)
@@ -114,7 +115,7 @@ def _valid_rows(
         except InvalidMessage as exc:
             result.rejected.append(Rejection(index, _message_id(item), exc.reason, item))
             continue
-        if suppressions is not None and suppressions.suppressed_id(row) is not None:
+        if suppressed_id(row, suppressed_ids) is not None:
             result.suppressed += 1
             continue
         yield row
