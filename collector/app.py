@@ -46,7 +46,9 @@ class Collector:
         self.credentials = credentials
         self.limits = limits
         self.committer = GroupCommitter(workspace.events_landing_dir)
-        self.suppressions = SuppressionList(workspace.suppressions_path)
+        # Only collectors change the list, one per workspace: this one sees its own changes at
+        # once, so the file need not be looked at on every request.
+        self.suppressions = SuppressionList(workspace.suppressions_path, recheck_seconds=0.1)
         self.intaker = Intaker(self.committer, self.suppressions, workspace.quarantine_dir)
 
     # authentication -------------------------------------------------------------------------

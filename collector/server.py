@@ -38,6 +38,7 @@ def serve(workspace: Workspace, host: str, port: int) -> int:
         access_log=False,
         timeout_keep_alive=30,
         server_header=False,
+        proxy_headers=False,
     )
     uvicorn.Server(config).run()
     return 0

@@ -10,8 +10,10 @@ the same time; readers keep a copy and reread the file only when it has changed.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,13 +27,21 @@ _ID_COLUMNS = ("user_id", "anonymous_id", "previous_id")
 class SuppressionList:
     """The suppressed identifiers stored in ``path`` (a JSON array of strings)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, recheck_seconds: float = 0.0) -> None:
         self.path = path
+        self.recheck_seconds = recheck_seconds
         self._seen: tuple[int, int, int] | None = None
         self._ids: frozenset[str] = frozenset()
+        self._checked = -math.inf
 
     def current(self) -> frozenset[str]:
-        """The identifiers suppressed now (the file is reread only after it changed)."""
+        """The identifiers suppressed now. The file is reread only after it changed, and looked
+        at no more often than every ``recheck_seconds`` (changes made through this object are
+        seen at once)."""
+        now = time.monotonic()
+        if now - self._checked < self.recheck_seconds:
+            return self._ids
+        self._checked = now
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
@@ -65,6 +75,7 @@ class SuppressionList:
             ids = set(_read(self.path)) if self.path.exists() else set()
             yield ids
             _replace(self.path, orjson.dumps(sorted(ids)))
+            self._checked = -math.inf
         finally:
             os.close(lock)
 
