@@ -113,20 +113,15 @@ class Collector:
         self,
         request: Request,
         build: Callable[[Any], dict[str, Any]],
-        *,
-        with_body: bool = True,
-        drop_suppressed: bool = True,
     ) -> Intake:
         self._track_auth(request)
-        body = await self._body(request) if with_body else None
+        body = await self._body(request)
         try:
             message = build(body)
         except InvalidMessage as exc:
             intake = await self.intaker.take(_source(request), [], failures=[(0, body, exc.reason)])
         else:
-            intake = await self.intaker.take(
-                _source(request), [(0, message)], drop_suppressed=drop_suppressed
-            )
+            intake = await self.intaker.take(_source(request), [(0, message)])
         return intake
 
     async def identify(self, request: Request) -> Response:
@@ -162,9 +157,7 @@ class Collector:
 
     async def suppress(self, request: Request) -> Response:
         identifier = request.path_params["identifier"]
-        intake = await self._track_call(
-            request, lambda _: customerio.suppression(identifier, True), drop_suppressed=False
-        )
+        intake = await self._track_call(request, lambda _: customerio.suppression(identifier, True))
         if intake.accepted:  # the event is durable first: a retry after a crash suppresses
             user_id = customerio.person(identifier).user_id
             await asyncio.to_thread(self.suppressions.add, [user_id])
@@ -179,12 +172,40 @@ class Collector:
             raise Refused(400, exc.reason) from None
         await asyncio.to_thread(self.suppressions.remove, [user_id])
         intake = await self._track_call(
-            request, lambda _: customerio.suppression(identifier, False), drop_suppressed=False
+            request, lambda _: customerio.suppression(identifier, False)
         )
         return _track_answer(intake)
 
     async def merge(self, request: Request) -> Response:
         return _track_answer(await self._track_call(request, customerio.merge))
+
+    async def v2_batch(self, request: Request) -> Response:
+        """``POST /api/v2/batch``: person operations; a bad one rejects only itself."""
+        self._track_auth(request)
+        body = await self._body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+            await self._keep(request, body, "the body must be a JSON object with a batch array")
+            raise Refused(400, "the body must be a JSON object with a batch array")
+        messages: list[tuple[int, Any]] = []
+        failures: list[tuple[int, Any, str]] = []
+        for index, operation in enumerate(body["batch"]):
+            try:
+                messages.append((index, customerio.v2_operation(operation)))
+            except InvalidMessage as exc:
+                failures.append((index, operation, exc.reason))
+        freed = [m["userId"] for _, m in messages if m.get("event") == customerio.USER_UNSUPPRESSED]
+        if freed:
+            await asyncio.to_thread(self.suppressions.remove, freed)
+        intake = await self.intaker.take(_source(request), messages, failures=failures)
+        refused = {r.index for r in intake.rejected}
+        suppressed = [
+            m["userId"]
+            for i, m in messages
+            if m.get("event") == customerio.USER_SUPPRESSED and i not in refused
+        ]
+        if suppressed:
+            await asyncio.to_thread(self.suppressions.add, suppressed)
+        return _segment_answer(intake)
 
     # the rest --------------------------------------------------------------------------------
 
@@ -275,6 +296,7 @@ def create_app(
         Route(f"{customer}/suppress", c.suppress, methods=["POST"]),
         Route(f"{customer}/unsuppress", c.unsuppress, methods=["POST"]),
         Route("/api/v1/merge_customers", c.merge, methods=["POST"]),
+        Route("/api/v2/batch", c.v2_batch, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,

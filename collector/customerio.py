@@ -201,6 +201,7 @@ def suppression(identifier: str, suppressed: bool) -> dict[str, Any]:
 
 
 def _merge_party(body: Mapping[str, Any], role: str) -> str:
+    """The user id of the person ``body[role]`` names by id, email or cio_id."""
     party = _object(body.get(role), role)
     given = [key for key in MERGE_KEYS if party.get(key) not in (None, "")]
     if len(given) != 1:
@@ -229,3 +230,52 @@ def merge(body: Any) -> dict[str, Any]:
         "previousId": secondary,
         "context": {"nudge": {"merge": True}},
     }
+
+
+# Track API v2 batch: person operations, each turned into the message its v1 call gives.
+V2_ACTIONS = (
+    "identify",
+    "delete",
+    "event",
+    "page",
+    "screen",
+    "add_device",
+    "delete_device",
+    "suppress",
+    "unsuppress",
+    "merge",
+)
+
+
+def v2_operation(operation: Any) -> dict[str, Any]:
+    """One operation of ``POST /api/v2/batch`` (``type: person``) as its message."""
+    fields = _object(operation, "the operation")
+    if fields.get("type") != "person":
+        raise InvalidMessage(f"type {shown(fields.get('type'))} is not supported (only person)")
+    action = fields.get("action")
+    if action not in V2_ACTIONS:
+        raise InvalidMessage(f"action {shown(action)} is not one of {', '.join(V2_ACTIONS)}")
+    if action == "merge":
+        return merge(fields)
+    user_id = _merge_party(fields, "identifiers")
+    attributes = fields.get("attributes")
+    if action == "identify":
+        message = identify(user_id, attributes)
+        if fields.get("timestamp") is not None:
+            message["timestamp"] = fields["timestamp"]
+        return message
+    if action == "delete":
+        return delete(user_id)
+    if action in ("event", "page", "screen"):
+        body = {"name": fields.get("name"), "data": attributes, "type": action}
+        body.update({k: fields[k] for k in ("id", "timestamp") if k in fields})
+        return event(user_id, body)
+    if action in ("suppress", "unsuppress"):
+        return suppression(user_id, action == "suppress")
+    device_fields = _object(fields.get("device"), "device")
+    token = device_fields.pop("token", None)
+    if action == "delete_device":
+        if not isinstance(token, str) or not token:
+            raise InvalidMessage("device.token must be a non-empty string")
+        return device_deleted(user_id, token)
+    return device(user_id, {"device": {**device_fields, "id": token}})

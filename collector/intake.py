@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from collector.commit import GroupCommitter
+from collector.customerio import USER_SUPPRESSED, USER_UNSUPPRESSED
 from nudge.landing.journal import encode_row
 from nudge.landing.messages import InvalidMessage, normalise_message
 from nudge.landing.quarantine import keep, quarantine_record
 from nudge.landing.suppressions import SuppressionList, suppressed_id
+
+# A person's suppression and its end are recorded even while they are suppressed.
+SUPPRESSION_EVENTS = frozenset({USER_SUPPRESSED, USER_UNSUPPRESSED})
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,6 @@ class Intaker:
         messages: Iterable[tuple[int, Any]],
         *,
         failures: Iterable[tuple[int, Any, str]] = (),
-        drop_suppressed: bool = True,
     ) -> Intake:
         """Land the valid ``(index, message)`` pairs durably. ``failures`` are messages the
         endpoint already refused, as ``(index, what was sent, reason)``."""
@@ -70,7 +73,7 @@ class Intaker:
         rows: list[list[Any]] = []
         records = [quarantine_record(source, i, reason, sent) for i, sent, reason in failures]
         intake.rejected.extend(Rejected(i, _message_id(sent), r) for i, sent, r in failures)
-        suppressed_ids = self.suppressions.current() if drop_suppressed else frozenset()
+        suppressed_ids = self.suppressions.current()
         for index, message in messages:
             try:
                 row = normalise_message(message, received)
@@ -78,7 +81,10 @@ class Intaker:
                 intake.rejected.append(Rejected(index, _message_id(message), exc.reason))
                 records.append(quarantine_record(source, index, exc.reason, message))
                 continue
-            if suppressed_id(row, suppressed_ids) is not None:
+            if (
+                suppressed_id(row, suppressed_ids) is not None
+                and row["event"] not in SUPPRESSION_EVENTS
+            ):
                 intake.suppressed += 1
                 continue
             rows.append(encode_row(row))

@@ -191,6 +191,38 @@ def openapi_document() -> dict[str, Any]:
             )
         },
     }
+    track["/api/v2/batch"] = {
+        "post": _operation(
+            "Person operations (identify, delete, event, page, screen, add_device, "
+            "delete_device, suppress, unsuppress, merge)",
+            "siteKey",
+            {
+                "type": "object",
+                "required": ["batch"],
+                "properties": {
+                    "batch": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["type", "action"],
+                            "properties": {
+                                "type": {"type": "string", "enum": ["person"]},
+                                "action": {"type": "string"},
+                                "identifiers": _merge_party(),
+                                "attributes": _JSON_OBJECT,
+                                "name": {"type": "string"},
+                                "id": {"type": "string"},
+                                "timestamp": {"type": "integer"},
+                                "device": _JSON_OBJECT,
+                                "primary": _merge_party(),
+                                "secondary": _merge_party(),
+                            },
+                        },
+                    }
+                },
+            },
+        )
+    }
     health = {
         "/health": {
             "get": {

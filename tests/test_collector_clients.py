@@ -131,6 +131,56 @@ def test_customerio_client_calls_become_the_documented_messages(
     assert json.loads(merge["context"]) == {"nudge": {"merge": True}}
 
 
+def test_track_api_v2_batch_operations_become_the_same_messages(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    cio = track_client(collector)
+    person = {"type": "person", "identifiers": {"id": "u1"}}
+    answer = cio.send_request(  # the client's own request path; its batch() builds https URLs
+        "POST",
+        f"{collector.url}/api/v2/batch",
+        {
+            "batch": [
+                {**person, "action": "identify", "attributes": {"plan": "pro"}},
+                {**person, "action": "event", "name": "Paid", "id": "p1", "attributes": {"n": 1}},
+                {**person, "action": "add_device", "device": {"token": "t1", "platform": "ios"}},
+                {**person, "action": "delete_device", "device": {"token": "t1"}},
+                {
+                    "type": "person",
+                    "action": "merge",
+                    "primary": {"id": "u1"},
+                    "secondary": {"email": "x@example.com"},
+                },
+                {**person, "action": "fly"},
+                {"type": "object", "action": "identify"},
+                {"type": "person", "identifiers": {"id": "u2"}, "action": "suppress"},
+            ]
+        },
+    ).json()
+    assert answer["accepted"] == 6
+    assert [(r["index"], r["reason"]) for r in answer["rejected"]] == [
+        (
+            5,
+            "action 'fly' is not one of identify, delete, event, page, screen, add_device, "
+            "delete_device, suppress, unsuppress, merge",
+        ),
+        (6, "type 'object' is not supported (only person)"),
+    ]
+    assert cio.track("u2", "Dropped").json()["suppressed"] == 1
+
+    rows = landed(collector, tmp_path)
+    assert sorted((r["type"], r["user_id"], r["event"] or "") for r in rows) == sorted(
+        [
+            ("identify", "u1", ""),
+            ("track", "u1", "Paid"),
+            ("track", "u1", "Device Created or Updated"),
+            ("track", "u1", "Device Deleted"),
+            ("alias", "u1", ""),
+            ("track", "u2", "User Suppressed"),
+        ]
+    )
+
+
 def test_suppressed_people_are_dropped_and_counted_until_unsuppressed(
     collector: CollectorProcess, tmp_path: Path
 ) -> None:

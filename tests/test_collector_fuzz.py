@@ -67,6 +67,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/customers/u1/suppress"),
     ("POST", "/api/v1/customers/u1/unsuppress"),
     ("POST", "/api/v1/merge_customers"),
+    ("POST", "/api/v2/batch"),
 ]
 
 json_values = st.recursive(
