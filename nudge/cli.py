@@ -119,7 +119,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             f"{suppressed} dropped (suppressed)"
         )
     if rejected:
-        print("rejected messages are kept: `nudge quarantine list`", file=sys.stderr)
+        print("rejected messages are kept: `nudge quarantine list` shows them")
     return status
 
 
