@@ -230,7 +230,14 @@ def openapi_document() -> dict[str, Any]:
                 "security": [],
                 "responses": {"200": {"description": "Up"}},
             }
-        }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This description",
+                "security": [],
+                "responses": {"200": {"description": "The OpenAPI document"}},
+            }
+        },
     }
     return {
         "openapi": "3.1.0",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -211,3 +212,34 @@ def test_a_slow_or_truncated_body_gets_408_or_is_dropped_and_the_collector_goes_
 @pytest.mark.parametrize("path", ["/v1/nope", "/api/v1/customers"])
 def test_unknown_paths_are_404(collector: CollectorProcess, path: str) -> None:
     assert post(collector, path, json={}).status_code in (404, 405)
+
+
+def test_a_second_collector_on_the_same_workspace_says_so(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    second = subprocess.run(
+        [sys.executable, "-m", "nudge.cli", "serve", "--port", "1"],
+        env={
+            **os.environ,
+            **COLLECTOR_ENV,
+            "NUDGE_HOME": str(collector.home),
+            "NUDGE_CONTENT": str(collector.content),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 2
+    assert "another collector is writing into" in second.stdout
+    assert "Traceback" not in second.stdout + second.stderr
+
+
+def test_the_served_openapi_description_covers_every_route(collector: CollectorProcess) -> None:
+    from collector.app import create_app
+    from nudge.workspace import Workspace
+
+    served = requests.get(f"{collector.url}/openapi.json", timeout=10).json()
+    app = create_app(Workspace(collector.home, collector.content))
+    routes = {(r.path, m.lower()) for r in app.routes for m in r.methods if m != "HEAD"}
+    described = {(p, m) for p, ops in served["paths"].items() for m in ops if m != "parameters"}
+    assert described == routes
