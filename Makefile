@@ -26,9 +26,9 @@ install: $(STAMP)
 demo: install
 	$(BIN)/nudge demo
 
-# The whole suite, two workers, then the fast suite on the newest Python. `make test-fast` skips
+# Lint, the whole suite on two workers, then the fast suite on the newest Python. `make test-fast` skips
 # the slow end-to-end tests.
-test: install
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 	$(MAKE) test-newest-python
 
@@ -56,9 +56,11 @@ ui: install
 	$(BIN)/nudge validate
 	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+# Style, and the layers of docs/architecture.md (import-linter contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf workspace .pytest_cache .ruff_cache $(NEWEST_VENV)

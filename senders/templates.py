@@ -23,7 +23,7 @@ from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefine
 from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError
 
-from nudge.dsl.models import Template
+from nudge.core.dsl.spec import Template
 from senders.mime import UnsafeHeaderValue, check_header_value
 from senders.template_limits import BoundedEnvironment, LimitExceeded
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from nudge.smtp_sink import SmtpSink
-from nudge.warehouse.schema import ensure_tables
+from nudge.core.warehouse.schema import ensure_tables
+from nudge.devtools.smtp_sink import SmtpSink
 
 
 @pytest.fixture
