@@ -13,12 +13,13 @@ DBT_OUTPUT = ["target/**/*", "logs/**/*", "dbt_packages/**/*"]
 
 setup(
     packages=[
-        *find_packages(include=["nudge*", "journeys*", "senders*", "orchestration*"]),
+        *find_packages(include=["nudge*", "journeys*", "senders*", "orchestration*", "collector*"]),
         *BUNDLED,
     ],
     package_dir=BUNDLED,
     package_data={
         "nudge.devtools.bench": ["content/*.yml"],
+        "collector": ["templates/*.html"],
         "nudge.dbt_project": ["**/*"],
         "nudge.example_content": ["*.yml"],
     },

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import duckdb
+
 from nudge.core.warehouse.connection import connect
 from nudge.core.workspace import Workspace
 
@@ -20,6 +22,21 @@ def rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     cursor = con.execute(sql, params)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def user_traits(workspace: Workspace, user_id: str) -> dict[str, Any]:
+    """The current traits of one user as of the last run; none before the first run or for a
+    user the warehouse does not know."""
+    if not workspace.warehouse_path.exists():
+        return {}
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        try:
+            found = con.execute(
+                "select traits from marts.dim_users where user_id = ?", [user_id]
+            ).fetchone()
+        except duckdb.CatalogException:  # the warehouse exists, but no run has built it yet
+            return {}
+    return json.loads(found[0]) if found and found[0] else {}
 
 
 def user_profile(workspace: Workspace, user_id: str, *, events: int = 20) -> dict[str, Any] | None:

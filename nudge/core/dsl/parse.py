@@ -183,7 +183,8 @@ def _topic(r: Reader, data: Mapping[str, Any], name: str) -> Topic | None:
     default = r.choice(
         data.get("default", "subscribed"), "default", ("subscribed", "unsubscribed"), "default"
     )
-    return None if default is None else Topic(name, default == "subscribed")
+    description = r.string(data["description"], "description") if "description" in data else None
+    return None if default is None else Topic(name, default == "subscribed", description)
 
 
 _PARSERS: dict[str, Callable[[Reader, Mapping[str, Any], str], Any]] = {

@@ -360,6 +360,8 @@ class Template:
 class Topic:
     name: str
     default_subscribed: bool = True
+    # Shown to people on the preference page.
+    description: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The HTTP side of nudge: what applications, mail clients and people call."""
