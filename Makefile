@@ -13,7 +13,7 @@ NEWEST_PYTHON ?= $(shell p=$$(pyenv prefix 3.13 2>/dev/null) && echo $$p/bin/pyt
 NEWEST_VENV := .venv-newest
 NEWEST_STAMP := $(NEWEST_VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast test-newest-python ui bench lint clean
+.PHONY: install browser demo test test-fast test-newest-python ui bench lint clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,16 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
+# Debian's chromium, for the browser tests of the web pages (as root, like CI).
+browser:
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
 demo: install
 	$(BIN)/nudge demo
 
-# The whole suite, two workers, then the fast suite on the newest Python. `make test-fast` skips
+# Lint, the whole suite on two workers, then the fast suite on the newest Python. `make test-fast` skips
 # the slow end-to-end tests.
-test: install
+test: lint browser
 	$(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 	$(MAKE) test-newest-python
 
@@ -56,9 +60,11 @@ ui: install
 	$(BIN)/nudge validate
 	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+# Style, and the layers of docs/architecture.md (import-linter contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf workspace .pytest_cache .ruff_cache $(NEWEST_VENV)

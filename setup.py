@@ -2,7 +2,7 @@
 
 They stay at the top of the repository for development (``dbt_project/``, ``content/``); a built
 wheel holds them as ``nudge/dbt_project`` and ``nudge/example_content``, where
-``nudge.workspace`` finds them when there is no repository around the installed package.
+``nudge.core.workspace`` finds them when there is no repository around the installed package.
 """
 
 from setuptools import find_packages, setup
@@ -18,7 +18,8 @@ setup(
     ],
     package_dir=BUNDLED,
     package_data={
-        "nudge.bench": ["content/*.yml"],
+        "nudge.devtools.bench": ["content/*.yml"],
+        "collector": ["templates/*.html"],
         "nudge.dbt_project": ["**/*"],
         "nudge.example_content": ["*.yml"],
     },

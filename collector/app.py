@@ -24,10 +24,10 @@ from collector.commit import CommitFailed, GroupCommitter
 from collector.intake import Intake, Intaker
 from collector.openapi import openapi_document
 from collector.settings import Credentials, Limits
-from nudge.landing.messages import InvalidMessage
-from nudge.landing.quarantine import keep, quarantine_record
-from nudge.landing.suppressions import SuppressionList
-from nudge.workspace import Workspace
+from nudge.core.landing.messages import InvalidMessage
+from nudge.core.landing.quarantine import keep, quarantine_record
+from nudge.core.landing.suppressions import SuppressionList
+from nudge.core.workspace import Workspace
 
 SEGMENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 _REALM = {"WWW-Authenticate": 'Basic realm="nudge"'}

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from nudge.landing.journal import Journal, publish_segment
+from nudge.core.landing.journal import Journal, publish_segment
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from nudge.landing.messages import InvalidMessage, shown
+from nudge.core.landing.messages import InvalidMessage, shown
 
 MAX_ID_BYTES = 150
 MAX_ATTRIBUTE_NAME_BYTES = 150

@@ -15,10 +15,10 @@ from typing import Any
 
 from collector.commit import GroupCommitter
 from collector.customerio import USER_SUPPRESSED, USER_UNSUPPRESSED
-from nudge.landing.journal import encode_row
-from nudge.landing.messages import InvalidMessage, normalise_message
-from nudge.landing.quarantine import keep, quarantine_record
-from nudge.landing.suppressions import SuppressionList, suppressed_id
+from nudge.core.landing.journal import encode_row
+from nudge.core.landing.messages import InvalidMessage, normalise_message
+from nudge.core.landing.quarantine import keep, quarantine_record
+from nudge.core.landing.suppressions import SuppressionList, suppressed_id
 
 # A person's suppression and its end are recorded even while they are suppressed.
 SUPPRESSION_EVENTS = frozenset({USER_SUPPRESSED, USER_UNSUPPRESSED})

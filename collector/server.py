@@ -6,8 +6,8 @@ import uvicorn
 
 from collector.app import create_app
 from collector.settings import Credentials
-from nudge.landing.journal import JournalBusy
-from nudge.workspace import Workspace
+from nudge.core.landing.journal import JournalBusy
+from nudge.core.workspace import Workspace
 
 
 def serve(workspace: Workspace, host: str, port: int) -> int:

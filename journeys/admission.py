@@ -8,11 +8,11 @@ previous entry started.
 
 from __future__ import annotations
 
-from journeys.conditions import entry_scoped
+from journeys.condition_cache import entry_scoped
 from journeys.context import JourneyRun
 from journeys.ids import sql_digest
 from journeys.transitions import record_transitions
-from nudge.dsl.models import RandomBucket
+from nudge.core.dsl.spec import RandomBucket
 
 
 def admit(run: JourneyRun) -> int:

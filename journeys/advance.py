@@ -19,7 +19,7 @@ from journeys.moves import apply_moves, stage_moves
 from journeys.program import Instruction
 from journeys.sqltext import sql_string, user_zone_sql
 from journeys.windows import window_state
-from nudge.dsl.models import (
+from nudge.core.dsl.spec import (
     All,
     Branch,
     Condition,

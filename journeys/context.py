@@ -9,10 +9,10 @@ from typing import Any
 
 import duckdb
 
-from journeys.conditions import ENTRY_SCOPE_COLUMNS, ConditionTables, entry_scoped
+from journeys.condition_cache import ENTRY_SCOPE_COLUMNS, ConditionTables, entry_scoped
 from journeys.program import Program
 from journeys.sqltext import sql_string
-from nudge.dsl.models import Condition, EventTrigger, Journey
+from nudge.core.dsl.spec import Condition, EventTrigger, Journey
 
 
 @dataclass
@@ -44,7 +44,7 @@ class JourneyRun:
 
     def active_entries(self, where: str = "e.status = 'active'") -> str:
         """SQL selecting the entries of this journey satisfying ``where`` (a predicate on ``e``),
-        with the columns a scoped condition needs (``journeys.conditions.ENTRY_SCOPE_COLUMNS``)."""
+        with the columns a scoped condition needs (``journeys.condition_cache.ENTRY_SCOPE_COLUMNS``)."""
         return (
             f"select {ENTRY_SCOPE_COLUMNS} from nudge.journey_entries e "
             f"where e.journey = {sql_string(self.journey.name)} and {where}"

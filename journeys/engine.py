@@ -1,6 +1,6 @@
 """Running every journey for one pipeline run at ``as_of``.
 
-Paused journeys (``journeys.controls``) are left as they are. For each other journey, in one
+Paused journeys (``nudge.core.warehouse.journey_controls``) are left as they are. For each other journey, in one
 transaction: admit new entries from the trigger, apply the exits
 (``exit_when``, ``exit_on_trigger_lost``, then the goal) to every active entry, then advance
 everyone as far as they can go. A run is deterministic (ids are hashes of what they identify,
@@ -17,14 +17,14 @@ import duckdb
 
 from journeys.admission import admit
 from journeys.advance import advance
-from journeys.conditions import ConditionTables
+from journeys.condition_cache import ConditionTables
 from journeys.context import JourneyRun
-from journeys.controls import paused_journeys
 from journeys.exits import apply_exits
 from journeys.program import compile_program
 from journeys.triggers import fill_candidates
 from journeys.versions import record_version
-from nudge.dsl.models import Content, Journey, Origin
+from nudge.core.dsl.spec import Content, Journey, Origin
+from nudge.core.warehouse.journey_controls import paused_journeys
 
 WORK_TABLES = (
     "_nj_candidates",

@@ -12,8 +12,8 @@ from dataclasses import replace
 
 from journeys.context import JourneyRun
 from journeys.sqltext import sql_string
-from nudge.dsl.models import EventTrigger, Performed
-from nudge.segments.compiler import compile_condition
+from nudge.core.dsl.spec import EventTrigger, Performed
+from nudge.core.segments.compiler import compile_condition
 
 
 def matching_events_sql(run: JourneyRun, trigger: EventTrigger, events: str) -> str:

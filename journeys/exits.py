@@ -12,7 +12,7 @@ from journeys.moves import apply_moves, stage_moves
 from journeys.sqltext import sql_string
 from journeys.transitions import record_transitions
 from journeys.versions import removed_step_targets
-from nudge.dsl.models import SegmentEntered, SegmentExited
+from nudge.core.dsl.spec import SegmentEntered, SegmentExited
 
 
 def apply_exits(run: JourneyRun) -> None:

@@ -16,16 +16,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
-from journeys.conditions import entry_scoped
+from journeys.condition_cache import entry_scoped
 from journeys.explain_scoped import scoped_condition_lines
 from journeys.program import Instruction, compile_program
-from nudge.dsl import models as m
-from nudge.dsl.durations import format_duration
-from nudge.dsl.problems import did_you_mean
-from nudge.segments.compiler import compile_condition, warehouse_relations
-from nudge.segments.explain import ExplainError
-from nudge.warehouse.connection import connect
-from nudge.workspace import Workspace
+from nudge.core.dsl import spec as m
+from nudge.core.dsl.durations import format_duration
+from nudge.core.dsl.problems import did_you_mean
+from nudge.core.segments.compiler import compile_condition, warehouse_relations
+from nudge.core.segments.explain import ExplainError
+from nudge.core.warehouse.connection import connect
+from nudge.core.workspace import Workspace
 
 
 def explain_journey(

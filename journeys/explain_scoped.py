@@ -4,7 +4,7 @@ For each condition of the journey that uses ``performed ... since`` or a ``{trig
 operand (``docs/journeys-keyed.md``), the lines show where it is used, whether it holds
 for the entry now, and for each scoped ``performed``: the boundary ``since`` counts from, the
 ``where`` items with the trigger's values filled in, and the events that counted. The queries are
-the engine's own (``journeys.conditions.entry_context_sql`` and the segment compiler), so what
+the engine's own (``journeys.condition_cache.entry_context_sql`` and the segment compiler), so what
 is shown is what the next run decides.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 
 import duckdb
 
-from journeys.conditions import ENTRY_SCOPE_COLUMNS, entry_context_sql, entry_scoped
+from journeys.condition_cache import ENTRY_SCOPE_COLUMNS, entry_context_sql, entry_scoped
 from journeys.sqltext import sql_string
-from nudge.dsl import models as m
-from nudge.dsl.walk import iter_conditions, iter_steps, journey_conditions
-from nudge.segments.compiler import (
+from nudge.core.dsl import spec as m
+from nudge.core.dsl.walk import iter_conditions, iter_steps, journey_conditions
+from nudge.core.segments.compiler import (
     Relations,
     compile_counted_events,
     compile_entry_condition,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nudge.dsl.models import (
+from nudge.core.dsl.spec import (
     Branch,
     Exit,
     Journey,

@@ -20,7 +20,7 @@ from journeys.sqltext import (
     sql_string,
     zone_sql,
 )
-from nudge.dsl.models import (
+from nudge.core.dsl.spec import (
     AttributeChanged,
     Broadcast,
     DateTrigger,

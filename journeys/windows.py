@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from journeys.sqltext import clock_seconds
-from nudge.dsl.models import Window
+from nudge.core.dsl.spec import Window
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.defs.automation.jobs import automation_definitions
+from orchestration.defs.automation.definitions import automation_definitions
 from orchestration.defs.dbt.assets import dbt_definitions
 from orchestration.defs.delivery.assets import delivery_definitions
 from orchestration.defs.journeys.assets import journey_definitions

@@ -2,8 +2,8 @@
 
 Runs the Dagster daemon launches (the sensor, the schedule, the UI) execute here, once per run in
 the run's own process. Before any step (and so before any pool slot is claimed) the run takes the
-workspace's run lock (``nudge.run_lock``), tags itself with its pid and records dead runs as
-failed (``nudge.run_recovery``). A run launched while another holds the lock waits for it (up to
+workspace's run lock (``orchestration.run_lock``), tags itself with its pid and records dead runs as
+failed (``orchestration.run_recovery``). A run launched while another holds the lock waits for it (up to
 ``LOCK_WAIT_SECONDS``, or until the run is terminated): the sensor has already moved its cursor
 past the files that run is for, so refusing it would leave them unprocessed until the next file
 lands. Past the wait it fails with the sentence naming the run in progress. When its steps are done, its ``nudge.runs`` row gets its final status.
@@ -21,10 +21,10 @@ from dagster._core.execution.retries import RetryMode
 from dagster._core.execution.step_dependency_config import StepDependencyConfig
 from dagster._utils.interrupts import check_captured_interrupt
 
-from nudge.pipeline import finish_unfinished_runs
-from nudge.run_lock import hold_run_lock
-from nudge.run_recovery import pid_tag, recover_dead_runs
 from orchestration.location import LOCK_WAIT_SECONDS, load_location
+from orchestration.run_lock import hold_run_lock
+from orchestration.run_recovery import pid_tag, recover_dead_runs
+from orchestration.stages import finish_unfinished_runs
 
 
 class OneRunAtATimeExecutor(dg.Executor):

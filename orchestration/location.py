@@ -5,7 +5,7 @@ importing a module never needs a manifest and a bad definition fails the load wi
 names the file and field.
 
 Loading writes: it creates missing warehouse tables and re-assembles and parses the workspace's
-dbt project. So it holds the workspace's run lock (``nudge.run_lock``), waiting for a run in
+dbt project. So it holds the workspace's run lock (``orchestration.run_lock``), waiting for a run in
 progress to end: a run worker the daemon starts while another run works would otherwise rewrite
 the dbt project under that run and find the warehouse held. ``nudge run`` already holds the lock.
 """
@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from nudge.dsl.models import Content
-from nudge.pipeline import prepare_workspace
-from nudge.run_lock import hold_run_lock
-from nudge.warehouse.connection import connect
-from nudge.warehouse.dbt import DbtWorkspaceProject
-from nudge.workspace import Workspace
+from nudge.core.dsl.spec import Content
+from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.dbt import DbtWorkspaceProject
+from nudge.core.workspace import Workspace
+from orchestration.run_lock import hold_run_lock
+from orchestration.stages import prepare_workspace
 
 
 @dataclass(frozen=True)

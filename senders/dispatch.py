@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from nudge.dsl.models import Content
+from nudge.core.dsl.spec import Content
 from senders import ledger
 from senders.breaker import CircuitBreaker
 from senders.interrupts import Interrupts, deferred_interrupts

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import duckdb
 import polars as pl
 
-from nudge.dsl.models import Content, FrequencyCap, QuietHours
+from nudge.core.dsl.spec import Content, FrequencyCap, QuietHours
 from senders.ledger import retryable
 
 DECISION_STATUSES = ("send", "held", "skipped", "dropped", "undeliverable")

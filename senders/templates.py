@@ -23,9 +23,10 @@ from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefine
 from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError
 
-from nudge.dsl.models import Template
+from nudge.core.dsl.spec import Template
 from senders.mime import UnsafeHeaderValue, check_header_value
 from senders.template_limits import BoundedEnvironment, LimitExceeded
+from senders.unsubscribe import preferences_url
 
 HTML_FIELDS = frozenset({"html"})
 # Per channel, the template fields that become message headers, and the header each becomes.
@@ -95,6 +96,7 @@ class RenderContext:
             "step": self.step,
             "delivery_id": self.delivery_id,
             "unsubscribe_url": self.unsubscribe_url,
+            "preferences_url": preferences_url(self.user_id),
         }
 
 

@@ -109,6 +109,12 @@ def unsubscribe_url(user_id: str, topic: str | None = None) -> str:
     return f"{base}/u/{sign_token(user_id, topic)}"
 
 
+def preferences_url(user_id: str) -> str:
+    """The person's preference page: every declared topic, and unsubscribe from everything."""
+    base = os.environ.get("NUDGE_PUBLIC_URL", LOCAL_PUBLIC_URL).rstrip("/")
+    return f"{base}/preferences/{sign_token(user_id, None)}"
+
+
 def verify_token(token: str) -> tuple[str, str | None]:
     """Return ``(user_id, topic)`` of a token we signed; raise ``InvalidToken`` otherwise."""
     try:

@@ -14,9 +14,9 @@ import duckdb
 import pytest
 import requests
 
-from nudge.ports import free_port
-from nudge.smtp_sink import SmtpSink
-from nudge.warehouse.schema import ensure_tables
+from nudge.core.warehouse.schema import ensure_tables
+from nudge.devtools.free_port import free_port
+from nudge.devtools.smtp_sink import SmtpSink
 
 
 @pytest.fixture

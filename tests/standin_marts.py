@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from nudge.segments.compiler import compile_json_timestamp
+from nudge.core.segments.compiler import compile_json_timestamp
 
 
 def create_user_marts(con: duckdb.DuckDBPyConnection) -> None:

@@ -10,8 +10,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from nudge.dsl.models import Content, Topic
-from nudge.landing.writer import land_messages
+from nudge.core.dsl.spec import Content, Topic
+from nudge.core.landing.writer import land_messages
 from orchestration.run_context import as_of_tag
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from nudge.cli import main
+from nudge.cli.main import main
 
 STAGES = {
     "load",
@@ -34,7 +34,7 @@ STAGES = {
     "collector_at_1000",
     "latency",
 }
-NO_FLOOR = {"latency"}  # nothing cheaper does the same end to end (nudge/bench/latency.py)
+NO_FLOOR = {"latency"}  # nothing cheaper does the same end to end (nudge/devtools/bench/latency.py)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from customerio import CustomerIO
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
-from nudge.landing.loader import load_new_files
+from nudge.core.landing.loader import load_new_files
 from tests.conftest import CollectorProcess
 
 WRITE_KEY = "test-write-key"

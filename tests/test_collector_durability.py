@@ -14,7 +14,7 @@ import duckdb
 import pytest
 import requests
 
-from nudge.landing.journal import (
+from nudge.core.landing.journal import (
     JOURNAL_DIR,
     Journal,
     encode_record,
@@ -22,8 +22,8 @@ from nudge.landing.journal import (
     publish_segment,
     read_segment,
 )
-from nudge.landing.loader import load_new_files
-from nudge.landing.messages import normalise_message
+from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.messages import normalise_message
 from tests.conftest import CollectorProcess
 
 WRITE_KEY = "test-write-key"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from nudge.bench.dagster_dev import DagsterDev, Tick
-from nudge.landing.writer import land_messages
-from nudge.smtp_sink import SmtpSink
+from nudge.core.landing.writer import land_messages
+from nudge.devtools.bench.dagster_dev import DagsterDev, Tick
+from nudge.devtools.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from nudge.landing.writer import land_messages
-from nudge.smtp_sink import SmtpSink
+from nudge.core.landing.writer import land_messages
+from nudge.devtools.smtp_sink import SmtpSink
 from orchestration.run_context import as_of_tag
 
 pytestmark = pytest.mark.slow
@@ -178,7 +178,8 @@ def test_asset_graph_connects_landing_to_reports(workspace_env: Path) -> None:
 def test_sensor_requests_a_run_for_new_landing_files_and_schedule_is_off(
     workspace_env: Path,
 ) -> None:
-    from orchestration.defs.automation.jobs import every_five_minutes, new_landing_files
+    from orchestration.defs.automation.schedules import every_five_minutes
+    from orchestration.defs.automation.sensors import new_landing_files
 
     assert every_five_minutes.default_status == dg.DefaultScheduleStatus.STOPPED
     with dg.DagsterInstance.ephemeral() as instance:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from nudge.dsl.models import (
+from nudge.core.dsl.spec import (
     All,
     Attribute,
     Comparison,
@@ -33,13 +33,13 @@ from nudge.dsl.models import (
     PropertyFilter,
     Segment,
 )
-from nudge.landing.loader import load_new_files
-from nudge.landing.writer import land_messages
-from nudge.segments.dbt_models import generated_segment_models
-from nudge.warehouse.connection import connect
-from nudge.warehouse.dbt import DbtBuildError, DbtWorkspaceProject
-from nudge.warehouse.schema import ensure_tables
-from nudge.workspace import Workspace
+from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.writer import land_messages
+from nudge.core.segments.dbt_models import generated_segment_models
+from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.dbt import DbtBuildError, DbtWorkspaceProject
+from nudge.core.warehouse.schema import ensure_tables
+from nudge.core.workspace import Workspace
 
 T0 = datetime(2026, 3, 1)
 H = timedelta(hours=1)

@@ -18,12 +18,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from nudge.landing.loader import load_new_files
-from nudge.landing.writer import land_messages
-from nudge.warehouse.connection import connect
-from nudge.warehouse.dbt import DbtBuildError, DbtWorkspaceProject
-from nudge.warehouse.schema import ensure_tables
-from nudge.workspace import Workspace
+from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.writer import land_messages
+from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.dbt import DbtBuildError, DbtWorkspaceProject
+from nudge.core.warehouse.schema import ensure_tables
+from nudge.core.workspace import Workspace
 
 T0 = datetime(2026, 1, 1)
 AS_OF_A = T0 + timedelta(days=1)

@@ -18,13 +18,15 @@ from typing import Any
 import duckdb
 import pytest
 
-from nudge.warehouse.dbt import committed_generated_files
-from nudge.warehouse.schema import ensure_tables
-from nudge.workspace import DBT_SOURCE_DIR
+from nudge.core.warehouse.dbt import committed_generated_files
+from nudge.core.warehouse.schema import ensure_tables
+from nudge.core.workspace import DBT_SOURCE_DIR
 
 DBT = Path(sys.executable).with_name("dbt")
 AS_OF = "2026-01-08T00:00:00"
-REGENERATE = "python -c 'from nudge.warehouse.dbt import write_committed_generated_files as w; w()'"
+REGENERATE = (
+    "python -c 'from nudge.core.warehouse.dbt import write_committed_generated_files as w; w()'"
+)
 
 
 def _dbt(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

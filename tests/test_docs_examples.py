@@ -20,18 +20,18 @@ from typing import Any
 import pytest
 import yaml
 
-from nudge.content import load_workspace_content, validate_content
-from nudge.dsl.conditions import CONDITION_KEYS
-from nudge.dsl.definitions import TOP_LEVEL_KEYS
-from nudge.dsl.journeys import JOURNEY_KEYS, STEP_KINDS, TRIGGER_KEYS
-from nudge.dsl.load import merge_content, parse_definitions
-from nudge.dsl.models import ATTRIBUTE_OPERATORS, CHANNELS, SINCE_SCOPES, TIMES_OPERATORS
-from nudge.dsl.problems import DefinitionError
-from nudge.landing.messages import normalise_message
-from nudge.scenarios import model as scenario_model
-from nudge.scenarios.runner import scenario_dbt_source
-from nudge.warehouse.dbt import sql_segment_models
-from nudge.workspace import Workspace
+from nudge.core.checked_content import load_workspace_content, validate_content
+from nudge.core.dsl.conditions import CONDITION_KEYS
+from nudge.core.dsl.journeys import JOURNEY_KEYS, STEP_KINDS, TRIGGER_KEYS
+from nudge.core.dsl.load import merge_content, parse_definitions
+from nudge.core.dsl.parse import TOP_LEVEL_KEYS
+from nudge.core.dsl.problems import DefinitionError
+from nudge.core.dsl.spec import ATTRIBUTE_OPERATORS, CHANNELS, SINCE_SCOPES, TIMES_OPERATORS
+from nudge.core.landing.messages import normalise_message
+from nudge.core.warehouse.dbt import sql_segment_models
+from nudge.core.workspace import Workspace
+from nudge.devtools.scenarios import model as scenario_model
+from nudge.devtools.scenarios.runner import scenario_dbt_source
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 FENCE = re.compile(r"^```yaml[ \t]*\n(.*?)^```", re.DOTALL | re.MULTILINE)

@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nudge.dsl.checks import segment_build_order
-from nudge.dsl.durations import format_duration, parse_duration
-from nudge.dsl.load import (
+from nudge.core.dsl.checks import segment_build_order
+from nudge.core.dsl.durations import format_duration, parse_duration
+from nudge.core.dsl.load import (
     load_content_dir,
     merge_content,
     parse_definitions,
     read_yaml,
     segment_dependencies,
 )
-from nudge.dsl.models import (
+from nudge.core.dsl.problems import DefinitionError
+from nudge.core.dsl.spec import (
     All,
     AnyOf,
     Attribute,
@@ -51,7 +52,6 @@ from nudge.dsl.models import (
     WaitUntil,
     Window,
 )
-from nudge.dsl.problems import DefinitionError
 
 DSL_JOURNEY_EXAMPLE = """
 journeys:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nudge.dsl.checks import check_content, segment_build_order
-from nudge.dsl.load import load_content_dir, parse_definitions
-from nudge.dsl.problems import DefinitionError, DefinitionProblem
+from nudge.core.dsl.checks import check_content, segment_build_order
+from nudge.core.dsl.load import load_content_dir, parse_definitions
+from nudge.core.dsl.problems import DefinitionError, DefinitionProblem
 
 SEGMENTS = """
 segments:

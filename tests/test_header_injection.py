@@ -10,8 +10,8 @@ from email.policy import EmailPolicy
 import duckdb
 import pytest
 
-from nudge.dsl.models import Content, Origin, Template
-from nudge.smtp_sink import SmtpSink
+from nudge.core.dsl.spec import Content, Origin, Template
+from nudge.devtools.smtp_sink import SmtpSink
 from senders import mime
 from senders.dispatch import dispatch_pending
 from senders.email import SmtpEmailProvider, SmtpSettings, build_email

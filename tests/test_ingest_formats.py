@@ -12,8 +12,8 @@ from pathlib import Path
 
 import duckdb
 
-from nudge.landing.loader import load_new_files
-from nudge.landing.suppressions import SuppressionList
+from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.suppressions import SuppressionList
 
 
 def nudge(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

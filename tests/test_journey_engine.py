@@ -14,9 +14,8 @@ import duckdb
 import pytest
 
 from journeys import ids
-from journeys.controls import set_paused
 from journeys.engine import JourneyRunSummary, journey_version, run_journeys
-from nudge.dsl.models import (
+from nudge.core.dsl.spec import (
     Attribute,
     AttributeChanged,
     Branch,
@@ -43,8 +42,9 @@ from nudge.dsl.models import (
     WaitUntil,
     Window,
 )
-from nudge.segments.bucket import bucket_of
-from nudge.warehouse.schema import ensure_tables
+from nudge.core.segments.bucket import bucket_of
+from nudge.core.warehouse.journey_controls import set_paused
+from nudge.core.warehouse.schema import ensure_tables
 from tests.standin_marts import create_user_marts
 
 T0 = datetime(2026, 1, 5, 12, 0, 0)  # a Monday

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from journeys.explain import explain_journey
-from nudge.landing.writer import land_messages
-from nudge.pipeline import prepare_workspace, run_pipeline
-from nudge.segments.explain import ExplainError
-from nudge.workspace import Workspace
+from nudge.core.landing.writer import land_messages
+from nudge.core.segments.explain import ExplainError
+from nudge.core.workspace import Workspace
+from orchestration.stages import prepare_workspace, run_pipeline
 from senders.capture import CapturingProvider
 
 pytestmark = pytest.mark.slow

@@ -13,10 +13,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeys.conditions import ConditionTables
+from journeys.condition_cache import ConditionTables
 from journeys.engine import run_journeys
 from journeys.sqltext import at_local_clock_sql, json_path, sql_string, user_zone_sql
-from nudge.dsl.models import (
+from nudge.core.dsl.spec import (
     Attribute,
     Comparison,
     Content,
@@ -27,8 +27,8 @@ from nudge.dsl.models import (
     Send,
     Step,
 )
-from nudge.segments.compiler import compile_json_timestamp
-from nudge.warehouse.schema import ensure_tables
+from nudge.core.segments.compiler import compile_json_timestamp
+from nudge.core.warehouse.schema import ensure_tables
 from tests.standin_marts import create_user_marts
 
 AS_OF = datetime(2026, 3, 10, 6, 30)

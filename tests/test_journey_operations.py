@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from journeys.controls import set_paused
 from journeys.engine import journey_version
-from nudge.pipeline import (
+from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.journey_controls import set_paused
+from nudge.devtools.scenarios.model import Step, load_scenario, parse_step
+from nudge.devtools.scenarios.runner import ScenarioRun, run_scenario
+from orchestration.stages import (
     build_models,
     finish_run,
     load_landing,
@@ -25,9 +28,6 @@ from nudge.pipeline import (
     run_pipeline,
     start_run,
 )
-from nudge.scenarios.model import Step, load_scenario, parse_step
-from nudge.scenarios.runner import ScenarioRun, run_scenario
-from nudge.warehouse.connection import connect
 from senders.capture import CapturingProvider
 from senders.providers import RenderedMessage, SendOutcome
 

@@ -11,11 +11,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from nudge.landing.loader import load_new_files
-from nudge.landing.messages import InvalidMessage, normalise_message
-from nudge.landing.staging import STAGING_DIR
-from nudge.landing.writer import ingest_ndjson, land_messages
-from nudge.warehouse.connection import connect
+from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.messages import InvalidMessage, normalise_message
+from nudge.core.landing.staging import STAGING_DIR
+from nudge.core.landing.writer import ingest_ndjson, land_messages
+from nudge.core.warehouse.connection import connect
 
 RECEIVED = datetime(2026, 1, 1, 12, 0, 0)
 FILE_NAME = re.compile(r"\d{8}T\d{12}-[0-9a-f]{32}\.parquet")

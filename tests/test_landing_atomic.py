@@ -17,18 +17,23 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from nudge.landing.loader import load_new_files
-from nudge.landing.messages import normalise_message
-from nudge.landing.staging import STAGING_DIR, staged_parts
-from nudge.landing.writer import LANDING_SCHEMA, ingest_ndjson, land_messages, landing_file_name
-from nudge.warehouse.connection import connect
+from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.messages import normalise_message
+from nudge.core.landing.staging import STAGING_DIR, staged_parts
+from nudge.core.landing.writer import (
+    LANDING_SCHEMA,
+    ingest_ndjson,
+    land_messages,
+    landing_file_name,
+)
+from nudge.core.warehouse.connection import connect
 
 ROWS_PER_FILE = 10
 
 INGEST = """
 import sys
 from pathlib import Path
-from nudge.landing.writer import ingest_ndjson
+from nudge.core.landing.writer import ingest_ndjson
 ingest_ndjson(Path(sys.argv[1]), Path(sys.argv[2]), rows_per_file=int(sys.argv[3]))
 """
 

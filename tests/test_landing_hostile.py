@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from nudge.landing.loader import load_new_files
-from nudge.landing.messages import MAX_NESTING, InvalidMessage, normalise_message
-from nudge.landing.writer import MAX_LINE_BYTES, ingest_ndjson, land_messages
-from nudge.warehouse.connection import connect
+from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.messages import MAX_NESTING, InvalidMessage, normalise_message
+from nudge.core.landing.writer import MAX_LINE_BYTES, ingest_ndjson, land_messages
+from nudge.core.warehouse.connection import connect
 
 RECEIVED = datetime(2026, 1, 1, 12, 0, 0)
 

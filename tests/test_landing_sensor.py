@@ -9,9 +9,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nudge.landing.loader import load_new_files
-from nudge.landing.writer import land_messages
-from nudge.warehouse.connection import connect
+from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.writer import land_messages
+from nudge.core.warehouse.connection import connect
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow  # loading the code location prepares the dbt project
@@ -40,7 +40,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def test_first_tick_skips_files_a_run_loaded_and_later_files_start_runs(home: Path) -> None:
-    from orchestration.defs.automation.jobs import new_landing_files
+    from orchestration.defs.automation.sensors import new_landing_files
 
     landing = home / "landing" / "events"
     land_messages(landing, identify("ada"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nudge.smtp_sink import SmtpSink
+from nudge.devtools.smtp_sink import SmtpSink
 from senders.unsubscribe import (
     InvalidToken,
     MissingLiveSettings,

@@ -8,20 +8,20 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from nudge.cli import main
-from nudge.content import load_workspace_content
-from nudge.dsl.models import CHANNELS
-from nudge.dsl.problems import DefinitionError
-from nudge.landing.writer import land_messages
-from nudge.pipeline import prepare_project, run_pipeline
-from nudge.segments.manual import (
+from nudge.cli.main import main
+from nudge.core.checked_content import load_workspace_content
+from nudge.core.dsl.problems import DefinitionError
+from nudge.core.dsl.spec import CHANNELS
+from nudge.core.landing.writer import land_messages
+from nudge.core.segments.manual import (
     ManualSegmentError,
     manual_segment_names,
     read_member_ids,
     upload_manual_segment,
 )
-from nudge.warehouse.connection import connect
-from nudge.workspace import Workspace
+from nudge.core.warehouse.connection import connect
+from nudge.core.workspace import Workspace
+from orchestration.stages import prepare_project, run_pipeline
 from senders.capture import CapturingProvider
 
 T0 = datetime(2026, 4, 1)

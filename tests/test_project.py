@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nudge.ports import free_port
+from nudge.devtools.free_port import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

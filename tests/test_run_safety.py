@@ -19,10 +19,10 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
-from nudge.landing.writer import land_messages
-from nudge.ports import free_port
-from nudge.warehouse.connection import connect
-from nudge.workspace import REPO_ROOT
+from nudge.core.landing.writer import land_messages
+from nudge.core.warehouse.connection import connect
+from nudge.core.workspace import REPO_ROOT
+from nudge.devtools.free_port import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -175,7 +175,7 @@ def test_a_killed_run_never_blocks_the_next_and_sigterm_stops_a_run_within_secon
 def test_while_a_run_sends_other_runs_wait_or_are_refused_reads_say_so_and_a_pause_is_queued(
     env: dict[str, str], smtp: tuple[HeldSmtp, int], tmp_path: Path
 ) -> None:
-    from journeys.controls import pending_paused_journeys
+    from nudge.core.warehouse.journey_controls import pending_paused_journeys
 
     handler, _ = smtp
     first = run_in_send_step(env, handler)

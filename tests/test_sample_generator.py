@@ -12,7 +12,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nudge.sample.generator import generate_messages, generate_to_ndjson, write_sample_workspace
+from nudge.devtools.sample.generator import (
+    generate_messages,
+    generate_to_ndjson,
+    write_sample_workspace,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 END = datetime(2026, 3, 1, tzinfo=UTC)
@@ -225,7 +229,9 @@ def test_sample_lands_through_the_landing_writer(tmp_path: Path) -> None:
 
 
 def test_example_content_parses() -> None:
-    load = pytest.importorskip("nudge.dsl.load", reason="nudge.dsl.load is not written yet")
+    load = pytest.importorskip(
+        "nudge.core.dsl.load", reason="nudge.core.dsl.load is not written yet"
+    )
     content = load.load_content_dir(REPO / "content", sql_segments={"power_users"})
     assert {s.name for s in content.segments} >= {
         "new_signups",
@@ -251,10 +257,10 @@ def test_example_content_parses() -> None:
 def test_example_content_works_on_the_sample_through_the_pipeline(tmp_path: Path) -> None:
     """Land the sample, run the real pipeline twice: every YAML segment has members at the end
     of the period and every journey sends email that renders with real values."""
-    pytest.importorskip("nudge.pipeline", reason="the pipeline stages are not written yet")
-    from nudge.pipeline import prepare_workspace, run_pipeline
-    from nudge.reports import segment_sizes
-    from nudge.workspace import Workspace
+    pytest.importorskip("orchestration.stages", reason="the pipeline stages are not written yet")
+    from nudge.core.reports import segment_sizes
+    from nudge.core.workspace import Workspace
+    from orchestration.stages import prepare_workspace, run_pipeline
     from senders.capture import CapturingProvider
 
     workspace = Workspace(home=tmp_path / "ws", content_dir=REPO / "content").ensure()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nudge.scenarios.model import load_scenario
-from nudge.scenarios.runner import run_scenario
+from nudge.devtools.scenarios.model import load_scenario
+from nudge.devtools.scenarios.runner import run_scenario
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.yml"))
 

@@ -14,7 +14,7 @@ import pytest
 import sqlglot
 from sqlglot import ErrorLevel
 
-from nudge.dsl.models import (
+from nudge.core.dsl.spec import (
     All,
     AnyOf,
     Attribute,
@@ -33,14 +33,14 @@ from nudge.dsl.models import (
     Subscription,
     Topic,
 )
-from nudge.segments.compiler import (
+from nudge.core.segments.compiler import (
     ConditionError,
     Relations,
     bucket_of,
     compile_condition,
     warehouse_relations,
 )
-from nudge.segments.dbt_models import generated_segment_models, segment_model_sql
+from nudge.core.segments.dbt_models import generated_segment_models, segment_model_sql
 
 AS_OF = datetime(2026, 1, 10, 12, 0, 0)
 DAY = timedelta(days=1)

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from nudge.cli import main
-from nudge.content import load_workspace_content
-from nudge.dsl.models import CHANNELS
-from nudge.landing.writer import land_messages
-from nudge.pipeline import prepare_project, run_pipeline
-from nudge.segments.explain import ExplainError, explain_segment
-from nudge.workspace import Workspace
+from nudge.cli.main import main
+from nudge.core.checked_content import load_workspace_content
+from nudge.core.dsl.spec import CHANNELS
+from nudge.core.landing.writer import land_messages
+from nudge.core.segments.explain import ExplainError, explain_segment
+from nudge.core.workspace import Workspace
+from orchestration.stages import prepare_project, run_pipeline
 from senders.capture import CapturingProvider
 
 pytestmark = pytest.mark.slow  # one pipeline run (dbt parse and build) for the module

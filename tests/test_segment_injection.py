@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from nudge.dsl.problems import DefinitionError
-from nudge.scenarios.model import ScenarioFormatError, load_scenario
-from nudge.scenarios.runner import ScenarioRun
-from nudge.segments.comparisons import ConditionError
-from nudge.warehouse.connection import connect
+from nudge.core.dsl.problems import DefinitionError
+from nudge.core.segments.comparisons import ConditionError
+from nudge.core.warehouse.connection import connect
+from nudge.devtools.scenarios.model import ScenarioFormatError, load_scenario
+from nudge.devtools.scenarios.runner import ScenarioRun
 
 DROP = "drop table main.canary"
 HOSTILE = [

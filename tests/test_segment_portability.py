@@ -24,7 +24,7 @@ import pytest
 import sqlglot
 from sqlglot import ErrorLevel
 
-from nudge.dsl.models import (
+from nudge.core.dsl.spec import (
     All,
     AnyOf,
     Attribute,
@@ -41,13 +41,13 @@ from nudge.dsl.models import (
     Topic,
     TriggerRef,
 )
-from nudge.segments.compiler import (
+from nudge.core.segments.compiler import (
     ConditionError,
     Relations,
     compile_condition,
     compile_entry_condition,
 )
-from nudge.segments.dbt_models import trait_timestamp_macro
+from nudge.core.segments.dbt_models import trait_timestamp_macro
 
 AS_OF = datetime(2026, 1, 10, 12, 0, 0)
 DAY = timedelta(days=1)

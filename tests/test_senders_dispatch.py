@@ -10,8 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeys.controls import pending_paused_journeys, request_control
-from nudge.dsl.models import (
+from nudge.core.dsl.spec import (
     Content,
     FrequencyCap,
     Origin,
@@ -20,7 +19,8 @@ from nudge.dsl.models import (
     Template,
     Topic,
 )
-from nudge.warehouse.schema import ensure_tables
+from nudge.core.warehouse.journey_controls import pending_paused_journeys, request_control
+from nudge.core.warehouse.schema import ensure_tables
 from senders.capture import CapturingProvider
 from senders.dispatch import dispatch_pending
 from senders.ledger import IN_FLIGHT_REASON

@@ -28,7 +28,7 @@ import duckdb
 import pytest
 from aiosmtpd.controller import Controller
 
-from nudge.ports import free_port
+from nudge.devtools.free_port import free_port
 from senders.dispatch import DispatchSummary, dispatch_pending
 from senders.email import SmtpEmailProvider, SmtpSettings
 from senders.settings import DispatchSettings

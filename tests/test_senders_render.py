@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nudge.dsl.models import Origin, Template
+from nudge.core.dsl.spec import Origin, Template
 from senders.templates import RenderContext, RenderError, TemplateRenderer, html_to_text
 from senders.unsubscribe import InvalidToken, unsubscribe_url, verify_token
 

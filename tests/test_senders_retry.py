@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 import duckdb
 import pytest
 
-from nudge.dsl.models import Content, Origin, Template
-from nudge.smtp_sink import SmtpSink, count_messages
+from nudge.core.dsl.spec import Content, Origin, Template
+from nudge.devtools.smtp_sink import SmtpSink, count_messages
 from senders.dispatch import dispatch_pending
 from senders.email import SmtpEmailProvider, SmtpSettings
 from senders.ledger import IN_FLIGHT_REASON

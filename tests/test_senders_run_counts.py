@@ -9,7 +9,7 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from nudge.dsl.models import Content, Origin, Template
+from nudge.core.dsl.spec import Content, Origin, Template
 from senders.capture import CapturingProvider
 from senders.dispatch import dispatch_pending
 from senders.providers import RenderedMessage, SendOutcome

@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from nudge.dsl.models import Content, Origin, Template
-from nudge.smtp_sink import SmtpSink, count_messages
+from nudge.core.dsl.spec import Content, Origin, Template
+from nudge.devtools.smtp_sink import SmtpSink, count_messages
 from senders.dispatch import dispatch_pending
 from senders.email import SmtpEmailProvider, SmtpSettings
 from senders.providers import RenderedMessage
@@ -198,7 +198,15 @@ def test_sink_runs_from_the_command_line(tmp_path):
     port = SmtpSink("127.0.0.1", 0, tmp_path).port
     maildir = tmp_path / "cli-mail"
     process = subprocess.Popen(
-        [sys.executable, "-m", "nudge.smtp_sink", "--port", str(port), "--maildir", str(maildir)],
+        [
+            sys.executable,
+            "-m",
+            "nudge.devtools.smtp_sink",
+            "--port",
+            str(port),
+            "--maildir",
+            str(maildir),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},

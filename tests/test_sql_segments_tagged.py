@@ -16,17 +16,17 @@ import dagster as dg
 import duckdb
 import pytest
 
-from nudge.scenarios.model import ScenarioFormatError, load_scenario
-from nudge.scenarios.runner import run_scenario
-from nudge.warehouse.connection import connect
-from nudge.warehouse.dbt import (
+from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.dbt import (
     DbtBuildError,
     DbtWorkspaceProject,
     copy_dbt_project,
     sql_segment_models,
 )
-from nudge.warehouse.schema import ensure_tables
-from nudge.workspace import Workspace
+from nudge.core.warehouse.schema import ensure_tables
+from nudge.core.workspace import Workspace
+from nudge.devtools.scenarios.model import ScenarioFormatError, load_scenario
+from nudge.devtools.scenarios.runner import run_scenario
 
 SCENARIO = Path(__file__).parent / "scenarios" / "seg_sql_tagged_outside_segments.yaml"
 VIP = "{{ config(tags=['segment']) }}\nselect user_id from {{ ref('dim_users') }} where plan = 'vip'\n"

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from nudge.cli import main
-from nudge.content import load_workspace_content
-from nudge.landing.loader import load_new_files
-from nudge.landing.writer import land_messages
-from nudge.segments.data_checks import workspace_data_warnings
-from nudge.warehouse.connection import connect
-from nudge.workspace import Workspace
+from nudge.cli.main import main
+from nudge.core.checked_content import load_workspace_content
+from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.writer import land_messages
+from nudge.core.segments.data_checks import workspace_data_warnings
+from nudge.core.warehouse.connection import connect
+from nudge.core.workspace import Workspace
 
 CONTENT = """
 segments:

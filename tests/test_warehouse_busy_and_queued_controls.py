@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from journeys.controls import paused_journeys, pending_paused_journeys, request_control
-from nudge.warehouse.connection import WarehouseBusy, connect
-from nudge.warehouse.schema import ensure_tables
+from nudge.core.warehouse.connection import WarehouseBusy, connect
+from nudge.core.warehouse.journey_controls import (
+    paused_journeys,
+    pending_paused_journeys,
+    request_control,
+)
+from nudge.core.warehouse.schema import ensure_tables
 
 AT = datetime(2026, 1, 5, 12, 0)
 

@@ -1,6 +1,6 @@
 {#- Segments recomputed per user: which users a build recomputes. -#}
 
-{#- Pre-hook of a segment that moves with time (nudge.segments.dbt_models). In a build that
+{#- Pre-hook of a segment that moves with time (nudge.core.segments.dbt_models). In a build that
     recomputes it per user, writes the users to recompute: the changed users, those the call
     body selects (whose data crosses one of the segment's time boundaries since the previous
     build), and those recorded by the segments it reads (`segments_read`, which record theirs

@@ -1,5 +1,5 @@
 {#- One row per (segment, member) over the given segment models: every model tagged `segment`,
-    wherever it lives. The list is written out by the assembly step (nudge.warehouse.dbt) so that
+    wherever it lives. The list is written out by the assembly step (nudge.core.warehouse.dbt) so that
     every ref() is seen at parse time and dbt builds fct_segment_memberships after every segment.
     When executing, the list must be exactly the graph's tagged models (a stale list would leave a
     segment out of memberships and history without a word). An empty list still gives a typed,
@@ -17,7 +17,7 @@
         {%- if (segment_models | sort) != tagged -%}
             {{ exceptions.raise_compiler_error(
                 "segment_union lists " ~ (segment_models | sort) ~ " but the models tagged "
-                ~ "`segment` are " ~ tagged ~ ": re-assemble the project (nudge.warehouse.dbt)"
+                ~ "`segment` are " ~ tagged ~ ": re-assemble the project (nudge.core.warehouse.dbt)"
             ) }}
         {%- endif -%}
         {%- do check_segment_relations(segment_nodes()) -%}

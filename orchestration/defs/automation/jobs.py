@@ -1,65 +1,9 @@
-"""The pipeline job, its schedule (off by default) and the sensor on new landing files."""
-
-from datetime import UTC, datetime
+"""The pipeline job: every asset, one run."""
 
 import dagster as dg
-
-from nudge.warehouse.connection import WarehouseBusy
-from orchestration.defs.automation.loaded import last_loaded
-from orchestration.location import load_location
-from orchestration.run_context import as_of_tag
 
 pipeline_job = dg.define_asset_job(
     "nudge_pipeline",
     selection=dg.AssetSelection.all(),
     description="One pipeline run: load landing, dbt, journeys, send, ledger, reports.",
 )
-
-
-@dg.schedule(
-    job=pipeline_job,
-    cron_schedule="*/5 * * * *",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="A run every five minutes, so time-window segments and waits move on their own.",
-)
-def every_five_minutes(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    scheduled = context.scheduled_execution_time or datetime.now(UTC)
-    return dg.RunRequest(tags=as_of_tag(scheduled.astimezone(UTC).replace(tzinfo=None)))
-
-
-# The sensor daemon evaluates sensors at most every 5 s. A minimum of 5 s would skip every other
-# loop whenever a loop came a moment early (ticks 10 s apart, measured); 1 s lets every loop tick.
-# A tick only lists a directory (the first one also reads raw.loaded_files, see below).
-@dg.sensor(
-    job=pipeline_job,
-    minimum_interval_seconds=1,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Starts a run when new files appear in the landing area.",
-)
-def new_landing_files(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    workspace = load_location().workspace
-    landing = workspace.events_landing_dir
-    names = sorted(p.name for p in landing.glob("*.parquet")) if landing.exists() else []
-    cursor = context.cursor
-    if cursor is None:
-        # First tick (the UI just opened on this workspace): start after what earlier runs loaded.
-        try:
-            cursor = last_loaded(workspace, names)
-        except WarehouseBusy:
-            return dg.SkipReason("a run holds the warehouse; looking at the landing files later")
-    newer = [name for name in names if cursor is None or name > cursor]
-    if not newer and cursor == context.cursor:
-        return dg.SkipReason("no new landing files")
-    if not newer:
-        return dg.SensorResult(skip_reason="no new landing files since the last run", cursor=cursor)
-    now = datetime.now(UTC).replace(tzinfo=None)
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=newer[-1], tags=as_of_tag(now))],
-        cursor=newer[-1],
-    )
-
-
-def automation_definitions() -> dg.Definitions:
-    return dg.Definitions(
-        jobs=[pipeline_job], schedules=[every_five_minutes], sensors=[new_landing_files]
-    )

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nudge.landing.loader import not_yet_loaded
-from nudge.warehouse.connection import connect
-from nudge.workspace import Workspace
+from nudge.core.landing.loader import not_yet_loaded
+from nudge.core.warehouse.connection import connect
+from nudge.core.workspace import Workspace
 
 
 def last_loaded(workspace: Workspace, names: Sequence[str]) -> str | None:

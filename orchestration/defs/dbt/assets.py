@@ -2,7 +2,7 @@
 
 dagster-dbt's ``DbtCliResource`` runs dbt as a subprocess (about 3.5 s a build when
 measured); every pipeline run and scenario step pays that. The asset bodies below instead hand
-the selection Dagster asks for to ``nudge.warehouse.dbt`` (dbt's in-process runner with a parsed
+the selection Dagster asks for to ``nudge.core.warehouse.dbt`` (dbt's in-process runner with a parsed
 manifest, 0.2 to 0.4 s) and report each model as a materialization and each test as a check.
 """
 
@@ -14,11 +14,11 @@ import dagster as dg
 from dagster_dbt import DbtProject, dbt_assets
 from dagster_dbt.asset_utils import get_asset_check_key_for_test, get_subset_selection_for_context
 
-from nudge.pipeline import REPORTS_SELECTOR
-from nudge.warehouse.dbt import DbtWorkspaceProject, NodeResult
+from nudge.core.warehouse.dbt import DbtWorkspaceProject, NodeResult
 from orchestration.defs.dbt.translator import NudgeDbtTranslator
 from orchestration.location import load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
+from orchestration.stages import REPORTS_SELECTOR
 
 TRANSLATOR = NudgeDbtTranslator()
 

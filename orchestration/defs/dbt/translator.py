@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
-from nudge.pipeline import REPORTS_SELECTOR
+from orchestration.stages import REPORTS_SELECTOR
 
 # The models built after sending: the only ones that depend on this run's ledger in the graph.
 REPORTS_TAG = REPORTS_SELECTOR.removeprefix("tag:")

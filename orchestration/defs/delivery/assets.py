@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from nudge.pipeline import finish_run, send_pending
-from nudge.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect
 from orchestration.defs.delivery.checks import LEDGER, delivery_checks
 from orchestration.defs.journeys.assets import JOURNEY_STATE
 from orchestration.location import count_rows, load_location
 from orchestration.resources import EmailDelivery
 from orchestration.run_context import DUCKDB_POOL, as_of_for
+from orchestration.stages import finish_run, send_pending
 
 OUTBOX = dg.AssetKey(["delivery", "outbox"])
 EMAIL = dg.AssetKey(["delivery", "email"])

@@ -10,8 +10,8 @@ state at the run's ``as_of``, and looks only at that run's sends.
 import dagster as dg
 import duckdb
 
-from nudge.dsl.models import Content
-from nudge.warehouse.connection import connect
+from nudge.core.dsl.spec import Content
+from nudge.core.warehouse.connection import connect
 from orchestration.location import load_location
 from senders.policy import TOPIC_PREFERENCES_PATH
 

@@ -8,12 +8,12 @@ from dataclasses import replace
 
 import dagster as dg
 
-from nudge.dsl.models import Journey
-from nudge.pipeline import plan_journeys
+from nudge.core.dsl.spec import Journey
 from orchestration.defs.journeys.checks import journey_entries_check
 from orchestration.defs.journeys.lineage import journey_segments
 from orchestration.location import count_rows, load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
+from orchestration.stages import plan_journeys
 
 JOURNEY_INPUTS = [
     dg.AssetKey(["marts", "dim_users"]),

@@ -8,8 +8,8 @@ import dagster as dg
 import duckdb
 
 from journeys.program import compile_program
-from nudge.dsl.models import Journey
-from nudge.warehouse.connection import connect
+from nudge.core.dsl.spec import Journey
+from nudge.core.warehouse.connection import connect
 from orchestration.location import load_location
 
 SAMPLE = 5

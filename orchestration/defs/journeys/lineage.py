@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nudge.dsl import models as m
-from nudge.dsl.walk import iter_conditions, journey_conditions
+from nudge.core.dsl import spec as m
+from nudge.core.dsl.walk import iter_conditions, journey_conditions
 
 
 def journey_segments(journey: m.Journey) -> set[str]:

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from nudge.pipeline import load_landing, start_run
 from orchestration.location import load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
+from orchestration.stages import load_landing, start_run
 
 LANDING_EVENTS = dg.AssetKey(["landing", "events"])
 RAW_EVENTS = dg.AssetKey(["raw", "events"])

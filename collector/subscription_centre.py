@@ -1,0 +1,186 @@
+"""The subscription centre: RFC 8058 one-click unsubscribe, an unsubscribe page and a preference page.
+
+Every link carries a token signed with ``NUDGE_SECRET_KEY`` (``senders.unsubscribe``) that names
+the person and, for an unsubscribe link, the topic. A person's choice is landed as an identify
+call that sets the traits the delivery rules read (``unsubscribed``,
+``cio_subscription_preferences.topics.<topic>``), exactly as if the application had sent it, so it
+takes effect at the next run and stays in the event history.
+
+- ``POST /u/{token}``: the one-click unsubscribe a mail client sends (body
+  ``List-Unsubscribe=One-Click``), and the button of the unsubscribe page. It unsubscribes from the
+  link's topic, or from everything when the link names none. ``GET /u/{token}`` only shows the page:
+  link scanners fetch links, and a fetch must not unsubscribe anyone.
+- ``GET /preferences/{token}`` shows every declared topic with the person's current choice;
+  ``POST`` saves the form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from nudge.core.checked_content import load_workspace_content
+from nudge.core.dsl.spec import Topic
+from nudge.core.landing.writer import land_messages
+from nudge.core.reports import user_traits
+from nudge.core.warehouse.connection import WarehouseBusy
+from nudge.core.workspace import Workspace
+from senders.unsubscribe import InvalidToken, verify_token
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+PREFERENCES_TRAIT = "cio_subscription_preferences"
+
+
+@dataclass(frozen=True)
+class TopicChoice:
+    name: str
+    description: str | None
+    subscribed: bool
+
+
+def topic_choices(topics: Iterable[Topic], traits: Mapping[str, Any]) -> list[TopicChoice]:
+    """Each declared topic with the person's choice: their preference, else the topic's default."""
+    preferences = traits.get(PREFERENCES_TRAIT)
+    chosen = preferences.get("topics") if isinstance(preferences, Mapping) else None
+    chosen = chosen if isinstance(chosen, Mapping) else {}
+    return [
+        TopicChoice(
+            topic.name,
+            topic.description,
+            chosen[topic.name]
+            if isinstance(chosen.get(topic.name), bool)
+            else topic.default_subscribed,
+        )
+        for topic in topics
+    ]
+
+
+def _identify(user_id: str, traits: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "identify",
+        "userId": user_id,
+        "messageId": f"subscription-centre-{uuid4()}",
+        "traits": dict(traits),
+        "context": {"nudge": {"source": "subscription_centre"}},
+    }
+
+
+class SubscriptionCentre:
+    """The pages and the one-click endpoint of one workspace."""
+
+    def __init__(self, workspace: Workspace, now: Callable[[], datetime] | None = None) -> None:
+        self.workspace = workspace
+        self.now = now or (lambda: datetime.now(UTC).replace(tzinfo=None))
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/u/{token}", self.unsubscribe_page, methods=["GET"]),
+            Route("/u/{token}", self.unsubscribe, methods=["POST"]),
+            Route("/preferences/{token}", self.preferences_page, methods=["GET"]),
+            Route("/preferences/{token}", self.save_preferences, methods=["POST"]),
+        ]
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+
+    def _invalid_link(self, request: Request, error: InvalidToken) -> Response:
+        return self._page(request, "invalid_link.html", status=400, reason=str(error))
+
+    def _land(self, user_id: str, traits: Mapping[str, Any]) -> None:
+        result = land_messages(
+            self.workspace.events_landing_dir, [_identify(user_id, traits)], received_at=self.now()
+        )
+        if result.rejected:
+            raise ValueError(f"the subscription centre made an invalid message: {result.rejected}")
+
+    @cached_property
+    def topics(self) -> tuple[Topic, ...]:
+        """The declared topics, read once: the content is checked when the server starts."""
+        return load_workspace_content(self.workspace).topics
+
+    # -- unsubscribe ----------------------------------------------------------------------------
+
+    async def unsubscribe_page(self, request: Request) -> Response:
+        try:
+            _, topic = verify_token(request.path_params["token"])
+        except InvalidToken as error:
+            return self._invalid_link(request, error)
+        return self._page(
+            request, "unsubscribe.html", token=request.path_params["token"], topic=topic
+        )
+
+    async def unsubscribe(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            user_id, topic = verify_token(token)
+        except InvalidToken as error:
+            return self._invalid_link(request, error)
+        if topic is None:
+            self._land(user_id, {"unsubscribed": True})
+        else:
+            self._land(user_id, {PREFERENCES_TRAIT: {"topics": {topic: False}}})
+        return self._page(request, "unsubscribed.html", token=token, topic=topic)
+
+    # -- preferences ----------------------------------------------------------------------------
+
+    async def preferences_page(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            user_id, _ = verify_token(token)
+        except InvalidToken as error:
+            return self._invalid_link(request, error)
+        try:
+            traits = user_traits(self.workspace, user_id)
+        except WarehouseBusy:
+            busy = self._page(request, "busy.html", status=503)
+            busy.headers["Retry-After"] = "30"
+            return busy
+        return self._page(
+            request,
+            "preferences.html",
+            token=token,
+            topics=topic_choices(self.topics, traits),
+            unsubscribed=traits.get("unsubscribed") is True,
+            saved=False,
+        )
+
+    async def save_preferences(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            user_id, _ = verify_token(token)
+        except InvalidToken as error:
+            return self._invalid_link(request, error)
+        form = await request.form()
+        topics = self.topics
+        chosen = {topic.name: form.get(f"topic:{topic.name}") == "on" for topic in topics}
+        unsubscribed = form.get("unsubscribed") == "on"
+        self._land(user_id, {"unsubscribed": unsubscribed, PREFERENCES_TRAIT: {"topics": chosen}})
+        traits = {"unsubscribed": unsubscribed, PREFERENCES_TRAIT: {"topics": chosen}}
+        return self._page(
+            request,
+            "preferences.html",
+            token=token,
+            topics=topic_choices(topics, traits),
+            unsubscribed=unsubscribed,
+            saved=True,
+        )
+
+
+def subscription_app(workspace: Workspace) -> Starlette:
+    """The subscription centre on its own (the collector mounts the same routes)."""
+    centre = SubscriptionCentre(workspace)
+    centre.topics  # noqa: B018 - check the content now, not at the first request
+    return Starlette(routes=centre.routes())

@@ -1,0 +1,1 @@
+"""The `nudge` command and the read-only views it prints."""

@@ -1,0 +1,470 @@
+"""The ``nudge`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from nudge.core.dsl.problems import DefinitionError
+from nudge.core.warehouse.connection import WarehouseBusy
+from nudge.core.workspace import Workspace
+from orchestration.instance import ensure_instance
+from orchestration.run_lock import RunInProgress, live_holder
+from senders.unsubscribe import MissingLiveSettings
+
+# Exit status of a command refused because a run holds the workspace: try again later.
+BUSY_EXIT_STATUS = 3
+
+
+def workspace_from_args(args: argparse.Namespace) -> Workspace:
+    if args.home:
+        os.environ["NUDGE_HOME"] = str(Path(args.home).resolve())
+    if args.content:
+        os.environ["NUDGE_CONTENT"] = str(Path(args.content).resolve())
+    workspace = Workspace.from_env().ensure()
+    ensure_instance(workspace)
+    os.environ.update(workspace.env())
+    return workspace
+
+
+def parse_as_of(text: str | None) -> datetime:
+    from nudge.devtools.scenarios.model import parse_instant
+    from orchestration.stages import to_naive_utc, utc_now
+
+    return utc_now() if text is None else to_naive_utc(parse_instant(text, "--as-of"))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from nudge.core.checked_content import load_workspace_content
+
+    workspace = workspace_from_args(args)
+    content = load_workspace_content(workspace)
+    print(
+        f"{workspace.content_dir}: {len(content.segments)} segments, {len(content.journeys)} "
+        f"journeys, {len(content.templates)} templates, {len(content.topics)} topics: all valid"
+    )
+    from nudge.core.segments.data_checks import workspace_data_warnings
+
+    try:
+        for warning in workspace_data_warnings(workspace, content):
+            print(warning)
+    except WarehouseBusy as busy:
+        print(
+            f"data warnings not checked: {warehouse_holder(busy)}; run validate again when it"
+            " has ended.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from nudge.core.landing.inputs import input_file, items
+    from nudge.core.landing.messages import InvalidMessage
+    from nudge.core.landing.quarantine import keep, quarantine_record
+    from nudge.core.landing.suppressions import SuppressionList
+    from nudge.core.landing.writer import land_items
+
+    workspace = workspace_from_args(args)
+    suppressions = SuppressionList(workspace.suppressions_path)
+    status = 0
+    paths: list[Path] = []
+    for given in map(Path, args.files):
+        if given.is_dir():  # every file in it, by name; hidden files are skipped
+            paths += sorted(p for p in given.iterdir() if p.is_file() and p.name[0] != ".")
+        elif given.exists():
+            paths.append(given)
+        else:
+            print(f"{given}: no such file or directory", file=sys.stderr)
+            status = 1
+    accepted = rejected = suppressed = 0
+    for path in paths:
+        source = input_file(path)
+        try:
+            progress = tqdm(
+                items(source), desc=path.name, unit=" messages", disable=None, file=sys.stderr
+            )
+            try:
+                result = land_items(
+                    workspace.events_landing_dir, progress, suppressions=suppressions
+                )
+            finally:
+                progress.close()
+        except InvalidMessage as exc:
+            print(f"{path}: nothing landed: {exc.reason}", file=sys.stderr)
+            status = 1
+            continue
+        print(
+            f"{path}: {result.accepted} accepted, {len(result.rejected)} rejected"
+            + (f", {result.suppressed} dropped (suppressed)" if result.suppressed else "")
+        )
+        for rejection in result.rejected:
+            print(f"  {source.position} {rejection.index}: {rejection.reason}", file=sys.stderr)
+        keep(
+            workspace.quarantine_dir,
+            [quarantine_record(str(path), r.index, r.reason, r.given) for r in result.rejected],
+        )
+        accepted += result.accepted
+        rejected += len(result.rejected)
+        suppressed += result.suppressed
+        status = status or (1 if result.rejected else 0)
+    if len(paths) > 1:
+        print(
+            f"{len(paths)} files: {accepted} accepted, {rejected} rejected, "
+            f"{suppressed} dropped (suppressed)"
+        )
+    if rejected:
+        print("rejected messages are kept: `nudge quarantine list` shows them")
+    return status
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from collector.server import serve
+    from collector.settings import port_from_env
+
+    return serve(workspace_from_args(args), args.host, args.port or port_from_env())
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from nudge.core.landing.quarantine import entries, replay
+    from nudge.core.landing.suppressions import SuppressionList
+
+    workspace = workspace_from_args(args)
+    if args.action == "list":
+        found = 0
+        for entry in entries(workspace.quarantine_dir):
+            found += 1
+            message = json.dumps(entry.message, default=str)
+            print(f"{entry.name}  {entry.received_at}  {entry.source}  {entry.reason}")
+            print(f"    {message[:200]}{'...' if len(message) > 200 else ''}")
+        print(f"{found} quarantined")
+        return 0
+    result = replay(
+        workspace.quarantine_dir,
+        workspace.events_landing_dir,
+        SuppressionList(workspace.suppressions_path),
+        set(args.entries) or None,
+    )
+    print(
+        f"{result.landed} landed, {result.suppressed} dropped (suppressed), "
+        f"{result.still_rejected} still rejected (kept in quarantine)"
+    )
+    return 1 if result.still_rejected else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uuid
+
+    from orchestration.dagster_run import run_through_dagster
+    from orchestration.run_lock import hold_run_lock
+
+    workspace = workspace_from_args(args)
+    as_of = parse_as_of(args.as_of)
+    if args.dry_run:
+        from nudge.core.checked_content import load_workspace_content
+        from orchestration.dry_run import dry_run
+
+        print(dry_run(workspace, load_workspace_content(workspace), as_of).render())
+        return 0
+    from orchestration.resources import check_delivery_settings
+
+    check_delivery_settings()
+    run_id = str(uuid.uuid4())
+    with hold_run_lock(workspace, run_id):  # before the first line, so a refused run prints none
+        print(f"running the pipeline at as_of {as_of.isoformat()}Z in {workspace.home}", flush=True)
+        return 0 if run_through_dagster(workspace, as_of, run_id=run_id, progress=print) else 1
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    from nudge.core.reports import segment_sizes
+
+    workspace = workspace_from_args(args)
+    for name, size in segment_sizes(workspace):
+        print(f"{name:32} {size:>8}")
+    return 0
+
+
+def cmd_segments_upload(args: argparse.Namespace) -> int:
+    from nudge.core.checked_content import sql_segment_names
+    from nudge.core.dsl.load import load_content_dir
+    from nudge.core.segments.manual import manual_segment_names, upload_manual_segment
+
+    workspace = workspace_from_args(args)
+    # Definitions may already use the name (in_segment, triggers) before its first upload.
+    manual = manual_segment_names(workspace) | {args.name}
+    content = load_content_dir(workspace.content_dir, sql_segments=sql_segment_names() | manual)
+    taken = {segment.name for segment in content.segments} | sql_segment_names()
+    upload = upload_manual_segment(
+        workspace,
+        args.name,
+        Path(args.file),
+        uploaded_at=parse_as_of(args.at),
+        taken_names=taken,
+    )
+    print(
+        f"manual segment {upload.segment}: {upload.members} members from "
+        f"{upload.uploaded_at.isoformat()}Z ({upload.path}); loaded by the next run"
+    )
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from nudge.core.reports import user_profile
+
+    workspace = workspace_from_args(args)
+    profile = user_profile(workspace, args.user_id)
+    if profile is None:
+        print(f"no user {args.user_id!r} in {workspace.warehouse_path}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(profile, indent=2, default=str))
+    else:
+        for section, value in profile.items():
+            print(f"{section}:")
+            rows = value if isinstance(value, list) else [value]
+            for row in rows:
+                print(f"  {json.dumps(row, default=str)}")
+    return 0
+
+
+def cmd_journeys_control(args: argparse.Namespace) -> int:
+    """``nudge journeys pause|resume NAME``: the state lives in ``nudge.journey_controls``.
+
+    The request is queued on disk first (``nudge.core.warehouse.journey_controls``), then applied at once unless a
+    run holds the warehouse; then whatever next opens the warehouse for writing applies it.
+    """
+    from nudge.core.checked_content import load_workspace_content
+    from nudge.core.warehouse.connection import connect
+    from nudge.core.warehouse.journey_controls import apply_pending_requests, request_control
+    from nudge.core.warehouse.schema import ensure_tables
+    from orchestration.stages import utc_now
+
+    workspace = workspace_from_args(args)
+    names = sorted(j.name for j in load_workspace_content(workspace).journeys)
+    if args.name not in names:
+        known = ", ".join(names) or "none"
+        print(
+            f"no journey {args.name!r} in {workspace.content_dir} (journeys: {known})",
+            file=sys.stderr,
+        )
+        return 1
+    paused = args.action == "pause"
+    request_control(workspace.control_requests_dir, args.name, paused=paused, at=utc_now())
+    try:
+        with connect(workspace.warehouse_path) as con:
+            ensure_tables(con)
+            apply_pending_requests(con, workspace.control_requests_dir)
+    except WarehouseBusy as busy:
+        print(
+            f"journey {args.name}: {args.action} queued, since {warehouse_holder(busy)}; "
+            + ("its sending stops at once, and it " if paused else "it ")
+            + "is applied by the next stage, command or run that opens the warehouse."
+        )
+        return 0
+    print(f"journey {args.name}: {'paused' if paused else 'resumed'}")
+    return 0
+
+
+def cmd_scenario_run(args: argparse.Namespace) -> int:
+    from nudge.devtools.scenarios.model import load_scenario
+    from nudge.devtools.scenarios.runner import run_scenario
+
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="nudge-scenario-") as tmp:
+        for number, path in enumerate(args.files):
+            scenario = load_scenario(Path(path))
+            result = run_scenario(scenario, Path(tmp) / str(number))
+            verdict = "PASS" if result.passed else "FAIL"
+            print(f"{verdict} {path} ({scenario.name}, {result.runs} runs)")
+            for failure in result.failures:
+                print(f"  {failure}")
+            failed += not result.passed
+    print(f"{len(args.files) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from nudge.core.checked_content import load_workspace_content
+
+    workspace = workspace_from_args(args)
+    content = load_workspace_content(workspace)
+    if args.segment:
+        from nudge.core.segments.explain import explain_segment
+
+        print(explain_segment(workspace, content, user_id=args.user, segment=args.segment))
+    else:
+        from journeys.explain import explain_journey
+
+        print(explain_journey(workspace, content, user_id=args.user, journey=args.journey))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from nudge.devtools.bench.report import results_table
+    from nudge.devtools.bench.runner import run_bench
+    from nudge.devtools.bench.scales import SCALES
+
+    results = run_bench(
+        SCALES[args.scale],
+        work_dir=Path(args.work_dir).resolve(),
+        results_path=Path(args.results).resolve(),
+        progress=lambda line: print(line, flush=True),
+        keep=args.keep,
+    )
+    print(results_table(results))
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from nudge.cli.project_init import init_project
+
+    directory = Path(args.directory)
+    for path in init_project(directory):
+        print(f"created {path}")
+    print(f"next: cd {directory} && nudge demo (or nudge validate, then nudge run)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nudge.devtools.demo import run_demo
+
+    return run_demo(workspace_from_args(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nudge", description=__doc__)
+    parser.add_argument(
+        "--home", help="workspace directory (default $NUDGE_HOME or the project's workspace/)"
+    )
+    parser.add_argument(
+        "--content", help="definitions directory (default $NUDGE_CONTENT or the project's content/)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    init = commands.add_parser(
+        "init", help="create a new project (example content, README, workspace) in DIRECTORY"
+    )
+    init.add_argument("directory")
+    init.set_defaults(func=cmd_init)
+
+    commands.add_parser(
+        "demo", help="generate the sample workspace and run it end to end"
+    ).set_defaults(func=cmd_demo)
+    run = commands.add_parser("run", help="one pipeline run through Dagster")
+    run.add_argument("--as-of", help="the run's instant (ISO 8601; default now)")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show what would be sent and skipped, on a copy of the warehouse; change nothing",
+    )
+    run.set_defaults(func=cmd_run)
+    ingest = commands.add_parser(
+        "ingest",
+        help="land Segment-spec messages from NDJSON, JSON or CSV (identifies) files or folders",
+    )
+    ingest.add_argument("files", nargs="+")
+    ingest.set_defaults(func=cmd_ingest)
+    serve = commands.add_parser(
+        "serve",
+        help="the HTTP collector (Segment and Customer.io Track APIs), see docs/collector.md",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, help="port (default $NUDGE_COLLECTOR_PORT, else 8000)")
+    serve.set_defaults(func=cmd_serve)
+    quarantine = commands.add_parser(
+        "quarantine", help="rejected input kept with its reason"
+    ).add_subparsers(dest="action", required=True)
+    quarantine.add_parser("list", help="every quarantined message and why").set_defaults(
+        func=cmd_quarantine
+    )
+    replay = quarantine.add_parser(
+        "replay", help="validate quarantined messages again and land those that now pass"
+    )
+    replay.add_argument("entries", nargs="*", help="entries to replay (default all), as listed")
+    replay.set_defaults(func=cmd_quarantine)
+    commands.add_parser("validate", help="check every definition").set_defaults(func=cmd_validate)
+    segments = commands.add_parser("segments", help="segment names and sizes")
+    segments.set_defaults(func=cmd_segments)
+    segment_actions = segments.add_subparsers(dest="action")
+    upload = segment_actions.add_parser(
+        "upload", help="upload a CSV with a user_id column as the members of a manual segment"
+    )
+    upload.add_argument("name", help="manual segment name ([a-z][a-z0-9_]*)")
+    upload.add_argument("file", help="CSV file with a header line naming a user_id column")
+    upload.add_argument("--at", help="when the list takes effect (ISO 8601; default now)")
+    upload.set_defaults(func=cmd_segments_upload)
+    profile = commands.add_parser(
+        "profile", help="one user's traits, segments, events, journeys, messages"
+    )
+    profile.add_argument("user_id")
+    profile.add_argument("--json", action="store_true")
+    profile.set_defaults(func=cmd_profile)
+    explain = commands.add_parser(
+        "explain", help="why a user is (not) in a segment, or where they are in a journey"
+    )
+    explain.add_argument("--user", required=True)
+    target = explain.add_mutually_exclusive_group(required=True)
+    target.add_argument("--segment")
+    target.add_argument("--journey")
+    explain.set_defaults(func=cmd_explain)
+    bench = commands.add_parser(
+        "bench", help="time every stage against its floor on generated data (BENCHMARKS.md)"
+    )
+    bench.add_argument("--scale", choices=("small", "medium", "large"), default="small")
+    bench.add_argument("--results", default="bench/results.json", help="where to write results")
+    bench.add_argument("--work-dir", default="bench/work", help="scratch workspace (removed after)")
+    bench.add_argument("--keep", action="store_true", help="keep the scratch workspace")
+    bench.set_defaults(func=cmd_bench)
+    journeys = commands.add_parser("journeys", help="pause or resume a journey").add_subparsers(
+        dest="action", required=True
+    )
+    for action, text in (
+        ("pause", "stop admitting, moving and sending; people keep their place"),
+        ("resume", "run the journey again from where people are"),
+    ):
+        control = journeys.add_parser(action, help=text)
+        control.add_argument("name", help="journey name")
+        control.set_defaults(func=cmd_journeys_control)
+    scenario = commands.add_parser("scenario", help="scenario files").add_subparsers(
+        dest="action", required=True
+    )
+    scenario_run = scenario.add_parser(
+        "run", help="run scenario files; exit 1 on any failed expectation"
+    )
+    scenario_run.add_argument("files", nargs="+")
+    scenario_run.set_defaults(func=cmd_scenario_run)
+    return parser
+
+
+def warehouse_holder(busy: WarehouseBusy) -> str:
+    """Which run holds the warehouse and since when, or that another process does."""
+    workspace = Workspace.from_env()
+    holder = live_holder(workspace)
+    if holder is None:
+        return str(busy)
+    return f"{holder.describe(workspace.home)} and holds the warehouse"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DefinitionError as error:
+        print(f"invalid definitions:\n{error}", file=sys.stderr)
+        return 2
+    except RunInProgress as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BUSY_EXIT_STATUS
+    except WarehouseBusy as busy:
+        print(f"error: {warehouse_holder(busy)}; try again when it has ended.", file=sys.stderr)
+        return BUSY_EXIT_STATUS
+    except (ValueError, FileNotFoundError, MissingLiveSettings) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,58 @@
+"""Loading a workspace's definitions, with everything checked before any run starts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from nudge.core.dsl.checks import check_content
+from nudge.core.dsl.load import load_content_dir
+from nudge.core.dsl.problems import DefinitionError, DefinitionProblem
+from nudge.core.dsl.spec import Content
+from nudge.core.segments.manual import manual_segment_names
+from nudge.core.warehouse.dbt import sql_segment_models
+from nudge.core.workspace import Workspace
+
+
+def sql_segment_names(dbt_dir: Path | None = None) -> set[str]:
+    """Hand-written SQL segments: every model tagged ``segment`` in the source dbt project
+    (default: ``nudge.core.warehouse.dbt.dbt_source_dir``), wherever it lives."""
+    return set(sql_segment_models(dbt_dir))
+
+
+def clash_problems(content: Content, sql_segments: Mapping[str, Path]) -> list[DefinitionProblem]:
+    """A YAML segment may not take the name of a SQL segment model: both would be `segments.<name>`."""
+    return [
+        DefinitionProblem(
+            segment.origin.file,
+            segment.origin.item,
+            "name",
+            f"also the SQL segment model {sql_segments[segment.name]} (a dbt model tagged "
+            "segment): rename one of them",
+        )
+        for segment in content.segments
+        if segment.name in sql_segments
+    ]
+
+
+def validate_content(content: Content, sql_segments: Mapping[str, Path]) -> None:
+    """Raise ``DefinitionError`` listing every cross-reference problem and name clash.
+
+    ``sql_segments`` maps each SQL segment model's name to its file (``sql_segment_models``).
+    """
+    problems = check_content(content, sql_segments=set(sql_segments)) + clash_problems(
+        content, sql_segments
+    )
+    if problems:
+        raise DefinitionError(problems)
+
+
+def load_workspace_content(workspace: Workspace) -> Content:
+    sql_segments = sql_segment_models()
+    # Manual segments exist only as data: their names come from the landing area's uploads.
+    known = set(sql_segments) | manual_segment_names(workspace)
+    content = load_content_dir(workspace.content_dir, sql_segments=known)
+    problems = clash_problems(content, sql_segments)
+    if problems:
+        raise DefinitionError(problems)
+    return content

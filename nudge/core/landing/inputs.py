@@ -1,0 +1,137 @@
+"""The files ``nudge ingest`` reads, as ``(position, message or Rejection)`` pairs.
+
+- NDJSON (``.ndjson``, ``.jsonl``, and any file not starting with ``[`` or ``{``): one message per
+  line, streamed; positions are line numbers.
+- JSON (``.json``, or a file starting with ``[`` or ``{``): an array of messages, a Segment batch
+  ``{"batch": [...]}`` or one message; positions are item numbers from 1.
+- CSV (``.csv``) of identifies: a header naming a ``user_id`` column (or ``userId``); the optional
+  ``anonymous_id``, ``timestamp`` and ``message_id`` columns fill those fields, every other
+  non-empty cell is a trait (as text). Positions are line numbers, the header being line 1.
+
+A UTF-8 byte order mark is accepted; a line (or CSV row) that is not UTF-8 rejects itself alone.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nudge.core.landing.messages import InvalidMessage, integer_too_long, nested_too_deep
+from nudge.core.landing.writer import MAX_LINE_BYTES, Rejection, ndjson_items
+
+_CSV_FIELDS = {
+    "user_id": "userId",
+    "userid": "userId",
+    "anonymous_id": "anonymousId",
+    "anonymousid": "anonymousId",
+    "timestamp": "timestamp",
+    "message_id": "messageId",
+    "messageid": "messageId",
+}
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file to ingest and what its positions are called (``line`` or ``item``)."""
+
+    path: Path
+    kind: str
+
+    @property
+    def position(self) -> str:
+        return "item" if self.kind == "json" else "line"
+
+
+def input_file(path: Path) -> InputFile:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return InputFile(path, "csv")
+    if suffix in (".ndjson", ".jsonl"):
+        return InputFile(path, "ndjson")
+    if suffix == ".json":
+        return InputFile(path, "json")
+    with open(path, "rb") as source:
+        start = source.read(64).removeprefix(codecs.BOM_UTF8).lstrip()
+    return InputFile(path, "json" if start[:1] == b"[" else "ndjson")
+
+
+def items(given: InputFile) -> Iterator[tuple[int, Any]]:
+    if given.kind == "csv":
+        return _csv_items(given.path)
+    if given.kind == "json":
+        return _json_items(given.path)
+    return ndjson_items(given.path)
+
+
+def _json_items(path: Path) -> Iterator[tuple[int, Any]]:
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    try:
+        value = json.loads(data.decode())
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(
+            f"{path} is not UTF-8 (byte 0x{data[exc.start]:02x} at byte {exc.start + 1}); "
+            "as NDJSON (one message per line) a bad line would reject only itself."
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidMessage(
+            f"{path} is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    except RecursionError as exc:
+        raise nested_too_deep() from exc
+    except ValueError as exc:
+        raise integer_too_long() from exc
+    if isinstance(value, dict) and isinstance(value.get("batch"), list):
+        value = value["batch"]
+    messages = value if isinstance(value, list) else [value]
+    return iter(enumerate(messages, start=1))
+
+
+def _csv_items(path: Path) -> Iterator[tuple[int, Any]]:
+    if path.stat().st_size > 0 and _longest_line(path) > MAX_LINE_BYTES:
+        raise InvalidMessage(f"{path} has a line longer than {MAX_LINE_BYTES} bytes")
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as source:
+        reader = csv.reader(source)
+        header = next(reader, None)
+        if header is None:
+            return
+        names = [_CSV_FIELDS.get(name.strip().lower(), name.strip()) for name in header]
+        if "userId" not in names:
+            raise InvalidMessage(
+                f"{path}: the header line names no user_id column (it has {', '.join(header)})"
+            )
+        for row in reader:
+            number = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            try:
+                yield number, _identify(names, row)
+            except InvalidMessage as exc:
+                yield number, Rejection(number, None, exc.reason, ",".join(row))
+
+
+def _longest_line(path: Path) -> int:
+    with open(path, "rb") as source:
+        return max((len(line) for line in source), default=0)
+
+
+def _identify(names: list[str], row: list[str]) -> dict[str, Any]:
+    if len(row) != len(names):
+        raise InvalidMessage(f"{len(row)} cells where the header has {len(names)}")
+    message: dict[str, Any] = {"type": "identify", "traits": {}}
+    for name, cell in zip(names, row, strict=True):
+        try:
+            cell.encode()
+        except UnicodeEncodeError as exc:
+            raise InvalidMessage(f"not UTF-8 (in column {name})") from exc
+        if not cell:
+            continue
+        if name in _CSV_FIELDS.values():
+            message[name] = cell
+        else:
+            message["traits"][name] = cell
+    return message

@@ -1,0 +1,107 @@
+"""Read-only views of a workspace for people: segment sizes, one user's profile, run summaries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+from nudge.core.warehouse.connection import connect
+from nudge.core.workspace import Workspace
+
+
+def segment_sizes(workspace: Workspace) -> list[tuple[str, int]]:
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        return con.execute(
+            "select segment, count(*) from marts.fct_segment_memberships group by all order by 1"
+        ).fetchall()
+
+
+def rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def user_traits(workspace: Workspace, user_id: str) -> dict[str, Any]:
+    """The current traits of one user as of the last run; none before the first run or for a
+    user the warehouse does not know."""
+    if not workspace.warehouse_path.exists():
+        return {}
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        try:
+            found = con.execute(
+                "select traits from marts.dim_users where user_id = ?", [user_id]
+            ).fetchone()
+        except duckdb.CatalogException:  # the warehouse exists, but no run has built it yet
+            return {}
+    return json.loads(found[0]) if found and found[0] else {}
+
+
+def user_profile(workspace: Workspace, user_id: str, *, events: int = 20) -> dict[str, Any] | None:
+    """Traits, segments, recent events, journeys and messages of one user, as of the last run."""
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        found = con.execute(
+            "select traits from marts.dim_users where user_id = ?", [user_id]
+        ).fetchone()
+        if found is None:
+            return None
+        return {
+            "user_id": user_id,
+            "traits": json.loads(found[0]) if found[0] else {},
+            "segments": [
+                r["segment"]
+                for r in rows(
+                    con,
+                    "select segment from marts.fct_segment_memberships where user_id = ? order by 1",
+                    [user_id],
+                )
+            ],
+            "recent_events": [
+                {**event, "properties": json.loads(event["properties"] or "{}")}
+                for event in rows(
+                    con,
+                    "select timestamp, type, event, name, properties from marts.fct_events"
+                    " where user_id = ? order by timestamp desc limit ?",
+                    [user_id, events],
+                )
+            ],
+            "journeys": rows(
+                con,
+                "select journey, status, current_step, started_at, next_wake_at, exit_reason"
+                " from nudge.journey_entries where user_id = ? order by started_at",
+                [user_id],
+            ),
+            "messages": rows(
+                con,
+                "select journey, step, channel, template, status, reason, completed_at"
+                " from nudge.delivery_ledger where user_id = ? order by queued_at",
+                [user_id],
+            ),
+        }
+
+
+def run_summary(workspace: Workspace) -> dict[str, list[dict[str, Any]]]:
+    """What the last runs did: entries per journey, messages by status, segment sizes."""
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        return {
+            "segments": rows(
+                con,
+                "select segment, count(*) as members from marts.fct_segment_memberships"
+                " group by all order by 1",
+                [],
+            ),
+            "journey_entries": rows(
+                con,
+                "select journey, status, count(*) as entries from nudge.journey_entries"
+                " group by all order by all",
+                [],
+            ),
+            "messages": rows(
+                con,
+                "select channel, status, coalesce(reason, '') as reason, count(*) as messages"
+                " from nudge.delivery_ledger group by all order by all",
+                [],
+            ),
+        }

@@ -1,0 +1,165 @@
+"""The collector stage: ``nudge serve`` against its floor under the same load.
+
+Both servers run as their own process under uvicorn on loopback, over a scratch workspace; the
+load generator (``http_load``) runs in the bench process, sharing the two cores with them, as
+an application on the same machine would. Three loads, each on the collector and on the floor
+(``collector_floor``: parse and group-committed append only):
+
+- ``collector_single``: single-event ``POST /v1/track`` requests as fast as answers come;
+- ``collector_batch``: ``POST /v1/batch`` with 100 messages each, as fast as answers come;
+- ``collector_at_1000``: single-event requests sent at 1,000 per second (latency at that rate).
+
+Every message is a distinct track call (its own messageId). Latency counts from when a request
+was due to its answer; p50/p99 are in ``info.collector``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import requests
+
+from nudge.devtools.bench.http_load import LoadResult, http_request, run_load
+from nudge.devtools.free_port import free_port
+
+WRITE_KEY = "bench-write-key"
+AUTHORIZATION = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+CONNECTIONS = 32
+SINGLE_REQUESTS = 10_000
+BATCHES = 500
+BATCH_SIZE = 100
+RATE = 1_000.0
+RATE_SECONDS = 5
+
+
+def _message(n: int) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "userId": f"user-{n % 5000}",
+        "event": "Order Completed",
+        "messageId": f"bench-{n}",
+        "timestamp": "2026-12-01T10:00:00Z",
+        "properties": {"order_id": f"o-{n}", "total": 42.5, "currency": "EUR", "items": 3},
+        "context": {"library": {"name": "analytics-python", "version": "2.3.3"}},
+    }
+
+
+def single_requests(count: int, first: int = 0) -> list[bytes]:
+    return [
+        http_request("/v1/track", orjson.dumps(_message(first + n)), AUTHORIZATION)
+        for n in range(count)
+    ]
+
+
+def batch_requests(count: int, size: int, first: int = 0) -> list[bytes]:
+    return [
+        http_request(
+            "/v1/batch",
+            orjson.dumps({"batch": [_message(first + b * size + n) for n in range(size)]}),
+            AUTHORIZATION,
+        )
+        for b in range(count)
+    ]
+
+
+@contextmanager
+def _server(command: list[str], env: dict[str, str], port: int) -> Iterator[None]:
+    """A server process on ``port`` until the block ends (SIGTERM, then SIGKILL)."""
+    process = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[2:4]} exited: {process.stderr.read().decode()}")
+            try:
+                requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{command} did not start within 60 s") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def collector_server(home: Path, port: int) -> Any:
+    return _server(
+        [sys.executable, "-m", "nudge.cli", "serve", "--port", str(port)],
+        {"NUDGE_HOME": str(home), "NUDGE_CONTENT": str(home), "NUDGE_WRITE_KEYS": WRITE_KEY},
+        port,
+    )
+
+
+def floor_server(scratch: Path, port: int) -> Any:
+    return _server(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "nudge.devtools.bench.collector_floor:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        {"NUDGE_BENCH_FLOOR_FILE": str(scratch / "collector-floor.log")},
+        port,
+    )
+
+
+def summary(result: LoadResult, events_per_request: int) -> dict[str, Any]:
+    return {
+        "requests": result.requests,
+        "events": result.requests * events_per_request,
+        "seconds": round(result.seconds, 3),
+        "requests_per_second": round(result.per_second),
+        "events_per_second": round(result.per_second * events_per_request),
+        "p50_ms": round(result.percentile(50) * 1000, 2),
+        "p99_ms": round(result.percentile(99) * 1000, 2),
+        "failures": result.failures,
+    }
+
+
+def measure_collector(scratch: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{load: {"collector": summary, "floor": summary}}`` for the three loads."""
+    loads = {
+        "collector_single": (single_requests(SINGLE_REQUESTS), None, 1),
+        "collector_batch": (batch_requests(BATCHES, BATCH_SIZE, first=SINGLE_REQUESTS), None, 100),
+        "collector_at_1000": (
+            single_requests(int(RATE * RATE_SECONDS), first=SINGLE_REQUESTS * 10),
+            RATE,
+            1,
+        ),
+    }
+    results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in loads}
+    servers = {
+        "collector": lambda port: collector_server(scratch / "collector-home", port),
+        "floor": lambda port: floor_server(scratch, port),
+    }
+    for side, start in servers.items():
+        port = free_port()
+        with start(port):
+            run_load("127.0.0.1", port, single_requests(200, first=10**7), connections=8)  # warm
+            for name, (bodies, rate, per_request) in loads.items():
+                result = run_load("127.0.0.1", port, bodies, connections=CONNECTIONS, rate=rate)
+                results[name][side] = summary(result, per_request)
+    return results

@@ -1,0 +1,404 @@
+"""Run every pipeline stage at one scale, each beside its floor, and write ``results.json``.
+
+The stages are the functions of ``orchestration.stages`` that Dagster wraps and the scenario runner
+calls, in the same order; nothing here has its own fast path. A first run at the end of the
+generated history does all the work (every user enters every segment); a second run an hour
+later adds 1% new events, landed through ``land_messages``, and measures incremental work.
+Then the HTTP collector is loaded beside its floor (``collector_stage.py``). Last,
+``dagster dev`` runs on the same workspace and one landed event is timed to its email
+with the sensor running (``latency.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from nudge.core.landing.loader import landing_files
+from nudge.core.landing.writer import land_messages
+from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.dbt import NodeResult
+from nudge.core.workspace import Workspace
+from nudge.devtools.bench import floors
+from nudge.devtools.bench.collector_stage import CONNECTIONS, measure_collector
+from nudge.devtools.bench.generator import (
+    end_of_data,
+    generate_landing,
+    incremental_as_of,
+    incremental_messages,
+)
+from nudge.devtools.bench.latency import measure_latency
+from nudge.devtools.bench.measure import measured
+from nudge.devtools.bench.scales import Scale
+from nudge.devtools.smtp_sink import SmtpSink
+from orchestration.instance import ensure_instance
+from orchestration.stages import (
+    build_models,
+    build_reports,
+    finish_run,
+    load_landing,
+    new_run_id,
+    plan_journeys,
+    prepare_workspace,
+    send_pending,
+    start_run,
+)
+from senders.email import SmtpEmailProvider, SmtpSettings
+
+BENCH_CONTENT_DIR = Path(__file__).resolve().parent / "content"
+SENDER = "nudge-bench <bench@example.com>"
+_SEGMENT_NODES = ("fct_segment_memberships",)
+_DIFF_NODES = ("fct_segment_membership_history",)
+# How many of a build's slowest nodes results.json lists (info.slowest_nodes), for profiling.
+SLOWEST_NODES = 15
+
+
+@dataclass
+class Stage:
+    seconds: float
+    floor_seconds: float | None
+    ratio: float | None
+    peak_rss_mb: float | None
+    rows: int | None
+    note: str = ""
+
+
+def _stage(
+    seconds: float, floor: float | None, rss: float | None, rows: int | None, note: str = ""
+) -> Stage:
+    ratio = round(seconds / floor, 2) if floor else None
+    floor = None if floor is None else round(floor, 3)
+    return Stage(round(seconds, 3), floor, ratio, rss, rows, note)
+
+
+class BenchRun:
+    """One benchmark at one scale in a fresh workspace under ``work_dir``."""
+
+    def __init__(self, scale: Scale, work_dir: Path, progress: Callable[[str], None]) -> None:
+        self.scale = scale
+        self.workspace = Workspace(home=work_dir / "workspace", content_dir=BENCH_CONTENT_DIR)
+        self.scratch = work_dir / "scratch"
+        self.progress = progress
+        self.stages: dict[str, Stage] = {}
+        self.info: dict[str, Any] = {}
+
+    def record(self, name: str, stage: Stage) -> None:
+        self.stages[name] = stage
+        floor = "" if stage.floor_seconds is None else f", floor {stage.floor_seconds:.2f} s"
+        ratio = "" if stage.ratio is None else f", ratio {stage.ratio:.2f}"
+        self.progress(
+            f"  {name:28} {stage.seconds:8.2f} s{floor}{ratio}, peak {stage.peak_rss_mb} MB, "
+            f"rows {stage.rows}"
+        )
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        shutil.rmtree(self.workspace.home, ignore_errors=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        ensure_instance(self.workspace.ensure())
+        scale = self.scale
+        self.progress(f"generating {scale.users:,} users, about {scale.events:,} events")
+        with measured() as m:
+            rows = generate_landing(
+                self.workspace.events_landing_dir,
+                self.scratch,
+                users=scale.users,
+                events=scale.events,
+                days=scale.days,
+                end=end_of_data(),
+            )
+        self.info["generated_rows"] = rows
+        self.info["generate_seconds"] = m.seconds
+        self.progress(f"  generated {rows:,} landing rows in {m.seconds:.1f} s")
+        with measured() as m:
+            self.content, self.project = prepare_workspace(self.workspace)
+        self.info["parse_seconds"] = m.seconds
+        self.progress(f"  assembled and parsed the dbt project in {m.seconds:.1f} s")
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def load(self, name: str) -> float:
+        files = landing_files(self.workspace.events_landing_dir)
+        with connect(self.workspace.warehouse_path) as con:
+            done = {r[0] for r in con.execute("select file_name from raw.loaded_files").fetchall()}
+        new = [path for name, path in files.items() if name not in done]
+        with measured() as m:
+            loaded = load_landing(self.workspace)
+        floor = floors.load_floor(self.scratch / "load-floor.duckdb", new)
+        self.record(name, _stage(m.seconds, floor, m.peak_rss_mb, loaded.rows))
+        return floor
+
+    def build(self, prefix: str, as_of: datetime) -> float:
+        with measured() as m:
+            nodes = build_models(self.project, as_of=as_of)
+        floor = self._warehouse_stages(prefix, nodes, m.seconds, m.peak_rss_mb)
+        return floor
+
+    def _warehouse_stages(
+        self, prefix: str, nodes: list[NodeResult], seconds: float, rss: float | None
+    ) -> float:
+        manifest = self.project.manifest()
+        node_floor = floors.sql_floor(
+            self.workspace.warehouse_path, manifest, [n.unique_id for n in nodes]
+        )
+        total_floor = sum(node_floor.values())
+        models = [n for n in nodes if n.resource_type == "model"]
+        slowest = sorted(nodes, key=lambda n: n.execution_time, reverse=True)[:SLOWEST_NODES]
+        self.info.setdefault("slowest_nodes", {})[f"{prefix}dbt_build"] = {
+            n.name: {
+                "seconds": round(n.execution_time, 2),
+                "floor_seconds": round(node_floor.get(n.unique_id, 0.0), 2),
+            }
+            for n in slowest
+        }
+        self.record(
+            f"{prefix}dbt_build",
+            _stage(
+                seconds,
+                total_floor,
+                rss,
+                len(nodes),
+                "wall time of the whole build (models and tests; rows = nodes)",
+            ),
+        )
+
+        def part(selected: list[NodeResult], name: str, note: str) -> None:
+            spent = sum(n.execution_time for n in selected)
+            floor = sum(node_floor.get(n.unique_id, 0.0) for n in selected)
+            rows = self._rows(selected)
+            self.record(f"{prefix}{name}", _stage(spent, floor, None, rows, note))
+
+        segment_ids = {
+            uid for uid, node in manifest.nodes.items() if "segment" in (node.tags or [])
+        }
+        part(
+            [n for n in models if n.unique_id in segment_ids or n.name in _SEGMENT_NODES],
+            "segments",
+            "dbt node time of every segment model and the membership union (rows = memberships)",
+        )
+        part(
+            [n for n in models if n.name in _DIFF_NODES],
+            "eligibility_diff",
+            "dbt node time of the membership history: who entered and left (rows = intervals)",
+        )
+        return total_floor
+
+    def _rows(self, nodes: Iterable[NodeResult]) -> int | None:
+        manifest = self.project.manifest()
+        names = [manifest.nodes[n.unique_id].name for n in nodes]
+        if any(name in _DIFF_NODES for name in names):
+            table = "marts.fct_segment_membership_history"
+        elif any(name in _SEGMENT_NODES for name in names):
+            table = "marts.fct_segment_memberships"
+        else:
+            return None
+        with connect(self.workspace.warehouse_path) as con:
+            return con.execute(f"select count(*) from {table}").fetchone()[0]
+
+    def journeys(self, name: str, as_of: datetime, run_id: str) -> float:
+        with measured() as m:
+            plan_journeys(self.workspace, self.content, as_of=as_of, run_id=run_id)
+        floor = floors.journeys_floor(self.workspace.warehouse_path, run_id)
+        with connect(self.workspace.warehouse_path) as con:
+            outbox = con.execute(
+                "select count(*) from nudge.outbox where run_id = ?", [run_id]
+            ).fetchone()[0]
+            entries = con.execute(
+                "select count(*) from nudge.journey_transitions "
+                "where run_id = ? and action = 'entered'",
+                [run_id],
+            ).fetchone()[0]
+        self.info.setdefault("journey_entries", {})[name] = entries
+        note = f"{entries} entries admitted, rows = outbox rows planned"
+        self.record(name, _stage(m.seconds, floor, m.peak_rss_mb, outbox, note))
+        return floor
+
+    def send(self, name: str, as_of: datetime, run_id: str) -> None:
+        maildir = self.scratch / f"mail-{name}"
+        sink = SmtpSink("127.0.0.1", 0, maildir).start()
+        try:
+            provider = SmtpEmailProvider(
+                SmtpSettings(host=sink.host, port=sink.port, sender=SENDER)
+            )
+            with measured() as m:
+                summary = send_pending(
+                    self.workspace,
+                    self.content,
+                    {"email": provider},
+                    as_of=as_of,
+                    run_id=run_id,
+                    channels=("email",),
+                )
+            received = sink.messages()
+            floor = floors.send_floor(sink.host, sink.port, "bench@example.com", received)
+        finally:
+            sink.stop()
+        sent = summary.total("sent")
+        note = f"{sent} sent, {len(received)} received by the SMTP server; email channel only"
+        self.record(name, _stage(m.seconds, floor, m.peak_rss_mb, len(received), note))
+        shutil.rmtree(maildir, ignore_errors=True)
+
+    def reports(self, name: str, as_of: datetime) -> float:
+        with measured() as m:
+            nodes = build_reports(self.project, as_of=as_of)
+        floor = sum(
+            floors.sql_floor(
+                self.workspace.warehouse_path,
+                self.project.manifest(),
+                [n.unique_id for n in nodes],
+            ).values()
+        )
+        self.record(name, _stage(m.seconds, floor, m.peak_rss_mb, len(nodes)))
+        return floor
+
+    def landing(self, name: str, messages: list[dict[str, Any]]) -> None:
+        with measured() as m:
+            result = land_messages(self.workspace.events_landing_dir, messages)
+        floor = floors.landing_floor(self.scratch / "landing-floor.ndjson", messages)
+        note = "the real land_messages path: validate, normalise, write parquet"
+        self.record(name, _stage(m.seconds, floor, m.peak_rss_mb, result.accepted, note))
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def full_run(self) -> None:
+        as_of = end_of_data()
+        run_id = new_run_id(as_of, "bench")
+        self.progress(f"full run at as_of {as_of.isoformat()}")
+        start_run(self.workspace, as_of=as_of, run_id=run_id)
+        floor = self.load("load")
+        floor += self.build("", as_of)
+        floor += self.journeys("journeys", as_of, run_id)
+        self.send("send", as_of, run_id)
+        floor += self.reports("reports", as_of)
+        finish_run(self.workspace, run_id=run_id)
+        spent = sum(self.stages[n].seconds for n in ("load", "dbt_build", "journeys", "reports"))
+        self.record(
+            "full_run_excluding_send",
+            _stage(spent, floor, None, None, "load + dbt build + journeys + reports"),
+        )
+
+    def incremental_run(self) -> None:
+        scale = self.scale
+        as_of = incremental_as_of()
+        run_id = new_run_id(as_of, "bench")
+        self.progress(f"incremental run at as_of {as_of.isoformat()} with 1% new events")
+        messages = incremental_messages(
+            self.scratch,
+            users=scale.users,
+            events=scale.incremental_events,
+            days=scale.days,
+            end=end_of_data(),
+            after=end_of_data(),
+        )
+        self.landing("landing", messages)
+        start_run(self.workspace, as_of=as_of, run_id=run_id)
+        floor = self.load("incremental_load")
+        floor += self.build("incremental_", as_of)
+        floor += self.journeys("incremental_journeys", as_of, run_id)
+        self.send("incremental_send", as_of, run_id)
+        floor += self.reports("incremental_reports", as_of)
+        finish_run(self.workspace, run_id=run_id)
+        parts = ("incremental_load", "incremental_dbt_build", "incremental_journeys")
+        spent = sum(self.stages[n].seconds for n in (*parts, "incremental_reports"))
+        self.record(
+            "incremental_run_excluding_send",
+            _stage(
+                spent,
+                floor,
+                None,
+                scale.incremental_events,
+                "floor: the same SQL recomputed in full; rows = new events",
+            ),
+        )
+
+    def collector(self) -> None:
+        self.progress("collector: nudge serve and its floor under the same HTTP loads")
+        measured_loads = measure_collector(self.scratch)
+        self.info["collector"] = measured_loads
+        for name, sides in measured_loads.items():
+            ours, floor = sides["collector"], sides["floor"]
+            note = (
+                f"{ours['requests_per_second']:,} requests/s, {ours['events_per_second']:,} "
+                f"events/s, p50 {ours['p50_ms']} ms, p99 {ours['p99_ms']} ms (floor "
+                f"{floor['requests_per_second']:,}/s, p50 {floor['p50_ms']} ms, p99 "
+                f"{floor['p99_ms']} ms); {CONNECTIONS} connections"
+            )
+            self.record(name, _stage(ours["seconds"], floor["seconds"], None, ours["events"], note))
+
+    def latency(self, name: str) -> None:
+        self.progress("latency: dagster dev on the bench workspace, one event landed, sensor on")
+        result = measure_latency(
+            self.workspace, self.scratch, sender=SENDER, progress=self.progress
+        )
+        self.info["latency"] = {
+            "user_id": result.user_id,
+            "run_id": result.run_id,
+            "catch_up_run_seconds": result.catch_up_run_seconds,
+            "seconds_after_landing": result.timeline,
+        }
+        note = (
+            "one order_completed track call landed -> its order_followup email stored by the "
+            "SMTP server, through the sensor and a Dagster run at the wall-clock as_of; no floor; "
+            "peak RSS = dagster dev's process tree, sampled every 0.25 s"
+        )
+        self.record(name, _stage(result.seconds, None, result.peak_rss_mb, 1, note))
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        info["cpus"] = len(
+            [x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("processor")]
+        )
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+        info["memory_gb"] = round(mem_kb / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return info
+
+
+def run_bench(
+    scale: Scale,
+    *,
+    work_dir: Path,
+    results_path: Path,
+    progress: Callable[[str], None] = print,
+    keep: bool = False,
+) -> dict[str, Any]:
+    """Run the benchmark at ``scale`` and write ``results_path``; returns the results."""
+    started = time.perf_counter()
+    bench = BenchRun(scale, work_dir, progress)
+    try:
+        bench.prepare()
+        bench.full_run()
+        bench.incremental_run()
+        bench.collector()
+        bench.latency("latency")
+    finally:
+        if not keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    results = {
+        "scale": scale.name,
+        "users": scale.users,
+        "events": scale.events,
+        "machine": machine(),
+        "info": bench.info,
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "stages": {name: asdict(stage) for name, stage in bench.stages.items()},
+    }
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    progress(f"wrote {results_path} ({results['total_seconds']} s in all)")
+    return results

@@ -1,0 +1,141 @@
+"""One pipeline run through Dagster, in this process, recorded in the workspace's instance.
+
+The run holds the workspace's run lock (``orchestration.run_lock``). Before the run starts, runs
+that died are recorded as failed and their pool slots freed (``orchestration.run_recovery``); after it
+ends, its ``nudge.runs`` row gets its final status even when a step failed or a signal stopped
+it.
+
+SIGINT and SIGTERM: during a run Dagster only notes them and raises them inside step code, so a
+run in a step usually stops within moments and is recorded as failed. But a run waiting for a
+pool slot runs no step code and would never notice, and a step's clean-up can take long (an SMTP
+QUIT to a server that does not answer waits for the socket timeout). So if the run has not ended
+``INTERRUPT_GRACE_SECONDS`` after the signal, a watchdog records it failed, frees its pool slots
+and ends the process (DuckDB's write-ahead log makes that as safe as any crash).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from nudge.core.workspace import Workspace
+from orchestration.run_lock import hold_run_lock
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+PIPELINE_JOB = "nudge_pipeline"
+# The run's own events are summarised below; the console logger would print every engine event.
+QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+INTERRUPT_GRACE_SECONDS = 5.0
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def run_through_dagster(
+    workspace: Workspace,
+    as_of: datetime,
+    *,
+    run_id: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> bool:
+    """Execute the whole asset graph at ``as_of`` as Dagster run ``run_id`` (default: a new id),
+    holding the workspace's run lock; the environment must point at ``workspace``."""
+    run_id = run_id or str(uuid.uuid4())  # Dagster's own run ids are uuid4 strings too
+    with hold_run_lock(workspace, run_id):
+        return _run_locked(workspace, as_of, run_id, progress)
+
+
+def _run_locked(
+    workspace: Workspace, as_of: datetime, run_id: str, progress: Callable[[str], None] | None
+) -> bool:
+    import dagster as dg
+
+    from orchestration.instance import ensure_instance
+    from orchestration.run_recovery import pid_tag, recover_dead_runs
+    from orchestration.stages import finish_unfinished_runs
+
+    ensure_instance(workspace)
+    with dg.DagsterInstance.get() as instance:
+        dead = recover_dead_runs(instance, workspace, own_run_id=run_id)
+        if progress and dead:
+            progress(f"  recorded as failed: runs {', '.join(dead)} (their process is gone)")
+
+        from orchestration.definitions import defs
+        from orchestration.run_context import as_of_tag
+
+        job = defs.resolve_job_def(PIPELINE_JOB)
+        with signals_end_the_run(instance, workspace, run_id):
+            result = job.execute_in_process(
+                run_config=QUIET_LOGGING,
+                instance=instance,
+                run_id=run_id,
+                tags={**as_of_tag(as_of), **pid_tag()},
+                raise_on_error=False,
+            )
+    finish_unfinished_runs(workspace, [run_id], status="succeeded" if result.success else "failed")
+    if progress:
+        for event in result.all_events:
+            if event.event_type_value == "ASSET_MATERIALIZATION":
+                progress(f"  materialized {event.asset_key.to_user_string()}")
+            elif event.is_failure:
+                progress(f"  FAILED {event.step_key}: {event.message}")
+        progress(f"dagster run {result.run_id}: {'succeeded' if result.success else 'failed'}")
+    return result.success
+
+
+@contextmanager
+def signals_end_the_run(
+    instance: dg.DagsterInstance, workspace: Workspace, run_id: str
+) -> Iterator[None]:
+    """End the process when SIGINT or SIGTERM has not ended the run within the grace period.
+
+    Dagster replaces the handlers during a run, so the watchdog learns of a signal through
+    Python's wakeup fd, which every handled signal is written to whoever handles it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if not select.select([reader], [], [], 0.5)[0]:
+                continue
+            stops = STOP_SIGNALS & set(reader.recv(64))
+            if stops and not done.wait(INTERRUPT_GRACE_SECONDS):
+                stop_run_now(instance, workspace, run_id)
+                os._exit(128 + min(stops))
+
+    watcher = threading.Thread(target=watch, name="nudge-signal-watchdog", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        signal.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()
+
+
+def stop_run_now(instance: dg.DagsterInstance, workspace: Workspace, run_id: str) -> None:
+    """Record a run that did not stop on a signal as failed and free its pool slots."""
+    from orchestration.stages import finish_unfinished_runs
+
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_failed(run, message="Stopped by a signal; the run did not end.")
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+    finish_unfinished_runs(workspace, [run_id], status="failed")
+    print(f"dagster run {run_id}: stopped by a signal; recorded as failed", flush=True)

@@ -1,0 +1,158 @@
+"""``nudge run --dry-run``: what a run at ``as_of`` would do, without doing it.
+
+The workspace's warehouse file and landing area are copied into a temporary workspace, and the
+same stage functions a real run uses (``orchestration.stages``) run there, with capturing providers on
+every channel. The report is read back from the copy: the messages handed to a provider, the ones
+a policy decided otherwise (with the reason), the ones held for a later run, and the entries that
+started, exited or completed. The real workspace is only read.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from nudge.core.dsl.spec import Content
+from nudge.core.warehouse.connection import connect
+from nudge.core.workspace import Workspace
+from orchestration.stages import (
+    build_models,
+    load_landing,
+    new_run_id,
+    plan_journeys,
+    prepare_project,
+    send_pending,
+    start_run,
+    to_naive_utc,
+)
+from senders.capture import CapturingProvider
+
+CHANNELS = ("email", "sms", "push", "webhook", "slack", "in_app")
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    user_id: str
+    journey: str
+    step: str
+    channel: str
+    template: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A message that would not go out in this run, and why (``status`` is a ledger status, or
+    ``held`` when a policy keeps it for a later run)."""
+
+    user_id: str
+    journey: str
+    step: str
+    channel: str
+    template: str
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class EntryChange:
+    user_id: str
+    journey: str
+    action: str  # entered | exited | completed
+    step: str | None
+    detail: str | None
+
+
+@dataclass
+class DryRunReport:
+    as_of: datetime
+    sends: list[PlannedMessage] = field(default_factory=list)
+    not_sent: list[Decision] = field(default_factory=list)
+    entries: list[EntryChange] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [f"dry run at {self.as_of.isoformat()}Z: nothing was sent or changed"]
+        lines.append(f"would send {len(self.sends)} messages:")
+        lines += [
+            f"  {m.user_id}  {m.journey}/{m.step}  {m.channel} {m.template} -> {m.address}"
+            for m in self.sends
+        ]
+        lines.append(f"would not send {len(self.not_sent)} messages:")
+        lines += [
+            f"  {d.user_id}  {d.journey}/{d.step}  {d.channel} {d.template}: {d.status} ({d.reason})"
+            for d in self.not_sent
+        ]
+        lines.append(f"journey entries changing: {len(self.entries)}")
+        lines += [
+            f"  {e.user_id}  {e.journey}: {e.action}"
+            + (f" at {e.step}" if e.step else "")
+            + (f" ({e.detail})" if e.detail else "")
+            for e in self.entries
+        ]
+        return "\n".join(lines)
+
+
+def copy_workspace(source: Workspace, target_home: Path) -> Workspace:
+    """A workspace at ``target_home`` holding copies of ``source``'s warehouse and landing area."""
+    target = Workspace(home=target_home, content_dir=source.content_dir)
+    target.ensure()
+    for suffix in ("", ".wal"):
+        path = Path(f"{source.warehouse_path}{suffix}")
+        if path.exists():
+            shutil.copy2(path, f"{target.warehouse_path}{suffix}")
+    if source.landing_dir.exists():
+        shutil.copytree(source.landing_dir, target.landing_dir, dirs_exist_ok=True)
+    return target
+
+
+def dry_run(workspace: Workspace, content: Content, as_of: datetime) -> DryRunReport:
+    """What a pipeline run at ``as_of`` would send, skip and change; see the module docstring."""
+    as_of = to_naive_utc(as_of)
+    run_id = new_run_id(as_of, "dry-run")
+    with tempfile.TemporaryDirectory(prefix="nudge-dry-run-") as tmp:
+        copy = copy_workspace(workspace, Path(tmp) / "home")
+        project = prepare_project(copy, content)
+        start_run(copy, as_of=as_of, run_id=run_id)
+        load_landing(copy)
+        build_models(project, as_of=as_of)
+        plan_journeys(copy, content, as_of=as_of, run_id=run_id)
+        providers = {channel: CapturingProvider(channel) for channel in CHANNELS}
+        send_pending(copy, content, providers, as_of=as_of, run_id=run_id)
+        report = _read_report(copy, as_of, run_id)
+    report.sends = [
+        PlannedMessage(m.user_id, m.journey, m.step, m.channel, m.template, m.address)
+        for provider in providers.values()
+        for m in provider.messages
+    ]
+    report.sends.sort(key=lambda m: (m.journey, m.step, m.user_id))
+    return report
+
+
+def _read_report(workspace: Workspace, as_of: datetime, run_id: str) -> DryRunReport:
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        decided = con.execute(
+            """select user_id, journey, step, channel, template, status, coalesce(reason, '')
+               from nudge.delivery_ledger where run_id = ? and status <> 'sent'
+               union all
+               select o.user_id, o.journey, o.step, o.channel, o.template, 'held',
+                      'quiet hours: decided again at the next run'
+               from nudge.outbox o anti join nudge.delivery_ledger l using (idempotency_key)
+               where o.as_of <= ?
+               order by 2, 3, 1""",
+            [run_id, as_of],
+        ).fetchall()
+        changes = con.execute(
+            """select user_id, journey, action, coalesce(to_step, from_step), detail
+               from nudge.journey_transitions
+               where run_id = ? and action in ('entered', 'exited', 'completed')
+               order by journey, user_id, action""",
+            [run_id],
+        ).fetchall()
+    return DryRunReport(
+        as_of=as_of,
+        not_sent=[Decision(*row) for row in decided],
+        entries=[EntryChange(*row) for row in changes],
+    )

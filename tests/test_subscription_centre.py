@@ -1,0 +1,195 @@
+"""The subscription centre served over HTTP, clicked through in a real headless Chromium.
+
+A person's choices land as identify calls; the next pipeline run puts them in ``dim_users``, and
+the preference page then shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+import requests
+import uvicorn
+from playwright.sync_api import Browser, sync_playwright
+
+from collector.subscription_centre import subscription_app
+from nudge.core.dsl.spec import CHANNELS
+from nudge.core.landing.writer import land_messages
+from nudge.core.workspace import Workspace
+from nudge.devtools.free_port import free_port
+from orchestration.stages import prepare_workspace, run_pipeline
+from senders.capture import CapturingProvider
+from senders.unsubscribe import preferences_url, sign_token
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CONTENT = """\
+topics:
+  - name: product_updates
+    description: News about features you use.
+  - {name: newsletter, default: unsubscribed, description: A monthly digest.}
+"""
+
+
+def _landing_files(workspace: Workspace) -> list[Path]:
+    return sorted(workspace.events_landing_dir.rglob("*.parquet"))
+
+
+def _run(workspace: Workspace, as_of: datetime) -> None:
+    content, project = prepare_workspace(workspace)
+    providers = {channel: CapturingProvider(channel) for channel in CHANNELS}
+    run_pipeline(workspace, content, project, providers, as_of=as_of)
+
+
+def _after_now() -> datetime:
+    """A run after the choices: they are landed at the real clock's time."""
+    return datetime.now(UTC).replace(tzinfo=None) + timedelta(minutes=1)
+
+
+def _traits(workspace: Workspace, user_id: str) -> dict:
+    with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
+        (traits,) = con.execute(
+            "select traits from marts.dim_users where user_id = ?", [user_id]
+        ).fetchone()
+    return json.loads(traits)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "topics.yml").write_text(CONTENT)
+    workspace = Workspace(home=tmp_path / "home", content_dir=content).ensure()
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            {
+                "type": "identify",
+                "userId": "u1",
+                "messageId": "m1",
+                "timestamp": "2026-11-01T10:00:00Z",
+                "traits": {
+                    "email": "u1@example.com",
+                    "cio_subscription_preferences": {"topics": {"newsletter": True}},
+                },
+            }
+        ],
+    )
+    _run(workspace, datetime(2026, 11, 1, 12))
+    return workspace
+
+
+@pytest.fixture
+def server(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("NUDGE_PUBLIC_URL", base)
+    config = uvicorn.Config(
+        subscription_app(workspace), host="127.0.0.1", port=port, log_level="warning"
+    )
+    uvicorn_server = uvicorn.Server(config)
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not uvicorn_server.started:
+        assert time.monotonic() < deadline, "the subscription centre did not start"
+        time.sleep(0.05)
+    yield base
+    uvicorn_server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (make browser)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield browser
+        browser.close()
+
+
+def test_preferences_page_shows_and_saves_choices(
+    workspace: Workspace, server: str, browser: Browser
+) -> None:
+    page = browser.new_page()
+    page.goto(preferences_url("u1"))
+    # The topic's default (subscribed) and the person's own choice (newsletter: true).
+    assert page.is_checked("#topic-product_updates")
+    assert page.is_checked("#topic-newsletter")
+    assert not page.is_checked("#unsubscribe-all")
+    assert "A monthly digest." in page.content()
+
+    before = _landing_files(workspace)
+    page.uncheck("#topic-product_updates")
+    page.click("#save")
+    assert page.is_visible("#saved")
+    assert not page.is_checked("#topic-product_updates")
+    assert len(_landing_files(workspace)) == len(before) + 1
+
+    _run(workspace, _after_now())
+    preferences = _traits(workspace, "u1")["cio_subscription_preferences"]["topics"]
+    assert preferences == {"product_updates": False, "newsletter": True}
+    page.goto(preferences_url("u1"))
+    assert not page.is_checked("#topic-product_updates")
+    assert page.is_checked("#topic-newsletter")
+
+
+def test_unsubscribe_page_asks_first_then_unsubscribes_from_the_topic(
+    workspace: Workspace, server: str, browser: Browser
+) -> None:
+    link = f"{server}/u/{sign_token('u1', 'newsletter')}"
+    before = _landing_files(workspace)
+    page = browser.new_page()
+    page.goto(link)
+    # Showing the page (what a link scanner does) changes nothing.
+    assert _landing_files(workspace) == before
+    page.click("#unsubscribe")
+    assert "newsletter" in page.inner_text("#done")
+
+    _run(workspace, _after_now())
+    traits = _traits(workspace, "u1")
+    assert traits["cio_subscription_preferences"]["topics"]["newsletter"] is False
+    assert traits.get("unsubscribed") is not True
+
+
+def test_one_click_post_unsubscribes_from_everything(workspace: Workspace, server: str) -> None:
+    # What a mail client sends from its own unsubscribe button (RFC 8058).
+    answer = requests.post(
+        f"{server}/u/{sign_token('u1', None)}",
+        data={"List-Unsubscribe": "One-Click"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    _run(workspace, _after_now())
+    with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
+        (unsubscribed,) = con.execute(
+            "select unsubscribed from marts.dim_users where user_id = 'u1'"
+        ).fetchone()
+    assert unsubscribed is True
+    shown = requests.get(preferences_url("u1"), timeout=10).text
+    assert 'id="unsubscribe-all" checked' in shown
+
+
+@pytest.mark.parametrize("path", ["/u/", "/preferences/"])
+def test_a_changed_token_gets_a_page_and_changes_nothing(
+    workspace: Workspace, server: str, path: str
+) -> None:
+    token = sign_token("u1", None)
+    forged = sign_token("u2", None).split(".")[0] + "." + token.split(".")[1]
+    before = _landing_files(workspace)
+    for method in ("get", "post"):
+        for bad in (forged, "not-a-token", token[:-3]):
+            answer = requests.request(method, f"{server}{path}{bad}", timeout=10)
+            assert answer.status_code == 400, (method, bad)
+            assert "This link is not valid" in answer.text
+    assert _landing_files(workspace) == before
