@@ -24,6 +24,7 @@ from collector.commit import CommitFailed, GroupCommitter
 from collector.intake import Intake, Intaker
 from collector.openapi import openapi_document
 from collector.settings import Credentials, Limits
+from collector.subscription_centre import SubscriptionCentre
 from nudge.core.landing.messages import InvalidMessage
 from nudge.core.landing.quarantine import keep, quarantine_record
 from nudge.core.landing.suppressions import SuppressionList
@@ -279,7 +280,8 @@ def _track_answer(intake: Intake) -> JSONResponse:
 def create_app(
     workspace: Workspace, credentials: Credentials | None = None, limits: Limits | None = None
 ) -> Starlette:
-    """The collector over ``workspace`` (credentials and limits from the environment by default)."""
+    """The collector over ``workspace`` (credentials and limits from the environment by
+    default), with the subscription centre's pages (docs/subscription-centre.md)."""
     c = Collector(workspace, credentials or Credentials.from_env(), limits or Limits.from_env())
     customer = "/api/v1/customers/{identifier}"
     routes = [
@@ -298,6 +300,9 @@ def create_app(
         Route("/api/v1/merge_customers", c.merge, methods=["POST"]),
         Route("/api/v2/batch", c.v2_batch, methods=["POST"]),
     ]
+    centre = SubscriptionCentre(workspace)
+    centre.topics  # noqa: B018 - check the content now, not at the first request
+    routes += centre.routes()
     app = Starlette(
         routes=routes,
         lifespan=c.lifespan,

@@ -59,6 +59,7 @@ class CollectorProcess:
 
     def __init__(self, home: Path, content: Path, env: dict[str, str]) -> None:
         self.home, self.content, self.env = home, content, env
+        content.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[str] | None = None

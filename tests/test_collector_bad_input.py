@@ -170,7 +170,7 @@ def test_customerio_limits_and_shapes_are_checked(collector: CollectorProcess) -
 
 
 def test_no_credentials_configured_means_no_data_accepted(tmp_path: Path) -> None:
-    server = CollectorProcess(tmp_path / "home", tmp_path, {})
+    server = CollectorProcess(tmp_path / "home", tmp_path / "content", {})
     server.start()
     try:
         track = {"type": "track", "userId": "u1", "event": "e"}
@@ -188,7 +188,9 @@ def test_a_slow_or_truncated_body_gets_408_or_is_dropped_and_the_collector_goes_
     tmp_path: Path,
 ) -> None:
     server = CollectorProcess(
-        tmp_path / "home", tmp_path, {**COLLECTOR_ENV, "NUDGE_COLLECTOR_BODY_SECONDS": "1"}
+        tmp_path / "home",
+        tmp_path / "content",
+        {**COLLECTOR_ENV, "NUDGE_COLLECTOR_BODY_SECONDS": "1"},
     )
     server.start()
     try:
@@ -238,10 +240,20 @@ def test_a_second_collector_on_the_same_workspace_says_so(
 
 def test_the_served_openapi_description_covers_every_route(collector: CollectorProcess) -> None:
     from collector.app import create_app
+    from collector.subscription_centre import SubscriptionCentre
     from nudge.core.workspace import Workspace
 
     served = requests.get(f"{collector.url}/openapi.json", timeout=10).json()
     app = create_app(Workspace(collector.home, collector.content))
-    routes = {(r.path, m.lower()) for r in app.routes for m in r.methods if m != "HEAD"}
+    pages = {
+        r.path for r in SubscriptionCentre(Workspace(collector.home, collector.content)).routes()
+    }
+    routes = {
+        (r.path, m.lower())
+        for r in app.routes
+        for m in r.methods
+        if m != "HEAD" and r.path not in pages  # HTML pages, not part of the API
+    }
+    assert pages <= {r.path for r in app.routes}  # nudge serve serves them too
     described = {(p, m) for p, ops in served["paths"].items() for m in ops if m != "parameters"}
     assert described == routes

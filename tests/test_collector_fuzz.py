@@ -34,7 +34,7 @@ schema = schemathesis.openapi.from_dict(openapi_document())
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
     root: Path = tmp_path_factory.mktemp("fuzz")
-    process = CollectorProcess(root / "home", root, COLLECTOR_ENV)
+    process = CollectorProcess(root / "home", root / "content", COLLECTOR_ENV)
     process.start()
     yield process
     output = process.stop()

@@ -100,10 +100,16 @@ def _server(command: list[str], env: dict[str, str], port: int) -> Iterator[None
             process.wait()
 
 
-def collector_server(home: Path, port: int) -> Any:
+def collector_server(root: Path, port: int) -> Any:
+    """``nudge serve`` over a new workspace under ``root`` (no definitions)."""
+    (root / "content").mkdir(parents=True, exist_ok=True)
     return _server(
         [sys.executable, "-m", "nudge.cli", "serve", "--port", str(port)],
-        {"NUDGE_HOME": str(home), "NUDGE_CONTENT": str(home), "NUDGE_WRITE_KEYS": WRITE_KEY},
+        {
+            "NUDGE_HOME": str(root / "home"),
+            "NUDGE_CONTENT": str(root / "content"),
+            "NUDGE_WRITE_KEYS": WRITE_KEY,
+        },
         port,
     )
 
