@@ -157,15 +157,19 @@ def measure_collector(scratch: Path) -> dict[str, dict[str, dict[str, Any]]]:
         ),
     }
     results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in loads}
-    servers = {
-        "collector": lambda port: collector_server(scratch / "collector-home", port),
-        "floor": lambda port: floor_server(scratch, port),
-    }
-    for side, start in servers.items():
-        port = free_port()
-        with start(port):
-            run_load("127.0.0.1", port, single_requests(200, first=10**7), connections=8)  # warm
-            for name, (bodies, rate, per_request) in loads.items():
+    collector_port = free_port()
+    floor_port = next(port for port in iter(free_port, None) if port != collector_port)
+    ports = {"collector": collector_port, "floor": floor_port}
+    # Both serve throughout and each load runs on one right after the other, so that a change
+    # in what else the machine runs affects both sides alike.
+    with (
+        collector_server(scratch / "collector", ports["collector"]),
+        floor_server(scratch, ports["floor"]),
+    ):
+        for port in ports.values():
+            run_load("127.0.0.1", port, single_requests(200, first=10**7), connections=8)
+        for name, (bodies, rate, per_request) in loads.items():
+            for side, port in ports.items():
                 result = run_load("127.0.0.1", port, bodies, connections=CONNECTIONS, rate=rate)
                 results[name][side] = summary(result, per_request)
     return results
