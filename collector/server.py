@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import uvicorn
 
 from collector.app import create_app
@@ -26,6 +28,11 @@ def serve(workspace: Workspace, host: str, port: int) -> int:
         return 2
     if recovered:
         print(f"published {recovered} messages a stopped collector had acknowledged")
+    try:
+        listening = _listen(host, port)
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror}; choose another --port.")
+        return 2
     print(
         f"nudge collector on http://{host}:{port} (landing in {workspace.events_landing_dir})",
         flush=True,
@@ -40,5 +47,18 @@ def serve(workspace: Workspace, host: str, port: int) -> int:
         server_header=False,
         proxy_headers=False,
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[listening])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, so that a port in use is reported before serving."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError:
+        listening.close()
+        raise
+    return listening
