@@ -98,7 +98,13 @@ class GroupCommitter:
 
     def _write(self, rows: list[list[Any]]) -> None:
         now = time.monotonic()
-        self.journal.append(rows, now)
+        try:
+            self.journal.append(rows, now)
+        except OSError:
+            # The failed record may be half written; a record after it would never be read, so
+            # later groups go to a new segment (this one keeps what was acknowledged before).
+            self._rotate()
+            raise
         if self.journal.rows >= self.rotate_rows:
             self._rotate()
 

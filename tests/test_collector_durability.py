@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -123,3 +124,41 @@ def test_publishing_a_segment_twice_lands_its_rows_once(tmp_path: Path) -> None:
     assert publish_segment(landing, segment) == 0
     journal.close()
     assert loaded_ids(landing, tmp_path / "w.duckdb") == Counter({"a": 1, "b": 1})
+
+
+def test_after_a_failed_disk_write_later_groups_still_land(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk error cannot be made on demand here: one write stops half way and fails."""
+    import asyncio
+
+    from collector.commit import CommitFailed, GroupCommitter
+
+    real_write = os.write
+    failures = iter([True])
+
+    def failing_once(descriptor: int, data: bytes) -> int:
+        if next(failures, False):
+            real_write(descriptor, bytes(data[: len(data) // 2]))
+            raise OSError(28, "No space left on device")
+        return real_write(descriptor, data)
+
+    async def commit_three() -> list[str]:
+        committer = GroupCommitter(tmp_path / "landing")
+        await committer.start()
+        outcomes = []
+        for ids in (("a",), ("b",), ("c",)):
+            try:
+                await committer.commit(rows(*ids))
+                outcomes.append("ok")
+            except CommitFailed:
+                outcomes.append("failed")
+            if ids == ("a",):
+                monkeypatch.setattr(os, "write", failing_once)
+        await committer.stop()
+        return outcomes
+
+    assert asyncio.run(commit_three()) == ["ok", "failed", "ok"]
+    found = loaded_ids(tmp_path / "landing", tmp_path / "w.duckdb")
+    assert found["a"] == 1 and found["c"] == 1  # acknowledged: landed once
+    assert found["b"] == 0  # half written, never acknowledged

@@ -24,6 +24,7 @@ the lock (the loader, a restarted collector) converts the segments left behind.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -211,7 +212,8 @@ class Journal:
         """Close the current segment (if any) and return it, for ``publish_segment``."""
         if self._file is None:
             return None
-        os.close(self._file)
+        with contextlib.suppress(OSError):  # the descriptor is released even when close fails
+            os.close(self._file)
         closed, self._file, self.segment, self.rows = self.segment, None, None, 0
         return closed
 
