@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +42,8 @@ class GroupCommitter:
         self.flushes = 0
         self.recovered = 0
         self._opened = False
+        self._unpublished: list[Path] = []
+        self._unpublished_lock = threading.Lock()
 
     def open(self) -> int:
         """Take the journal (``JournalBusy`` if another collector has it) and publish what a
@@ -117,12 +120,21 @@ class GroupCommitter:
         age = time.monotonic() - self.journal.opened_at
         if self.journal.segment is not None and age >= self.rotate_seconds:
             self._rotate()
+        self._retry_unpublished()
 
     def _publish(self, segment: Path) -> None:
         try:
             publish_segment(self.journal.landing_dir, segment)
-        except Exception:  # the segment stays; the next start or load publishes it
-            log.exception("publishing %s failed; it is published at the next start", segment)
+        except Exception:  # the segment stays on disk and is tried again at the next rotation
+            log.exception("publishing %s failed; it is tried again", segment)
+            with self._unpublished_lock:
+                self._unpublished.append(segment)
+
+    def _retry_unpublished(self) -> None:
+        with self._unpublished_lock:
+            retry, self._unpublished = self._unpublished, []
+        for segment in retry:
+            self._publisher.submit(self._publish, segment)
 
     async def _rotate_when_old(self) -> None:
         loop = asyncio.get_running_loop()

@@ -162,3 +162,37 @@ def test_after_a_failed_disk_write_later_groups_still_land(
     found = loaded_ids(tmp_path / "landing", tmp_path / "w.duckdb")
     assert found["a"] == 1 and found["c"] == 1  # acknowledged: landed once
     assert found["b"] == 0  # half written, never acknowledged
+
+
+def test_a_segment_that_failed_to_publish_is_published_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk cannot be made on demand here: the first publication fails."""
+    import asyncio
+
+    import collector.commit
+
+    real_publish = collector.commit.publish_segment
+    failures = iter([True])
+
+    def failing_once(landing_dir: Path, segment: Path) -> int:
+        if next(failures, False):
+            raise OSError(28, "No space left on device")
+        return real_publish(landing_dir, segment)
+
+    monkeypatch.setattr(collector.commit, "publish_segment", failing_once)
+    landing = tmp_path / "landing"
+
+    async def commit_and_wait() -> None:
+        committer = collector.commit.GroupCommitter(landing, rotate_seconds=0.2)
+        await committer.start()
+        await committer.commit(rows("a", "b"))
+        deadline = time.monotonic() + 10
+        while not list(landing.glob("*.parquet")) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await committer.stop()
+
+    asyncio.run(commit_and_wait())
+    assert next(failures, None) is None  # the first try failed
+    assert [p.suffix for p in landing.iterdir() if not p.name.startswith(".")] == [".parquet"]
+    assert loaded_ids(landing, tmp_path / "w.duckdb") == Counter({"a": 1, "b": 1})
