@@ -218,6 +218,7 @@ def test_unknown_paths_are_404(collector: CollectorProcess, path: str) -> None:
     assert post(collector, path, json={}).status_code in (404, 405)
 
 
+@pytest.mark.slow  # the second one waits 10 s for the journal (a loader holds it only briefly)
 def test_a_second_collector_on_the_same_workspace_says_so(
     collector: CollectorProcess, tmp_path: Path
 ) -> None:
