@@ -26,6 +26,7 @@ from nudge.core.warehouse.journey_controls import pending_paused_journeys
 from nudge.core.warehouse.schema import ensure_tables
 from nudge.core.workspace import Workspace
 from senders.dispatch import DispatchSummary, dispatch_pending
+from senders.feedback import apply_feedback
 from senders.providers import Provider
 
 REPORTS_SELECTOR = "tag:delivery_reports"
@@ -155,8 +156,10 @@ def send_pending(
     run_id: str,
     channels: Collection[str] | None = None,
 ) -> DispatchSummary:
-    """Send pending outbox rows of ``channels`` (default: every channel with a provider)."""
+    """Fold in provider feedback, then send pending outbox rows of ``channels`` (default: every
+    channel with a provider)."""
     with connect(workspace.warehouse_path) as con:
+        apply_feedback(con, now=as_of)
         return dispatch_pending(
             con,
             as_of=as_of,

@@ -10,6 +10,9 @@ held               journey paused  the journey is paused (``nudge journeys pause
                                    stays pending and goes out at the first dispatch after resume
 skipped            holdout         the entry is in the journey's control group
 dropped            user deleted    the user is not in ``marts.dim_users`` (deleted/suppressed)
+dropped            suppressed ...  the address hard-bounced, complained or does not exist
+                                   (``nudge.suppressed_addresses``, ``senders.feedback``);
+                                   transactional messages too
 skipped            unsubscribed    not transactional and the global ``unsubscribed`` trait
 skipped            topic unsub...  not transactional, topic preference off (or default off)
 undeliverable      no address      no email / phone / device / URL for the channel
@@ -230,6 +233,9 @@ def evaluate_policies(
                         then struct_pack(status := 'held', reason := 'journey paused')
                    when p.holdout then struct_pack(status := 'skipped', reason := 'holdout')
                    when u.user_id is null then struct_pack(status := 'dropped', reason := 'user deleted')
+                   when sa.suppressed_reason is not null
+                        then struct_pack(status := 'dropped',
+                                         reason := 'suppressed address: ' || sa.suppressed_reason)
                    when not p.transactional
                         and lower(cast(u.unsubscribed as varchar)) in ('true', '1')
                         then struct_pack(status := 'skipped', reason := 'unsubscribed')
@@ -248,6 +254,10 @@ def evaluate_policies(
         left join _nudge_topic_defaults td on td.topic = p.topic
         left join _nudge_template_addresses ta on ta.template = p.template
         left join devices dv on dv.user_id = p.user_id
+        -- renamed: a column called address would hide the address computed above
+        left join (select channel as suppressed_channel, address as suppressed_address,
+                          reason as suppressed_reason from nudge.suppressed_addresses) sa
+               on sa.suppressed_channel = p.channel and sa.suppressed_address = lower({_ADDRESS})
         left join _nudge_quiet q
                on q.tz = coalesce(json_extract_string(u.traits, $tz_path), '')
     ),

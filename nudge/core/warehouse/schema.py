@@ -136,6 +136,28 @@ create table if not exists nudge.run_counts (
     skipped bigint not null,      -- skipped, dropped or undeliverable by a policy
     primary key (run_id, journey, step, channel)
 );
+-- what providers reported after they took a message (senders.feedback), one row per report
+create table if not exists nudge.delivery_feedback (
+    message_id varchar primary key,   -- the landed event's message id
+    delivery_id varchar not null,
+    user_id varchar not null,
+    channel varchar not null,
+    status varchar not null,          -- delivered, bounced, spammed, opened, clicked
+    provider varchar,
+    address varchar,
+    reason varchar,
+    suppress_address boolean not null,
+    occurred_at timestamp,
+    applied_at timestamp not null
+);
+-- addresses that must never be sent to again (hard bounce, complaint, number that does not exist)
+create table if not exists nudge.suppressed_addresses (
+    channel varchar not null,
+    address varchar not null,         -- lower case
+    reason varchar not null,
+    suppressed_at timestamp not null,
+    primary key (channel, address)
+);
 """
 
 
