@@ -21,6 +21,7 @@ from starlette.routing import Route
 from collector import customerio
 from collector.bodies import Refused, basic_credentials, read_json
 from collector.commit import CommitFailed, GroupCommitter
+from collector.feedback import FeedbackReceiver
 from collector.intake import Intake, Intaker
 from collector.openapi import openapi_document
 from collector.settings import Credentials, Limits
@@ -281,7 +282,8 @@ def create_app(
     workspace: Workspace, credentials: Credentials | None = None, limits: Limits | None = None
 ) -> Starlette:
     """The collector over ``workspace`` (credentials and limits from the environment by
-    default), with the subscription centre's pages (docs/subscription-centre.md)."""
+    default), with the subscription centre's pages (docs/subscription-centre.md) and the
+    providers' delivery callbacks (docs/delivery-feedback.md)."""
     c = Collector(workspace, credentials or Credentials.from_env(), limits or Limits.from_env())
     customer = "/api/v1/customers/{identifier}"
     routes = [
@@ -302,7 +304,7 @@ def create_app(
     ]
     centre = SubscriptionCentre(workspace)
     centre.topics  # noqa: B018 - check the content now, not at the first request
-    routes += centre.routes()
+    routes += centre.routes() + FeedbackReceiver(workspace).routes()
     app = Starlette(
         routes=routes,
         lifespan=c.lifespan,

@@ -223,6 +223,24 @@ def openapi_document() -> dict[str, Any]:
             },
         )
     }
+    webhook_refusals = {
+        "400": {"description": "Not the provider's shape"},
+        "401": {"description": "The signature or credentials do not match"},
+        "403": {"description": "That provider's secret is not set: nothing is taken"},
+    }
+    webhooks: dict[str, Any] = {}
+    for provider, media_type, body in (
+        ("twilio", "application/x-www-form-urlencoded", _JSON_OBJECT),
+        ("sendgrid", "application/json", {"type": "array", "items": _JSON_OBJECT}),
+        ("postmark", "application/json", _JSON_OBJECT),
+    ):
+        webhooks[f"/webhooks/{provider}"] = {
+            "post": {
+                "summary": f"{provider.capitalize()} delivery callbacks (docs/delivery-feedback.md)",
+                "requestBody": {"required": True, "content": {media_type: {"schema": body}}},
+                "responses": {"200": {"description": "Landed"}, **webhook_refusals},
+            }
+        }
     health = {
         "/health": {
             "get": {
@@ -257,5 +275,5 @@ def openapi_document() -> dict[str, Any]:
                 "siteKey": {"type": "http", "scheme": "basic", "description": "site_id:api_key"},
             }
         },
-        "paths": {**health, **segment, **track},
+        "paths": {**health, **segment, **track, **webhooks},
     }
