@@ -9,14 +9,13 @@ from typing import Any
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from nudge.core.dsl.conditions import condition_key
 from nudge.core.dsl.problems import DefinitionProblem, did_you_mean
 from nudge.core.dsl.spec import (
     All,
     AnyOf,
-    Broadcast,
     Condition,
     Content,
-    EventTrigger,
     InSegment,
     Journey,
     MessageCondition,
@@ -24,15 +23,18 @@ from nudge.core.dsl.spec import (
     Origin,
     Performed,
     PropertyFilter,
-    SegmentEntered,
-    SegmentExited,
-    Send,
-    Split,
     Subscription,
     Template,
     TriggerRef,
 )
-from nudge.core.dsl.walk import iter_steps, journey_conditions, segment_dependencies
+from nudge.core.dsl.steps.registry import step_kind
+from nudge.core.dsl.triggers.registry import trigger_kind
+from nudge.core.dsl.walk import (
+    iter_steps,
+    journey_conditions,
+    segment_dependencies,
+    walk_conditions,
+)
 
 # What each channel's template must have: every group needs at least one of its fields.
 REQUIRED_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -57,7 +59,7 @@ def check_content(
     ``(kind, name)`` pairs of definitions that exist but failed to parse (their own problems are
     reported elsewhere), so references to them are not reported again as unknown.
     """
-    known = _Known(content, sql_segments, also_known)
+    known = KnownNames(content, sql_segments, also_known)
     problems: list[DefinitionProblem] = []
     for segment in content.segments:
         if segment.condition is not None:
@@ -101,7 +103,7 @@ def segment_build_order(content: Content) -> list[str]:
 _LISTED = 12  # known names listed in an "unknown name" message before it is cut short
 
 
-class _Known:
+class KnownNames:
     """The names a reference may point at."""
 
     def __init__(
@@ -165,22 +167,11 @@ class _Known:
 
 
 def _with_paths(condition: Condition, path: str) -> Iterator[tuple[str, Condition]]:
-    """Like ``iter_conditions`` but with each part's field path (``condition.all[1].in_segment``)."""
-    if isinstance(condition, All | AnyOf):
-        key = "all" if isinstance(condition, All) else "any"
-        for i, part in enumerate(condition.conditions):
-            yield from _with_paths(part, f"{path}.{key}[{i}]")
-    elif isinstance(condition, Not):
-        yield from _with_paths(condition.condition, f"{path}.not")
-    else:
-        yield f"{path}.{_KEY[type(condition).__name__]}", condition
-
-
-_KEY = {
-    "Everyone": "everyone", "Attribute": "attribute", "Performed": "performed",
-    "InSegment": "in_segment", "MessageCondition": "message", "Subscription": "subscription",
-    "RandomBucket": "random_bucket",
-}  # fmt: skip
+    """The leaves of ``condition`` (not ``all``/``any``/``not``), each with its field path ending
+    in its own key (``condition.all[1].in_segment``)."""
+    for at, part in walk_conditions(condition, path):
+        if not isinstance(part, All | AnyOf | Not):
+            yield f"{at}.{condition_key(part)}", part
 
 
 def _entry_scope_problems(
@@ -207,8 +198,8 @@ def _entry_scope_problems(
                     f"{ref} compares with the event that started a journey entry, so it is "
                     "allowed only in a journey's conditions; compare with a literal value"
                 )
-            elif journey.trigger is not None and not isinstance(journey.trigger, EventTrigger):
-                kind = _TRIGGER_KEY.get(type(journey.trigger).__name__, "non-event")
+            elif journey.trigger is not None and not trigger_kind(journey.trigger).carries_event:
+                kind = trigger_kind(journey.trigger).key
                 message = (
                     f"{ref} compares with the triggering event, but journey '{journey.name}' has "
                     f"a {kind} trigger; use an event trigger or compare with a literal value"
@@ -223,12 +214,6 @@ def _trigger_refs(where: tuple[PropertyFilter, ...], path: str) -> Iterator[tupl
     for i, item in enumerate(where):
         if isinstance(item.comparison.value, TriggerRef):
             yield f"{path}[{i}].{item.comparison.op}", item.comparison.value
-
-
-_TRIGGER_KEY = {
-    "SegmentEntered": "segment_entered", "SegmentExited": "segment_exited",
-    "AttributeChanged": "attribute_changed", "DateTrigger": "date", "Broadcast": "broadcast",
-}  # fmt: skip
 
 
 def _cycles(content: Content) -> list[DefinitionProblem]:
@@ -266,31 +251,25 @@ def _cycles(content: Content) -> list[DefinitionProblem]:
     return problems
 
 
-def _journey_problems(journey: Journey, known: _Known) -> Iterator[DefinitionProblem]:
+def _journey_problems(journey: Journey, known: KnownNames) -> Iterator[DefinitionProblem]:
     origin = journey.origin
 
     def problem(path: str, message: str) -> DefinitionProblem:
         return DefinitionProblem(origin.file, origin.item, path, message)
 
     trigger = journey.trigger
-    if isinstance(trigger, SegmentEntered | SegmentExited | Broadcast):
-        key = {SegmentEntered: "segment_entered", SegmentExited: "segment_exited"}.get(
-            type(trigger), "broadcast.segment"
-        )
-        message = known.unknown("segment", trigger.segment, known.segments)
-        if message:
-            yield problem(f"trigger.{key}", message)
+    kind = None if trigger is None else trigger_kind(trigger)
+    if kind is not None:
+        for suffix, segment in kind.segments(trigger):
+            message = known.unknown("segment", segment, known.segments)
+            if message:
+                yield problem(f"trigger.{kind.key}{suffix}", message)
     for path, condition in journey_conditions(journey):
         yield from known.condition_problems(origin, path, condition)
         yield from _entry_scope_problems(origin, path, condition, journey)
-    if isinstance(trigger, EventTrigger):
-        for at, _ in _trigger_refs(trigger.where, "trigger.event.where"):
-            yield problem(
-                at,
-                "{trigger: ...} is for conditions evaluated inside the journey (exit_when, goal, "
-                "wait_until, branch, step if, entry_filter); the trigger's own where compares "
-                "with literal values",
-            )
+    if kind is not None:
+        for suffix, message in kind.problems(trigger):
+            yield problem(f"trigger.{kind.key}{suffix}", message)
     seen: dict[str, str] = {}
     for path, step in iter_steps(journey.steps):
         if step.id is None:  # a step that did not parse; its problems are already reported
@@ -302,36 +281,10 @@ def _journey_problems(journey: Journey, known: _Known) -> Iterator[DefinitionPro
             )
         else:
             seen[step.id] = path
-        action = step.action
-        if isinstance(action, Send):
-            yield from (
-                problem(f"{path}.send.{field}", message)
-                for field, message in _send_problems(action, known)
-            )
-        elif isinstance(action, Split):
-            total = sum(p.percent for p in action.paths)
-            if abs(total - 100) > 1e-9:
-                shares = " + ".join(f"{p.percent:g}" for p in action.paths)
-                yield problem(
-                    f"{path}.split",
-                    f"split percents must add up to 100; they add up to {shares} = {total:g}",
-                )
-
-
-def _send_problems(send: Send, known: _Known) -> Iterator[tuple[str, str]]:
-    message = known.unknown("template", send.template, known.templates)
-    if message:
-        yield "template", message
-    elif send.template in known.template_channels:
-        channel = known.template_channels[send.template]
-        if channel != send.channel:
-            yield (
-                "channel",
-                f"sends on {send.channel} but template '{send.template}' is for channel {channel}",
-            )
-    topic_problem = None if send.topic is None else known.undeclared_topic(send.topic)
-    if topic_problem:
-        yield "topic", topic_problem
+        if step.action is not None:
+            step_of = step_kind(step.action)
+            for suffix, message in step_of.problems(step.action, known):
+                yield problem(f"{path}.{step_of.key}{suffix}", message)
 
 
 _JINJA = SandboxedEnvironment()

@@ -33,9 +33,19 @@ CONDITION_KEYS = (
     "all", "any", "not", "everyone", "attribute", "performed", "in_segment", "message",
     "subscription", "random_bucket",
 )  # fmt: skip
+_KEY_OF: dict[type, str] = {
+    All: "all", AnyOf: "any", Not: "not", Everyone: "everyone", Attribute: "attribute",
+    Performed: "performed", InSegment: "in_segment", MessageCondition: "message",
+    Subscription: "subscription", RandomBucket: "random_bucket",
+}  # fmt: skip
 _SCALAR = (str, int, float, bool)
 # Operators whose operand may be ``{trigger: <dotted path>}`` (a property of the triggering event).
 TRIGGER_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "starts_with")
+
+
+def condition_key(condition: Condition) -> str:
+    """The YAML key a condition is written under (``in_segment`` for ``InSegment``)."""
+    return _KEY_OF[type(condition)]
 
 
 def parse_condition(r: Reader, value: Any, path: str) -> Condition | None:

@@ -6,49 +6,19 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from nudge.core.dsl.conditions import parse_condition, parse_where
+from nudge.core.dsl.conditions import parse_condition
 from nudge.core.dsl.problems import one_of
 from nudge.core.dsl.reader import Reader, describe, sub
-from nudge.core.dsl.spec import (
-    CHANNELS,
-    AttributeChanged,
-    Branch,
-    Broadcast,
-    DateTrigger,
-    EventTrigger,
-    Exit,
-    Goal,
-    Journey,
-    Origin,
-    Reentry,
-    SegmentEntered,
-    SegmentExited,
-    Send,
-    Split,
-    SplitPath,
-    Step,
-    StepAction,
-    Trigger,
-    UpdateAttribute,
-    Wait,
-    WaitUntil,
-    Window,
-)
+from nudge.core.dsl.spec import Goal, Journey, Origin, Reentry, Step, StepAction, Trigger
+from nudge.core.dsl.steps.registry import STEP_KINDS as STEP_REGISTRY
+from nudge.core.dsl.triggers.registry import TRIGGER_KINDS
 
 JOURNEY_KEYS = (
     "name", "description", "trigger", "entry_filter", "reentry", "exit_when",
     "exit_on_trigger_lost", "goal", "holdout", "max_event_age", "steps",
 )  # fmt: skip
-TRIGGER_KEYS = (
-    "segment_entered",
-    "segment_exited",
-    "event",
-    "attribute_changed",
-    "date",
-    "broadcast",
-)
-STEP_KINDS = ("send", "wait", "wait_until", "window", "branch", "split", "update_attribute", "exit")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TRIGGER_KEYS = tuple(TRIGGER_KINDS)
+STEP_KINDS = tuple(STEP_REGISTRY)
 DEFAULT_MAX_EVENT_AGE = timedelta(hours=72)
 
 
@@ -125,7 +95,7 @@ def _holdout(r: Reader, value: Any, path: str) -> float | None:
     )
 
 
-# --- triggers --------------------------------------------------------------------------------------
+# --- triggers and steps: each kind's own module parses it (the registries) -------------------
 
 
 def _trigger(r: Reader, value: Any, path: str) -> Trigger | None:
@@ -133,56 +103,7 @@ def _trigger(r: Reader, value: Any, path: str) -> Trigger | None:
     if kind is None:
         return None
     key, inner = kind
-    at = sub(path, key)
-    start = r.problem_count
-    match key:
-        case "segment_entered" | "segment_exited":
-            segment = r.string(inner, at)
-            if segment is None:
-                return None
-            return SegmentEntered(segment) if key == "segment_entered" else SegmentExited(segment)
-        case "event":
-            if isinstance(inner, str):  # shorthand: `event: order_completed`
-                return EventTrigger(inner)
-            data = r.mapping(inner, at, required=("name",), optional=("where",))
-            if data is None:
-                return None
-            name = r.string(data["name"], sub(at, "name"))
-            where = parse_where(r, data["where"], sub(at, "where")) if "where" in data else ()
-            return None if name is None or where is None else EventTrigger(name, where)
-        case "attribute_changed":
-            data = r.mapping(inner, at, required=("name",), optional=("to",))
-            if data is None:
-                return None
-            name = r.string(data["name"], sub(at, "name"))
-            return None if name is None else AttributeChanged(name, data.get("to"), "to" in data)
-        case "date":
-            data = r.mapping(
-                inner, at, required=("attribute",), optional=("offset", "at", "timezone_attribute")
-            )
-            if data is None:
-                return None
-            attribute = r.string(data["attribute"], sub(at, "attribute"))
-            offset = r.signed_duration(data.get("offset", "0s"), sub(at, "offset"))
-            local = r.time_of_day(data["at"], sub(at, "at")) if "at" in data else None
-            tz_attr = data.get("timezone_attribute")
-            if tz_attr is not None:
-                tz_attr = r.string(tz_attr, sub(at, "timezone_attribute"))
-            if r.problem_count > start or attribute is None or offset is None:
-                return None
-            return DateTrigger(attribute, offset, local, tz_attr)
-        case _:
-            data = r.mapping(inner, at, required=("segment",), optional=("at",))
-            if data is None:
-                return None
-            segment = r.string(data["segment"], sub(at, "segment"))
-            moment = r.instant(data["at"], sub(at, "at")) if "at" in data else None
-            if r.problem_count > start or segment is None:
-                return None
-            return Broadcast(segment, moment)
-
-
-# --- steps -----------------------------------------------------------------------------------------
+    return TRIGGER_KINDS[key].parse(r, inner, sub(path, key))
 
 
 def parse_steps(r: Reader, value: Any, path: str) -> tuple[Step, ...] | None:
@@ -215,110 +136,8 @@ def _step(r: Reader, value: Any, path: str) -> Step:
             f"expected exactly one step kind besides id and if, {one_of(STEP_KINDS)}; "
             f"got {', '.join(map(str, rest)) or 'none'}",
         )
-    action = _action(r, kind[0], kind[1], sub(path, kind[0])) if kind else None
+    action: StepAction | None = None
+    if kind is not None:
+        key, inner = kind
+        action = STEP_REGISTRY[key].parse(r, inner, sub(path, key), parse_steps)
     return Step(step_id, action, condition)  # type: ignore[arg-type]  # see parse_steps
-
-
-def _action(r: Reader, kind: str, value: Any, path: str) -> StepAction | None:
-    start = r.problem_count
-    match kind:
-        case "send":
-            data = r.mapping(
-                value, path, required=("channel", "template"), optional=("topic", "transactional")
-            )
-            if data is None:
-                return None
-            channel = r.choice(data["channel"], sub(path, "channel"), CHANNELS, "channel")
-            template = r.string(data["template"], sub(path, "template"))
-            topic = r.string(data["topic"], sub(path, "topic")) if "topic" in data else None
-            transactional = r.boolean(data.get("transactional", False), sub(path, "transactional"))
-            if r.problem_count > start or channel is None or template is None:
-                return None
-            return Send(channel, template, topic, bool(transactional))
-        case "wait":
-            duration = r.duration(value, path)
-            return None if duration is None else Wait(duration)
-        case "wait_until":
-            data = r.mapping(
-                value, path, required=("condition", "timeout"), optional=("on_timeout",)
-            )
-            if data is None:
-                return None
-            condition = parse_condition(r, data["condition"], sub(path, "condition"))
-            timeout = r.duration(data["timeout"], sub(path, "timeout"))
-            on_timeout = data.get("on_timeout", "exit")
-            on_timeout = r.choice(
-                on_timeout, sub(path, "on_timeout"), ("exit", "continue"), "on_timeout"
-            )
-            if condition is None or timeout is None or on_timeout is None:
-                return None
-            return WaitUntil(condition, timeout, on_timeout)  # type: ignore[arg-type]
-        case "window":
-            return _window(r, value, path)
-        case "branch":
-            data = r.mapping(value, path, required=("if",), optional=("then", "else"))
-            if data is None:
-                return None
-            condition = parse_condition(r, data["if"], sub(path, "if"))
-            then = parse_steps(r, data.get("then", []), sub(path, "then"))
-            otherwise = parse_steps(r, data.get("else", []), sub(path, "else"))
-            if then is None or otherwise is None:
-                return None
-            return Branch(condition, then, otherwise)  # type: ignore[arg-type]  # see parse_journey
-        case "split":
-            return _split(r, value, path)
-        case "update_attribute":
-            data = r.mapping(value, path, required=("name", "value"))
-            if data is None:
-                return None
-            name = r.string(data["name"], sub(path, "name"))
-            return None if name is None else UpdateAttribute(name, data["value"])
-        case _:
-            return None if r.true(value, path) is None else Exit()
-
-
-def _window(r: Reader, value: Any, path: str) -> Window | None:
-    start = r.problem_count
-    data = r.mapping(
-        value, path, required=("from", "to"),
-        optional=("days", "timezone_attribute", "default_timezone"),
-    )  # fmt: skip
-    if data is None:
-        return None
-    days = data.get("days", list(WEEKDAYS))
-    if r.list_of(days, sub(path, "days"), "days (mon..sun)") is not None:
-        if not days:
-            r.problem(sub(path, "days"), "expected at least one day (mon..sun); got an empty list")
-        for i, day in enumerate(days):
-            r.choice(day, sub(sub(path, "days"), i), WEEKDAYS, "day")
-    begin = r.time_of_day(data["from"], sub(path, "from"))
-    end = r.time_of_day(data["to"], sub(path, "to"))
-    tz_attr = data.get("timezone_attribute")
-    if tz_attr is not None:
-        tz_attr = r.string(tz_attr, sub(path, "timezone_attribute"))
-    default_tz = r.timezone(data.get("default_timezone", "UTC"), sub(path, "default_timezone"))
-    if r.problem_count > start or begin is None or end is None or default_tz is None:
-        return None
-    return Window(tuple(days), begin, end, tz_attr, default_tz)
-
-
-def _split(r: Reader, value: Any, path: str) -> Split | None:
-    items = r.list_of(value, path, "paths {percent, steps}")
-    if items is None:
-        return None
-    if not items:
-        r.problem(path, "expected at least one path {percent, steps}; got an empty list")
-        return None
-    paths: list[SplitPath | None] = []
-    for i, item in enumerate(items):
-        at = sub(path, i)
-        data = r.mapping(item, at, required=("percent", "steps"))
-        if data is None:
-            paths.append(None)
-            continue
-        percent = r.number(data["percent"], sub(at, "percent"), low=0, high=100)
-        steps = parse_steps(r, data["steps"], sub(at, "steps"))
-        paths.append(None if percent is None or steps is None else SplitPath(percent, steps))
-    if any(p is None for p in paths):
-        return None
-    return Split(tuple(p for p in paths if p is not None))

@@ -1,4 +1,9 @@
-"""Walking the typed definitions: every nested condition, every nested step."""
+"""Walking the typed definitions: every nested condition, every nested step, every segment read.
+
+The one walker of condition trees: checks, explain, the segment compiler and the lineage all use
+``walk_conditions`` (or ``iter_conditions``). Nested steps and conditions of a step come from its
+kind (``nudge.core.dsl.steps.registry``), so a new step kind is walked without a change here.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +12,48 @@ from collections.abc import Iterator
 from nudge.core.dsl.spec import (
     All,
     AnyOf,
-    Branch,
     Condition,
     InSegment,
     Journey,
     Not,
     Segment,
-    Split,
     Step,
-    WaitUntil,
 )
+from nudge.core.dsl.steps.registry import step_kind
+from nudge.core.dsl.triggers.registry import trigger_kind
+
+
+def walk_conditions(
+    condition: Condition, path: str = "condition"
+) -> Iterator[tuple[str, Condition]]:
+    """``condition`` and every condition nested in it, depth first, each with its field path
+    (``condition.all[1].not``: the path of the node, without the node's own key)."""
+    yield path, condition
+    if isinstance(condition, All | AnyOf):
+        key = "all" if isinstance(condition, All) else "any"
+        for i, part in enumerate(condition.conditions):
+            yield from walk_conditions(part, f"{path}.{key}[{i}]")
+    elif isinstance(condition, Not):
+        yield from walk_conditions(condition.condition, f"{path}.not")
 
 
 def iter_conditions(condition: Condition) -> Iterator[Condition]:
     """``condition`` and every condition nested in it, depth first."""
-    yield condition
-    if isinstance(condition, All | AnyOf):
-        for part in condition.conditions:
-            yield from iter_conditions(part)
-    elif isinstance(condition, Not):
-        yield from iter_conditions(condition.condition)
+    for _, part in walk_conditions(condition):
+        yield part
 
 
 def iter_steps(steps: tuple[Step, ...], path: str = "steps") -> Iterator[tuple[str, Step]]:
-    """Every step with its field path (``steps[2].branch.then[0]``), nested ones included."""
+    """Every step with its field path (``steps[2].branch.then[0]``), nested ones included.
+    Steps that did not parse (``action`` None) are listed but have nothing nested."""
     for i, step in enumerate(steps):
         at = f"{path}[{i}]"
         yield at, step
-        action = step.action
-        if isinstance(action, Branch):
-            yield from iter_steps(action.then, f"{at}.branch.then")
-            yield from iter_steps(action.otherwise, f"{at}.branch.else")
-        elif isinstance(action, Split):
-            for j, split_path in enumerate(action.paths):
-                yield from iter_steps(split_path.steps, f"{at}.split[{j}].steps")
+        if step.action is None:
+            continue
+        kind = step_kind(step.action)
+        for suffix, nested in kind.nested(step.action):
+            yield from iter_steps(nested, f"{at}.{kind.key}{suffix}")
 
 
 def journey_conditions(journey: Journey) -> Iterator[tuple[str, Condition]]:
@@ -54,10 +67,25 @@ def journey_conditions(journey: Journey) -> Iterator[tuple[str, Condition]]:
     for at, step in iter_steps(journey.steps):
         if step.if_ is not None:
             yield f"{at}.if", step.if_
-        if isinstance(step.action, Branch):
-            yield f"{at}.branch.if", step.action.condition
-        elif isinstance(step.action, WaitUntil):
-            yield f"{at}.wait_until.condition", step.action.condition
+        if step.action is None:
+            continue
+        kind = step_kind(step.action)
+        for suffix, condition in kind.conditions(step.action):
+            if condition is not None:  # None only in a step whose problems are reported
+                yield f"{at}.{kind.key}{suffix}", condition
+
+
+def journey_segment_reads(journey: Journey) -> Iterator[tuple[str, str]]:
+    """Every segment a journey reads (its trigger's, and ``in_segment`` in its conditions), each
+    with the field path that names it."""
+    if journey.trigger is not None:
+        kind = trigger_kind(journey.trigger)
+        for suffix, segment in kind.segments(journey.trigger):
+            yield f"trigger.{kind.key}{suffix}", segment
+    for path, condition in journey_conditions(journey):
+        for at, part in walk_conditions(condition, path):
+            if isinstance(part, InSegment):
+                yield f"{at}.in_segment", part.segment
 
 
 def segment_dependencies(segment: Segment) -> set[str]:

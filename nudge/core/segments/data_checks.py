@@ -11,25 +11,21 @@ property keys of that event). Nothing is checked when no warehouse exists or it 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
 
 from nudge.core.dsl.problems import did_you_mean
 from nudge.core.dsl.spec import (
-    All,
-    AnyOf,
     Attribute,
     Condition,
     Content,
     EventTrigger,
-    Not,
     Origin,
     Performed,
     PropertyFilter,
 )
-from nudge.core.dsl.walk import journey_conditions
+from nudge.core.dsl.walk import journey_conditions, walk_conditions
 from nudge.core.warehouse.connection import connect
 from nudge.core.workspace import Workspace
 
@@ -78,17 +74,6 @@ class SeenNames:
         )
 
 
-def _conditions(condition: Condition, path: str) -> Iterator[tuple[str, Condition]]:
-    """Every condition in the tree with its field path (``condition.all[1].not``)."""
-    yield path, condition
-    if isinstance(condition, All | AnyOf):
-        key = "all" if isinstance(condition, All) else "any"
-        for i, part in enumerate(condition.conditions):
-            yield from _conditions(part, f"{path}.{key}[{i}]")
-    elif isinstance(condition, Not):
-        yield from _conditions(condition.condition, f"{path}.not")
-
-
 class _Checker:
     def __init__(self, seen: SeenNames) -> None:
         self.seen = seen
@@ -121,7 +106,7 @@ class _Checker:
                 )
 
     def condition(self, origin: Origin, condition: Condition, path: str) -> None:
-        for at, node in _conditions(condition, path):
+        for at, node in walk_conditions(condition, path):
             if isinstance(node, Performed):
                 if self.event(origin, f"{at}.performed.event", node.event):
                     self.where(origin, f"{at}.performed.where", node.event, node.where)

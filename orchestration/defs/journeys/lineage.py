@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from nudge.core.dsl import spec as m
-from nudge.core.dsl.walk import iter_conditions, journey_conditions
+from nudge.core.dsl.walk import journey_segment_reads
 
 
 def journey_segments(journey: m.Journey) -> set[str]:
-    segments: set[str] = set()
-    match journey.trigger:
-        case m.SegmentEntered(segment=s) | m.SegmentExited(segment=s) | m.Broadcast(segment=s):
-            segments.add(s)
-    for _, condition in journey_conditions(journey):
-        segments.update(c.segment for c in iter_conditions(condition) if isinstance(c, m.InSegment))
-    return segments
+    return {segment for _, segment in journey_segment_reads(journey)}
