@@ -12,7 +12,8 @@ import duckdb
 from journeys.condition_cache import ENTRY_SCOPE_COLUMNS, ConditionTables, entry_scoped
 from journeys.program import Program
 from journeys.sqltext import sql_string
-from nudge.core.dsl.spec import Condition, EventTrigger, Journey
+from nudge.core.dsl.spec import Condition, Journey
+from nudge.core.dsl.triggers.registry import trigger_kind
 
 
 @dataclass
@@ -63,7 +64,7 @@ class JourneyRun:
         scoped to it (``since``, ``{trigger: ...}``), else per user as ``holds`` does."""
         if not entry_scoped(condition):
             return self.holds(condition, f"select user_id from ({entries})")
-        event_trigger = isinstance(self.journey.trigger, EventTrigger)
+        event_trigger = trigger_kind(self.journey.trigger).carries_event
         return (
             f"e.entry_id in ({self.conditions.holding_entries(condition, entries, event_trigger)})"
         )

@@ -21,7 +21,7 @@ from journeys.condition_cache import ConditionTables
 from journeys.context import JourneyRun
 from journeys.exits import apply_exits
 from journeys.program import compile_program
-from journeys.triggers import fill_candidates
+from journeys.triggers.candidates import fill_candidates
 from journeys.versions import record_version
 from nudge.core.dsl.spec import Content, Journey, Origin
 from nudge.core.warehouse.journey_controls import paused_journeys

@@ -11,8 +11,8 @@ from journeys.context import JourneyRun
 from journeys.moves import apply_moves, stage_moves
 from journeys.sqltext import sql_string
 from journeys.transitions import record_transitions
+from journeys.triggers.registry import trigger_engine
 from journeys.versions import removed_step_targets
-from nudge.core.dsl.spec import SegmentEntered, SegmentExited
 
 
 def apply_exits(run: JourneyRun) -> None:
@@ -69,19 +69,11 @@ def _exit_where(run: JourneyRun, predicate: str, reason: str) -> None:
 
 
 def _trigger_lost(run: JourneyRun) -> None:
-    """Segment triggers: leave when the condition that fired no longer holds.
-
-    ``segment_entered``: the user is no longer in the segment; ``segment_exited``: they are back in.
-    """
-    trigger = run.journey.trigger
-    if not isinstance(trigger, SegmentEntered | SegmentExited):
-        return
-    members = (
-        "select user_id from marts.fct_segment_memberships "
-        f"where segment = {sql_string(trigger.segment)}"
-    )
-    negate = "not" if isinstance(trigger, SegmentEntered) else ""
-    _exit_where(run, f"e.user_id {negate} in ({members})", "trigger_lost")
+    """Leave when what fired no longer holds (segment triggers: ``segment_entered`` and the user
+    left the segment, ``segment_exited`` and they are back); the kind says (``lost``)."""
+    lost = trigger_engine(run.journey.trigger).lost(run.journey.trigger)
+    if lost is not None:
+        _exit_where(run, lost, "trigger_lost")
 
 
 def _goal(run: JourneyRun) -> None:

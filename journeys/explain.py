@@ -11,17 +11,21 @@ happens next and when. For someone not in the journey, the reason: never trigger
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta
 
 import duckdb
 
 from journeys.condition_cache import entry_scoped
 from journeys.explain_scoped import scoped_condition_lines
+from journeys.history_words import delivery_words, transition_words
 from journeys.program import Instruction, compile_program
+from journeys.steps.registry import step_engine
+from journeys.triggers.registry import trigger_engine
 from nudge.core.dsl import spec as m
 from nudge.core.dsl.durations import format_duration
 from nudge.core.dsl.problems import did_you_mean
+from nudge.core.dsl.triggers.registry import trigger_kind
+from nudge.core.dsl.words import condition_words
 from nudge.core.segments.compiler import compile_condition, warehouse_relations
 from nudge.core.segments.explain import ExplainError
 from nudge.core.warehouse.connection import connect
@@ -59,13 +63,6 @@ def _when(moment: datetime | None, as_of: datetime) -> str:
     return f"{moment.isoformat()} (in {format_duration(delta)})"
 
 
-def _zone(name: object, default: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(str(name)) if name else ZoneInfo(default)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(default)
-
-
 class _Explainer:
     def __init__(
         self,
@@ -87,6 +84,12 @@ class _Explainer:
         row = self._one("select traits from marts.dim_users where user_id = ?", [user_id])
         self.known = row is not None
         self.traits: dict[str, object] = json.loads(row[0]) if row and row[0] else {}
+
+    def when(self, moment: datetime | None) -> str:
+        return _when(moment, self.as_of)
+
+    def row(self, sql: str, params: list[object]) -> tuple | None:
+        return self._one(sql, params)
 
     def _one(self, sql: str, params: list[object]) -> tuple | None:
         try:
@@ -125,8 +128,10 @@ class _Explainer:
         entry_id, _, step, started, reached, wake, _, converted, _, trigger, holdout = entry
         ins = self.program.get(step)
         kind = ins.kind if ins else "no longer in the definition"
+        words = trigger_kind(self.journey.trigger).words(self.journey.trigger)
         lines = [
-            f"in the journey: entry {entry_id[:12]}, started {started} (trigger {trigger})",
+            f"in the journey: entry {entry_id[:12]}, started {started} by {words} "
+            f"(trigger key {trigger})",
             f"  at step {step} ({kind}) since {reached}; next wake-up {_when(wake, self.as_of)}",
         ]
         if holdout:
@@ -140,48 +145,22 @@ class _Explainer:
         ins = self.program.get(step)
         if ins is None:
             return [f"next: step {step} was removed; the entry exits at the next run"]
-        return [f"next: {self._step_outlook(ins, wake)}", f"  then: {self._after(ins)}"]
+        engine = step_engine(ins.step.action)
+        return [f"next: {engine.outlook(self, ins, wake)}", f"  then: {self._onward(ins)}"]
 
-    def _step_outlook(self, ins: Instruction, wake: datetime | None) -> str:
-        action = ins.step.action
-        match action:
-            case m.Send(channel=channel, template=template):
-                return f"step {ins.id} sends {channel} {template!r} at the next run"
-            case m.Wait(duration=duration):
-                return f"step {ins.id} waits {format_duration(duration)}: moves on at {_when(wake, self.as_of)}"
-            case m.WaitUntil(condition=condition, timeout=timeout, on_timeout=on_timeout):
-                if entry_scoped(condition):
-                    holds = "judged for this entry above"
-                else:
-                    holds = "holds" if self._holds(condition) else "does not hold"
-                return (
-                    f"step {ins.id} waits until {condition} (now it {holds}); "
-                    f"timeout {format_duration(timeout)} at {_when(wake, self.as_of)}, then {on_timeout}"
-                )
-            case m.Window():
-                return f"step {ins.id} waits for its window: {self._window(action, wake)}"
-            case _:
-                return f"step {ins.id} ({ins.kind}) runs at the next run"
+    def _onward(self, ins: Instruction) -> str:
+        ways = step_engine(ins.step.action).onward(ins)
+        if not ways:
+            return "the user leaves the journey"
 
-    def _window(self, window: m.Window, wake: datetime | None) -> str:
-        name = self.traits.get(window.timezone_attribute) if window.timezone_attribute else None
-        zone = _zone(name, window.default_timezone)
-        days = ",".join(window.days) if window.days else "every day"
-        spec = f"{days} {window.start}-{window.end} {zone.key}"
-        if wake is None:
-            return f"{spec}; open now, moves on at the next run"
-        local = wake.replace(tzinfo=UTC).astimezone(zone)
-        return f"{spec}; next opening {_when(wake, self.as_of)} = {local:%Y-%m-%d %H:%M} {zone.key}"
+        def target(step_id: str | None) -> str:
+            if step_id is None:
+                return "the journey completes"
+            return f"step {step_id} ({self.program[step_id].kind})"
 
-    def _after(self, ins: Instruction) -> str:
-        if ins.kind == "branch":
-            return f"branch: then -> {ins.then_id or 'end'}, else -> {ins.else_id or 'end'}"
-        if ins.kind == "split":
-            paths = ", ".join(f"{t.low:g}-{t.high:g}% -> {t.target or 'end'}" for t in ins.split)
-            return f"split: {paths}"
-        if ins.next_id is None:
-            return "the journey completes"
-        return f"step {ins.next_id} ({self.program[ins.next_id].kind})"
+        if len(ways) == 1 and not ways[0][0]:
+            return target(ways[0][1])
+        return ", ".join(f"{label} -> {target(step_id)}" for label, step_id in ways)
 
     # --- not in the journey -------------------------------------------------------------------
 
@@ -196,16 +175,20 @@ class _Explainer:
             return [f"not in the journey: {left}", f"  {self._reentry(ended)}"]
         if not self.known:
             return ["not in the journey: not a known user at this as_of (no calls, or deleted)"]
-        lines = [f"not in the journey: never entered; trigger {self._trigger()}"]
-        if self.journey.entry_filter is not None and entry_scoped(self.journey.entry_filter):
+        trigger = self.journey.trigger
+        words = trigger_kind(trigger).words(trigger)
+        why_not = trigger_engine(trigger).why_not(self, trigger, f"triggered by {words}")
+        lines = [f"not in the journey: never entered; {why_not}"]
+        entry_filter = self.journey.entry_filter
+        if entry_filter is not None and entry_scoped(entry_filter):
             lines.append(
-                f"  entry_filter {self.journey.entry_filter} is judged for each firing of the "
-                "trigger when it fires"
+                f"  entry_filter ({condition_words(entry_filter)}) is judged for each firing of "
+                "the trigger when it fires"
             )
-        elif self.journey.entry_filter is not None:
-            holds = self._holds(self.journey.entry_filter)
+        elif entry_filter is not None:
+            holds = self.holds(entry_filter)
             verdict = "holds" if holds else "does not hold: filtered out when the trigger fires"
-            lines.append(f"  entry_filter {self.journey.entry_filter} {verdict}")
+            lines.append(f"  entry_filter ({condition_words(entry_filter)}) {verdict}")
         return lines
 
     def _reentry(self, ended: datetime | None) -> str:
@@ -220,34 +203,7 @@ class _Explainer:
             f"reentry: after {format_duration(reentry.after)}, so from {ended + reentry.after} on"
         )
 
-    def _trigger(self) -> str:
-        match self.journey.trigger:
-            case m.SegmentEntered(segment=s) | m.Broadcast(segment=s):
-                member = self._holds(m.InSegment(s))
-                return f"{self._trigger_name()}: the user is {'' if member else 'not '}in {s}"
-            case m.SegmentExited(segment=s):
-                member = self._holds(m.InSegment(s))
-                return f"segment_exited {s}: the user is {'still ' if member else 'not '}in it"
-            case m.EventTrigger(name=name):
-                row = self._one(
-                    "select count(*), max(timestamp) from marts.fct_events "
-                    "where user_id = ? and event = ?",
-                    [self.user_id, name],
-                )
-                count, last = row or (0, None)
-                if not count:
-                    return f"event {name!r}: never performed, so never triggered"
-                return (
-                    f"event {name!r}: performed {count} times (last {last}); none started an "
-                    f"entry (where filters, max_event_age {format_duration(self.journey.max_event_age)})"
-                )
-            case trigger:
-                return f"{self._trigger_name()} ({trigger}) has not started an entry"
-
-    def _trigger_name(self) -> str:
-        return type(self.journey.trigger).__name__
-
-    def _holds(self, condition: m.Condition) -> bool:
+    def holds(self, condition: m.Condition) -> bool:
         sql = compile_condition(
             condition, warehouse_relations(self.as_of), topics=self.content.topics
         )
@@ -262,24 +218,26 @@ class _Explainer:
     # --- history and messages -----------------------------------------------------------------
 
     def _history(self) -> list[str]:
+        """Every move, in words; a send with the delivery ledger's outcome of its message."""
         rows = self.con.execute(
-            """select as_of, run_id, from_step, to_step, action, detail
-               from nudge.journey_transitions where journey = ? and user_id = ?
-               order by as_of, rowid""",
+            """select t.as_of, t.run_id, t.from_step, t.to_step, t.action, t.detail,
+                      o.channel, o.template, l.status, l.reason
+               from nudge.journey_transitions t
+               left join nudge.outbox o on t.action = 'sent' and o.idempotency_key = t.detail
+               left join nudge.delivery_ledger l on l.idempotency_key = o.idempotency_key
+               where t.journey = ? and t.user_id = ?
+               order by t.as_of, t.rowid""",
             [self.journey.name, self.user_id],
         ).fetchall()
         lines = ["history:" if rows else "history: none"]
-        for as_of, run_id, from_step, to_step, action, detail in rows:
-            move = f"{from_step or '-'} -> {to_step or '-'}"
-            extra = f" ({detail})" if detail else ""
-            lines.append(f"  {as_of} run {run_id}: {action} {move}{extra}")
+        for as_of, run_id, *move in rows:
+            lines.append(f"  {as_of} run {run_id}: {transition_words(*move)}")
         return lines
 
     def _messages(self) -> list[str]:
         rows = self.con.execute(
-            """select o.as_of, o.step, o.channel, o.template,
-                      coalesce(l.status, 'pending'), l.reason, l.as_of, l.attempts,
-                      l.next_attempt_at
+            """select o.as_of, o.step, o.channel, o.template, l.status, l.reason, l.as_of,
+                      l.attempts, l.next_attempt_at
                from nudge.outbox o left join nudge.delivery_ledger l using (idempotency_key)
                where o.journey = ? and o.user_id = ?
                order by o.as_of, o.step""",
@@ -287,12 +245,11 @@ class _Explainer:
         ).fetchall()
         lines = ["messages:" if rows else "messages: none"]
         for queued, step, channel, template, status, reason, decided, attempts, retry in rows:
-            text = f"  {step}: {channel} {template!r} queued {queued}: {status}"
+            text = f"  step {step}: {channel} template {template} queued {queued}: "
+            text += delivery_words(status, reason)
             if decided is not None:
-                text += f" at {decided}"
-            if reason:
-                text += f" ({reason})"
+                text += f" (decided at {decided})"
             if retry is not None and status == "failed":
-                text += f"; attempt {attempts}, retried at {_when(retry, self.as_of)}"
+                text += f"; attempt {attempts}, tried again at {_when(retry, self.as_of)}"
             lines.append(text)
         return lines

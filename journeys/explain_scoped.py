@@ -20,7 +20,9 @@ import duckdb
 from journeys.condition_cache import ENTRY_SCOPE_COLUMNS, entry_context_sql, entry_scoped
 from journeys.sqltext import sql_string
 from nudge.core.dsl import spec as m
-from nudge.core.dsl.walk import iter_conditions, iter_steps, journey_conditions
+from nudge.core.dsl.durations import format_duration
+from nudge.core.dsl.triggers.registry import trigger_kind
+from nudge.core.dsl.walk import iter_conditions, journey_conditions_by_step
 from nudge.core.segments.compiler import (
     Relations,
     compile_counted_events,
@@ -46,15 +48,14 @@ def scoped_condition_lines(
 ) -> list[str]:
     """The explanation lines for the scoped conditions of ``journey`` for ``entry_id``: those of
     the journey itself, and those of the step the entry is at (``current_step``)."""
-    steps = {path: step.id for path, step in iter_steps(journey.steps)}
     scoped = [
         (path, c)
-        for path, c in journey_conditions(journey)
-        if entry_scoped(c) and steps.get(_step_path(path), current_step) == current_step
+        for path, step, c in journey_conditions_by_step(journey)
+        if entry_scoped(c) and (step is None or step.id == current_step)
     ]
     if not scoped:
         return []
-    event_trigger = isinstance(journey.trigger, m.EventTrigger)
+    event_trigger = trigger_kind(journey.trigger).carries_event
     entries = (
         f"select {ENTRY_SCOPE_COLUMNS} from nudge.journey_entries "
         f"where entry_id = {sql_string(entry_id)}"
@@ -81,15 +82,6 @@ def scoped_condition_lines(
     return lines
 
 
-def _step_path(condition_path: str) -> str:
-    """The path of the step a step condition belongs to (``steps[1]`` of
-    ``steps[1].wait_until.condition``); other paths unchanged."""
-    for suffix in (".wait_until.condition", ".branch.if", ".if"):
-        if condition_path.endswith(suffix):
-            return condition_path.removesuffix(suffix)
-    return condition_path
-
-
 def _performed_lines(
     con: duckdb.DuckDBPyConnection,
     performed: m.Performed,
@@ -103,7 +95,7 @@ def _performed_lines(
     if performed.since is not None:
         text += f", {_SINCE_TEXT[performed.since]} ({boundaries[performed.since]})"
     if performed.within is not None:
-        text += f", within {performed.within}"
+        text += f", within {format_duration(performed.within)}"
     for item in performed.where:
         text += f", {'.'.join(item.path)} {item.comparison.op} {_operand(item.comparison.value, trigger)}"
     counted = con.execute(

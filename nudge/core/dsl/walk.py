@@ -58,21 +58,30 @@ def iter_steps(steps: tuple[Step, ...], path: str = "steps") -> Iterator[tuple[s
 
 def journey_conditions(journey: Journey) -> Iterator[tuple[str, Condition]]:
     """Every top-level condition of a journey with its field path."""
+    for path, _, condition in journey_conditions_by_step(journey):
+        yield path, condition
+
+
+def journey_conditions_by_step(
+    journey: Journey,
+) -> Iterator[tuple[str, Step | None, Condition]]:
+    """Every top-level condition of a journey with its field path and the step it belongs to
+    (None for the journey's own: ``entry_filter``, ``exit_when``, ``goal``)."""
     if journey.entry_filter is not None:
-        yield "entry_filter", journey.entry_filter
+        yield "entry_filter", None, journey.entry_filter
     if journey.exit_when is not None:
-        yield "exit_when", journey.exit_when
+        yield "exit_when", None, journey.exit_when
     if journey.goal is not None:
-        yield "goal.condition", journey.goal.condition
+        yield "goal.condition", None, journey.goal.condition
     for at, step in iter_steps(journey.steps):
         if step.if_ is not None:
-            yield f"{at}.if", step.if_
+            yield f"{at}.if", step, step.if_
         if step.action is None:
             continue
         kind = step_kind(step.action)
         for suffix, condition in kind.conditions(step.action):
             if condition is not None:  # None only in a step whose problems are reported
-                yield f"{at}.{kind.key}{suffix}", condition
+                yield f"{at}.{kind.key}{suffix}", step, condition
 
 
 def journey_segment_reads(journey: Journey) -> Iterator[tuple[str, str]]:
