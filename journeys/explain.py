@@ -169,7 +169,7 @@ class _Explainer:
             last = entries[-1]
             status, step, reason, ended = last[1], last[2], last[6], last[8]
             if status == "exited":
-                left = f"exited at step {step} on {ended} (reason: {reason})"
+                left = f"exited at step {step} on {ended} (reason: {self._exit_reason(reason)})"
             else:
                 left = f"completed on {ended}"
             return [f"not in the journey: {left}", f"  {self._reentry(ended)}"]
@@ -190,6 +190,18 @@ class _Explainer:
             verdict = "holds" if holds else "does not hold: filtered out when the trigger fires"
             lines.append(f"  entry_filter ({condition_words(entry_filter)}) {verdict}")
         return lines
+
+    def _exit_reason(self, reason: str | None) -> str:
+        """The exit reason, with the condition in words when a condition made the user leave."""
+        journey = self.journey
+        if reason == "exit_when" and journey.exit_when is not None:
+            return f"exit_when, {condition_words(journey.exit_when)}, held"
+        if reason == "converted" and journey.goal is not None:
+            return f"converted, the goal {condition_words(journey.goal.condition)} was met"
+        if reason == "trigger_lost":
+            words = trigger_kind(journey.trigger).words(journey.trigger)
+            return f"trigger_lost, what fired ({words}) no longer holds"
+        return str(reason)
 
     def _reentry(self, ended: datetime | None) -> str:
         reentry = self.journey.reentry

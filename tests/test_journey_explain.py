@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -10,8 +11,10 @@ from journeys.explain import explain_journey
 from nudge.core.landing.writer import land_messages
 from nudge.core.segments.explain import ExplainError
 from nudge.core.workspace import Workspace
+from nudge.devtools.smtp_sink import SmtpSink
 from orchestration.stages import prepare_workspace, run_pipeline
 from senders.capture import CapturingProvider
+from senders.email import SmtpEmailProvider, SmtpSettings
 
 pytestmark = pytest.mark.slow
 
@@ -82,9 +85,11 @@ def explain(workspace, user: str) -> str:
 def test_active_user_at_a_window_sees_history_messages_and_next_opening(workspace):
     text = explain(workspace, "ada")
     assert "at step morning (window)" in text
-    assert "entered - -> welcome" in text
-    assert "sent welcome -> pause" in text
-    assert "welcome: email 'welcome_email' queued 2026-03-02 10:00:00: sent" in text
+    assert "started 2026-03-02 10:00:00 by entering segment new_signups" in text
+    assert "entered the journey at step welcome" in text
+    assert "step welcome queued email template welcome_email: sent; moved on to pause" in text
+    assert "step pause: its wait was over; moved on to morning" in text
+    assert "step welcome: email template welcome_email queued 2026-03-02 10:00:00: sent" in text
     # Next opening: Thursday 09:00 in Berlin = 08:00 UTC.
     assert "next opening 2026-03-05T08:00:00" in text
     assert "= 2026-03-05 09:00 Europe/Berlin" in text
@@ -96,9 +101,10 @@ def test_users_not_in_the_journey_get_the_reason(workspace):
     assert "the user is not in new_signups" in explain(workspace, "bob")
     cy = explain(workspace, "cy")
     assert "the user is in new_signups" in cy
-    assert "does not hold: filtered out" in cy
+    assert 'entry_filter (trait plan is "free") does not hold: filtered out' in cy
     dee = explain(workspace, "dee")
-    assert "exited at step pause" in dee and "reason: exit_when" in dee
+    assert "exited at step pause" in dee
+    assert "reason: exit_when, trait closed is true, held" in dee
     assert "reentry: never" in dee
     assert "not a known user" in explain(workspace, "nobody")
 
@@ -177,3 +183,53 @@ def test_scoped_conditions_show_the_trigger_values_and_the_events_counted(tmp_pa
     assert "steps[1].wait_until.condition: does not hold" in ann
     assert "at or after reaching the current step (2026-03-02 10:10:00)" in ann
     assert "ann-view" not in ann
+
+
+UPGRADE_CONTENT = """
+templates:
+  - {name: hello, channel: email, subject: "Hello", html: "<p>Hi</p>"}
+journeys:
+  - name: upgrade
+    trigger: {attribute_changed: {name: plan, to: pro}}
+    entry_filter: {attribute: {name: email, exists: true}}
+    steps:
+      - {id: hello, send: {channel: email, template: hello}}
+      - id: engaged
+        wait_until:
+          condition: {performed: {event: opened_app, within: 7d}}
+          timeout: 3d
+"""
+REPR = re.compile(r"\b(Attribute|Performed|Comparison|InSegment|AttributeChanged|EventTrigger)\(")
+
+
+def test_explain_is_in_words_and_gives_the_ledger_status_of_a_failed_email(tmp_path):
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "definitions.yml").write_text(UPGRADE_CONTENT)
+    home = Workspace(home=tmp_path / "home", content_dir=tmp_path / "content")
+    content, project = prepare_workspace(home)
+    land_messages(
+        home.events_landing_dir,
+        [identify("ann", START, plan="pro"), identify("bob", START, plan="free")],
+    )
+    # A real SMTP server that refuses ann's mailbox: her email fails for good.
+    with SmtpSink("127.0.0.1", 0, tmp_path / "mail", refuse=["ann@example.com"]) as sink:
+        smtp = SmtpEmailProvider(SmtpSettings(host=sink.host, port=sink.port, timeout=5))
+        run_pipeline(home, content, project, {"email": smtp}, as_of=START + timedelta(hours=1))
+
+    ann = explain_journey(home, content, user_id="ann", journey="upgrade")
+    assert 'started 2026-03-02 10:00:00 by trait plan changing to "pro"' in ann
+    sent_line = next(line for line in ann.splitlines() if "queued email template hello" in line)
+    assert "failed: " in sent_line and "550" in sent_line, sent_line
+    assert "hello: sent" not in ann and ": sent;" not in ann
+    assert "step hello: email template hello queued 2026-03-02 10:00:00: failed: " in ann
+    assert (
+        "next: step engaged waits until performed opened_app at least once within 1w "
+        "(it does not hold now); after 3d" in ann
+    )
+    assert "then: the journey completes" in ann
+
+    bob = explain_journey(home, content, user_id="bob", journey="upgrade")
+    assert 'never entered; triggered by trait plan changing to "pro"' in bob
+    assert "entry_filter (trait email is set) holds" in bob
+    for text in (ann, bob):
+        assert not REPR.search(text), text

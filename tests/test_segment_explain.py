@@ -85,14 +85,14 @@ def test_member_with_every_fact(built: dict[str, Any]) -> None:
     assert explain(built, "u1", "lapsed") == "\n".join(
         [
             "segment lapsed for user u1 at as_of 2026-02-10T00:00:00: member",
-            "✓ all (3 conditions) -> true",
-            "  ✓ performed order_completed times gte 1 where amount gt 10: "
+            "✓ all of 3 conditions -> true",
+            "  ✓ performed order_completed at least once where amount is more than 10: "
             "1 event up to 2026-02-10T00:00:00 -> true",
             "  ✓ not -> true",
-            "    ✗ in_segment buyers: stored member of segments.buyers -> false",
-            "      ✗ performed order_completed times gte 1 within 30d: "
+            "    ✗ in segment buyers: stored member of segments.buyers -> false",
+            "      ✗ performed order_completed at least once within 30d: "
             "0 events in (2026-01-11T00:00:00, 2026-02-10T00:00:00] -> false",
-            "  ✓ attribute email exists true: value 'a@example.com' -> true",
+            '  ✓ trait email is set: value "a@example.com" -> true',
             "stored membership (marts.fct_segment_memberships): member; agrees",
         ]
     )
@@ -102,10 +102,10 @@ def test_non_member_shows_the_failing_nodes(built: dict[str, Any]) -> None:
     text = explain(built, "u2", "lapsed")
     assert text.startswith("segment lapsed for user u2 at as_of 2026-02-10T00:00:00: not a member")
     assert "  ✗ not -> false" in text
-    assert "      ✓ performed order_completed times gte 1 within 30d: 1 event in" in text
+    assert "      ✓ performed order_completed at least once within 30d: 1 event in" in text
     assert text.endswith("stored membership (marts.fct_segment_memberships): not a member; agrees")
     u3 = explain(built, "u3", "lapsed")
-    assert "  ✗ attribute email exists true: trait not set -> false" in u3
+    assert "  ✗ trait email is set: trait not set -> false" in u3
     assert "0 events up to 2026-02-10T00:00:00 -> false" in u3
 
 

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 import duckdb
 from sqlglot import exp, parse_one
 
-from nudge.core.dsl.durations import format_duration
 from nudge.core.dsl.problems import did_you_mean
 from nudge.core.dsl.spec import (
     All,
@@ -33,6 +32,7 @@ from nudge.core.dsl.spec import (
     Segment,
     Subscription,
 )
+from nudge.core.dsl.words import condition_words
 from nudge.core.segments.bucket import bucket_of
 from nudge.core.segments.compiler import DIALECT, Relations, compile_condition, warehouse_relations
 from nudge.core.warehouse.connection import connect
@@ -80,7 +80,8 @@ def _instant(moment: datetime) -> str:
 
 
 def _value(value: object) -> str:
-    return json.dumps(value) if not isinstance(value, str) else repr(value)
+    """A trait or preference value as JSON (never a Python repr)."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 class _Explainer:
@@ -198,7 +199,7 @@ class _Explainer:
         match condition:
             case All(parts) | AnyOf(parts):
                 label = "all" if isinstance(condition, All) else "any"
-                line = f"{label} ({len(parts)} conditions) -> {result}"
+                line = f"{label} of {len(parts)} conditions -> {result}"
                 for part in parts:
                     children += self._node(part, depth + 1)[1]
             case Not(inner):
@@ -206,55 +207,39 @@ class _Explainer:
                 children = self._node(inner, depth + 1)[1]
             case Everyone():
                 line = f"everyone: a known user -> {result}"
-            case Attribute(name, comparison):
+            case Attribute(name):
                 value = (
                     f"value {_value(self.traits[name])}" if name in self.traits else "trait not set"
                 )
-                line = f"attribute {name} {comparison.op} {_value(comparison.value)}: {value} -> {result}"
-            case Performed(event, times, within, where):
+                line = f"{condition_words(condition)}: {value} -> {result}"
+            case Performed(within=within):
                 count = self._count(condition)
-                spec = f"performed {event} times {times.op} {times.value}"
-                if within is not None:
-                    spec += f" within {format_duration(within)}"
-                if where:
-                    spec += " where " + ", ".join(
-                        f"{'.'.join(w.path)} {w.comparison.op} {_value(w.comparison.value)}"
-                        for w in where
-                    )
                 noun = "event" if count == 1 else "events"
-                line = f"{spec}: {count} {noun} {self._window(within)} -> {result}"
-            case MessageCondition():
+                line = f"{condition_words(condition)}: {count} {noun} {self._window(within)} -> {result}"
+            case MessageCondition(within=within):
                 count = self._count(condition)
-                filters = "".join(
-                    f" {key} {getattr(condition, key)}"
-                    for key in ("channel", "journey", "template")
-                    if getattr(condition, key) is not None
-                )
-                spec = f"message {condition.status}{filters} times {condition.times.op} {condition.times.value}"
-                if condition.within is not None:
-                    spec += f" within {format_duration(condition.within)}"
                 noun = "message" if count == 1 else "messages"
-                line = f"{spec}: {count} {noun} {self._window(condition.within)} -> {result}"
+                line = f"{condition_words(condition)}: {count} {noun} {self._window(within)} -> {result}"
             case InSegment(name):
                 nested = self.yaml_segments.get(name)
                 if nested is not None and nested.condition is not None:
-                    line = f"in_segment {name}: stored member of segments.{name} -> {result}"
+                    line = f"in segment {name}: stored member of segments.{name} -> {result}"
                     children = self._node(nested.condition, depth + 1)[1]
                 else:
                     kind = self._kind_label(self.kinds.get(name, "sql"))
-                    line = f"in_segment {name} ({kind}): member of segments.{name} -> {result}"
-            case Subscription(topic, subscribed):
+                    line = f"in segment {name} ({kind}): member of segments.{name} -> {result}"
+            case Subscription(topic):
                 preferences = self.traits.get("cio_subscription_preferences")
                 topics = preferences.get("topics", {}) if isinstance(preferences, dict) else {}
                 preference = topics.get(topic, "not set") if isinstance(topics, dict) else "not set"
                 line = (
-                    f"subscription {topic} subscribed {str(subscribed).lower()}: unsubscribed "
+                    f"{condition_words(condition)}: unsubscribed "
                     f"{_value(self.traits.get('unsubscribed', 'not set'))}, topic preference "
                     f"{_value(preference)} -> {result}"
                 )
-            case RandomBucket(percent, salt):
+            case RandomBucket(salt=salt):
                 bucket = bucket_of(salt, self.user_id)
-                line = f"random_bucket {percent}% salt {salt!r}: bucket {bucket} -> {result}"
+                line = f"{condition_words(condition)}: bucket {bucket} of 0-99 -> {result}"
             case _:
-                line = f"{condition!r} -> {result}"
+                line = f"{condition_words(condition)} -> {result}"
         return holds, [f"{pad}{mark} {line}", *children]
