@@ -20,7 +20,9 @@ def test_every_step_kind_has_its_engine_side_and_its_place_in_the_spec():
 
 def test_every_trigger_kind_has_its_engine_side_and_its_place_in_the_spec():
     core = {kind.spec for kind in TRIGGER_KINDS.values()}
-    assert core == set(TRIGGER_ENGINES), "a trigger kind lacks its engine module (journeys/triggers/)"
+    assert core == set(TRIGGER_ENGINES), (
+        "a trigger kind lacks its engine module (journeys/triggers/)"
+    )
     assert core == set(typing.get_args(spec.Trigger))
     assert len(core) == len(TRIGGER_KINDS), "two trigger keys share one dataclass"
 
