@@ -307,8 +307,7 @@ def scrub_erased_people(con: duckdb.DuckDBPyConnection, erased_users: str) -> in
     with transaction(con):
         scrubbed = con.execute(
             "update nudge.delivery_ledger l set address = null, reason = null "
-            "where (l.address is not null or l.reason is not null) and "
-            + erased.format(row="l")
+            "where (l.address is not null or l.reason is not null) and " + erased.format(row="l")
         ).fetchone()
         con.execute(
             "update nudge.outbox o set event_properties = null "
