@@ -47,7 +47,7 @@ MESSAGES: list[dict[str, Any]] = [
      "timestamp": "2026-03-01T05:00:00Z"},
     # Only in the destination's users table (no identify row): read as an identify stamped
     # with the row's received_at.
-    {"type": "identify", "messageId": "u3", "userId": "u3",
+    {"type": "identify", "messageId": "users:u3", "userId": "u3",
      "traits": {"email": "u3@example.com"}, "timestamp": "2026-03-01T06:00:00Z"},
     {"type": "group", "messageId": "m-10", "userId": "u1", "groupId": "g1",
      "traits": {"name": "Acme"}, "timestamp": "2026-03-01T06:00:00Z"},

@@ -79,7 +79,7 @@
         {%- endif -%}
     {%- endfor -%}
     select
-        cast(c.id as varchar) as message_id,
+        {{ "'users:' || " if relation.identifier == 'users' }}cast(c.id as varchar) as message_id,
         '{{ kind }}' as type,
         {{ 'cast(c.id as varchar)' if relation.identifier == 'users' else
            ('cast(c.user_id as varchar)' if 'user_id' in by_name else 'cast(null as varchar)') }}
