@@ -10,9 +10,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from nudge.landing.writer import land_messages
-from nudge.pipeline import prepare_workspace, run_pipeline
-from nudge.workspace import Workspace
+from nudge.core.landing.writer import land_messages
+from nudge.core.workspace import Workspace
+from orchestration.stages import prepare_workspace, run_pipeline
 from senders.capture import CapturingProvider
 
 pytestmark = pytest.mark.slow

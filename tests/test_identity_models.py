@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from nudge.landing.loader import load_new_files
-from nudge.landing.writer import land_messages
-from nudge.warehouse.connection import connect
-from nudge.warehouse.dbt import DbtWorkspaceProject
-from nudge.warehouse.schema import ensure_tables
-from nudge.workspace import Workspace
+from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.writer import land_messages
+from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.dbt import DbtWorkspaceProject
+from nudge.core.warehouse.schema import ensure_tables
+from nudge.core.workspace import Workspace
 
 T0 = datetime(2026, 3, 1)
 H = timedelta(hours=1)

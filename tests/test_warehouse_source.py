@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from nudge.landing.loader import load_new_files
-from nudge.landing.writer import land_messages
-from nudge.warehouse.connection import connect
-from nudge.warehouse.dbt import DbtBuildError, DbtWorkspaceProject
-from nudge.warehouse.schema import ensure_tables
-from nudge.workspace import Workspace
+from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.writer import land_messages
+from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.dbt import DbtBuildError, DbtWorkspaceProject
+from nudge.core.warehouse.schema import ensure_tables
+from nudge.core.workspace import Workspace
 
 AS_OF = datetime(2026, 3, 2)
 
