@@ -1,7 +1,9 @@
 {{ config(materialized='view') }}
--- One row per person and device (push token) they have at as_of: the latest "Device Created or
--- Updated" track call per device, unless a "Device Deleted" call for it came later. A view over
--- fct_events, so devices follow merges, identity links, deletions and suppressions as events do.
+-- One row per device (push token) at as_of, with the person it belongs to: the person of the
+-- latest "Device Created or Updated" call for that device_id (a token registered by someone
+-- else moves to them, as Customer.io does), unless that person removed it with a later
+-- "Device Deleted" call. A view over fct_events, so devices follow merges, identity links,
+-- deletions and suppressions as events do.
 with device_calls as (
     select
         user_id,
@@ -17,22 +19,31 @@ with device_calls as (
       and properties ->> '$.device_id' is not null
 ),
 
-latest as (
+latest_update as (
     select
         *,
         row_number() over (
-            partition by user_id, device_id
+            partition by device_id
             order by timestamp desc, received_at desc, message_id desc
         ) as rank
     from device_calls
+    where event = '{{ device_updated_event() }}'
 )
 
 select
-    user_id,
-    device_id,
-    properties ->> '$.platform' as platform,
-    {{ trait_timestamp("(properties -> '$.last_used')") }} as last_used_at,
-    coalesce(properties -> '$.attributes', cast('{}' as json)) as attributes,
-    timestamp as updated_at
-from latest
-where rank = 1 and event = '{{ device_updated_event() }}'
+    u.user_id,
+    u.device_id,
+    u.properties ->> '$.platform' as platform,
+    {{ trait_timestamp("(u.properties -> '$.last_used')") }} as last_used_at,
+    coalesce(u.properties -> '$.attributes', cast('{}' as json)) as attributes,
+    u.timestamp as updated_at
+from latest_update u
+where u.rank = 1
+  and not exists (
+    select 1
+    from device_calls d
+    where d.event = '{{ device_deleted_event() }}'
+      and d.device_id = u.device_id
+      and d.user_id = u.user_id
+      and (d.timestamp, d.received_at, d.message_id) > (u.timestamp, u.received_at, u.message_id)
+  )
