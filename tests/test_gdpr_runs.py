@@ -84,6 +84,14 @@ def test_delete_and_suppress_stop_messages_and_scrub_the_ledger(tmp_path: Path) 
         ("cy", "cy@example.com", "sent"),
     ]
 
+    # A provider's report about ada's message, as the feedback stage records it.
+    with duckdb.connect(str(workspace.warehouse_path)) as con:
+        con.execute(
+            "insert into nudge.delivery_feedback values ('fb-1', 'd-1', 'ada', 'email', "
+            "'delivered', 'test', 'ada@example.com', '250 ok ada@example.com', false, ?, ?)",
+            [START + H, START + H],
+        )
+
     # ada is deleted, bob suppressed; bob's purchase while suppressed must not reach him.
     land_messages(
         workspace.events_landing_dir,
@@ -100,6 +108,10 @@ def test_delete_and_suppress_stop_messages_and_scrub_the_ledger(tmp_path: Path) 
         ("bob", None, "sent"),
         ("cy", "cy@example.com", "sent"),
     ]
+    with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
+        assert con.execute("select address, reason from nudge.delivery_feedback").fetchall() == [
+            (None, None)
+        ]
     sent_before = len(email.messages)
 
     # bob is unsuppressed and buys again: a fresh profile, which gets its receipt.
