@@ -13,14 +13,14 @@ from orchestration.defs.automation.definitions import automation_definitions
 from orchestration.defs.dbt.assets import dbt_definitions
 from orchestration.defs.delivery.assets import delivery_definitions
 from orchestration.defs.journeys.assets import journey_definitions
-from orchestration.defs.landing.assets import landing_events, raw_events
+from orchestration.defs.landing.assets import collector, landing_events, raw_events
 from orchestration.executor import one_run_at_a_time_executor
 from orchestration.resources import email_delivery_from_env
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(
-        dg.Definitions(assets=[landing_events, raw_events]),
+        dg.Definitions(assets=[collector, landing_events, raw_events]),
         dbt_definitions(),
         journey_definitions(),
         delivery_definitions(),

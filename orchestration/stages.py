@@ -27,6 +27,7 @@ from nudge.core.warehouse.schema import ensure_tables
 from nudge.core.workspace import Workspace
 from senders.dispatch import DispatchSummary, dispatch_pending
 from senders.feedback import apply_feedback
+from senders.ledger import scrub_erased_people
 from senders.providers import Provider
 
 REPORTS_SELECTOR = "tag:delivery_reports"
@@ -147,6 +148,10 @@ def plan_journeys(
         return run_journeys(con, content, as_of=as_of, run_id=run_id)
 
 
+# The dbt model of deleted and suppressed ids (dbt_project/models/marts/dim_erased_users.sql).
+ERASED_USERS = "marts.dim_erased_users"
+
+
 def send_pending(
     workspace: Workspace,
     content: Content,
@@ -156,10 +161,12 @@ def send_pending(
     run_id: str,
     channels: Collection[str] | None = None,
 ) -> DispatchSummary:
-    """Fold in provider feedback, then send pending outbox rows of ``channels`` (default: every
+    """Fold in provider feedback, erase what the ledger and the feedback kept about people
+    deleted or suppressed by now, then send pending outbox rows of ``channels`` (default: every
     channel with a provider)."""
     with connect(workspace.warehouse_path) as con:
         apply_feedback(con, now=as_of)
+        scrub_erased_people(con, ERASED_USERS)
         return dispatch_pending(
             con,
             as_of=as_of,

@@ -288,3 +288,37 @@ def reconcile_in_flight(con: duckdb.DuckDBPyConnection, *, now: datetime) -> tup
         {"reason": IN_FLIGHT_REASON, "now": now},
     ).fetchall()
     return released, len(unknown)
+
+
+def scrub_erased_people(con: duckdb.DuckDBPyConnection, erased_users: str) -> int:
+    """Erase the personal data kept about messages to deleted or suppressed people.
+
+    ``erased_users`` names a table of ``(user_id, erased_through)`` (dbt's
+    ``marts.dim_erased_users``). For every ledger row of such a user queued at or before
+    ``erased_through``, the address and the provider's reason (which can quote the address) are
+    set to null, and so are the trigger-event properties of their outbox rows and the address
+    and reason of the provider reports about them (``nudge.delivery_feedback``); the rows
+    themselves stay, so that the message is still never sent twice and the counts still add up.
+    ``nudge.suppressed_addresses`` is kept: it holds no user id, and forgetting a dead address
+    would send to it again. Returns how many ledger rows were scrubbed.
+    """
+    erased = (
+        f"exists (select 1 from {erased_users} d "
+        "where d.user_id = {row}.user_id and {row}.as_of <= d.erased_through)"
+    )
+    with transaction(con):
+        scrubbed = con.execute(
+            "update nudge.delivery_ledger l set address = null, reason = null "
+            "where (l.address is not null or l.reason is not null) and " + erased.format(row="l")
+        ).fetchone()
+        con.execute(
+            "update nudge.outbox o set event_properties = null "
+            "where o.event_properties is not null and " + erased.format(row="o")
+        )
+        con.execute(
+            "update nudge.delivery_feedback f set address = null, reason = null "
+            "where (f.address is not null or f.reason is not null) and exists ("
+            f"select 1 from {erased_users} d where d.user_id = f.user_id "
+            "and coalesce(f.occurred_at, f.applied_at) <= d.erased_through)"
+        )
+    return int(scrubbed[0]) if scrubbed else 0

@@ -129,6 +129,61 @@ def test_ingest_run_segments_profile(tmp_path: Path, content: Path) -> None:
     assert "left pending for the next run" in env_run.stdout + env_run.stderr
 
 
+@pytest.mark.slow
+def test_profile_shows_devices_and_answers_for_a_merged_id(tmp_path: Path, content: Path) -> None:
+    """What the collector lands for Customer.io device and merge_customers calls, seen through
+    `nudge profile`: the secondary id answers with the person it was merged into."""
+    (content / "defs.yml").write_text(GOOD)
+    home = tmp_path / "home"
+    at = "2026-01-01T00:00:00Z"
+    messages = [
+        {"type": "identify", "userId": "p1", "timestamp": at, "traits": {"plan": "pro"}},
+        {"type": "identify", "userId": "s1", "timestamp": at, "traits": {"first_name": "Sam"}},
+        {
+            "type": "track",
+            "userId": "s1",
+            "event": "Device Created or Updated",
+            "timestamp": at,
+            "properties": {
+                "device_id": "tok-1",
+                "platform": "ios",
+                "last_used": 1767225600,
+                "attributes": {"app_version": "2.1"},
+            },
+        },
+        {
+            "type": "alias",
+            "userId": "p1",
+            "previousId": "s1",
+            "timestamp": "2026-01-01T00:00:01Z",
+            "context": {"nudge": {"merge": True}},
+        },
+    ]
+    events = tmp_path / "events.ndjson"
+    events.write_text("\n".join(json.dumps(m) for m in messages))
+    assert nudge(home, content, "ingest", str(events)).returncode == 0
+    run = nudge(home, content, "run", "--as-of", "2026-01-01T00:01:00Z")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    profile = nudge(home, content, "profile", "s1", "--json")
+    assert profile.returncode == 0, profile.stderr
+    data = json.loads(profile.stdout)
+    assert data["user_id"] == "p1" and data["merged_ids"] == ["s1"]
+    assert data["traits"] == {"plan": "pro", "first_name": "Sam"}
+    assert data["devices"] == [
+        {
+            "device_id": "tok-1",
+            "platform": "ios",
+            "last_used_at": "2026-01-01 00:00:00",
+            "attributes": {"app_version": "2.1"},
+            "updated_at": "2026-01-01 00:00:00",
+        }
+    ]
+    text = nudge(home, content, "profile", "p1")
+    assert text.returncode == 0, text.stderr
+    assert "devices:" in text.stdout and '"device_id": "tok-1"' in text.stdout
+
+
 FAILING_SCENARIO = """
 name: expects_the_wrong_member
 start: "2026-01-01T00:00:00Z"

@@ -165,6 +165,7 @@ def test_asset_graph_connects_landing_to_reports(workspace_env: Path) -> None:
         seen.add(key)
         frontier |= set(graph.get(key).parent_keys)
     for key in (
+        ["collector"],
         ["landing", "events"],
         ["raw", "events"],
         ["segments", "new_signups"],
@@ -173,6 +174,8 @@ def test_asset_graph_connects_landing_to_reports(workspace_env: Path) -> None:
         ["delivery", "ledger"],
     ):
         assert dg.AssetKey(key) in seen, f"{key} is not upstream of the reports"
+    # The collector is where the graph starts.
+    assert not graph.get(dg.AssetKey(["collector"])).parent_keys
 
 
 def test_sensor_requests_a_run_for_new_landing_files_and_schedule_is_off(

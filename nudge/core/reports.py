@@ -40,8 +40,14 @@ def user_traits(workspace: Workspace, user_id: str) -> dict[str, Any]:
 
 
 def user_profile(workspace: Workspace, user_id: str, *, events: int = 20) -> dict[str, Any] | None:
-    """Traits, segments, recent events, journeys and messages of one user, as of the last run."""
+    """Traits, devices, segments, recent events, journeys and messages of one user, as of the
+    last run. An id merged into another person gives that person's profile."""
     with connect(workspace.warehouse_path, read_only=True) as con:
+        merged = con.execute(
+            "select merged_into from intermediate.int_merged_users where user_id = ?", [user_id]
+        ).fetchone()
+        if merged is not None:
+            user_id = merged[0]
         found = con.execute(
             "select traits from marts.dim_users where user_id = ?", [user_id]
         ).fetchone()
@@ -49,7 +55,25 @@ def user_profile(workspace: Workspace, user_id: str, *, events: int = 20) -> dic
             return None
         return {
             "user_id": user_id,
+            "merged_ids": [
+                r["user_id"]
+                for r in rows(
+                    con,
+                    "select user_id from intermediate.int_merged_users"
+                    " where merged_into = ? order by 1",
+                    [user_id],
+                )
+            ],
             "traits": json.loads(found[0]) if found[0] else {},
+            "devices": [
+                {**device, "attributes": json.loads(device["attributes"] or "{}")}
+                for device in rows(
+                    con,
+                    "select device_id, platform, last_used_at, attributes, updated_at"
+                    " from marts.dim_user_devices where user_id = ? order by updated_at desc",
+                    [user_id],
+                )
+            ],
             "segments": [
                 r["segment"]
                 for r in rows(

@@ -3,9 +3,10 @@
 -- traits must be recomputed from all their calls (fct_events, int_user_trait_values). Every other
 -- user's only change is the calls new to this build, which those models add to what they hold.
 -- A user's past calls change only when an anonymous id's link moves to or from them (a new link,
--- an earlier late link, a delete that forgets links), when a delete new to this build forgets
--- them, or when as_of moves back (calls leave; every changed user is recomputed then, as after a
--- build that did not complete: with no watermark every call counts as new).
+-- an earlier late link, a delete that forgets links), when a delete or suppression new to this
+-- build forgets them (or an unsuppression brings calls back), when a merge changes their person,
+-- or when as_of moves back (calls leave; every changed user is recomputed then, as after a build
+-- that did not complete: with no watermark every call counts as new).
 {%- set replaced_links = replaced_rows_relation(ref('int_identity_map')) %}
 {%- set links_were_kept = existing_relation(replaced_links) is not none %}
 with relinked as (
@@ -29,9 +30,18 @@ with relinked as (
 
 select user_id from relinked
 union
+-- Deletes, suppressions and unsuppressions new to this build, for the id and its person.
 select e.user_id
-from {{ ref('stg_events') }} e
-where e.type = 'delete' and e.user_id is not null and {{ new_since_last_build('e') }}
+from {{ ref('int_calls') }} e
+where {{ is_erasure_call('e') }} and e.user_id is not null and {{ new_since_last_build('e') }}
+union
+-- Ids whose person a new merge changes, and every changed person made of merged ids: their
+-- traits are chosen across ids (the person's own first), which adding new calls cannot do.
+select user_id from {{ ref('int_remerged_users') }}
+union
+select user_id
+from {{ ref('int_changed_users') }}
+where user_id in (select merged_into from {{ ref('int_merged_users') }})
 union
 select user_id
 from {{ ref('int_changed_users') }}

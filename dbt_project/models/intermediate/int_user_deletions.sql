@@ -1,12 +1,51 @@
 {{ config(materialized="ephemeral") }}
 -- Ephemeral (inlined where used): a cheap filter, and one less step on every build's critical path.
--- A `delete` call forgets a user as of its timestamp: their calls, traits and identity links
--- stamped at or before the latest delete (at or before as_of) no longer count. Calls stamped
--- after it start a fresh profile (Customer.io behaves the same; suppression, which also blocks
--- the id from coming back, is not modelled here).
-select user_id, max(timestamp) as deleted_at
-from {{ ref('stg_events') }}
-where type = 'delete'
-  and user_id is not null
-  and timestamp <= {{ as_of() }}
+-- Per user id (as carried by calls, before merges): everything stamped at or before deleted_at
+-- is forgotten (calls, traits, identity links); calls stamped after it start a fresh profile
+-- (as Customer.io does when a deleted person is identified again).
+-- - A delete erases up to its own timestamp.
+-- - A suppression deletes too and keeps the id out until it is unsuppressed: it erases up to
+--   the first unsuppression stamped at or after it, or up to as_of while there is none, so that
+--   calls for the id that reach the warehouse while it is suppressed never count.
+-- - An erasure of a person reaches the ids merged into it at or before the erasure began.
+with erasure_calls as (
+    select e.type, e.event, e.user_id, e.timestamp
+    from {{ ref('stg_events') }} e
+    where {{ is_erasure_call('e') }}
+      and e.user_id is not null
+      and e.timestamp <= {{ as_of() }}
+),
+
+erasures as (
+    select user_id, timestamp as erased_from, timestamp as erased_through
+    from erasure_calls
+    where type = 'delete'
+    union all
+    select
+        s.user_id,
+        s.timestamp,
+        coalesce(
+            (
+                select min(u.timestamp)
+                from erasure_calls u
+                where u.user_id = s.user_id
+                  and u.event = '{{ unsuppressed_event() }}'
+                  and u.timestamp >= s.timestamp
+            ),
+            {{ as_of() }}
+        )
+    from erasure_calls s
+    where s.event = '{{ suppressed_event() }}'
+),
+
+reached as (
+    select user_id, erased_through from erasures
+    union all
+    select m.user_id, e.erased_through
+    from {{ ref('int_merged_users') }} m
+    join erasures e on e.user_id = m.merged_into and e.erased_from >= m.merged_at
+)
+
+select user_id, max(erased_through) as deleted_at
+from reached
 group by user_id

@@ -1,7 +1,9 @@
 {{ replace_keys_incremental('user_id', 'int_rewritten_users', replace_computed_keys=true) }}
 -- depends_on: {{ ref('int_rewritten_users') }}
 -- Each identify sets the traits it carries at its timestamp; per (user, trait) the latest
--- assignment at or before as_of wins (ties: latest received, then message id). Identifies from
+-- assignment at or before as_of wins (ties: latest received, then message id). For a person made
+-- of merged ids, the person's own id wins over the ids merged into it (a merged id's trait
+-- counts only where the person has none); such persons are always recomputed in full. Identifies from
 -- before the user's deletion do not count. A trait whose latest assignment is null is unset: its
 -- row keeps the JSON null (readers skip it), so that a later build can tell whether an older
 -- identify arriving late sets it or not. Incremental: the identifies new to this build are merged
@@ -10,9 +12,11 @@
 with identifies as materialized (
     -- Materialized so that the incremental filter runs before json_each expands the traits.
     {% call new_or_rewritten_calls() %}
-    select e.user_id, e.traits, e.timestamp, e.received_at, e.message_id
-    from {{ ref('stg_events') }} e
-    left join {{ ref('int_user_deletions') }} d on d.user_id = e.user_id
+    select
+        e.user_id, e.traits, e.timestamp, e.received_at, e.message_id,
+        e.source_user_id = e.user_id as own
+    from {{ ref('int_calls') }} e
+    left join {{ ref('int_user_deletions') }} d on d.user_id = e.source_user_id
     where e.type = 'identify'
       and e.user_id is not null
       and e.traits is not null
@@ -30,7 +34,8 @@ assignments as (
         e.received_at,
         e.message_id,
         cast(null as timestamp) as stored_timestamp,
-        false as stored
+        false as stored,
+        e.own
     from identifies e
     cross join json_each(e.traits) t
     {% if is_incremental() %}
@@ -39,6 +44,7 @@ assignments as (
     select
         {{ stored_columns(["user_id", "trait", "value", "set_at", "received_at", "message_id",
                            "value_timestamp"]) }},
+        true,
         true
     from {{ this }}
     where user_id in (select user_id from identifies)
@@ -53,7 +59,7 @@ latest as (
     from assignments
     qualify row_number() over (
         partition by user_id, trait
-        order by set_at desc, received_at desc, message_id desc
+        order by own desc, set_at desc, received_at desc, message_id desc
     ) = 1
 )
 

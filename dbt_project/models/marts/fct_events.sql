@@ -2,16 +2,18 @@
 -- depends_on: {{ ref('int_rewritten_users') }}
 -- Every deduplicated track/page/screen call of a known user with timestamp <= as_of. Calls made
 -- anonymously count for the user their anonymous id is linked to (int_identity_map), including
--- calls from before the link; an anonymous id nothing has linked is not a user. Incremental:
+-- calls from before the link; an anonymous id nothing has linked is not a user. Calls of an id
+-- merged into another person count for that person (int_calls); deletions and suppressions
+-- apply to the id a call carried. Incremental:
 -- the calls new to this build are added, and the users in int_rewritten_users (whose past
 -- calls a link, a delete or as_of moving back may change) are recomputed from all their calls.
 -- What a build added stays in fct_events__nudge_increment until the next one (dim_users reads it).
 with calls as (
     {% call new_or_rewritten_calls(anonymous=true) %}
     select
-        message_id, user_id, anonymous_id, type, event, name, timestamp, properties, context,
-        received_at
-    from {{ ref('stg_events') }} e
+        message_id, user_id, source_user_id, anonymous_id, type, event, name, timestamp,
+        properties, context, received_at
+    from {{ ref('int_calls') }} e
     where type in ('track', 'page', 'screen')
       and timestamp <= {{ as_of() }}
     {% endcall %}
@@ -41,5 +43,6 @@ where r.resolved_user_id in (select user_id from {{ ref('int_known_users') }})
   and not exists (
     select 1
     from {{ ref('int_user_deletions') }} d
-    where d.user_id = r.resolved_user_id and r.timestamp <= d.deleted_at
+    where d.user_id = coalesce(r.source_user_id, r.resolved_user_id)
+      and r.timestamp <= d.deleted_at
   )

@@ -1,11 +1,15 @@
 {{ config(materialized='incremental', incremental_strategy='append', on_schema_change='fail') }}
+-- depends_on: {{ ref('stg_warehouse_events') }}
+-- depends_on: {{ source('raw', 'events') }}
 -- raw.events deduplicated by message_id: the first landed copy wins (landing file names sort by
 -- landing time; within a file, the earliest received_at). Incremental: each build stages only
 -- the rows loaded since the latest one staged (the loader stamps loaded_at with the wall clock),
--- minus copies of messages already staged.
+-- minus copies of messages already staged. With NUDGE_EVENT_SOURCE=segment_warehouse the calls
+-- come from a Segment or RudderStack schema read in place (stg_warehouse_events) instead.
 with candidates as (
     select *
-    from {{ source('raw', 'events') }}
+    from {{ ref('stg_warehouse_events') if event_source() == 'segment_warehouse'
+            else source('raw', 'events') }}
     {% if is_incremental() %}
     where loaded_at > (select max(loaded_at) from {{ this }})
     {% endif %}

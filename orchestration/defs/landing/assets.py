@@ -6,11 +6,25 @@ from orchestration.location import load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
 from orchestration.stages import load_landing, start_run
 
+COLLECTOR = dg.AssetKey(["collector"])
 LANDING_EVENTS = dg.AssetKey(["landing", "events"])
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 
+# External: `nudge serve` (and `nudge ingest`) run outside Dagster; the graph only shows where
+# the landed files come from.
+collector = dg.AssetSpec(
+    COLLECTOR,
+    description=(
+        "The HTTP collector (`nudge serve`: Segment and Customer.io APIs) and `nudge ingest`, "
+        "which validate messages and land them; runs outside Dagster."
+    ),
+    group_name="landing",
+    kinds={"python"},
+)
+
 landing_events = dg.AssetSpec(
     LANDING_EVENTS,
+    deps=[collector],
     description="Segment-spec messages landed as parquet files, each written atomically.",
     group_name="landing",
     kinds={"parquet"},

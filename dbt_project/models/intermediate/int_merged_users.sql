@@ -1,0 +1,53 @@
+-- Ids merged into another person at as_of (merge calls: see the is_merge_call macro). Merges join
+-- ids into one person: every id connected to another by merges stamped at or before as_of, in
+-- either direction and through any chain, becomes the same person, known by the primary of the
+-- latest of those merges (so merging A into B, then B into A, leaves A). One row per id that is
+-- not that person's own id. Small (merges are rare), so rebuilt in full; standard SQL only.
+with recursive merges as (
+    select
+        e.user_id as primary_id,
+        e.previous_id as secondary_id,
+        e.timestamp as merged_at,
+        e.message_id
+    from {{ ref('stg_events') }} e
+    where {{ is_merge_call('e') }}
+      and e.timestamp <= {{ as_of() }}
+),
+
+edges as (
+    select primary_id as user_id, secondary_id as other_id, merged_at from merges
+    union all
+    select secondary_id, primary_id, merged_at from merges
+),
+
+-- Every id each id is joined to (itself included). UNION, not UNION ALL: it stops at the fixpoint.
+reach (user_id, member_id) as (
+    select user_id, user_id from edges
+    union
+    select r.user_id, e.other_id
+    from reach r
+    join edges e on e.user_id = r.member_id
+),
+
+ranked as (
+    select
+        r.user_id,
+        m.primary_id,
+        row_number() over (
+            partition by r.user_id order by m.merged_at desc, m.message_id desc
+        ) as rank
+    from reach r
+    join merges m on m.primary_id = r.member_id
+),
+
+-- When each id first took part in a merge: a delete of the person it joined reaches back only
+-- to ids merged in at or before the delete.
+first_merged as (
+    select user_id, min(merged_at) as merged_at from edges group by user_id
+)
+
+select r.user_id, r.primary_id as merged_into, f.merged_at
+from ranked r
+join first_merged f on f.user_id = r.user_id
+where r.rank = 1
+  and r.user_id <> r.primary_id

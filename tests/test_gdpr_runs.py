@@ -1,0 +1,132 @@
+"""GDPR across whole pipeline runs: a deleted or suppressed person gets no more messages, and
+the delivery ledger forgets their address at the run after the delete."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from nudge.core.landing.writer import land_messages
+from nudge.core.workspace import Workspace
+from orchestration.stages import prepare_workspace, run_pipeline
+from senders.capture import CapturingProvider
+
+pytestmark = pytest.mark.slow
+
+START = datetime(2026, 3, 2, 9, 0)
+H = timedelta(hours=1)
+CONTENT = """
+segments:
+  - name: buyers
+    condition: {performed: {event: purchase}}
+templates:
+  - {name: receipt, channel: email, subject: "Thanks", html: "<p>Thanks</p>"}
+journeys:
+  - name: receipts
+    trigger: {event: purchase}
+    reentry: always
+    steps:
+      - {id: thanks, send: {channel: email, template: receipt}}
+"""
+
+
+def stamp(at: datetime) -> str:
+    return at.isoformat() + "Z"
+
+
+def person(user: str, at: datetime) -> list[dict[str, Any]]:
+    return [
+        {"type": "identify", "userId": user, "timestamp": stamp(at),
+         "traits": {"email": f"{user}@example.com"}},
+        {"type": "track", "userId": user, "event": "purchase", "timestamp": stamp(at)},
+    ]  # fmt: skip
+
+
+def track(user: str, event: str, at: datetime) -> dict[str, Any]:
+    return {"type": "track", "userId": user, "event": event, "timestamp": stamp(at)}
+
+
+def ledger(workspace: Workspace) -> list[tuple]:
+    with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
+        return con.execute(
+            "select user_id, address, status from nudge.delivery_ledger order by user_id, as_of"
+        ).fetchall()
+
+
+def users(workspace: Workspace) -> set[str]:
+    with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
+        return {r[0] for r in con.execute("select user_id from marts.dim_users").fetchall()}
+
+
+def test_delete_and_suppress_stop_messages_and_scrub_the_ledger(tmp_path: Path) -> None:
+    content_dir = tmp_path / "content"
+    content_dir.mkdir()
+    (content_dir / "definitions.yml").write_text(CONTENT)
+    workspace = Workspace(home=tmp_path / "home", content_dir=content_dir)
+    content, project = prepare_workspace(workspace)
+    email = CapturingProvider("email")
+
+    def run(at: datetime) -> None:
+        run_pipeline(workspace, content, project, {"email": email}, as_of=at)
+
+    land_messages(
+        workspace.events_landing_dir,
+        person("ada", START) + person("bob", START) + person("cy", START),
+    )
+    run(START + H)
+    assert ledger(workspace) == [
+        ("ada", "ada@example.com", "sent"),
+        ("bob", "bob@example.com", "sent"),
+        ("cy", "cy@example.com", "sent"),
+    ]
+
+    # A provider's report about ada's message, as the feedback stage records it.
+    with duckdb.connect(str(workspace.warehouse_path)) as con:
+        con.execute(
+            "insert into nudge.delivery_feedback values ('fb-1', 'd-1', 'ada', 'email', "
+            "'delivered', 'test', 'ada@example.com', '250 ok ada@example.com', false, ?, ?)",
+            [START + H, START + H],
+        )
+
+    # ada is deleted, bob suppressed; bob's purchase while suppressed must not reach him.
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            {"type": "delete", "userId": "ada", "timestamp": stamp(START + 2 * H)},
+            track("bob", "User Suppressed", START + 2 * H),
+            track("bob", "purchase", START + 3 * H),
+        ],
+    )
+    run(START + 4 * H)
+    assert users(workspace) == {"cy"}
+    assert ledger(workspace) == [
+        ("ada", None, "sent"),
+        ("bob", None, "sent"),
+        ("cy", "cy@example.com", "sent"),
+    ]
+    with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
+        assert con.execute("select address, reason from nudge.delivery_feedback").fetchall() == [
+            (None, None)
+        ]
+    sent_before = len(email.messages)
+
+    # bob is unsuppressed and buys again: a fresh profile, which gets its receipt.
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            track("bob", "User Unsuppressed", START + 5 * H),
+            *person("bob", START + 6 * H),
+        ],
+    )
+    run(START + 7 * H)
+    assert users(workspace) == {"bob", "cy"}
+    assert ledger(workspace)[1:] == [
+        ("bob", None, "sent"),
+        ("bob", "bob@example.com", "sent"),
+        ("cy", "cy@example.com", "sent"),
+    ]
+    assert len(email.messages) == sent_before + 1
