@@ -3,8 +3,10 @@
 The protocol for one batch (``docs/delivery.md``): write the intents (status ``sending``,
 ``attempted_at`` null) in one committed transaction; then, per message, one committed transaction
 records the previous message's outcome and marks this one handed over (``attempted_at``) right
-before the provider gets it; a last transaction records the last outcome. So at any moment at most
-one row is handed over without an outcome.
+before the provider gets it; a last transaction records the last outcome. A provider that takes
+several messages at once (HTTP providers, ``concurrency``) has one such transaction record the
+outcomes that came back and mark the messages that take their slots. So at any moment the rows
+handed over without an outcome are at most the messages in flight.
 
 The primary key on ``idempotency_key`` forbids a second row; dispatch considers keys not yet in
 the ledger and failed rows that are due for a retry (``permanent`` false, ``next_attempt_at``
@@ -20,6 +22,7 @@ never resent (``IN_FLIGHT_REASON``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +59,7 @@ LEDGER_COLUMNS = (
     "attempts",
     "next_attempt_at",
     "journey_version",
+    "details",
 )
 LEDGER_SCHEMA = {
     "idempotency_key": pl.String,
@@ -80,6 +84,7 @@ LEDGER_SCHEMA = {
     "attempts": pl.Int32,
     "next_attempt_at": pl.Datetime("us"),
     "journey_version": pl.String,
+    "details": pl.String,
 }
 _COLUMN_LIST = ", ".join(LEDGER_COLUMNS)
 # What a retry overwrites; queued_at, delivery_id and the message's identity stay.
@@ -87,7 +92,7 @@ _RETRY_UPDATE = ", ".join(
     f"{c} = excluded.{c}"
     for c in (
         "run_id", "as_of", "provider", "address", "status", "reason", "provider_message_id",
-        "attempted_at", "completed_at", "permanent", "next_attempt_at",
+        "attempted_at", "completed_at", "permanent", "next_attempt_at", "details",
     )
 )  # fmt: skip
 
@@ -142,7 +147,7 @@ def ledger_rows(
         sending.cast(pl.Int32).alias("attempts"),
         pl.lit(None, pl.Datetime("us")).alias("next_attempt_at"),
     )
-    for optional in ("provider", "journey_version"):
+    for optional in ("provider", "journey_version", "details"):
         if optional not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(optional))
     return frame.select(pl.col(name).cast(dtype) for name, dtype in LEDGER_SCHEMA.items())
@@ -202,6 +207,7 @@ def _outcome_row(
         "provider_message_id": outcome.provider_message_id,
         "permanent": permanent if outcome.status == "failed" else None,
         "next_attempt_at": next_attempt_at,
+        "details": json.dumps(outcome.details, sort_keys=True) if outcome.details else None,
     }
 
 
@@ -218,30 +224,36 @@ class Outcome:
 def hand_over(
     con: duckdb.DuckDBPyConnection,
     *,
-    previous: Outcome | None,
-    key: str | None,
+    outcomes: Sequence[Outcome],
+    keys: Sequence[str],
     as_of: datetime,
     now: datetime,
 ) -> None:
-    """One committed transaction: record the ``previous`` message's outcome and mark ``key``
-    handed over (``attempted_at``), right before the provider gets it. Either may be None (the
-    first message of a batch, the last outcome)."""
+    """One committed transaction: record the ``outcomes`` of messages handed over earlier and
+    mark ``keys`` handed over (``attempted_at``), right before their provider gets them. Either
+    may be empty. So the rows handed over without an outcome are at most the messages in flight
+    (one per provider slot, ``senders.dispatch``)."""
+    if not outcomes and not keys:
+        return
     with transaction(con):
-        if previous is not None:
-            row = _outcome_row(previous.message, previous.outcome, previous.attempts, as_of)
-            con.execute(
+        if outcomes:
+            rows = [
+                {**_outcome_row(o.message, o.outcome, o.attempts, as_of), "now": now}
+                for o in outcomes
+            ]
+            con.executemany(
                 """update nudge.delivery_ledger
                    set status = $status, reason = $reason, permanent = $permanent,
-                       next_attempt_at = $next_attempt_at,
+                       next_attempt_at = $next_attempt_at, details = $details,
                        provider_message_id = $provider_message_id, completed_at = $now
                    where idempotency_key = $key and status = 'sending'""",
-                {**row, "now": now},
+                rows,
             )
-        if key is not None:
-            con.execute(
+        if keys:
+            con.executemany(
                 """update nudge.delivery_ledger set attempted_at = $now
                    where idempotency_key = $key and status = 'sending'""",
-                {"key": key, "now": now},
+                [{"key": key, "now": now} for key in keys],
             )
 
 

@@ -394,7 +394,12 @@ def test_addresses_per_channel(con):
     run(con, providers)
 
     sent = {m.idempotency_key: m.address for p in providers.values() for m in p.messages}
-    assert sent == {"push-u1": "new-token", "inbox": "u1", "hook": "https://crm.example/hook"}
+    # push goes to every registered device, most recently used first
+    assert sent == {
+        "push-u1": "new-token old-token",
+        "inbox": "u1",
+        "hook": "https://crm.example/hook",
+    }
     assert ledger(con)["push-u2"] == ("undeliverable", "no address")
     assert providers["webhook"].messages[0].content["json"] == {"id": "u2"}
 
