@@ -71,7 +71,6 @@ def channel_sender(channel: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=dg.AssetKey(["delivery", channel]),
-        name=f"{channel}_sender",
         deps=[OUTBOX],
         group_name="delivery",
         kinds={channel.replace("_", "")},
