@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -211,6 +212,18 @@ def _outcome_row(
     }
 
 
+# The columns one hand-over writes per outcome, with their SQL types.
+_OUTCOME_TYPES = {
+    "key": "varchar",
+    "status": "varchar",
+    "reason": "varchar",
+    "provider_message_id": "varchar",
+    "permanent": "boolean",
+    "next_attempt_at": "timestamp",
+    "details": "varchar",
+}
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What the provider answered for one handed-over message; ``attempts`` is its attempt number
@@ -235,26 +248,34 @@ def hand_over(
     (one per provider slot, ``senders.dispatch``)."""
     if not outcomes and not keys:
         return
+    rows = [_outcome_row(o.message, o.outcome, o.attempts, as_of) for o in outcomes]
+    columns: dict[str, list[Any]] = {name: [r[name] for r in rows] for name in _OUTCOME_TYPES}
+    columns["key"] += list(keys)
+    for name in _OUTCOME_TYPES:
+        if name != "key":
+            columns[name] += [None] * len(keys)
+    columns["starting"] = [False] * len(rows) + [True] * len(keys)
+    selects = ", ".join(
+        f"unnest(${name}::{kind}[]) as {name}"
+        for name, kind in {**_OUTCOME_TYPES, "starting": "boolean"}.items()
+    )
     with transaction(con):
-        if outcomes:
-            rows = [
-                {**_outcome_row(o.message, o.outcome, o.attempts, as_of), "now": now}
-                for o in outcomes
-            ]
-            con.executemany(
-                """update nudge.delivery_ledger
-                   set status = $status, reason = $reason, permanent = $permanent,
-                       next_attempt_at = $next_attempt_at, details = $details,
-                       provider_message_id = $provider_message_id, completed_at = $now
-                   where idempotency_key = $key and status = 'sending'""",
-                rows,
-            )
-        if keys:
-            con.executemany(
-                """update nudge.delivery_ledger set attempted_at = $now
-                   where idempotency_key = $key and status = 'sending'""",
-                [{"key": key, "now": now} for key in keys],
-            )
+        con.execute(
+            f"""update nudge.delivery_ledger l set
+                   attempted_at = case when o.starting then $now else l.attempted_at end,
+                   status = coalesce(o.status, l.status),
+                   reason = case when o.starting then l.reason else o.reason end,
+                   permanent = case when o.starting then l.permanent else o.permanent end,
+                   next_attempt_at = case when o.starting then l.next_attempt_at
+                                          else o.next_attempt_at end,
+                   details = case when o.starting then l.details else o.details end,
+                   provider_message_id = case when o.starting then l.provider_message_id
+                                              else o.provider_message_id end,
+                   completed_at = case when o.starting then l.completed_at else $now end
+                from (select {selects}) o
+                where l.idempotency_key = o.key and l.status = 'sending'""",
+            {**columns, "now": now},
+        )
 
 
 def release(
