@@ -48,15 +48,15 @@ class HttpLimits:
             raise ValueError("HTTP timeout must be more than 0 and concurrency at least 1")
 
     @classmethod
-    def values_from_env(cls, env: Any, prefix: str, **defaults: Any) -> dict[str, Any]:
-        """``{prefix}_TIMEOUT``, ``{prefix}_CONCURRENCY`` and ``{prefix}_RATE_LIMIT``."""
-        timeout = defaults.get("timeout", cls.timeout)
-        concurrency = defaults.get("concurrency", cls.concurrency)
-        rate = defaults.get("rate_limit", cls.rate_limit)
+    def values_from_env(cls, env: Any, prefix: str) -> dict[str, Any]:
+        """``{prefix}_TIMEOUT``, ``{prefix}_CONCURRENCY`` and ``{prefix}_RATE_LIMIT``, defaulting
+        to the class's own defaults (a provider's settings may declare others)."""
         return {
-            "timeout": env_seconds(env, f"{prefix}_TIMEOUT", timeout),
-            "concurrency": env_count(env, f"{prefix}_CONCURRENCY", concurrency, minimum=1),
-            "rate_limit": env_number(env, f"{prefix}_RATE_LIMIT", rate, "requests per second"),
+            "timeout": env_seconds(env, f"{prefix}_TIMEOUT", cls.timeout),
+            "concurrency": env_count(env, f"{prefix}_CONCURRENCY", cls.concurrency, minimum=1),
+            "rate_limit": env_number(
+                env, f"{prefix}_RATE_LIMIT", cls.rate_limit, "requests per second"
+            ),
         }
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
@@ -412,3 +414,109 @@ def test_concurrent_sends_reach_the_server_together_and_each_once(con):
     delivered = [r.json()["custom_args"]["nudge_delivery_id"] for r in server.requests]
     assert sorted(delivered) == sorted(f"d-email-{u}" for u in ids)
     assert 1 < server.most_in_flight <= 8
+
+
+# --- every provider shape against the same misbehaviour -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Shape:
+    channel: str
+    template: str
+    success: Reply
+    open: Callable[[StandIn, Path, float], Any]
+    deduplicated: bool = False  # a request without an answer may be sent again
+
+
+def _webhook_provider(server: StandIn, tmp_path: Path, timeout: float) -> WebhookProvider:
+    settings = WebhookSettings(secret=WEBHOOK_SECRET, timeout=timeout, concurrency=1)
+    return WebhookProvider(settings, tmp_path)
+
+
+SHAPES = {
+    "sendgrid": Shape("email", "welcome", Reply(202), lambda s, _t, timeout: sendgrid(
+        s, timeout=timeout, concurrency=1)),
+    "postmark": Shape("email", "welcome", Reply(200, {"ErrorCode": 0, "MessageID": "m"}),
+                      lambda s, _t, timeout: PostmarkEmailProvider(PostmarkSettings(
+                          server_token="t", base_url=s.url, timeout=timeout, concurrency=1))),
+    "twilio": Shape("sms", "sms_hi", Reply(201, {"sid": "SM"}),
+                    lambda s, _t, timeout: TwilioSmsProvider(TwilioSettings(
+                        account_sid="AC", auth_token="t", sender="+1555", base_url=s.url,
+                        timeout=timeout, concurrency=1))),
+    "fcm": Shape("push", "push_hi", Reply(200, {"name": "projects/proj/messages/1"}),
+                 lambda s, t, timeout: FcmPushProvider(FcmSettings(
+                     project_id="proj", credentials_file=str(service_account(t, f"{s.url}/token")[0]),
+                     base_url=s.url, timeout=timeout, concurrency=1), t / "landing")),
+    "webhook": Shape("webhook", "hook", Reply(200, {}), _webhook_provider, deduplicated=True),
+    "slack": Shape("slack", "alert", Reply(200, "ok"), lambda s, _t, timeout: SlackProvider(
+        SlackSettings(webhook_url=f"{s.url}/hook", timeout=timeout, rate_limit=1000.0))),
+}  # fmt: skip
+
+
+def _enqueue_shape(con, shape: Shape, server: StandIn, n: int) -> None:
+    con.execute(
+        """create table if not exists marts.dim_devices
+               (user_id varchar, token varchar, last_used_at timestamp)"""
+    )
+    for user in users(con, n):
+        con.execute("insert into marts.dim_devices values (?, ?, null)", [user, f"tok-{user}"])
+        con.execute(
+            """insert into nudge.outbox (idempotency_key, delivery_id, run_id, as_of, entry_id,
+                   journey, step, user_id, channel, template, topic, transactional, holdout,
+                   event_properties, created_at)
+               values (?, ?, 'r0', ?, ?, 'onboarding', 'step', ?, ?, ?, null, false, false, ?, ?)""",
+            [f"{shape.channel}-{user}", f"d-{user}", T0, f"e-{user}", user, shape.channel,
+             shape.template, json.dumps({"url": f"{server.url}/hook"}), T0],
+        )  # fmt: skip
+
+
+def _then(first: Reply, shape: Shape) -> Callable[[Request], Reply]:
+    """The token endpoint always answers; the first send gets ``first``, later ones success."""
+    sends: list[Request] = []
+
+    def answer(request: Request) -> Reply:
+        if request.path == "/token":
+            return Reply(200, {"access_token": "ya29", "expires_in": 3600})
+        sends.append(request)
+        return first if len(sends) == 1 else shape.success
+
+    return answer
+
+
+def _sends(server: StandIn) -> list[Request]:
+    return [r for r in server.requests if r.path != "/token"]
+
+
+@pytest.mark.parametrize("name", SHAPES)
+@pytest.mark.parametrize(
+    "first",
+    [Reply(503, "busy"), Reply(429, "slow down", {"Retry-After": "1"}), Reply(500, delay=0.3)],
+    ids=["5xx", "429-retry-after", "slow-5xx"],
+)
+def test_every_provider_retries_a_transient_answer_and_sends_once(con, tmp_path, name, first):
+    shape = SHAPES[name]
+    with standin(always(Reply(500))) as server:
+        server.answer = _then(first, shape)
+        _enqueue_shape(con, shape, server, 2)
+        summary = run(con, {shape.channel: shape.open(server, tmp_path, 5.0)})
+
+    assert summary.total("sent") == 2
+    assert len(_sends(server)) == 3  # one transient failure, then each message once
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_every_provider_stops_on_a_hanging_server(con, tmp_path, name):
+    shape = SHAPES[name]
+    with standin(always(Reply(500))) as server:
+        server.answer = _then(Reply(hang=True), shape)
+        _enqueue_shape(con, shape, server, 3)
+        summary = run(con, {shape.channel: shape.open(server, tmp_path, 0.5)})
+
+    assert len(_sends(server)) == 1  # the breaker opened on the first timeout
+    rows = ledger(con)
+    if shape.deduplicated:  # sent again later: nothing recorded, all pending
+        assert rows == {} and summary.total("pending") == 3
+    else:  # the hung message's outcome is unknown, never resent; the others wait
+        assert [r[:2] for r in rows.values()] == [("failed", True)]
+        assert next(iter(rows.values()))[2].startswith("outcome unknown")
+        assert summary.total("pending") == 2

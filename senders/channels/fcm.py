@@ -56,7 +56,7 @@ class FcmSettings(HttpLimits):
             project_id=env_required(env, "NUDGE_FCM_PROJECT_ID", needed_by),
             credentials_file=credentials_file,
             base_url=env_url(env, "NUDGE_FCM_BASE_URL", cls.base_url),
-            **HttpLimits.values_from_env(env, "NUDGE_FCM"),
+            **cls.values_from_env(env, "NUDGE_FCM"),
         )
 
 

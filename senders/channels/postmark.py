@@ -39,7 +39,7 @@ class PostmarkSettings(HttpLimits):
             sender=sender,
             message_stream=env.get("NUDGE_POSTMARK_MESSAGE_STREAM", "").strip()
             or cls.message_stream,
-            **HttpLimits.values_from_env(env, "NUDGE_POSTMARK"),
+            **cls.values_from_env(env, "NUDGE_POSTMARK"),
         )
 
 

@@ -33,7 +33,7 @@ class SendgridSettings(HttpLimits):
             api_key=env_required(env, "NUDGE_SENDGRID_API_KEY", "the sendgrid email provider"),
             base_url=env_url(env, "NUDGE_SENDGRID_BASE_URL", cls.base_url),
             sender=sender,
-            **HttpLimits.values_from_env(env, "NUDGE_SENDGRID"),
+            **cls.values_from_env(env, "NUDGE_SENDGRID"),
         )
 
 

@@ -20,6 +20,8 @@ from senders.settings import env_url
 @dataclass(frozen=True, kw_only=True)
 class SlackSettings(HttpLimits):
     webhook_url: str | None = None
+    concurrency: int = 1  # Slack allows about one message per second per hook
+    rate_limit: float | None = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SlackSettings:
@@ -27,7 +29,7 @@ class SlackSettings(HttpLimits):
         url = env.get("NUDGE_SLACK_WEBHOOK_URL", "").strip()
         return cls(
             webhook_url=env_url(env, "NUDGE_SLACK_WEBHOOK_URL", url) if url else None,
-            **HttpLimits.values_from_env(env, "NUDGE_SLACK", concurrency=1, rate_limit=1.0),
+            **cls.values_from_env(env, "NUDGE_SLACK"),
         )
 
 

@@ -44,7 +44,7 @@ class TwilioSettings(HttpLimits):
             auth_token=env_required(env, "NUDGE_TWILIO_AUTH_TOKEN", needed_by),
             sender=env_required(env, "NUDGE_TWILIO_FROM", needed_by),
             base_url=env_url(env, "NUDGE_TWILIO_BASE_URL", cls.base_url),
-            **HttpLimits.values_from_env(env, "NUDGE_TWILIO"),
+            **cls.values_from_env(env, "NUDGE_TWILIO"),
         )
 
 

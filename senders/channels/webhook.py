@@ -46,7 +46,7 @@ class WebhookSettings(HttpLimits):
                 "NUDGE_WEBHOOK_SECRET is not a Standard Webhooks secret; write it whsec_ followed "
                 "by a base64 key (for example whsec_ and the output of `openssl rand -base64 32`)"
             ) from None
-        return cls(secret=secret, **HttpLimits.values_from_env(env, "NUDGE_WEBHOOK"))
+        return cls(secret=secret, **cls.values_from_env(env, "NUDGE_WEBHOOK"))
 
 
 def response_fields(answer: Any, mapping: Mapping[str, Any]) -> dict[str, Any]:
