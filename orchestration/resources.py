@@ -21,6 +21,7 @@ from pydantic import create_model
 from nudge.workspace import Workspace
 from senders.registry import (
     CHANNELS,
+    NO_PROVIDER,
     REGISTRY,
     ProviderChoice,
     ProviderPlaces,
@@ -29,8 +30,6 @@ from senders.registry import (
     open_provider,
 )
 from senders.settings import DispatchSettings
-
-NO_PROVIDER = "none"
 
 
 class ChannelDelivery(dg.ConfigurableResource):

@@ -7,9 +7,9 @@ from nudge.warehouse.connection import connect
 from orchestration.defs.delivery.checks import LEDGER, delivery_checks
 from orchestration.defs.journeys.assets import JOURNEY_STATE
 from orchestration.location import count_rows, load_location
-from orchestration.resources import NO_PROVIDER, ChannelDelivery
+from orchestration.resources import ChannelDelivery
 from orchestration.run_context import DUCKDB_POOL, as_of_for
-from senders.registry import CHANNELS
+from senders.registry import CHANNELS, NO_PROVIDER
 
 OUTBOX = dg.AssetKey(["delivery", "outbox"])
 SAMPLE = 5
