@@ -9,8 +9,9 @@ Order of work in one dispatch (the ledger protocol is in ``senders.ledger`` and 
    provider) in one insert; held rows stay pending;
 3. per batch: render each message (the only per-row Python work besides the send itself), write
    the batch's intents in one committed transaction, then each channel's messages are handed
-   over: one committed transaction records the outcomes come back and marks the next messages
-   handed over, right before their provider gets them; a provider with ``concurrency`` N holds
+   over: one committed turn in the hand-over journal (``senders.handover_journal``) records the
+   outcomes come back and marks the next messages handed over, right before their provider gets
+   them, and the journal is folded into the ledger at the end of the batch; a provider with ``concurrency`` N holds
    up to N messages in flight on its threads, any other one at a time (a transient failure is tried again a couple of times right away, with a short jittered
    pause); a failure still transient is scheduled for a later dispatch (``senders.retry``);
 4. add this dispatch's counts per journey step and channel to ``nudge.run_counts``.
@@ -40,6 +41,7 @@ import polars as pl
 from nudge.dsl.models import Content
 from senders import ledger
 from senders.breaker import CircuitBreaker
+from senders.handover_journal import HandoverJournal
 from senders.interrupts import Interrupts, deferred_interrupts
 from senders.policy import evaluate_policies
 from senders.providers import Provider, RenderedMessage, SendOutcome
@@ -179,6 +181,8 @@ def dispatch_pending(
     dispatch runs (``nudge journeys pause`` during a send): their messages stay pending."""
     as_of = _utc_naive(as_of)
     settings = settings or DispatchSettings.from_env()
+    journal = HandoverJournal.beside(con)
+    journal.fold(con)  # what a stopped run handed over, before the ledger is reconciled
     released, unknown = ledger.reconcile_in_flight(con, now=_now())
     summary = DispatchSummary(reconciled=unknown, released=released)
     decided = evaluate_policies(con, as_of=as_of, content=content, channels=channels)
@@ -204,13 +208,14 @@ def dispatch_pending(
     renderer = TemplateRenderer(content.templates)
     to_send = decided.filter(pl.col("status") == "send")
     with deferred_interrupts() as interrupts:
-        sending = _Sending(providers, settings, interrupts, paused_journeys or frozenset)
+        sending = _Sending(providers, settings, interrupts, paused_journeys or frozenset, journal)
         try:
             for batch in to_send.iter_slices(batch_size):
                 _dispatch_batch(con, batch, renderer, sending, run_id, as_of, summary)
         finally:
             for provider in providers.values():
                 provider.close()
+            journal.close()
             record_run_counts(con, summary.steps, run_id=run_id, as_of=as_of)
     return summary
 
@@ -224,8 +229,10 @@ class _Sending:
         settings: DispatchSettings,
         interrupts: Interrupts,
         paused_journeys: Callable[[], Collection[str]],
+        journal: HandoverJournal,
     ):
         self.providers = providers
+        self.journal = journal
         self.paused_journeys = paused_journeys
         self.settings = settings
         self.interrupts = interrupts
@@ -363,6 +370,7 @@ def _hand_over(
             _hand_over_window(
                 con, channel_messages, attempts, sending, pool, window, as_of, summary, unsent
             )
+    sending.journal.fold(con)
     if unsent:
         ledger.release(con, [m.idempotency_key for m, _ in unsent], reason=unsent[0][1], now=_now())
         for message, why in unsent:
@@ -396,8 +404,8 @@ def _hand_over_window(
             else:
                 starting.append(message)
         ledger.hand_over(
-            con, outcomes=outcomes, keys=[m.idempotency_key for m in starting], as_of=as_of,
-            now=_now(),
+            sending.journal, outcomes=outcomes, keys=[m.idempotency_key for m in starting],
+            as_of=as_of, now=_now(),
         )  # fmt: skip
         outcomes = []
         for message in starting:
@@ -415,7 +423,7 @@ def _hand_over_window(
             summary.counts[(message.channel, outcome.status)] += 1
             summary.steps.add_attempt(message.journey, message.step, message.channel,
                                       outcome.status)  # fmt: skip
-    ledger.hand_over(con, outcomes=outcomes, keys=[], as_of=as_of, now=_now())
+    ledger.hand_over(sending.journal, outcomes=outcomes, keys=[], as_of=as_of, now=_now())
 
 
 class _InlineExecutor(Executor):

@@ -1,12 +1,13 @@
 """Writes to ``nudge.delivery_ledger``: the record that makes every send happen at most once.
 
 The protocol for one batch (``docs/delivery.md``): write the intents (status ``sending``,
-``attempted_at`` null) in one committed transaction; then, per message, one committed transaction
-records the previous message's outcome and marks this one handed over (``attempted_at``) right
-before the provider gets it; a last transaction records the last outcome. A provider that takes
-several messages at once (HTTP providers, ``concurrency``) has one such transaction record the
-outcomes that came back and mark the messages that take their slots. So at any moment the rows
-handed over without an outcome are at most the messages in flight.
+``attempted_at`` null) in one committed transaction; then each turn commits the outcomes that came
+back and marks the messages that take the free slots handed over, right before their provider
+gets them (one message at a time for SMTP, up to ``concurrency`` for HTTP providers). Turns are
+committed to the hand-over journal (``senders.handover_journal``, a SQLite file beside the
+warehouse: a DuckDB commit per turn cost more than the provider's answer) and folded into the
+ledger at the end of the batch. So at any moment the rows handed over without an outcome are at
+most the messages in flight.
 
 The primary key on ``idempotency_key`` forbids a second row; dispatch considers keys not yet in
 the ledger and failed rows that are due for a retry (``permanent`` false, ``next_attempt_at``
@@ -14,7 +15,8 @@ reached). A retry reuses the row: writing its intent moves it from ``failed`` ba
 (attempts + 1) only if it is still a transient failure, so a key that was sent is never handed to a
 provider again.
 
-Rows a crash left in ``sending`` are reconciled by the next dispatch: never handed over, they are
+Rows a crash left in ``sending`` are reconciled by the next dispatch, after it folds the journal
+the crash left: never handed over, they are
 released (a first attempt's row is deleted, so the outbox row is pending again; a retry's row is
 again a transient failure, due now); handed over, their outcome is unknown: failed, permanent,
 never resent (``IN_FLIGHT_REASON``).
@@ -27,11 +29,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import duckdb
 import polars as pl
 
+from senders.handover_journal import HandoverJournal
 from senders.providers import OUTCOME_UNKNOWN, RenderedMessage, SendOutcome
 from senders.retry import MAX_ATTEMPTS, backoff_delay
 
@@ -212,18 +214,6 @@ def _outcome_row(
     }
 
 
-# The columns one hand-over writes per outcome, with their SQL types.
-_OUTCOME_TYPES = {
-    "key": "varchar",
-    "status": "varchar",
-    "reason": "varchar",
-    "provider_message_id": "varchar",
-    "permanent": "boolean",
-    "next_attempt_at": "timestamp",
-    "details": "varchar",
-}
-
-
 @dataclass(frozen=True)
 class Outcome:
     """What the provider answered for one handed-over message; ``attempts`` is its attempt number
@@ -235,47 +225,20 @@ class Outcome:
 
 
 def hand_over(
-    con: duckdb.DuckDBPyConnection,
+    journal: HandoverJournal,
     *,
     outcomes: Sequence[Outcome],
     keys: Sequence[str],
     as_of: datetime,
     now: datetime,
 ) -> None:
-    """One committed transaction: record the ``outcomes`` of messages handed over earlier and
-    mark ``keys`` handed over (``attempted_at``), right before their provider gets them. Either
-    may be empty. So the rows handed over without an outcome are at most the messages in flight
-    (one per provider slot, ``senders.dispatch``)."""
-    if not outcomes and not keys:
-        return
+    """One committed turn in the hand-over journal: the ``outcomes`` of messages handed over
+    earlier, and ``keys`` marked handed over, right before their provider gets them. Either may
+    be empty. So the rows handed over without an outcome are at most the messages in flight
+    (one per provider slot, ``senders.dispatch``). ``HandoverJournal.fold`` applies the turns to
+    the ledger."""
     rows = [_outcome_row(o.message, o.outcome, o.attempts, as_of) for o in outcomes]
-    columns: dict[str, list[Any]] = {name: [r[name] for r in rows] for name in _OUTCOME_TYPES}
-    columns["key"] += list(keys)
-    for name in _OUTCOME_TYPES:
-        if name != "key":
-            columns[name] += [None] * len(keys)
-    columns["starting"] = [False] * len(rows) + [True] * len(keys)
-    selects = ", ".join(
-        f"unnest(${name}::{kind}[]) as {name}"
-        for name, kind in {**_OUTCOME_TYPES, "starting": "boolean"}.items()
-    )
-    with transaction(con):
-        con.execute(
-            f"""update nudge.delivery_ledger l set
-                   attempted_at = case when o.starting then $now else l.attempted_at end,
-                   status = coalesce(o.status, l.status),
-                   reason = case when o.starting then l.reason else o.reason end,
-                   permanent = case when o.starting then l.permanent else o.permanent end,
-                   next_attempt_at = case when o.starting then l.next_attempt_at
-                                          else o.next_attempt_at end,
-                   details = case when o.starting then l.details else o.details end,
-                   provider_message_id = case when o.starting then l.provider_message_id
-                                              else o.provider_message_id end,
-                   completed_at = case when o.starting then l.completed_at else $now end
-                from (select {selects}) o
-                where l.idempotency_key = o.key and l.status = 'sending'""",
-            {**columns, "now": now},
-        )
+    journal.write(outcomes=rows, keys=keys, now=now)
 
 
 def release(
