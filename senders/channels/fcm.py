@@ -6,7 +6,7 @@ threads. One request per registered device of the user (the message's address ho
 user's tokens, most recently used first; see ``senders.policy``):
 
 - a device FCM calls ``UNREGISTERED`` is removed: a ``Device Deleted`` event is landed for it
-  (``senders.feedback``); any other 4xx but 408 and 429 is permanent for that device;
+  (``senders.user_updates``); any other 4xx but 408 and 429 is permanent for that device;
 - the message is ``sent`` when one device took it (the details count devices sent, removed and
   failed; a device that failed transiently is not retried, so the others do not get it twice);
   otherwise an unknown outcome on any device makes it unknown, a transient failure transient,
@@ -29,10 +29,10 @@ from typing import Any
 import google.auth.transport.requests
 from google.oauth2 import service_account
 
-from senders.feedback import land_device_removed
 from senders.http import HttpClient, HttpLimits, json_body, status_outcome
 from senders.providers import RenderedMessage, SendOutcome
 from senders.settings import env_required, env_url
+from senders.user_updates import land_device_removed
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 MAX_PAYLOAD_BYTES = 4096

@@ -7,7 +7,7 @@ repeated id, so a request sent without an answer is retried rather than left unk
 every other 4xx but 408 and 429 are permanent.
 
 ``response_traits`` (optional, ``{trait: "path.in.answer"}``) maps fields of a JSON answer into
-the user's traits, landed as an identify (``senders.feedback``): Customer.io's "send and receive
+the user's traits, landed as an identify (``senders.user_updates``): Customer.io's "send and receive
 data".
 """
 
@@ -23,10 +23,10 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from senders.feedback import land_traits
 from senders.http import HttpClient, HttpLimits, json_body, status_outcome
 from senders.providers import RenderedMessage, SendOutcome
 from senders.settings import env_required
+from senders.user_updates import land_traits
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
