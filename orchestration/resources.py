@@ -19,6 +19,7 @@ import dagster as dg
 from pydantic import create_model
 
 from nudge.workspace import Workspace
+from senders.providers import Provider
 from senders.registry import (
     CHANNELS,
     NO_PROVIDER,
@@ -39,7 +40,7 @@ class ChannelDelivery(dg.ConfigurableResource):
     channel: str
     provider: str = NO_PROVIDER
 
-    def open_provider(self, workspace: Workspace):
+    def open_provider(self, workspace: Workspace) -> Provider | None:
         """The configured provider, or None for a channel without one."""
         if self.provider == NO_PROVIDER:
             return None
