@@ -15,7 +15,7 @@ from orchestration.defs.delivery.assets import delivery_definitions
 from orchestration.defs.journeys.assets import journey_definitions
 from orchestration.defs.landing.assets import collector, landing_events, raw_events
 from orchestration.executor import one_run_at_a_time_executor
-from orchestration.resources import email_delivery_from_env
+from orchestration.resources import delivery_resources
 
 
 def build_definitions() -> dg.Definitions:
@@ -26,7 +26,7 @@ def build_definitions() -> dg.Definitions:
         delivery_definitions(),
         automation_definitions(),
         dg.Definitions(
-            resources={"email": email_delivery_from_env()},
+            resources=delivery_resources(),
             executor=one_run_at_a_time_executor,
         ),
     )

@@ -99,7 +99,8 @@ def copy_workspace(source: Workspace, target_home: Path) -> Workspace:
     """A workspace at ``target_home`` holding copies of ``source``'s warehouse and landing area."""
     target = Workspace(home=target_home, content_dir=source.content_dir)
     target.ensure()
-    for suffix in ("", ".wal"):
+    # the warehouse, its WAL, and the hand-over journal a stopped run may have left beside it
+    for suffix in ("", ".wal", ".handovers", ".handovers-wal"):
         path = Path(f"{source.warehouse_path}{suffix}")
         if path.exists():
             shutil.copy2(path, f"{target.warehouse_path}{suffix}")

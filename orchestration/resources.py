@@ -1,82 +1,103 @@
-"""Provider configuration. Secrets come from the environment (``EnvVar``), never from files.
+"""Delivery resources, one per channel, built from the provider registry (``senders.registry``).
 
-The settings are parsed and validated once, by ``SmtpSettings.from_env``; the resource's fields
-are that parse, and ``open_provider`` turns them back into the same ``SmtpSettings``.
+The settings are parsed and validated once, by ``choose_providers`` (each provider's
+``from_env``); a channel's resource has one field per setting of its provider, holding that parse,
+except secrets, which stay ``EnvVar``s (Dagster shows the variable, never the value).
+``open_provider`` turns the fields back into the same settings object. The resource classes are
+made from the settings dataclasses, so a provider setting added there is a resource field at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
+import typing
+from typing import Any
 
 import dagster as dg
+from pydantic import create_model
 
-from senders.capture import CapturingProvider
-from senders.email import SmtpEmailProvider, SmtpSettings
+from nudge.core.workspace import Workspace
 from senders.providers import Provider
+from senders.registry import (
+    CHANNELS,
+    NO_PROVIDER,
+    REGISTRY,
+    ProviderChoice,
+    ProviderPlaces,
+    ProviderSpec,
+    choose_providers,
+    open_provider,
+)
 from senders.settings import DispatchSettings
-from senders.unsubscribe import require_live_settings
-
-_SECRETS = {"password": "NUDGE_SMTP_PASSWORD", "username": "NUDGE_SMTP_USERNAME"}
 
 
-class EmailDelivery(dg.ConfigurableResource):
-    """Where email goes: ``smtp`` (the default) or ``capture`` (the test provider)."""
+class ChannelDelivery(dg.ConfigurableResource):
+    """Where one channel's messages go: ``provider`` (``none``: they stay pending) and that
+    provider's settings as fields (see ``delivery_resources``)."""
 
-    provider: str = "smtp"
-    smtp_host: str = SmtpSettings.host
-    smtp_port: int = SmtpSettings.port
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = SmtpSettings.starttls
-    sender: str = SmtpSettings.sender
-    smtp_timeout: float = SmtpSettings.timeout
-    smtp_data_timeout: float = SmtpSettings.data_timeout
+    channel: str
+    provider: str = NO_PROVIDER
 
-    def settings(self) -> SmtpSettings:
-        return SmtpSettings(
-            host=self.smtp_host,
-            port=self.smtp_port,
-            username=self.smtp_username,
-            password=self.smtp_password,
-            starttls=self.smtp_starttls,
-            sender=self.sender,
-            timeout=self.smtp_timeout,
-            data_timeout=self.smtp_data_timeout,
-        )
-
-    def open_provider(self) -> Provider:
-        if self.provider == "capture":
-            return CapturingProvider("email")
-        if self.provider != "smtp":
-            raise ValueError(f"email provider {self.provider!r}: expected 'smtp' or 'capture'")
-        require_live_settings()  # links signed with a public key or pointing nowhere: refuse
-        return SmtpEmailProvider(self.settings())
+    def open_provider(self, workspace: Workspace) -> Provider | None:
+        """The configured provider, or None for a channel without one."""
+        if self.provider == NO_PROVIDER:
+            return None
+        spec = REGISTRY[(self.channel, self.provider)]
+        fields = {k: getattr(self, k) for k in _setting_fields(spec)}
+        settings = spec.settings_type(**fields) if spec.settings_type else None
+        return open_provider(ProviderChoice(spec, settings), places(workspace))
 
 
-def email_delivery_from_env() -> EmailDelivery:
-    """The resource as configured by NUDGE_EMAIL_PROVIDER, NUDGE_EMAIL_FROM and NUDGE_SMTP_*
-    (parsed by ``SmtpSettings.from_env``); the username and password stay ``EnvVar``s."""
-    env = os.environ
-    parsed = SmtpSettings.from_env()
-    secrets = {f"smtp_{field}": dg.EnvVar(name) for field, name in _SECRETS.items() if name in env}
-    return EmailDelivery(
-        provider=env.get("NUDGE_EMAIL_PROVIDER", "smtp"),
-        smtp_host=parsed.host,
-        smtp_port=parsed.port,
-        smtp_starttls=parsed.starttls,
-        sender=parsed.sender,
-        smtp_timeout=parsed.timeout,
-        smtp_data_timeout=parsed.data_timeout,
-        **secrets,
+def places(workspace: Workspace) -> ProviderPlaces:
+    return ProviderPlaces(
+        landing_dir=workspace.events_landing_dir, inbox_path=workspace.home / "inbox.sqlite3"
     )
 
 
+def _setting_fields(spec: ProviderSpec) -> dict[str, Any]:
+    """``{field: type}`` of the provider's settings dataclass."""
+    if spec.settings_type is None:
+        return {}
+    hints = typing.get_type_hints(spec.settings_type)
+    return {f.name: hints[f.name] for f in dataclasses.fields(spec.settings_type)}
+
+
+@functools.cache
+def _resource_class(channel: str, provider: str) -> type[ChannelDelivery]:
+    spec = REGISTRY[(channel, provider)]
+    fields: dict[str, Any] = {
+        name: (kind if name not in spec.secrets else kind | None, None)
+        for name, kind in _setting_fields(spec).items()
+    }
+    name = f"{''.join(p.title() for p in f'{channel}_{provider}'.split('_'))}Delivery"
+    return create_model(name, __base__=ChannelDelivery, **fields)
+
+
+def delivery_resource(channel: str, choice: ProviderChoice | None) -> ChannelDelivery:
+    """The channel's resource: the parsed settings as fields, secrets as ``EnvVar``s."""
+    if choice is None:
+        return ChannelDelivery(channel=channel)
+    spec = choice.spec
+    values: dict[str, Any] = {}
+    for name in _setting_fields(spec):
+        variable = spec.secrets.get(name)
+        if variable is None:
+            values[name] = getattr(choice.settings, name)
+        elif variable in os.environ:
+            values[name] = dg.EnvVar(variable)
+    return _resource_class(channel, spec.name)(channel=channel, provider=spec.name, **values)
+
+
+def delivery_resources() -> dict[str, ChannelDelivery]:
+    """One resource per channel, keyed by the channel name, as the environment configures."""
+    chosen = choose_providers()
+    return {channel: delivery_resource(channel, chosen.get(channel)) for channel in CHANNELS}
+
+
 def check_delivery_settings() -> None:
-    """Raise what a run's send step would refuse (a malformed variable, an unknown provider, a
+    """Raise what a run's send steps would refuse (a malformed variable, an unknown provider, a
     live provider without a real secret key and public URL), before the run starts any stage."""
     DispatchSettings.from_env()
-    provider = email_delivery_from_env().provider
-    if provider not in ("smtp", "capture"):
-        raise ValueError(f"NUDGE_EMAIL_PROVIDER={provider!r}: expected 'smtp' or 'capture'")
-    if provider == "smtp":
-        require_live_settings()
+    choose_providers()

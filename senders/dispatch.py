@@ -8,9 +8,11 @@ Order of work in one dispatch (the ledger protocol is in ``senders.ledger`` and 
    failures whose retry is due; write the final decisions (skipped, dropped, undeliverable, no
    provider) in one insert; held rows stay pending;
 3. per batch: render each message (the only per-row Python work besides the send itself), write
-   the batch's intents in one committed transaction, then per message one committed transaction
-   records the previous outcome and marks this message handed over, right before its provider
-   gets it (a transient failure is tried again a couple of times right away, with a short jittered
+   the batch's intents in one committed transaction, then each channel's messages are handed
+   over: one committed turn in the hand-over journal (``senders.handover_journal``) records the
+   outcomes come back and marks the next messages handed over, right before their provider gets
+   them, and the journal is folded into the ledger at the end of the batch; a provider with ``concurrency`` N holds
+   up to N messages in flight on its threads, any other one at a time (a transient failure is tried again a couple of times right away, with a short jittered
    pause); a failure still transient is scheduled for a later dispatch (``senders.retry``);
 4. add this dispatch's counts per journey step and channel to ``nudge.run_counts``.
 
@@ -24,9 +26,11 @@ lazily if the caller reuses them).
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +41,7 @@ import polars as pl
 from nudge.core.dsl.spec import Content
 from senders import ledger
 from senders.breaker import CircuitBreaker
+from senders.handover_journal import HandoverJournal
 from senders.interrupts import Interrupts, deferred_interrupts
 from senders.policy import evaluate_policies
 from senders.providers import Provider, RenderedMessage, SendOutcome
@@ -176,6 +181,8 @@ def dispatch_pending(
     dispatch runs (``nudge journeys pause`` during a send): their messages stay pending."""
     as_of = _utc_naive(as_of)
     settings = settings or DispatchSettings.from_env()
+    journal = HandoverJournal.beside(con)
+    journal.fold(con)  # what a stopped run handed over, before the ledger is reconciled
     released, unknown = ledger.reconcile_in_flight(con, now=_now())
     summary = DispatchSummary(reconciled=unknown, released=released)
     decided = evaluate_policies(con, as_of=as_of, content=content, channels=channels)
@@ -201,13 +208,14 @@ def dispatch_pending(
     renderer = TemplateRenderer(content.templates)
     to_send = decided.filter(pl.col("status") == "send")
     with deferred_interrupts() as interrupts:
-        sending = _Sending(providers, settings, interrupts, paused_journeys or frozenset)
+        sending = _Sending(providers, settings, interrupts, paused_journeys or frozenset, journal)
         try:
             for batch in to_send.iter_slices(batch_size):
                 _dispatch_batch(con, batch, renderer, sending, run_id, as_of, summary)
         finally:
             for provider in providers.values():
                 provider.close()
+            journal.close()
             record_run_counts(con, summary.steps, run_id=run_id, as_of=as_of)
     return summary
 
@@ -221,8 +229,10 @@ class _Sending:
         settings: DispatchSettings,
         interrupts: Interrupts,
         paused_journeys: Callable[[], Collection[str]],
+        journal: HandoverJournal,
     ):
         self.providers = providers
+        self.journal = journal
         self.paused_journeys = paused_journeys
         self.settings = settings
         self.interrupts = interrupts
@@ -230,8 +240,17 @@ class _Sending:
             channel: CircuitBreaker(getattr(p, "label", p.name), settings.breaker_failures)
             for channel, p in providers.items()
         }
+        self._breaker_lock = threading.Lock()
         budget = settings.time_budget
         self.deadline = None if budget is None else time.monotonic() + budget.total_seconds()
+
+    def concurrency(self, channel: str) -> int:
+        """Messages the channel's provider takes in flight at once (1 unless it says more)."""
+        return max(1, int(getattr(self.providers[channel], "concurrency", 1)))
+
+    def _record(self, breaker: CircuitBreaker, outcome: SendOutcome) -> None:
+        with self._breaker_lock:  # providers with concurrency record from several threads
+            breaker.record(outcome)
 
     def hold_reason(self, message: RenderedMessage) -> str | None:
         """Why ``message`` is not handed over now (it stays pending), or None."""
@@ -256,7 +275,7 @@ class _Sending:
         provider, breaker = self.providers[message.channel], self.breakers[message.channel]
         pause = self.settings.retry_pause
         outcome = _send_once(provider, message)
-        breaker.record(outcome)
+        self._record(breaker, outcome)
         for attempt in range(1, self.settings.send_retries + 1):
             if outcome.status == "sent" or outcome.permanent or breaker.is_open:
                 break
@@ -268,7 +287,7 @@ class _Sending:
                 break
             time.sleep(wait.total_seconds())
             outcome = _send_once(provider, message)
-            breaker.record(outcome)
+            self._record(breaker, outcome)
         return outcome
 
     def opened_by(self, message: RenderedMessage, outcome: SendOutcome) -> bool:
@@ -338,28 +357,86 @@ def _hand_over(
     as_of: datetime,
     summary: DispatchSummary,
 ) -> None:
-    """Each message's hand-over is committed with the previous message's outcome; messages of a
-    channel that was stopped, or of a journey paused, meanwhile are released (pending again)."""
-    previous: ledger.Outcome | None = None
+    """Hand the batch's messages over, one channel after the other, each channel's provider
+    holding up to its ``concurrency`` messages in flight; messages of a channel that was
+    stopped, or of a journey paused, meanwhile are released (pending again)."""
     unsent: list[tuple[RenderedMessage, str]] = []
+    by_channel: dict[str, list[RenderedMessage]] = {}
     for message in messages:
-        if why := sending.hold_reason(message):
-            unsent.append((message, why))
-            continue
-        ledger.hand_over(
-            con, previous=previous, key=message.idempotency_key, as_of=as_of, now=_now()
-        )
-        previous = None
-        outcome = sending.send(message)
-        if sending.opened_by(message, outcome):
-            unsent.append((message, sending.breakers[message.channel].reason or ""))
-            continue
-        previous = ledger.Outcome(message, outcome, attempts[message.idempotency_key])
-        summary.counts[(message.channel, outcome.status)] += 1
-        summary.steps.add_attempt(message.journey, message.step, message.channel, outcome.status)
-    if previous is not None:
-        ledger.hand_over(con, previous=previous, key=None, as_of=as_of, now=_now())
+        by_channel.setdefault(message.channel, []).append(message)
+    for channel, channel_messages in by_channel.items():
+        window = sending.concurrency(channel)
+        with _executor(window) as pool:
+            _hand_over_window(
+                con, channel_messages, attempts, sending, pool, window, as_of, summary, unsent
+            )
+    sending.journal.fold(con)
     if unsent:
         ledger.release(con, [m.idempotency_key for m, _ in unsent], reason=unsent[0][1], now=_now())
         for message, why in unsent:
             _leave_pending(summary, message.channel, 1, why)
+
+
+def _hand_over_window(
+    con: duckdb.DuckDBPyConnection,
+    messages: list[RenderedMessage],
+    attempts: Mapping[str, int],
+    sending: _Sending,
+    pool: Executor,
+    window: int,
+    as_of: datetime,
+    summary: DispatchSummary,
+    unsent: list[tuple[RenderedMessage, str]],
+) -> None:
+    """Keep up to ``window`` messages in flight. Each turn is one committed transaction that
+    records the outcomes come back since the last turn and marks the messages that take the
+    free slots handed over; then those go to the provider's threads. So a crash leaves at most
+    ``window`` messages with an unknown outcome."""
+    queue = deque(messages)
+    in_flight: dict[Future[SendOutcome], RenderedMessage] = {}
+    outcomes: list[ledger.Outcome] = []
+    while queue or in_flight:
+        starting: list[RenderedMessage] = []
+        while queue and len(in_flight) + len(starting) < window:
+            message = queue.popleft()
+            if why := sending.hold_reason(message):
+                unsent.append((message, why))
+            else:
+                starting.append(message)
+        ledger.hand_over(
+            sending.journal, outcomes=outcomes, keys=[m.idempotency_key for m in starting],
+            as_of=as_of, now=_now(),
+        )  # fmt: skip
+        outcomes = []
+        for message in starting:
+            in_flight[pool.submit(sending.send, message)] = message
+        if not in_flight:
+            continue
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        for future in done:
+            message = in_flight.pop(future)
+            outcome = future.result()
+            if sending.opened_by(message, outcome):
+                unsent.append((message, sending.breakers[message.channel].reason or ""))
+                continue
+            outcomes.append(ledger.Outcome(message, outcome, attempts[message.idempotency_key]))
+            summary.counts[(message.channel, outcome.status)] += 1
+            summary.steps.add_attempt(message.journey, message.step, message.channel,
+                                      outcome.status)  # fmt: skip
+    ledger.hand_over(sending.journal, outcomes=outcomes, keys=[], as_of=as_of, now=_now())
+
+
+class _InlineExecutor(Executor):
+    """Runs each submitted call at once in the calling thread: a provider that takes one
+    message at a time (SMTP, capture) needs no thread."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def _executor(window: int) -> Executor:
+    if window == 1:
+        return _InlineExecutor()
+    return ThreadPoolExecutor(max_workers=window, thread_name_prefix="nudge-send")

@@ -116,7 +116,7 @@ def build_email(
         headers.append(mime.header("List-Unsubscribe", f"<{unsubscribe}>", utf8=utf8))
         headers.append(mime.header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     body_html = content.get("html")
-    html_part = _with_preheader(str(body_html), content.get("preheader")) if body_html else None
+    html_part = with_preheader(str(body_html), content.get("preheader")) if body_html else None
     data = mime.message_bytes(b"".join(headers), str(content.get("text") or ""), html_part)
     return data, message_id
 
@@ -127,7 +127,7 @@ def _sender_header(sender: str, utf8: bool) -> bytes:
     return mime.address_header("From", sender, utf8=utf8)
 
 
-def _with_preheader(body_html: str, preheader: str | None) -> str:
+def with_preheader(body_html: str, preheader: str | None) -> str:
     """Put the preheader in a hidden element first thing in the body (inbox preview text)."""
     if not preheader:
         return body_html

@@ -1,10 +1,13 @@
 """Writes to ``nudge.delivery_ledger``: the record that makes every send happen at most once.
 
 The protocol for one batch (``docs/delivery.md``): write the intents (status ``sending``,
-``attempted_at`` null) in one committed transaction; then, per message, one committed transaction
-records the previous message's outcome and marks this one handed over (``attempted_at``) right
-before the provider gets it; a last transaction records the last outcome. So at any moment at most
-one row is handed over without an outcome.
+``attempted_at`` null) in one committed transaction; then each turn commits the outcomes that came
+back and marks the messages that take the free slots handed over, right before their provider
+gets them (one message at a time for SMTP, up to ``concurrency`` for HTTP providers). Turns are
+committed to the hand-over journal (``senders.handover_journal``, a SQLite file beside the
+warehouse: a DuckDB commit per turn cost more than the provider's answer) and folded into the
+ledger at the end of the batch. So at any moment the rows handed over without an outcome are at
+most the messages in flight.
 
 The primary key on ``idempotency_key`` forbids a second row; dispatch considers keys not yet in
 the ledger and failed rows that are due for a retry (``permanent`` false, ``next_attempt_at``
@@ -12,7 +15,8 @@ reached). A retry reuses the row: writing its intent moves it from ``failed`` ba
 (attempts + 1) only if it is still a transient failure, so a key that was sent is never handed to a
 provider again.
 
-Rows a crash left in ``sending`` are reconciled by the next dispatch: never handed over, they are
+Rows a crash left in ``sending`` are reconciled by the next dispatch, after it folds the journal
+the crash left: never handed over, they are
 released (a first attempt's row is deleted, so the outbox row is pending again; a retry's row is
 again a transient failure, due now); handed over, their outcome is unknown: failed, permanent,
 never resent (``IN_FLIGHT_REASON``).
@@ -20,6 +24,7 @@ never resent (``IN_FLIGHT_REASON``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +33,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from senders.handover_journal import HandoverJournal
 from senders.providers import OUTCOME_UNKNOWN, RenderedMessage, SendOutcome
 from senders.retry import MAX_ATTEMPTS, backoff_delay
 
@@ -56,6 +62,7 @@ LEDGER_COLUMNS = (
     "attempts",
     "next_attempt_at",
     "journey_version",
+    "details",
 )
 LEDGER_SCHEMA = {
     "idempotency_key": pl.String,
@@ -80,6 +87,7 @@ LEDGER_SCHEMA = {
     "attempts": pl.Int32,
     "next_attempt_at": pl.Datetime("us"),
     "journey_version": pl.String,
+    "details": pl.String,
 }
 _COLUMN_LIST = ", ".join(LEDGER_COLUMNS)
 # What a retry overwrites; queued_at, delivery_id and the message's identity stay.
@@ -87,7 +95,7 @@ _RETRY_UPDATE = ", ".join(
     f"{c} = excluded.{c}"
     for c in (
         "run_id", "as_of", "provider", "address", "status", "reason", "provider_message_id",
-        "attempted_at", "completed_at", "permanent", "next_attempt_at",
+        "attempted_at", "completed_at", "permanent", "next_attempt_at", "details",
     )
 )  # fmt: skip
 
@@ -142,7 +150,7 @@ def ledger_rows(
         sending.cast(pl.Int32).alias("attempts"),
         pl.lit(None, pl.Datetime("us")).alias("next_attempt_at"),
     )
-    for optional in ("provider", "journey_version"):
+    for optional in ("provider", "journey_version", "details"):
         if optional not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(optional))
     return frame.select(pl.col(name).cast(dtype) for name, dtype in LEDGER_SCHEMA.items())
@@ -202,6 +210,7 @@ def _outcome_row(
         "provider_message_id": outcome.provider_message_id,
         "permanent": permanent if outcome.status == "failed" else None,
         "next_attempt_at": next_attempt_at,
+        "details": json.dumps(outcome.details, sort_keys=True) if outcome.details else None,
     }
 
 
@@ -216,33 +225,20 @@ class Outcome:
 
 
 def hand_over(
-    con: duckdb.DuckDBPyConnection,
+    journal: HandoverJournal,
     *,
-    previous: Outcome | None,
-    key: str | None,
+    outcomes: Sequence[Outcome],
+    keys: Sequence[str],
     as_of: datetime,
     now: datetime,
 ) -> None:
-    """One committed transaction: record the ``previous`` message's outcome and mark ``key``
-    handed over (``attempted_at``), right before the provider gets it. Either may be None (the
-    first message of a batch, the last outcome)."""
-    with transaction(con):
-        if previous is not None:
-            row = _outcome_row(previous.message, previous.outcome, previous.attempts, as_of)
-            con.execute(
-                """update nudge.delivery_ledger
-                   set status = $status, reason = $reason, permanent = $permanent,
-                       next_attempt_at = $next_attempt_at,
-                       provider_message_id = $provider_message_id, completed_at = $now
-                   where idempotency_key = $key and status = 'sending'""",
-                {**row, "now": now},
-            )
-        if key is not None:
-            con.execute(
-                """update nudge.delivery_ledger set attempted_at = $now
-                   where idempotency_key = $key and status = 'sending'""",
-                {"key": key, "now": now},
-            )
+    """One committed turn in the hand-over journal: the ``outcomes`` of messages handed over
+    earlier, and ``keys`` marked handed over, right before their provider gets them. Either may
+    be empty. So the rows handed over without an outcome are at most the messages in flight
+    (one per provider slot, ``senders.dispatch``). ``HandoverJournal.fold`` applies the turns to
+    the ledger."""
+    rows = [_outcome_row(o.message, o.outcome, o.attempts, as_of) for o in outcomes]
+    journal.write(outcomes=rows, keys=keys, now=now)
 
 
 def release(

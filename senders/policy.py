@@ -76,11 +76,15 @@ def _relation_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> 
 
 
 def _devices_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """Each user's most recently used push token, when a ``marts.dim_devices`` model exists."""
+    """Each user's registered push tokens, most recently used first, separated by spaces (the
+    push message's address: FCM tokens hold no spaces), when a ``marts.dim_devices`` model
+    exists. The one place that knows where devices come from."""
     if not _relation_exists(con, "marts", "dim_devices"):
         return "select null::varchar as user_id, null::varchar as token where false"
-    return """select user_id, arg_max(token, coalesce(last_used_at, '-infinity'::timestamp)) as token
-        from marts.dim_devices where token is not null group by user_id"""
+    return """select user_id, string_agg(token, ' ' order by last_used desc, token) as token
+        from (select user_id, token, max(coalesce(last_used_at, '-infinity'::timestamp)) as last_used
+              from marts.dim_devices where nullif(trim(token), '') is not null group by all)
+        group by user_id"""
 
 
 _ADDRESS = """case p.channel

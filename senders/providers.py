@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 Fault = Literal["unreachable", "timeout"]
@@ -47,6 +47,11 @@ class SendOutcome:
     retry_after: float | None = None
     ambiguous: bool = False
     fault: Fault | None = None
+    # Facts about the send kept in the ledger's ``details`` (SMS segments, push devices, ...).
+    details: dict[str, Any] | None = None
+
+    def with_details(self, **details: Any) -> SendOutcome:
+        return replace(self, details={**(self.details or {}), **details})
 
     @classmethod
     def sent(cls, provider_message_id: str | None) -> SendOutcome:
@@ -72,7 +77,10 @@ class SendOutcome:
 
 
 class Provider(Protocol):
-    """Delivers messages of one channel. ``close()`` releases connections held across a dispatch."""
+    """Delivers messages of one channel. ``close()`` releases connections held across a dispatch.
+
+    A provider may declare ``concurrency`` (messages it takes in flight at once, from several
+    threads; 1 when absent) and ``label`` (names it in the circuit breaker's reason)."""
 
     name: str
     channel: str

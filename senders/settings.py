@@ -73,3 +73,33 @@ class DispatchSettings:
             ),
             time_budget=timedelta(seconds=budget) if budget else None,
         )
+
+
+def env_number(env: Mapping[str, str], name: str, default: float | None, unit: str) -> float | None:
+    """A number more than 0 from ``env[name]`` (``unit`` names it in the error)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name}={text!r} is not a number of {unit}; set it to more than 0")
+    return value
+
+
+def env_required(env: Mapping[str, str], name: str, needed_by: str) -> str:
+    """``env[name]``, which ``needed_by`` cannot work without."""
+    value = env.get(name, "").strip()
+    if not value:
+        raise ValueError(f"{name} is not set; {needed_by} needs it")
+    return value
+
+
+def env_url(env: Mapping[str, str], name: str, default: str) -> str:
+    """An http(s) URL from ``env[name]``, without a trailing slash."""
+    value = env.get(name, "").strip() or default
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+        raise ValueError(f"{name}={value!r} is not an http(s) URL; set it like https://host")
+    return value.rstrip("/")

@@ -32,6 +32,7 @@ STAGES = {
     "collector_single",
     "collector_batch",
     "collector_at_1000",
+    "http_send",
     "latency",
 }
 NO_FLOOR = {"latency"}  # nothing cheaper does the same end to end (nudge/devtools/bench/latency.py)
@@ -61,6 +62,7 @@ def test_small_bench_writes_every_stage(tmp_path, capsys):
         if name not in NO_FLOOR:
             assert stage["floor_seconds"] is not None and stage["floor_seconds"] > 0, name
     assert results["stages"]["send"]["rows"] > 0  # real email reached the SMTP server
+    assert results["stages"]["http_send"]["rows"] == 3_000  # every message reached the server
     assert results["stages"]["journeys"]["rows"] > 0
     # One event, landed with the sensor running, reached the SMTP server through a Dagster run
     # at the wall-clock as_of, after the sensor's catch-up run over the bench's files succeeded.

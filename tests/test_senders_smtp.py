@@ -234,16 +234,19 @@ def test_a_non_ascii_address_goes_out_over_smtputf8(sink):
     assert set(received(sink)) == {"zoë@example.com", "x@example.com"}
 
 
-def test_the_dagster_resource_builds_its_provider_from_the_parsed_settings(monkeypatch):
-    from orchestration.resources import email_delivery_from_env
+def test_the_dagster_resource_builds_its_provider_from_the_parsed_settings(monkeypatch, tmp_path):
+    from nudge.core.workspace import Workspace
+    from orchestration.resources import delivery_resources
+
+    workspace = Workspace(home=tmp_path, content_dir=tmp_path)
 
     monkeypatch.setenv("NUDGE_SMTP_PORT", "2525")
     monkeypatch.setenv("NUDGE_SMTP_TIMEOUT", "3")
     monkeypatch.setenv("NUDGE_SMTP_DATA_TIMEOUT", "90")
     monkeypatch.setenv("NUDGE_EMAIL_FROM", "Team <team@brand.example>")
-    provider = email_delivery_from_env().open_provider()
+    provider = delivery_resources()["email"].open_provider(workspace)
     assert isinstance(provider, SmtpEmailProvider)
     assert provider.settings == SmtpSettings.from_env()
     monkeypatch.setenv("NUDGE_SMTP_TIMEOUT", "forever")
     with pytest.raises(ValueError, match=r"^NUDGE_SMTP_TIMEOUT='forever' is not a number"):
-        email_delivery_from_env()
+        delivery_resources()

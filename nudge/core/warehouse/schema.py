@@ -123,6 +123,8 @@ alter table nudge.delivery_ledger add column if not exists permanent boolean def
 alter table nudge.delivery_ledger add column if not exists attempts integer default 0;
 alter table nudge.delivery_ledger add column if not exists next_attempt_at timestamp;
 alter table nudge.delivery_ledger add column if not exists journey_version varchar;
+-- provider facts about a send as JSON text (SMS segments and encoding, push devices, ...)
+alter table nudge.delivery_ledger add column if not exists details varchar;
 create table if not exists nudge.run_counts (
     run_id varchar not null,
     as_of timestamp not null,

@@ -34,6 +34,7 @@ from nudge.devtools.bench.generator import (
     incremental_as_of,
     incremental_messages,
 )
+from nudge.devtools.bench.http_send import measure_http_send
 from nudge.devtools.bench.latency import measure_latency
 from nudge.devtools.bench.measure import measured
 from nudge.devtools.bench.scales import Scale
@@ -56,6 +57,10 @@ BENCH_CONTENT_DIR = Path(__file__).resolve().parent / "content"
 SENDER = "nudge-bench <bench@example.com>"
 _SEGMENT_NODES = ("fct_segment_memberships",)
 _DIFF_NODES = ("fct_segment_membership_history",)
+# Messages and threads of the HTTP provider stage (the same at every scale: it measures the
+# dispatch's overhead per message against the provider's latency, not the data's size).
+HTTP_SEND_MESSAGES = 3_000
+HTTP_CONCURRENCY = 64
 # How many of a build's slowest nodes results.json lists (info.slowest_nodes), for profiling.
 SLOWEST_NODES = 15
 
@@ -246,6 +251,29 @@ class BenchRun:
         self.record(name, _stage(m.seconds, floor, m.peak_rss_mb, len(received), note))
         shutil.rmtree(maildir, ignore_errors=True)
 
+    def http_send(self, name: str) -> None:
+        """Email to a local HTTP provider answering after 50 ms, against a bare requests loop at
+        the same concurrency (``nudge.devtools.bench.http_send``)."""
+        messages = min(self.scale.users, HTTP_SEND_MESSAGES)
+        with measured() as m:
+            result = measure_http_send(
+                self.scratch / "http-send", messages=messages, concurrency=HTTP_CONCURRENCY
+            )
+        rate, floor_rate = result.sent / result.seconds, messages / result.floor_seconds
+        self.info["http_send"] = {
+            "messages_per_second": round(rate),
+            "floor_messages_per_second": round(floor_rate),
+            "concurrency": HTTP_CONCURRENCY,
+            "provider_latency_seconds": 0.05,
+        }
+        note = (
+            f"{result.sent} sent, {result.received} received by a local HTTP provider answering "
+            f"after 50 ms: {rate:,.0f} messages/s; floor: a bare requests loop, "
+            f"{HTTP_CONCURRENCY} threads, {floor_rate:,.0f} requests/s"
+        )
+        stage = _stage(result.seconds, result.floor_seconds, m.peak_rss_mb, result.received, note)
+        self.record(name, stage)
+
     def reports(self, name: str, as_of: datetime) -> float:
         with measured() as m:
             nodes = build_reports(self.project, as_of=as_of)
@@ -385,6 +413,7 @@ def run_bench(
         bench.full_run()
         bench.incremental_run()
         bench.collector()
+        bench.http_send("http_send")
         bench.latency("latency")
     finally:
         if not keep:

@@ -1,4 +1,4 @@
-"""The outbox, the channel senders and the delivery ledger."""
+"""The outbox, one sender per channel and the delivery ledger."""
 
 import dagster as dg
 
@@ -6,12 +6,13 @@ from nudge.core.warehouse.connection import connect
 from orchestration.defs.delivery.checks import LEDGER, delivery_checks
 from orchestration.defs.journeys.assets import JOURNEY_STATE
 from orchestration.location import count_rows, load_location
-from orchestration.resources import EmailDelivery
+from orchestration.resources import ChannelDelivery
 from orchestration.run_context import DUCKDB_POOL, as_of_for
 from orchestration.stages import finish_run, send_pending
+from senders.registry import CHANNELS, NO_PROVIDER
 
 OUTBOX = dg.AssetKey(["delivery", "outbox"])
-EMAIL = dg.AssetKey(["delivery", "email"])
+SAMPLE = 5
 
 
 RUN_COUNT_COLUMNS = ("journey", "step", "channel", "planned", "attempted", "succeeded", "failed",
@@ -53,37 +54,78 @@ def outbox() -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={f"pending.{k}": v for k, v in pending.items()})
 
 
-@dg.asset(
-    key=EMAIL,
-    deps=[OUTBOX],
-    group_name="delivery",
-    kinds={"email"},
-    pool=DUCKDB_POOL,
-    description="Sends pending email through the configured provider (SMTP by default); a dead or "
-    "hung provider, or the send time budget, leaves the rest pending for the next run.",
-)
-def email_sender(context: dg.AssetExecutionContext, email: EmailDelivery) -> dg.MaterializeResult:
-    location = load_location()
-    provider = email.open_provider()
-    try:
-        summary = send_pending(
-            location.workspace,
-            location.content,
-            {"email": provider},
-            as_of=as_of_for(context),
-            run_id=context.run.run_id,
-            channels=("email",),
+def sent_sample(run_id: str, channel: str) -> list[list[str]]:
+    """A few of this run's ledger rows of ``channel``: delivery id, user, status, reason."""
+    with connect(load_location().workspace.warehouse_path, read_only=True) as con:
+        rows = con.execute(
+            """select delivery_id, user_id, status, coalesce(reason, '')
+               from nudge.delivery_ledger where run_id = ? and channel = ?
+               order by completed_at desc nulls last, delivery_id limit ?""",
+            [run_id, channel, SAMPLE],
+        ).fetchall()
+    return [list(map(str, row)) for row in rows]
+
+
+def channel_sender(channel: str) -> dg.AssetsDefinition:
+    """The asset that sends ``channel``'s pending messages through its configured provider."""
+
+    @dg.asset(
+        key=dg.AssetKey(["delivery", channel]),
+        deps=[OUTBOX],
+        group_name="delivery",
+        kinds={channel.replace("_", "")},
+        pool=DUCKDB_POOL,
+        required_resource_keys={channel},
+        description=f"Sends pending {channel} messages through the provider NUDGE_"
+        f"{channel.upper()}_PROVIDER names (none: they stay pending); a dead or hung provider, "
+        "or the send time budget, leaves the rest pending for the next run.",
+    )
+    def sender(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        delivery: ChannelDelivery = getattr(context.resources, channel)
+        location = load_location()
+        provider = delivery.open_provider(location.workspace)
+        if provider is None:
+            pending = count_rows(
+                f"""select 'pending', count(*) from nudge.outbox o
+                    anti join nudge.delivery_ledger l using (idempotency_key)
+                    where o.channel = '{channel}'"""
+            )
+            if pending.get("pending"):
+                context.log.warning(
+                    f"{pending['pending']:,} {channel} messages wait for a provider: set "
+                    f"NUDGE_{channel.upper()}_PROVIDER"
+                )
+            return dg.MaterializeResult(metadata={"provider": NO_PROVIDER, **pending})
+        try:
+            summary = send_pending(
+                location.workspace,
+                location.content,
+                {channel: provider},
+                as_of=as_of_for(context),
+                run_id=context.run.run_id,
+                channels=(channel,),
+            )
+        finally:
+            provider.close()
+        for note in summary.notes():
+            context.log.warning(note)
+        return dg.MaterializeResult(
+            metadata={
+                "provider": delivery.provider,
+                **summary.metadata(),
+                "sample": dg.MetadataValue.json(sent_sample(context.run.run_id, channel)),
+            }
         )
-    finally:
-        provider.close()
-    for note in summary.notes():
-        context.log.warning(note)
-    return dg.MaterializeResult(metadata=summary.metadata())
+
+    return sender
+
+
+SENDERS = [channel_sender(channel) for channel in CHANNELS]
 
 
 @dg.asset(
     key=LEDGER,
-    deps=[EMAIL],
+    deps=[s.key for s in SENDERS],
     group_name="delivery",
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
@@ -104,5 +146,5 @@ def delivery_ledger(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 def delivery_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[outbox, email_sender, delivery_ledger], asset_checks=delivery_checks()
+        assets=[outbox, *SENDERS, delivery_ledger], asset_checks=delivery_checks()
     )

@@ -1,0 +1,145 @@
+"""Sending to an HTTP provider that answers after 50 ms: the real dispatch against a bare loop.
+
+A local threaded HTTP server stands in for SendGrid and answers every request after
+``latency`` seconds. The measured path is ``senders.dispatch.dispatch_pending`` with the real
+``SendgridEmailProvider`` (policies, rendering, ledger intents, hand-overs and outcomes) over
+``messages`` pending outbox rows; the floor is a bare ``requests`` loop posting the same
+payloads to the same server from as many threads as the provider's concurrency, over one pooled
+session. Its own small warehouse: the dispatch is what is timed, not the journeys before it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import requests
+from requests.adapters import HTTPAdapter
+
+from nudge.core.dsl.spec import Content, Origin, Template
+from nudge.core.warehouse.schema import ensure_tables
+from senders.channels.sendgrid import SendgridEmailProvider, SendgridSettings
+from senders.dispatch import dispatch_pending
+
+AS_OF = datetime(2026, 1, 1, 12, 0, 0)
+TEMPLATE = Template(
+    "bench_http", "email", Origin("bench", "templates"),
+    {"subject": "Hi {{ user.first_name }}", "html": "<p>News for {{ user.first_name }}</p>"},
+)  # fmt: skip
+
+
+class _SlowProvider(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # every client thread connects at once
+
+    def __init__(self, latency: float):
+        self.latency = latency
+        self.received = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _SlowProvider
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        time.sleep(self.server.latency)
+        with self.server.lock:
+            self.server.received += 1
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@dataclass(frozen=True)
+class HttpSendResult:
+    seconds: float
+    floor_seconds: float
+    sent: int
+    received: int
+
+
+def _pending_outbox(path: Path, messages: int) -> None:
+    with duckdb.connect(str(path)) as con:
+        ensure_tables(con)
+        con.execute(
+            """create schema if not exists marts;
+               create or replace table marts.dim_users as
+               select 'u' || i as user_id, json_object('first_name', 'U' || i) as traits,
+                      'u' || i || '@example.com' as email, null::varchar as phone,
+                      null::varchar as timezone, false as unsubscribed
+               from range(?) t(i)""",
+            [messages],
+        )
+        con.execute(
+            """insert into nudge.outbox (idempotency_key, delivery_id, run_id, as_of, entry_id,
+                   journey, step, user_id, channel, template, topic, transactional, holdout,
+                   event_properties, created_at)
+               select 'k' || i, 'd' || i, 'bench', $as_of, 'e' || i, 'bench', 'news', 'u' || i,
+                      'email', 'bench_http', null, false, false, null, $as_of
+               from range($n) t(i)""",
+            {"as_of": AS_OF, "n": messages},
+        )
+
+
+def _bare_loop(url: str, payloads: list[dict[str, Any]], concurrency: int) -> float:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=concurrency, max_retries=0)
+    session.mount("http://", adapter)
+    headers = {"Authorization": "Bearer bench"}
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for response in pool.map(
+            lambda p: session.post(url, json=p, headers=headers, timeout=10), payloads
+        ):
+            response.raise_for_status()
+    seconds = time.perf_counter() - started
+    session.close()
+    return seconds
+
+
+def measure_http_send(
+    scratch: Path, *, messages: int, concurrency: int = 64, latency: float = 0.05
+) -> HttpSendResult:
+    scratch.mkdir(parents=True, exist_ok=True)
+    warehouse = scratch / "http-send.duckdb"
+    warehouse.unlink(missing_ok=True)
+    _pending_outbox(warehouse, messages)
+    server = _SlowProvider(latency)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        settings = SendgridSettings(
+            api_key="bench", base_url=base_url, sender="bench@example.com",
+            concurrency=concurrency,
+        )  # fmt: skip
+        provider = SendgridEmailProvider(settings)
+        with duckdb.connect(str(warehouse)) as con:
+            started = time.perf_counter()
+            summary = dispatch_pending(
+                con, as_of=AS_OF, run_id="bench-http", content=Content(templates=(TEMPLATE,)),
+                providers={"email": provider},
+            )  # fmt: skip
+            seconds = time.perf_counter() - started
+        received = server.received
+        payloads = [
+            {"personalizations": [{"to": [{"email": f"u{i}@example.com"}]}], "subject": f"Hi U{i}"}
+            for i in range(messages)
+        ]
+        floor = _bare_loop(provider.url, payloads, concurrency)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return HttpSendResult(seconds, floor, summary.total("sent"), received)

@@ -1,0 +1,1 @@
+"""One module per provider; ``senders.registry`` registers each once."""
