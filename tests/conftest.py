@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,3 +46,21 @@ def live_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     refusal remove them."""
     monkeypatch.setenv("NUDGE_SECRET_KEY", "test-only-secret-key-0123456789abcdef")
     monkeypatch.setenv("NUDGE_PUBLIC_URL", "https://nudge.test")
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """The URL of a fresh database on the local PostgreSQL server, dropped afterwards."""
+    import psycopg2
+
+    from nudge.core.warehouse.postgres import create_database, drop_database
+
+    name = f"nudge_test_{secrets.token_hex(6)}"
+    try:
+        url = create_database(name, "postgresql://postgres@127.0.0.1:5432/postgres")
+    except psycopg2.OperationalError as error:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {error}")
+    try:
+        yield url
+    finally:
+        drop_database(name, url)
