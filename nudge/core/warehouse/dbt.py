@@ -515,3 +515,33 @@ class DbtWorkspaceProject:
                 summary += f": {result.exception}"
             raise DbtBuildError(summary, failed)
         return nodes
+
+    def compile(self, as_of: datetime, *, full_refresh: bool = False) -> dict[str, str]:
+        """Every model's SQL as ``dbt compile`` renders it at ``as_of`` against the built
+        warehouse, by model name: incremental models render their incremental branch, or their
+        first build's with ``full_refresh``."""
+        from dbt.cli.main import dbtRunner
+
+        args = [
+            "compile",
+            *self._common_args(),
+            "--no-write-json",
+            "--select",
+            "resource_type:model",
+            "--vars",
+            json.dumps({"as_of": _format_as_of(as_of)}),
+            *(["--full-refresh"] if full_refresh else []),
+        ]
+        with _DBT_LOCK:
+            manifest = self.manifest()
+            _reset_compiled_state(manifest)
+            try:
+                with _warehouse_env(
+                    self.workspace.warehouse_path, self.warehouse, self.postgres_url
+                ):
+                    result = dbtRunner(manifest=manifest).invoke(args)
+            finally:
+                _close_duckdb()
+        if not result.success or result.result is None:
+            raise DbtBuildError(f"dbt compile of {self.project_dir} failed: {result.exception}", [])
+        return {r.node.name: r.node.compiled_code for r in result.result.results}
