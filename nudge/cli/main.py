@@ -374,4 +374,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, MissingLiveSettings) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-
