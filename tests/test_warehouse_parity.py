@@ -16,13 +16,9 @@ from nudge.devtools.scenarios.model import load_scenario
 from nudge.devtools.scenarios.postgres_mirror import run_mirrored
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("seg_*.yml"))
-# A few scenarios that cover deduplication, identity merges, deletes, late data and definition
-# changes run in the fast suite; the rest are slow.
-FAST = {
-    "seg_anonymous_merge_alias",
-    "seg_delete_user",
-    "seg_define_changes_segment",
-}
+# One scenario (deletes, re-created profiles, several runs) in the fast suite; about a minute
+# each, so the rest are slow.
+FAST = {"seg_delete_user"}
 
 
 @pytest.mark.parametrize(
