@@ -103,3 +103,9 @@ def _administer(statement: str, url: str | None) -> None:
             cursor.execute(statement)
     finally:
         con.close()
+
+
+if __name__ == "__main__":
+    # `python -m nudge.core.warehouse.postgres`: create nudge's tables at NUDGE_POSTGRES_URL.
+    with connect_postgres() as connection:
+        ensure_postgres_tables(connection)
