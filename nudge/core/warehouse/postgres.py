@@ -73,8 +73,14 @@ def _with_database(url: str, dbname: str) -> str:
 
 
 def create_database(dbname: str, url: str | None = None) -> str:
-    """Create the database ``dbname`` on the server of ``url``; returns its URL."""
-    _administer(f'create database "{_checked_database(dbname)}"', url)
+    """Create the database ``dbname`` on the server of ``url``; returns its URL. Strings sort
+    bytewise there (collation C), as in DuckDB: string comparisons in segments and the
+    tie-breaks of ``first_row_per`` give the same answers on both."""
+    _administer(
+        f'create database "{_checked_database(dbname)}" template template0'
+        " encoding 'UTF8' lc_collate 'C' lc_ctype 'C'",
+        url,
+    )
     return _with_database(url or postgres_url(), dbname)
 
 
