@@ -1,4 +1,5 @@
-{#- Keeping one row per group: DuckDB's QUALIFY, which Postgres does not have. -#}
+{#- Keeping one row per group: QUALIFY (DuckDB, Snowflake, BigQuery, Databricks), which Postgres
+    does not have. -#}
 
 {#- Wraps one select (the call block: `select ... from ... [where ...]`, no group by or order by)
     so that it keeps, per distinct `partition_by` (a list of expressions), the first row by
@@ -9,7 +10,7 @@
     {{- adapter.dispatch('first_row_per', 'nudge')(caller() | trim, partition_by, order_by) -}}
 {%- endmacro %}
 
-{% macro duckdb__first_row_per(query, partition_by, order_by) -%}
+{% macro default__first_row_per(query, partition_by, order_by) -%}
     {{ query }}
     qualify row_number() over (
         partition by {{ partition_by | join(', ') }}
@@ -17,7 +18,7 @@
     ) = 1
 {%- endmacro %}
 
-{% macro default__first_row_per(query, partition_by, order_by) -%}
+{% macro postgres__first_row_per(query, partition_by, order_by) -%}
     {%- if not modules.re.match('(?is)^select\\s', query) -%}
         {{ exceptions.raise_compiler_error(
             "first_row_per wraps one select statement, got: " ~ query[:60]
