@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -109,3 +110,21 @@ def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
     finally:
         if server.process is not None:
             server.stop()
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """The URL of a fresh database on the local PostgreSQL server, dropped afterwards."""
+    import psycopg2
+
+    from nudge.core.warehouse.postgres import create_database, drop_database
+
+    name = f"nudge_test_{secrets.token_hex(6)}"
+    try:
+        url = create_database(name, "postgresql://postgres@127.0.0.1:5432/postgres")
+    except psycopg2.OperationalError as error:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {error}")
+    try:
+        yield url
+    finally:
+        drop_database(name, url)

@@ -13,7 +13,7 @@
     {%- else -%}
         {%- do adapter.cache_added(replaced) -%}
         {%- set key = config.get('unique_key') -%}
-        create or replace table {{ replaced }} as
+        {{ create_or_replace_table_as(replaced) }}
         select * from {{ existing }}
         {%- if is_incremental() %}
         where {{ key }} in (select {{ key }} from {{ changed_keys_relation() }})

@@ -10,7 +10,7 @@
     {%- set changes = segment_changes_relation(this) -%}
     {%- set moved = caller() | trim -%}
     {%- if is_incremental() and segment_definition_unchanged() -%}
-        create or replace table {{ changes }} as
+        {{ create_or_replace_table_as(changes) }}
         select user_id from {{ ref('int_changed_users') }}
         {%- for name in segments_read %}
         union

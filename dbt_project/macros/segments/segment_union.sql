@@ -73,8 +73,7 @@
             {%- endif -%}
         {%- endfor -%}
         {%- set existing = run_query(
-            "select view_name from duckdb_views() where database_name = current_database()"
-            ~ " and schema_name = 'segments' and comment = '" ~ marker ~ "'"
+            views_with_comment('segments', marker)
         ).columns[0].values() -%}
         {%- for name in existing if name not in wanted -%}
             {%- do run_query('drop view if exists segments."' ~ name ~ '"') -%}

@@ -6,6 +6,7 @@
 -- user was deleted are forgotten with the user. Links name the person after merges (int_calls).
 -- Incremental: only the anonymous ids in int_changed_anonymous_ids are recomputed; the rows they replace are kept for
 -- int_rewritten_users, which needs the links that changed (keep_replaced_rows).
+{% call first_row_per(['l.anonymous_id'], ['l.linked_at', 'l.message_id']) %}
 select l.anonymous_id, l.user_id, l.linked_at
 from {{ ref('int_identity_links') }} l
 left join {{ ref('int_user_deletions') }} d on d.user_id = l.source_user_id
@@ -15,7 +16,4 @@ where l.linked_at <= {{ as_of() }}
   {% if is_incremental() %}
   and l.anonymous_id in (select anonymous_id from {{ ref('int_changed_anonymous_ids') }})
   {% endif %}
-qualify row_number() over (
-    partition by l.anonymous_id
-    order by l.linked_at, l.message_id
-) = 1
+{% endcall %}

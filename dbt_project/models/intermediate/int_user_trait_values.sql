@@ -37,7 +37,7 @@ assignments as (
         false as stored,
         e.own
     from identifies e
-    cross join json_each(e.traits) t
+    cross join {{ json_entries('e.traits') }} t
     {% if is_incremental() %}
     union all
     -- The latest assignments the previous build found, for the other users with new identifies.
@@ -53,14 +53,12 @@ assignments as (
 ),
 
 latest as (
+    {% call first_row_per(['user_id', 'trait'], ['own desc', 'set_at desc', 'received_at desc', 'message_id desc']) %}
     select
-        user_id, trait, cast(value as json) as value, set_at, received_at, message_id,
+        user_id, trait, {{ as_json('value') }} as value, set_at, received_at, message_id,
         stored_timestamp, stored
     from assignments
-    qualify row_number() over (
-        partition by user_id, trait
-        order by own desc, set_at desc, received_at desc, message_id desc
-    ) = 1
+    {% endcall %}
 )
 
 -- value_timestamp: the value read as a timestamp the way segment conditions read it, so that an

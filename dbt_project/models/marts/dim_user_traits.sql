@@ -5,4 +5,4 @@
 -- trigger) reads it here instead of parsing every user's traits document.
 select user_id, trait, value, value_timestamp, set_at
 from {{ ref('int_user_trait_values') }}
-where json_type(value) <> 'NULL'
+where not {{ json_is_null('value') }}

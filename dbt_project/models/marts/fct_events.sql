@@ -33,7 +33,7 @@ select
     r.event,
     r.name,
     r.timestamp,
-    coalesce(r.properties, cast('{}' as json)) as properties,
+    coalesce(r.properties, {{ empty_json_object() }}) as properties,
     r.context,
     r.received_at
 from resolved r

@@ -10,9 +10,10 @@ with current_definitions as (
 
 {% if is_incremental() %}
 , latest as (
+    {% call first_row_per(['segment'], ['changed_at desc']) %}
     select segment, change, definition_version
     from {{ this }}
-    qualify row_number() over (partition by segment order by changed_at desc) = 1
+    {% endcall %}
 )
 
 select

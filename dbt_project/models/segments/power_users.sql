@@ -4,6 +4,6 @@ select user_id
 from {{ ref('fct_events') }}
 where type = 'track'
   and event = 'logged_in'
-  and timestamp > {{ as_of() }} - interval 7 days
+  and timestamp > {{ as_of() }} - interval '7 days'
 group by user_id
 having count(*) >= 5

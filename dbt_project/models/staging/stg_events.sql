@@ -24,13 +24,11 @@ duplicated as (
 first_copies as (
     select * from candidates where message_id not in (select message_id from duplicated)
     union all
+    {% call first_row_per(['message_id'], ['loaded_at', 'landing_file', 'received_at']) %}
     select *
     from candidates
     where message_id in (select message_id from duplicated)
-    qualify row_number() over (
-        partition by message_id
-        order by loaded_at, landing_file, received_at
-    ) = 1
+    {% endcall %}
 )
 
 select

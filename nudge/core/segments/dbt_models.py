@@ -34,6 +34,7 @@ from nudge.core.segments.incremental import (
     records_own_changes,
     segments_read,
 )
+from nudge.core.warehouse.settings import sql_dialect
 
 # Names end up inside Jinja string literals (`ref('<name>')`): only the DSL's name shape is allowed.
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -58,8 +59,10 @@ PREVIOUS_AS_OF = "{{ previous_as_of }}"
 CHANGED_ONLY = "{%- set changed_only = is_incremental() and segment_definition_unchanged() %}"
 
 
-def segment_model_sql(segment: Segment, content: Content) -> str:
-    """The text of the dbt model file for ``segment`` (raises ``ConditionError`` naming its origin)."""
+def segment_model_sql(segment: Segment, content: Content, dialect: str | None = None) -> str:
+    """The text of the dbt model file for ``segment`` (raises ``ConditionError`` naming its origin),
+    in ``dialect`` (default: the configured warehouse's, ``nudge.core.warehouse.settings``)."""
+    dialect = dialect or sql_dialect()
     _checked_name(segment.name, segment)
     if segment.sql is not None:
         return segment.sql
@@ -69,8 +72,10 @@ def segment_model_sql(segment: Segment, content: Content) -> str:
     incremental = recomputed_per_user(segment, segments)
     relations = CHANGED_USERS_RELATIONS if incremental else DBT_RELATIONS
     try:
-        query = compile_condition(segment.condition, relations, topics=content.topics)
-        config = _incremental_config(segment, segments, content) if incremental else []
+        query = compile_condition(
+            segment.condition, relations, topics=content.topics, dialect=dialect
+        )
+        config = _incremental_config(segment, segments, content, dialect) if incremental else []
     except ConditionError as error:
         raise ConditionError(f"{segment.origin}: condition: {error}") from error
     header = [
@@ -83,7 +88,7 @@ def segment_model_sql(segment: Segment, content: Content) -> str:
 
 
 def _incremental_config(
-    segment: Segment, segments: dict[str, Segment], content: Content
+    segment: Segment, segments: dict[str, Segment], content: Content, dialect: str
 ) -> list[str]:
     """The model config lines of a segment recomputed per user."""
     if not records_own_changes(segment, segments):
@@ -94,7 +99,7 @@ def _incremental_config(
         ]
     assert segment.condition is not None
     moved = compile_time_changes(
-        segment.condition, DBT_RELATIONS, PREVIOUS_AS_OF, topics=content.topics
+        segment.condition, DBT_RELATIONS, PREVIOUS_AS_OF, topics=content.topics, dialect=dialect
     )
     recording = [
         name for name in segments_read(segment) if records_own_changes(segments[name], segments)
@@ -114,9 +119,12 @@ def _incremental_config(
     ]
 
 
-def generated_segment_models(content: Content) -> dict[str, str]:
-    """Model file text of every YAML segment, keyed by segment name (the model name)."""
-    return {segment.name: segment_model_sql(segment, content) for segment in content.segments}
+def generated_segment_models(content: Content, dialect: str | None = None) -> dict[str, str]:
+    """Model file text of every YAML segment, keyed by segment name (the model name), in
+    ``dialect`` (default: the configured warehouse's)."""
+    return {
+        segment.name: segment_model_sql(segment, content, dialect) for segment in content.segments
+    }
 
 
 def trait_timestamp_macro() -> str:

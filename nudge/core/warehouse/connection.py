@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from nudge.core.warehouse.journey_controls import apply_pending_requests
+from nudge.core.warehouse.settings import require_duckdb_pipeline
 from nudge.core.workspace import CONTROL_REQUESTS_DIR
 
 DEFAULT_MEMORY_LIMIT = "3GB"
@@ -68,7 +69,10 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 @contextmanager
 def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Yield a connection to the DuckDB file at ``path``, closed when the block ends."""
+    """Yield a connection to the DuckDB file at ``path``, closed when the block ends.
+
+    Refused while ``NUDGE_WAREHOUSE`` names another warehouse (``require_duckdb_pipeline``)."""
+    require_duckdb_pipeline()
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     con = _open(path, read_only)

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from nudge.core.segments.dbt_models import trait_timestamp_macro
+from nudge.core.warehouse import settings
+from nudge.core.warehouse.settings import POSTGRES_URL_ENV, WAREHOUSE_ENV
 from nudge.core.workspace import DBT_SOURCE_DIR, Workspace
 
 GENERATED_SEGMENTS_DIR = Path("models/segments/generated")
@@ -196,7 +198,8 @@ def _parse_segment_models(files: Mapping[str, bytes], source_dir: Path) -> dict[
         args += ["--target-path", str(root / "target"), "--log-path", str(root / "logs")]
         args += ["--no-partial-parse", "--no-send-anonymous-usage-stats", "--quiet"]
         try:
-            with _warehouse_env(_PARSE_WAREHOUSE_PATH):
+            # Tags do not depend on the warehouse: always DuckDB's placeholder.
+            with _warehouse_env(_PARSE_WAREHOUSE_PATH, "duckdb"):
                 result = dbtRunner().invoke(args)
         finally:
             _close_duckdb()
@@ -264,17 +267,27 @@ def _desired_files(source_dir: Path, generated_segments: Mapping[str, str]) -> d
 
 
 @contextmanager
-def _warehouse_env(path: Path) -> Iterator[None]:
-    """Point profiles.yml at ``path`` for one dbt invocation, then restore the environment."""
-    previous = os.environ.get("NUDGE_WAREHOUSE_PATH")
-    os.environ["NUDGE_WAREHOUSE_PATH"] = str(path)
+def _warehouse_env(
+    path: Path, warehouse: str | None = None, postgres_url: str | None = None
+) -> Iterator[None]:
+    """Point profiles.yml at the DuckDB file ``path`` (and, when given, at the warehouse
+    ``warehouse`` and the Postgres database ``postgres_url``) for one dbt invocation, then
+    restore the environment."""
+    values = {"NUDGE_WAREHOUSE_PATH": str(path)}
+    if warehouse is not None:
+        values[WAREHOUSE_ENV] = warehouse
+    if postgres_url is not None:
+        values[POSTGRES_URL_ENV] = postgres_url
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("NUDGE_WAREHOUSE_PATH", None)
-        else:
-            os.environ["NUDGE_WAREHOUSE_PATH"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _close_duckdb() -> None:
@@ -314,10 +327,21 @@ def _format_as_of(as_of: datetime) -> str:
 class DbtWorkspaceProject:
     """The dbt project of one workspace: assembly, cached parsing and in-process builds."""
 
-    def __init__(self, workspace: Workspace, source_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        source_dir: Path | None = None,
+        *,
+        warehouse: str | None = None,
+        postgres_url: str | None = None,
+    ) -> None:
         self.workspace = workspace
         # The dbt project copied into the workspace (default: see dbt_source_dir).
         self.source_dir = source_dir or dbt_source_dir()
+        # The warehouse dbt builds in (default: NUDGE_WAREHOUSE) and, for postgres, the database
+        # (default: NUDGE_POSTGRES_URL); both pinned for every invocation of this project.
+        self.warehouse = warehouse or settings.warehouse()
+        self.postgres_url = postgres_url
 
     @property
     def project_dir(self) -> Path:
@@ -382,7 +406,8 @@ class DbtWorkspaceProject:
         is left for dagster-dbt."""
         if not (self.project_dir / "dbt_project.yml").is_file():
             raise FileNotFoundError(f"no dbt project at {self.project_dir}: call assemble() first")
-        key = _content_hash(_project_files(self.project_dir))
+        # A manifest is parsed for one adapter: the warehouse is part of the key.
+        key = self.warehouse + ":" + _content_hash(_project_files(self.project_dir))
         with _DBT_LOCK:
             manifest = _MANIFESTS.get(key)
             parsed = manifest is None
@@ -407,7 +432,7 @@ class DbtWorkspaceProject:
             self.target_dir.mkdir(parents=True, exist_ok=True)
             state.write_bytes(_PARTIAL_PARSE_SEED)
         try:
-            with _warehouse_env(_PARSE_WAREHOUSE_PATH):
+            with _warehouse_env(_PARSE_WAREHOUSE_PATH, self.warehouse, self.postgres_url):
                 result = dbtRunner().invoke(["parse", *self._common_args()])
         finally:
             _close_duckdb()
@@ -462,7 +487,9 @@ class DbtWorkspaceProject:
             manifest = self.manifest()
             _reset_compiled_state(manifest)
             try:
-                with _warehouse_env(self.workspace.warehouse_path):
+                with _warehouse_env(
+                    self.workspace.warehouse_path, self.warehouse, self.postgres_url
+                ):
                     result = dbtRunner(manifest=manifest).invoke(args)
             finally:
                 _close_duckdb()
@@ -488,3 +515,33 @@ class DbtWorkspaceProject:
                 summary += f": {result.exception}"
             raise DbtBuildError(summary, failed)
         return nodes
+
+    def compile(self, as_of: datetime, *, full_refresh: bool = False) -> dict[str, str]:
+        """Every model's SQL as ``dbt compile`` renders it at ``as_of`` against the built
+        warehouse, by model name: incremental models render their incremental branch, or their
+        first build's with ``full_refresh``."""
+        from dbt.cli.main import dbtRunner
+
+        args = [
+            "compile",
+            *self._common_args(),
+            "--no-write-json",
+            "--select",
+            "resource_type:model",
+            "--vars",
+            json.dumps({"as_of": _format_as_of(as_of)}),
+            *(["--full-refresh"] if full_refresh else []),
+        ]
+        with _DBT_LOCK:
+            manifest = self.manifest()
+            _reset_compiled_state(manifest)
+            try:
+                with _warehouse_env(
+                    self.workspace.warehouse_path, self.warehouse, self.postgres_url
+                ):
+                    result = dbtRunner(manifest=manifest).invoke(args)
+            finally:
+                _close_duckdb()
+        if not result.success or result.result is None:
+            raise DbtBuildError(f"dbt compile of {self.project_dir} failed: {result.exception}", [])
+        return {r.node.name: r.node.compiled_code for r in result.result.results}

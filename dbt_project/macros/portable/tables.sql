@@ -1,0 +1,13 @@
+{#- Replacing a table in a hook (the materializations do their own). -#}
+
+{#- The statement(s) that replace `relation` by the result of the query that follows. -#}
+{% macro create_or_replace_table_as(relation) -%}
+    {{- adapter.dispatch('create_or_replace_table_as', 'nudge')(relation) -}}
+{%- endmacro %}
+{% macro default__create_or_replace_table_as(relation) -%}
+    create or replace table {{ relation }} as
+{%- endmacro %}
+{% macro postgres__create_or_replace_table_as(relation) -%}
+    drop table if exists {{ relation }};
+    create table {{ relation }} as
+{%- endmacro %}

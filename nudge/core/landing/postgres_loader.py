@@ -1,0 +1,89 @@
+"""Copy new landing files into ``raw.events`` on PostgreSQL (stage 1 of a run there).
+
+The same contract as ``nudge.core.landing.loader`` (DuckDB): ``raw.loaded_files`` remembers every
+file already copied, all new files go in with one ``COPY`` and the bookkeeping shares its
+transaction, so a failed load leaves nothing half-loaded. The parquet files are read by pyarrow
+and streamed to the server as CSV (``COPY ... FROM STDIN``), which casts the JSON text columns to
+``jsonb``.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from nudge.core.landing.loader import LoadResult, landing_files
+from nudge.core.landing.messages import LANDING_COLUMNS
+from nudge.core.landing.writer import LANDING_SCHEMA
+from nudge.core.warehouse.postgres import ensure_postgres_tables
+
+
+def _not_yet_loaded(con: Any, found: dict[str, Path]) -> dict[str, Path]:
+    if not found:
+        return {}
+    with con.cursor() as cursor:
+        cursor.execute(
+            "select file_name from raw.loaded_files where file_name = any(%s)", (list(found),)
+        )
+        loaded = {name for (name,) in cursor.fetchall()}
+    return {name: path for name, path in found.items() if name not in loaded}
+
+
+def _as_csv(table: pa.Table) -> io.BytesIO:
+    buffer = io.BytesIO()
+    pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
+    buffer.seek(0)
+    return buffer
+
+
+def _landing_columns(table: pa.Table) -> pa.Table:
+    """The landing columns in order; a column an older file lacks is null (as DuckDB's
+    ``union_by_name`` reads it)."""
+    columns = [
+        table.column(name)
+        if name in table.column_names
+        else pa.nulls(table.num_rows, LANDING_SCHEMA.field(name).type)
+        for name in LANDING_COLUMNS
+    ]
+    return pa.table(columns, names=list(LANDING_COLUMNS))
+
+
+def load_new_files_postgres(con: Any, landing_dir: Path) -> LoadResult:
+    """Copy every parquet file under ``landing_dir`` not yet in ``raw.loaded_files``."""
+    ensure_postgres_tables(con)
+    new = _not_yet_loaded(con, landing_files(landing_dir.resolve()))
+    if not new:
+        return LoadResult(files=0, rows=0)
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    parts = []
+    counts = []
+    for name, path in new.items():
+        table = _landing_columns(pq.read_table(path))
+        table = table.append_column("landing_file", pa.array([name] * table.num_rows, pa.string()))
+        table = table.append_column(
+            "loaded_at", pa.array([loaded_at] * table.num_rows, pa.timestamp("us"))
+        )
+        parts.append(table)
+        counts.append((name, table.num_rows, loaded_at))
+    rows = pa.concat_tables(parts)
+    columns = ", ".join(f'"{c}"' for c in rows.column_names)
+    try:
+        with con.cursor() as cursor:
+            cursor.copy_expert(
+                f"copy raw.events ({columns}) from stdin with (format csv)", _as_csv(rows)
+            )
+            cursor.executemany(
+                "insert into raw.loaded_files (file_name, rows, loaded_at) values (%s, %s, %s)",
+                counts,
+            )
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return LoadResult(files=len(new), rows=rows.num_rows)

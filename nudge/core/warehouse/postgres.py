@@ -1,0 +1,117 @@
+"""nudge's own tables on PostgreSQL, and connections to the server.
+
+The tables nudge writes (``raw``, ``nudge``: ``nudge.core.warehouse.schema``) have one definition,
+written for DuckDB; Postgres gets the same DDL transpiled by sqlglot, with JSON documents stored as
+``jsonb`` (what the segment compiler's Postgres SQL and the dbt models read). A connection lives as
+long as the block that opened it, as DuckDB's do.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from nudge.core.warehouse import schema
+from nudge.core.warehouse.settings import postgres_address, postgres_url
+
+
+def _jsonb(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.DataType) and node.is_type(exp.DataType.Type.JSON):
+        return exp.DataType.build("JSONB")
+    return node
+
+
+@functools.cache
+def postgres_ddl() -> tuple[str, ...]:
+    """Every statement of nudge's table definitions, in Postgres."""
+    ddl = "\n".join(
+        [
+            schema.RAW_TABLES,
+            schema.ENGINE_TABLES,
+            schema.DELIVERY_TABLES,
+            schema.JOURNEY_TABLES,
+            schema.MANUAL_SEGMENT_TABLES,
+        ]
+    )
+    return tuple(
+        statement.transform(_jsonb).sql("postgres")
+        for statement in sqlglot.parse(ddl, read="duckdb")
+        if statement is not None
+    )
+
+
+@contextmanager
+def connect_postgres(url: str | None = None) -> Iterator[Any]:
+    """A psycopg2 connection to ``url`` (default ``NUDGE_POSTGRES_URL``), closed when the block
+    ends. Uncommitted work is rolled back when the block raises."""
+    import psycopg2
+
+    con = psycopg2.connect(**postgres_address(url).connect_kwargs())
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_postgres_tables(con: Any) -> None:
+    """Create the ``raw`` and ``nudge`` schemas and tables if they do not exist yet (committed)."""
+    with con.cursor() as cursor:
+        for statement in postgres_ddl():
+            cursor.execute(statement)
+    con.commit()
+
+
+def _with_database(url: str, dbname: str) -> str:
+    """``url`` naming the database ``dbname`` instead of its own."""
+    postgres_address(url)  # raises on a URL without a database
+    return url[: url.rindex("/") + 1] + dbname
+
+
+def create_database(dbname: str, url: str | None = None) -> str:
+    """Create the database ``dbname`` on the server of ``url``; returns its URL. Strings sort
+    bytewise there (collation C), as in DuckDB: string comparisons in segments and the
+    tie-breaks of ``first_row_per`` give the same answers on both."""
+    _administer(
+        f'create database "{_checked_database(dbname)}" template template0'
+        " encoding 'UTF8' lc_collate 'C' lc_ctype 'C'",
+        url,
+    )
+    return _with_database(url or postgres_url(), dbname)
+
+
+def drop_database(dbname: str, url: str | None = None) -> None:
+    """Drop the database ``dbname`` on the server of ``url`` if it exists."""
+    _administer(f'drop database if exists "{_checked_database(dbname)}" with (force)', url)
+
+
+def _checked_database(dbname: str) -> str:
+    if not dbname.replace("_", "").isalnum() or not dbname[0].isalpha():
+        raise ValueError(f"database name {dbname!r}: use letters, digits and _ only")
+    return dbname
+
+
+def _administer(statement: str, url: str | None) -> None:
+    """Run one statement that cannot run in a transaction, connected to the server's
+    ``postgres`` database."""
+    import psycopg2
+
+    address = postgres_address(url or postgres_url())
+    kwargs = {**address.connect_kwargs(), "dbname": "postgres"}
+    con = psycopg2.connect(**kwargs)
+    try:
+        con.autocommit = True
+        with con.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        con.close()
+
+
+if __name__ == "__main__":
+    # `python -m nudge.core.warehouse.postgres`: create nudge's tables at NUDGE_POSTGRES_URL.
+    with connect_postgres() as connection:
+        ensure_postgres_tables(connection)

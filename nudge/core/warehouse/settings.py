@@ -1,0 +1,114 @@
+"""Which warehouse nudge uses: the one setting every part reads.
+
+``NUDGE_WAREHOUSE`` is ``duckdb`` (the default: one embedded file per workspace) or ``postgres``
+(a server; ``NUDGE_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/nudge``). dbt's
+profile (``dbt_project/profiles.yml``) reads the same two variables through ``env_var``, so a
+hand-run ``dbt build`` and nudge's own builds agree. A password belongs in the URL held in the
+environment (or in PostgreSQL's own ``PGPASSWORD``/``.pgpass``), never in a file in git.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+WAREHOUSE_ENV = "NUDGE_WAREHOUSE"
+POSTGRES_URL_ENV = "NUDGE_POSTGRES_URL"
+DEFAULT_WAREHOUSE = "duckdb"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/nudge"
+# Warehouse -> the sqlglot dialect nudge's own SQL (the segment compiler) is rendered in.
+SQL_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres"}
+WAREHOUSES = tuple(SQL_DIALECTS)
+
+
+class WarehouseSettingError(ValueError):
+    """A warehouse variable holds a value nudge cannot use; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class PostgresAddress:
+    """The parts of ``NUDGE_POSTGRES_URL`` a client library connects with."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None
+    dbname: str
+
+    def connect_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for ``psycopg2.connect``."""
+        kwargs: dict[str, object] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "dbname": self.dbname,
+        }
+        if self.password is not None:
+            kwargs["password"] = self.password
+        return kwargs
+
+
+def warehouse() -> str:
+    """The configured warehouse: ``NUDGE_WAREHOUSE``, else duckdb."""
+    value = (os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE).strip().lower()
+    if value not in WAREHOUSES:
+        raise WarehouseSettingError(
+            f"{WAREHOUSE_ENV}={value!r} is not a warehouse nudge supports: "
+            f"set it to one of {', '.join(WAREHOUSES)} (or leave it unset for duckdb)"
+        )
+    return value
+
+
+def require_duckdb_pipeline() -> None:
+    """Raise unless the configured warehouse is DuckDB: loading, the journey engine and the
+    senders open the DuckDB file only, so a pipeline run must not build its models elsewhere."""
+    kind = warehouse()
+    if kind != "duckdb":
+        raise WarehouseSettingError(
+            f"{WAREHOUSE_ENV}={kind}: nudge's pipeline (loading, journeys, sending) runs on DuckDB "
+            f"only so far; on {kind} the dbt project builds on its own (docs/warehouses.md). "
+            f"Unset {WAREHOUSE_ENV} to run nudge."
+        )
+
+
+def sql_dialect(kind: str | None = None) -> str:
+    """The sqlglot dialect of warehouse ``kind`` (default: the configured one)."""
+    return SQL_DIALECTS[kind or warehouse()]
+
+
+def postgres_url() -> str:
+    """``NUDGE_POSTGRES_URL``, else the local server's ``nudge`` database."""
+    return os.environ.get(POSTGRES_URL_ENV) or DEFAULT_POSTGRES_URL
+
+
+def postgres_address(url: str | None = None) -> PostgresAddress:
+    """``url`` (default: ``postgres_url()``) split into what a client connects with."""
+    url = url or postgres_url()
+    parts = urlsplit(url)
+    dbname = unquote(parts.path.lstrip("/"))
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not dbname:
+        raise WarehouseSettingError(
+            f"{POSTGRES_URL_ENV} must look like postgresql://user[:password]@host[:port]/database, "
+            f"got {_without_password(url)!r}"
+        )
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise WarehouseSettingError(
+            f"{POSTGRES_URL_ENV} has a port that is not a number: {_without_password(url)!r}"
+        ) from None
+    return PostgresAddress(
+        host=parts.hostname,
+        port=port,
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password) if parts.password is not None else None,
+        dbname=dbname,
+    )
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
