@@ -104,16 +104,16 @@
         ) as timestamp,
         {{ _naive_utc('c', by_name.get('received_at')) }} as received_at,
         {% if extra == 'properties' -%}
-        cast({{ properties_sql if properties_sql is not none else _json_of_columns('c', payload) }} as json)
+        {{ as_json(properties_sql if properties_sql is not none else _json_of_columns('c', payload)) }}
         {%- else -%}
-        cast(null as json)
+        {{ as_json('null') }}
         {%- endif %} as properties,
         {% if extra == 'traits' -%}
-        cast({{ _json_of_columns('c', payload) }} as json)
+        {{ as_json(_json_of_columns('c', payload)) }}
         {%- else -%}
-        cast(null as json)
+        {{ as_json('null') }}
         {%- endif %} as traits,
-        cast({{ _json_of_columns('c', context, strip='context_') }} as json) as context,
+        {{ as_json(_json_of_columns('c', context, strip='context_')) }} as context,
         '{{ relation.schema }}.{{ relation.identifier }}' as landing_file,
         coalesce(
             {{ _naive_utc('c', by_name.get('uuid_ts')) }},

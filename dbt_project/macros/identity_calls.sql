@@ -7,7 +7,7 @@
      and {{ alias }}.user_id is not null
      and {{ alias }}.previous_id is not null
      and {{ alias }}.user_id <> {{ alias }}.previous_id
-     and {{ alias }}.context ->> '$.nudge.merge' = 'true')
+     and {{ json_path_text(alias ~ '.context', ['nudge', 'merge']) }} = 'true')
 {%- endmacro %}
 
 {#- The track events that suppress (delete and keep out) and unsuppress an id. -#}

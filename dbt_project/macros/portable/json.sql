@@ -64,3 +64,25 @@
 {% macro postgres__json_is_null(value) -%}
     jsonb_typeof({{ value }}) = 'null'
 {%- endmacro %}
+
+{#- The text at a nested path of keys in the JSON object `doc` (null when missing). -#}
+{% macro json_path_text(doc, keys) -%}
+    {{- adapter.dispatch('json_path_text', 'nudge')(doc, keys) -}}
+{%- endmacro %}
+{% macro default__json_path_text(doc, keys) -%}
+    {{ doc }} ->> '$.{{ keys | join(".") }}'
+{%- endmacro %}
+{% macro postgres__json_path_text(doc, keys) -%}
+    {{ doc }} #>> '{ {{- keys | join(",") -}} }'
+{%- endmacro %}
+
+{#- The JSON value of the top-level key `key` of the JSON object `doc` (null when missing). -#}
+{% macro json_value(doc, key) -%}
+    {{- adapter.dispatch('json_value', 'nudge')(doc, key) -}}
+{%- endmacro %}
+{% macro default__json_value(doc, key) -%}
+    {{ doc }} -> '$.{{ key }}'
+{%- endmacro %}
+{% macro postgres__json_value(doc, key) -%}
+    {{ doc }} -> '{{ key }}'
+{%- endmacro %}

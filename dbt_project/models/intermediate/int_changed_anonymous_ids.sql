@@ -13,9 +13,9 @@ select anonymous_id from new_calls where anonymous_id is not null
 union
 select previous_id from new_calls where type = 'alias' and previous_id is not null
 union
-select traits ->> '$.anonymous_id'
+select {{ json_text('traits', 'anonymous_id') }}
 from new_calls
-where type = 'identify' and traits ->> '$.anonymous_id' is not null
+where type = 'identify' and {{ json_text('traits', 'anonymous_id') }} is not null
 union
 select l.anonymous_id
 from {{ ref('int_identity_links') }} l

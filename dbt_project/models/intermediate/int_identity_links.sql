@@ -9,7 +9,7 @@ from {{ ref('int_calls') }}
 where type = 'identify' and anonymous_id is not null and user_id is not null
 union all
 select
-    traits ->> '$.anonymous_id' as anonymous_id,
+    {{ json_text('traits', 'anonymous_id') }} as anonymous_id,
     user_id,
     source_user_id,
     timestamp as linked_at,
@@ -18,7 +18,7 @@ from {{ ref('int_calls') }}
 where type = 'identify'
   and anonymous_id is null
   and user_id is not null
-  and traits ->> '$.anonymous_id' is not null
+  and {{ json_text('traits', 'anonymous_id') }} is not null
 union all
 select previous_id as anonymous_id, user_id, source_user_id, timestamp as linked_at, message_id
 from {{ ref('int_calls') }}

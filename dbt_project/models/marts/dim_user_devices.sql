@@ -7,7 +7,7 @@
 with device_calls as (
     select
         user_id,
-        properties ->> '$.device_id' as device_id,
+        {{ json_text('properties', 'device_id') }} as device_id,
         event,
         properties,
         timestamp,
@@ -16,7 +16,7 @@ with device_calls as (
     from {{ ref('fct_events') }}
     where type = 'track'
       and event in ('{{ device_updated_event() }}', '{{ device_deleted_event() }}')
-      and properties ->> '$.device_id' is not null
+      and {{ json_text('properties', 'device_id') }} is not null
 ),
 
 latest_update as (
@@ -33,9 +33,9 @@ latest_update as (
 select
     u.user_id,
     u.device_id,
-    u.properties ->> '$.platform' as platform,
-    {{ trait_timestamp("(u.properties -> '$.last_used')") }} as last_used_at,
-    coalesce(u.properties -> '$.attributes', cast('{}' as json)) as attributes,
+    {{ json_text('u.properties', 'platform') }} as platform,
+    {{ trait_timestamp("(" ~ json_value('u.properties', 'last_used') ~ ")") }} as last_used_at,
+    coalesce({{ json_value('u.properties', 'attributes') }}, {{ empty_json_object() }}) as attributes,
     u.timestamp as updated_at
 from latest_update u
 where u.rank = 1

@@ -17,9 +17,9 @@ select
     cast(null as varchar) as name,
     cast(null as timestamp) as timestamp,
     cast(null as timestamp) as received_at,
-    cast(null as json) as properties,
-    cast(null as json) as traits,
-    cast(null as json) as context,
+    {{ as_json('null') }} as properties,
+    {{ as_json('null') }} as traits,
+    {{ as_json('null') }} as context,
     cast(null as varchar) as landing_file,
     cast(null as timestamp) as loaded_at
 where false
