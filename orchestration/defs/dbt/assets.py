@@ -16,9 +16,10 @@ from dagster_dbt.asset_utils import get_asset_check_key_for_test, get_subset_sel
 
 from nudge.core.warehouse.dbt import DbtWorkspaceProject, NodeResult
 from orchestration.defs.dbt.translator import NudgeDbtTranslator
+from orchestration.defs.stage_order import stage_tags
 from orchestration.location import load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
-from orchestration.stages import REPORTS_SELECTOR
+from orchestration.stages import REPORTS_SELECTOR, Stage
 
 TRANSLATOR = NudgeDbtTranslator()
 
@@ -81,6 +82,7 @@ def build_dbt_definitions() -> list[dg.AssetsDefinition]:
         exclude=REPORTS_SELECTOR,
         name="dbt_models",
         pool=DUCKDB_POOL,
+        op_tags=stage_tags(Stage.BUILD_MODELS),
     )
     def dbt_models(context: dg.AssetExecutionContext):
         yield from dbt_events(context, project, dagster_project, "fqn:*", REPORTS_SELECTOR)
@@ -92,6 +94,7 @@ def build_dbt_definitions() -> list[dg.AssetsDefinition]:
         select=REPORTS_SELECTOR,
         name="dbt_reports",
         pool=DUCKDB_POOL,
+        op_tags=stage_tags(Stage.BUILD_REPORTS),
     )
     def dbt_reports(context: dg.AssetExecutionContext):
         yield from dbt_events(context, project, dagster_project, REPORTS_SELECTOR, None)

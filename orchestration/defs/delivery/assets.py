@@ -5,10 +5,11 @@ import dagster as dg
 from nudge.core.warehouse.connection import connect
 from orchestration.defs.delivery.checks import LEDGER, delivery_checks
 from orchestration.defs.journeys.assets import JOURNEY_STATE
+from orchestration.defs.stage_order import stage_tags
 from orchestration.location import count_rows, load_location
 from orchestration.resources import EmailDelivery
 from orchestration.run_context import DUCKDB_POOL, as_of_for
-from orchestration.stages import finish_run, send_pending
+from orchestration.stages import Stage, finish_run, send_pending
 
 OUTBOX = dg.AssetKey(["delivery", "outbox"])
 EMAIL = dg.AssetKey(["delivery", "email"])
@@ -40,6 +41,7 @@ def run_counts_table(run_id: str) -> dg.MetadataValue:
     group_name="delivery",
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
+    op_tags=stage_tags(Stage.PLAN_JOURNEYS),
     description="Planned sends (nudge.outbox), one per idempotency key, waiting for a sender.",
 )
 def outbox() -> dg.MaterializeResult:
@@ -59,6 +61,7 @@ def outbox() -> dg.MaterializeResult:
     group_name="delivery",
     kinds={"email"},
     pool=DUCKDB_POOL,
+    op_tags=stage_tags(Stage.SEND),
     description="Sends pending email through the configured provider (SMTP by default); a dead or "
     "hung provider, or the send time budget, leaves the rest pending for the next run.",
 )
@@ -87,6 +90,7 @@ def email_sender(context: dg.AssetExecutionContext, email: EmailDelivery) -> dg.
     group_name="delivery",
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
+    op_tags=stage_tags(Stage.SEND),
     description="One row per send with its status and reason (nudge.delivery_ledger).",
 )
 def delivery_ledger(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
