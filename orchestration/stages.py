@@ -30,6 +30,7 @@ from nudge.core.warehouse.dbt import DbtWorkspaceProject, NodeResult
 from nudge.core.warehouse.journey_controls import pending_paused_journeys
 from nudge.core.warehouse.schema import ensure_tables
 from nudge.core.workspace import Workspace
+from orchestration.earlier_as_of import EarlierThanLastRun
 from senders.dispatch import DispatchSummary, dispatch_pending
 from senders.feedback import apply_feedback
 from senders.ledger import scrub_erased_people
@@ -122,20 +123,6 @@ def start_run(workspace: Workspace, *, as_of: datetime, run_id: str) -> None:
             on conflict (run_id) do update set started_at = excluded.started_at, status = 'running'
             """,
             [run_id, as_of, utc_now()],
-        )
-
-
-class EarlierThanLastRun(ValueError):
-    """A run asked for at an instant before the last run that succeeded: refused, since segment
-    history and journey state only move forward."""
-
-    def __init__(self, as_of: datetime, latest: datetime) -> None:
-        self.as_of = as_of
-        self.latest = latest
-        super().__init__(
-            f"as_of {as_of.isoformat()}Z is earlier than the last run ({latest.isoformat()}Z):"
-            " a workspace's history only moves forward. Run at that instant or later (without"
-            " --as-of: now), or replay the past in a fresh workspace (--home DIR)."
         )
 
 

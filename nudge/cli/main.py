@@ -14,21 +14,57 @@ from pathlib import Path
 from nudge.core.dsl.problems import DefinitionError
 from nudge.core.warehouse.connection import WarehouseBusy
 from nudge.core.workspace import Workspace
+from orchestration.earlier_as_of import EarlierThanLastRun
 from orchestration.instance import ensure_instance
 from orchestration.run_lock import RunInProgress, live_holder
 from senders.unsubscribe import MissingLiveSettings
 
-# Exit status of a command refused because a run holds the workspace: try again later.
-BUSY_EXIT_STATUS = 3
+# Exit statuses beyond 0 (done) and 1 (some input rejected, or a read found nothing).
+INVALID_EXIT_STATUS = 2  # bad definitions, arguments or settings: fix them first
+BUSY_EXIT_STATUS = 3  # a run holds the workspace: try again later
+STAGE_FAILED_EXIT_STATUS = 4  # a run started and a stage of it failed
+EARLIER_AS_OF_EXIT_STATUS = 5  # --as-of before the last run: refused, nothing ran
+EXIT_STATUSES = f"""exit status: 0 done; 1 input rejected or nothing found; {INVALID_EXIT_STATUS} invalid
+definitions, arguments or settings; {BUSY_EXIT_STATUS} a run holds the workspace;
+{STAGE_FAILED_EXIT_STATUS} a stage of the run failed; {EARLIER_AS_OF_EXIT_STATUS} --as-of is earlier than the last run."""
 
 
-def workspace_from_args(args: argparse.Namespace) -> Workspace:
+class NoRunYet(Exception):
+    """A read command on a workspace no run has built yet."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        super().__init__(
+            f"no run has built the warehouse in {workspace.home} yet: run `nudge run` (or"
+            " `nudge demo` for sample data) first."
+        )
+
+
+def require_built_warehouse(workspace: Workspace) -> None:
+    """Raise ``NoRunYet`` unless a run has built the marts the read commands read."""
+    from nudge.core.warehouse.connection import connect
+
+    if workspace.warehouse_path.exists():
+        with connect(workspace.warehouse_path, read_only=True) as con:
+            (built,) = con.execute(
+                "select count(*) from information_schema.tables"
+                " where table_schema = 'marts' and table_name = 'fct_segment_memberships'"
+            ).fetchone()
+        if built:
+            return
+    raise NoRunYet(workspace)
+
+
+def workspace_from_args(args: argparse.Namespace, *, create: bool = True) -> Workspace:
+    """The workspace the arguments and environment name; created unless ``create`` is false
+    (read commands: they must not leave an empty workspace behind)."""
     if args.home:
         os.environ["NUDGE_HOME"] = str(Path(args.home).resolve())
     if args.content:
         os.environ["NUDGE_CONTENT"] = str(Path(args.content).resolve())
-    workspace = Workspace.from_env().ensure()
-    ensure_instance(workspace)
+    workspace = Workspace.from_env()
+    if create:
+        workspace.ensure()
+        ensure_instance(workspace)
     os.environ.update(workspace.env())
     return workspace
 
@@ -164,6 +200,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from orchestration.dagster_run import run_through_dagster
     from orchestration.run_lock import hold_run_lock
+    from orchestration.run_summary import summarize_run
+    from orchestration.stages import refuse_earlier_as_of
 
     workspace = workspace_from_args(args)
     as_of = parse_as_of(args.as_of)
@@ -178,14 +216,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_delivery_settings()
     run_id = str(uuid.uuid4())
     with hold_run_lock(workspace, run_id):  # before the first line, so a refused run prints none
+        refuse_earlier_as_of(workspace, as_of=as_of, run_id=run_id)
         print(f"running the pipeline at as_of {as_of.isoformat()}Z in {workspace.home}", flush=True)
-        return 0 if run_through_dagster(workspace, as_of, run_id=run_id, progress=print) else 1
+        outcome = run_through_dagster(
+            workspace,
+            as_of,
+            run_id=run_id,
+            progress=lambda line: print(line, flush=True),
+            verbose=args.verbose,
+        )
+    summary = summarize_run(workspace, run_id)
+    summary.failed_steps, summary.notes = outcome.failed_steps, outcome.notes
+    print()
+    print(summary.render(workspace))
+    return 0 if outcome.success else STAGE_FAILED_EXIT_STATUS
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
     from nudge.core.reports import segment_sizes
 
-    workspace = workspace_from_args(args)
+    workspace = workspace_from_args(args, create=False)
+    require_built_warehouse(workspace)
     for name, size in segment_sizes(workspace):
         print(f"{name:32} {size:>8}")
     return 0
@@ -218,7 +269,8 @@ def cmd_segments_upload(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from nudge.core.reports import user_profile
 
-    workspace = workspace_from_args(args)
+    workspace = workspace_from_args(args, create=False)
+    require_built_warehouse(workspace)
     profile = user_profile(workspace, args.user_id)
     if profile is None:
         print(f"no user {args.user_id!r} in {workspace.warehouse_path}", file=sys.stderr)
@@ -357,8 +409,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "demo", help="generate the sample workspace and run it end to end"
     ).set_defaults(func=cmd_demo)
-    run = commands.add_parser("run", help="one pipeline run through Dagster")
+    run = commands.add_parser(
+        "run",
+        help="one pipeline run through Dagster",
+        description="One pipeline run: progress per stage, then a summary.",
+        epilog=EXIT_STATUSES,
+    )
     run.add_argument("--as-of", help="the run's instant (ISO 8601; default now)")
+    run.add_argument(
+        "--verbose", action="store_true", help="also print Dagster's own log of every step"
+    )
     run.add_argument(
         "--dry-run",
         action="store_true",
@@ -458,7 +518,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except DefinitionError as error:
         print(f"invalid definitions:\n{error}", file=sys.stderr)
-        return 2
+        return INVALID_EXIT_STATUS
+    except EarlierThanLastRun as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return EARLIER_AS_OF_EXIT_STATUS
+    except NoRunYet as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except RunInProgress as error:
         print(f"error: {error}", file=sys.stderr)
         return BUSY_EXIT_STATUS
@@ -467,4 +533,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BUSY_EXIT_STATUS
     except (ValueError, FileNotFoundError, MissingLiveSettings) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return INVALID_EXIT_STATUS
