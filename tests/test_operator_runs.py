@@ -166,6 +166,12 @@ def test_run_reports_by_stage_and_refuses_an_earlier_as_of(tmp_path: Path) -> No
     assert "where to look:" in summary
     assert "DEBUG" not in run.stdout and "STEP_START" not in run.stdout
 
+    members = nudge(tmp_path, "segments", "members", "pro", "--limit", "10")
+    assert members.returncode == 0 and members.stdout.split() == ["u1"]
+    assert "members 1-1 of 1" in members.stderr
+    typo = nudge(tmp_path, "segments", "members", "prp")
+    assert typo.returncode == 1 and "did you mean 'pro'" in typo.stderr
+
     earlier = nudge(tmp_path, "run", "--as-of", "2025-12-01T00:00:00Z")
     assert earlier.returncode == EXIT_EARLIER_AS_OF
     assert earlier.stderr.count("\n") == 1, earlier.stderr

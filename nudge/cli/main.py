@@ -242,6 +242,44 @@ def cmd_segments(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_segments_members(args: argparse.Namespace) -> int:
+    """``nudge segments members NAME``: one page of a segment's members, by user id."""
+    from nudge.core.dsl.problems import did_you_mean
+    from nudge.core.warehouse.connection import connect
+
+    workspace = workspace_from_args(args, create=False)
+    require_built_warehouse(workspace)
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        known = [name for (name,) in con.execute(
+            "select segment from marts.fct_segment_definitions order by 1"
+        ).fetchall()]  # fmt: skip
+        if args.name not in known:
+            print(
+                f"no segment {args.name!r} in the last run{did_you_mean(args.name, known)}; "
+                "`nudge segments` lists them.",
+                file=sys.stderr,
+            )
+            return 1
+        (total,) = con.execute(
+            "select count(*) from marts.fct_segment_memberships where segment = ?", [args.name]
+        ).fetchone()
+        members = con.execute(
+            "select user_id from marts.fct_segment_memberships where segment = ?"
+            " order by user_id limit ? offset ?",
+            [args.name, args.limit, args.offset],
+        ).fetchall()
+    for (user_id,) in members:
+        print(user_id)
+    shown = f"{args.offset + 1}-{args.offset + len(members)}" if members else "none"
+    more = args.offset + len(members) < total
+    print(
+        f"segment {args.name}: members {shown} of {total:,}"
+        + (f"; next page: --offset {args.offset + len(members)}" if more else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_segments_upload(args: argparse.Namespace) -> int:
     from nudge.core.checked_content import sql_segment_names
     from nudge.core.dsl.load import load_content_dir
@@ -385,9 +423,45 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nudge.devtools.demo import run_demo
+    from nudge.devtools.demo import DemoPortInUse, holds_data, run_demo
 
-    return run_demo(workspace_from_args(args))
+    workspace = workspace_from_args(args)
+    if holds_data(workspace) and not args.yes:
+        what = (
+            f"nudge demo replaces the workspace in {workspace.home} (warehouse, landing area, mail)"
+        )
+        if not sys.stdin.isatty():
+            print(
+                f"{what}; nothing was changed. Confirm with `nudge demo --yes`, or point --home at"
+                " another folder.",
+                file=sys.stderr,
+            )
+            return 1
+        if input(f"{what}. Continue? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing was changed.", file=sys.stderr)
+            return 1
+    try:
+        return run_demo(workspace)
+    except DemoPortInUse as error:
+        print(f"error: {error}", file=sys.stderr)
+        return INVALID_EXIT_STATUS
+
+
+def positive(text: str) -> int:
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -406,9 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("directory")
     init.set_defaults(func=cmd_init)
 
-    commands.add_parser(
-        "demo", help="generate the sample workspace and run it end to end"
-    ).set_defaults(func=cmd_demo)
+    demo = commands.add_parser("demo", help="generate the sample workspace and run it end to end")
+    demo.add_argument(
+        "--yes", action="store_true", help="replace an existing workspace without asking"
+    )
+    demo.set_defaults(func=cmd_demo)
     run = commands.add_parser(
         "run",
         help="one pipeline run through Dagster",
@@ -460,6 +536,13 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("file", help="CSV file with a header line naming a user_id column")
     upload.add_argument("--at", help="when the list takes effect (ISO 8601; default now)")
     upload.set_defaults(func=cmd_segments_upload)
+    members = segment_actions.add_parser(
+        "members", help="the user ids in a segment as of the last run, a page at a time"
+    )
+    members.add_argument("name", help="segment name")
+    members.add_argument("--limit", type=positive, default=100, help="users per page (100)")
+    members.add_argument("--offset", type=non_negative, default=0, help="users to skip (0)")
+    members.set_defaults(func=cmd_segments_members)
     profile = commands.add_parser(
         "profile", help="one user's traits, segments, events, journeys, messages"
     )
