@@ -412,6 +412,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from nudge.core.dsl.json_schema import content_schema
+
+    print(json.dumps(content_schema(), indent=2))
+    return 0
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from nudge.cli.project_init import init_project
 
@@ -526,6 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("entries", nargs="*", help="entries to replay (default all), as listed")
     replay.set_defaults(func=cmd_quarantine)
     commands.add_parser("validate", help="check every definition").set_defaults(func=cmd_validate)
+    commands.add_parser(
+        "schema",
+        help="print the JSON Schema of content files (for editors; docs/schema/ has a copy)",
+    ).set_defaults(func=cmd_schema)
     segments = commands.add_parser("segments", help="segment names and sizes")
     segments.set_defaults(func=cmd_segments)
     segment_actions = segments.add_subparsers(dest="action")
