@@ -86,16 +86,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"journeys, {len(content.templates)} templates, {len(content.topics)} topics: all valid"
     )
     from nudge.core.segments.data_checks import workspace_data_warnings
+    from nudge.core.template_checks import content_template_warnings, workspace_seen_names
 
+    seen = None
     try:
         for warning in workspace_data_warnings(workspace, content):
             print(warning)
+        seen = workspace_seen_names(workspace)
     except WarehouseBusy as busy:
         print(
             f"data warnings not checked: {warehouse_holder(busy)}; run validate again when it"
             " has ended.",
             file=sys.stderr,
         )
+    for warning in content_template_warnings(content, seen):
+        print(warning)
     return 0
 
 
