@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +20,7 @@ from orchestration.stages import Stage, run_stages
 CONTENT = """
 segments:
   - name: pro
+    description: People on the pro plan.
     condition: {attribute: {name: plan, eq: pro}}
 templates:
   - {name: hello, channel: email, subject: "Hi", html: "<p>Hi</p>"}
@@ -54,7 +56,9 @@ def test_a_graph_that_breaks_the_stage_order_is_refused() -> None:
     @dg.asset(deps=[sent], op_tags=stage_tags(Stage.BUILD_MODELS))
     def model() -> None: ...
 
-    with pytest.raises(StageOrderError, match=re.escape("model (build_models) depends on sent (send)")):
+    with pytest.raises(
+        StageOrderError, match=re.escape("model (build_models) depends on sent (send)")
+    ):
         check_stage_order(dg.Definitions(assets=[sent, model]))
 
     @dg.asset
@@ -192,3 +196,30 @@ def test_run_reports_by_stage_and_refuses_an_earlier_as_of(tmp_path: Path) -> No
     assert "Error occurred while executing" not in failed.stdout
     assert run_rows(tmp_path)[-1] == ("2026-01-01 00:02", "failed")
     assert "running" not in {status for _, status in run_rows(tmp_path)}
+
+
+def test_dagster_describes_segments_as_their_authors_did(project: Path) -> None:
+    from nudge.core.segments.manual import upload_manual_segment
+    from nudge.core.workspace import Workspace
+    from orchestration.definitions import build_definitions
+
+    members = project / "vip.csv"
+    members.write_text("user_id\nu1\n")
+    workspace = Workspace.from_env().ensure()
+    upload_manual_segment(
+        workspace, "vip", members, uploaded_at=datetime(2026, 1, 1), taken_names={"pro"}
+    )
+    graph = build_definitions().resolve_asset_graph()
+
+    pro = graph.get(dg.AssetKey(["segments", "pro"]))
+    assert pro.description == "People on the pro plan."
+    vip = graph.get(dg.AssetKey(["segments", "vip"]))
+    assert vip.group_name == "segments"
+    assert vip.description.startswith("Manual segment vip: ")
+    for table in ("manual_segment_members", "manual_segment_uploads"):
+        source = graph.get(dg.AssetKey(["manual_segments", table]))
+        assert source.group_name == "segments" and source.description, table
+    described = {
+        key.to_user_string(): graph.get(key).description for key in graph.get_all_asset_keys()
+    }
+    assert not [k for k, d in described.items() if d and d.startswith("dbt model ")]
