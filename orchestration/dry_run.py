@@ -16,8 +16,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from nudge.core.dsl.spec import Content
+from nudge.core.dsl.spec import Content, Window
+from nudge.core.dsl.walk import iter_steps
 from nudge.core.warehouse.connection import connect
 from nudge.core.workspace import Workspace
 from orchestration.stages import new_run_id, prepare_project, run_pipeline, to_naive_utc
@@ -60,12 +62,23 @@ class EntryChange:
     detail: str | None
 
 
+@dataclass(frozen=True)
+class WindowWait:
+    """An entry held at a ``window`` step until its window opens."""
+
+    user_id: str
+    journey: str
+    step: str
+    opens_at: datetime | None
+
+
 @dataclass
 class DryRunReport:
     as_of: datetime
     sends: list[PlannedMessage] = field(default_factory=list)
     not_sent: list[Decision] = field(default_factory=list)
     entries: list[EntryChange] = field(default_factory=list)
+    window_waits: list[WindowWait] = field(default_factory=list)
 
     def journey_summaries(self) -> list[str]:
         """One line per journey: entries changing, messages that would go out, and the others
@@ -74,6 +87,7 @@ class DryRunReport:
             {m.journey for m in self.sends}
             | {d.journey for d in self.not_sent}
             | {e.journey for e in self.entries}
+            | {w.journey for w in self.window_waits}
         )
         lines = []
         for journey in journeys:
@@ -87,6 +101,9 @@ class DryRunReport:
                 "would send "
                 + (", ".join(f"{n} {c}" for c, n in sorted(channels.items())) or "nothing"),
             ]
+            others.update(
+                f"waiting for window {w.step}" for w in self.window_waits if w.journey == journey
+            )
             if others:
                 parts.append(", ".join(f"{n} {what}" for what, n in others.most_common()))
             lines.append(f"  {journey}: " + "; ".join(parts))
@@ -114,7 +131,37 @@ class DryRunReport:
             + (f" ({e.detail})" if e.detail else "")
             for e in self.entries
         ]
+        lines.append(f"entries waiting for a send window: {len(self.window_waits)}")
+        lines += [
+            f"  {w.user_id}  {w.journey}/{w.step}: window opens "
+            + (f"{w.opens_at.isoformat()}Z" if w.opens_at else "later")
+            for w in self.window_waits
+        ]
         return "\n".join(lines)
+
+
+def window_steps(content: Content) -> list[tuple[str, str]]:
+    """(journey, step id) of every ``window`` step."""
+    return [
+        (journey.name, step.id)
+        for journey in content.journeys
+        for _, step in iter_steps(journey.steps)
+        if isinstance(step.action, Window)
+    ]
+
+
+def _window_waits(con: Any, windows: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+    """Active entries sitting at one of ``windows`` (journey, step id), with when it opens."""
+    if not windows:
+        return []
+    return con.execute(
+        """select e.user_id, e.journey, e.current_step, e.next_wake_at
+           from nudge.journey_entries e
+           semi join (select unnest(?::varchar[]) as journey, unnest(?::varchar[]) as step) w
+                on w.journey = e.journey and w.step = e.current_step
+           where e.status = 'active' order by 2, 3, 1""",
+        [[journey for journey, _ in windows], [step for _, step in windows]],
+    ).fetchall()
 
 
 def copy_workspace(source: Workspace, target_home: Path) -> Workspace:
@@ -168,6 +215,7 @@ def _read_report(
             )
             for row in still_pending.iter_rows(named=True)
         ]  # fmt: skip
+        waits = _window_waits(con, window_steps(content))
         changes = con.execute(
             """select user_id, journey, action, coalesce(to_step, from_step), detail
                from nudge.journey_transitions
@@ -182,4 +230,5 @@ def _read_report(
             key=lambda d: (d.journey, d.step, d.user_id),
         ),
         entries=[EntryChange(*row) for row in changes],
+        window_waits=[WindowWait(*row) for row in waits],
     )

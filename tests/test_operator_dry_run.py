@@ -12,7 +12,7 @@ from nudge.core.landing.writer import land_messages
 from nudge.core.warehouse.connection import connect
 from nudge.core.warehouse.journey_controls import set_paused
 from nudge.core.workspace import Workspace
-from orchestration.dry_run import Decision, dry_run
+from orchestration.dry_run import Decision, WindowWait, dry_run
 from orchestration.stages import prepare_workspace, run_pipeline
 from senders.capture import CapturingProvider
 
@@ -34,6 +34,11 @@ journeys:
   - name: drip
     trigger: {segment_entered: new_signups}
     steps: [{id: first, send: {channel: email, template: welcome_email}}]
+  - name: office_hours
+    trigger: {segment_entered: new_signups}
+    steps:
+      - {id: office, window: {from: "09:00", to: "17:00"}}
+      - {id: hello, send: {channel: email, template: welcome_email}}
 """
 
 
@@ -67,9 +72,16 @@ def test_held_messages_name_their_policy_and_the_summary_comes_first(tmp_path: P
         Decision("ada", "onboarding", "welcome", "email", "welcome_email", "held",
                  "quiet hours: decided again at the next run"),
     ]  # fmt: skip
+    assert report.window_waits == [
+        WindowWait("ada", "office_hours", "office", datetime(2026, 3, 3, 9, 0))
+    ]
     lines = report.render().splitlines()
     assert lines[1] == "per journey:"
     assert lines[2].startswith("  drip: no entries changing; would send nothing; 1 held (journey")
-    assert lines[3].startswith("  onboarding: ")
-    assert "1 held (quiet hours" in lines[3]
-    assert lines.index("would send 0 messages:") > 3
+    assert lines[3] == (
+        "  office_hours: no entries changing; would send nothing; 1 waiting for window office"
+    )
+    assert lines[4].startswith("  onboarding: ")
+    assert "1 held (quiet hours" in lines[4]
+    assert lines.index("would send 0 messages:") > 4
+    assert "  ada  office_hours/office: window opens 2026-03-03T09:00:00Z" in lines
