@@ -164,8 +164,9 @@ def finish_unfinished_runs(
     workspace: Workspace, run_ids: Collection[str], *, status: str = "failed"
 ) -> None:
     """Close the rows of ``run_ids`` still marked running: runs that died, or whose failed step
-    never reached ``finish_run``."""
-    if not run_ids:
+    never reached ``finish_run``. Creates no warehouse: a run refused before its first stage
+    (bad definitions) leaves none behind."""
+    if not run_ids or not workspace.warehouse_path.exists():
         return
     with connect(workspace.warehouse_path) as con:
         ensure_tables(con)
