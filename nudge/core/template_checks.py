@@ -23,7 +23,9 @@ from nudge.core.segments.data_checks import DataWarning, SeenNames
 from nudge.core.warehouse.connection import connect
 from nudge.core.workspace import Workspace
 
-TEMPLATE_VARIABLES = ("user", "event", "journey", "step", "delivery_id", "unsubscribe_url")
+TEMPLATE_VARIABLES = (
+    "user", "event", "journey", "step", "delivery_id", "unsubscribe_url", "preferences_url",
+)  # fmt: skip
 # Attributes of ``user`` that are not traits.
 USER_BUILTINS = ("id",)
 _JINJA = SandboxedEnvironment()
