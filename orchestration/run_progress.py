@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import dagster as dg
-from dagster._utils.error import SerializableErrorInfo
 
 from orchestration.defs.stage_order import stage_of_step
 from orchestration.stages import Stage
+
+if TYPE_CHECKING:
+    from dagster._utils.error import SerializableErrorInfo
 
 # How the engine says a step did not run because one before it failed.
 ENGINE_SKIP_NOTE = "Dependencies for step"
