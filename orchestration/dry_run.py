@@ -22,7 +22,14 @@ from nudge.core.dsl.spec import Content, Window
 from nudge.core.dsl.walk import iter_steps
 from nudge.core.warehouse.connection import connect
 from nudge.core.workspace import Workspace
-from orchestration.stages import new_run_id, prepare_project, run_pipeline, to_naive_utc
+from orchestration.earlier_as_of import EarlierThanLastRun
+from orchestration.stages import (
+    latest_succeeded_as_of,
+    new_run_id,
+    prepare_project,
+    run_pipeline,
+    to_naive_utc,
+)
 from senders.capture import CapturingProvider
 from senders.policy import evaluate_policies
 
@@ -181,6 +188,9 @@ def dry_run(workspace: Workspace, content: Content, as_of: datetime) -> DryRunRe
     """What a pipeline run at ``as_of`` would send, skip and change; see the module docstring."""
     as_of = to_naive_utc(as_of)
     run_id = new_run_id(as_of, "dry-run")
+    latest = latest_succeeded_as_of(workspace)
+    if latest is not None and as_of < latest:  # refused before copying anything
+        raise EarlierThanLastRun(as_of, latest)
     providers = {channel: CapturingProvider(channel) for channel in CHANNELS}
     with tempfile.TemporaryDirectory(prefix="nudge-dry-run-") as tmp:
         copy = copy_workspace(workspace, Path(tmp) / "home")

@@ -19,6 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from journeys.engine import JourneyRunSummary, run_journeys
 from nudge.core.checked_content import load_workspace_content, sql_segment_names
 from nudge.core.dsl.spec import Content
@@ -127,13 +129,16 @@ def start_run(workspace: Workspace, *, as_of: datetime, run_id: str) -> None:
 
 
 def latest_succeeded_as_of(workspace: Workspace) -> datetime | None:
+    """The as_of of the latest succeeded run, read only; None before the first."""
     if not workspace.warehouse_path.exists():
         return None
-    with connect(workspace.warehouse_path) as con:
-        ensure_tables(con)
-        (latest,) = con.execute(
-            "select max(as_of) from nudge.runs where status = 'succeeded'"
-        ).fetchone()
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        try:
+            (latest,) = con.execute(
+                "select max(as_of) from nudge.runs where status = 'succeeded'"
+            ).fetchone()
+        except duckdb.CatalogException:  # a warehouse no run has written to yet
+            return None
     return latest
 
 
