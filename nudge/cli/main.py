@@ -250,38 +250,25 @@ def cmd_segments(args: argparse.Namespace) -> int:
 def cmd_segments_members(args: argparse.Namespace) -> int:
     """``nudge segments members NAME``: one page of a segment's members, by user id."""
     from nudge.core.dsl.problems import did_you_mean
-    from nudge.core.warehouse.connection import connect
+    from nudge.core.reports import segment_members, segment_names
 
     workspace = workspace_from_args(args, create=False)
     require_built_warehouse(workspace)
-    with connect(workspace.warehouse_path, read_only=True) as con:
-        known = [name for (name,) in con.execute(
-            "select segment from marts.fct_segment_definitions order by 1"
-        ).fetchall()]  # fmt: skip
-        if args.name not in known:
-            print(
-                f"no segment {args.name!r} in the last run{did_you_mean(args.name, known)}; "
-                "`nudge segments` lists them.",
-                file=sys.stderr,
-            )
-            return 1
-        (total,) = con.execute(
-            "select count(*) from marts.fct_segment_memberships where segment = ?", [args.name]
-        ).fetchone()
-        members = con.execute(
-            "select user_id from marts.fct_segment_memberships where segment = ?"
-            " order by user_id limit ? offset ?",
-            [args.name, args.limit, args.offset],
-        ).fetchall()
-    for (user_id,) in members:
+    known = segment_names(workspace)
+    if args.name not in known:
+        print(
+            f"no segment {args.name!r} in the last run{did_you_mean(args.name, known)}; "
+            "`nudge segments` lists them.",
+            file=sys.stderr,
+        )
+        return 1
+    page = segment_members(workspace, args.name, limit=args.limit, offset=args.offset)
+    for user_id in page.user_ids:
         print(user_id)
-    shown = f"{args.offset + 1}-{args.offset + len(members)}" if members else "none"
-    more = args.offset + len(members) < total
-    print(
-        f"segment {args.name}: members {shown} of {total:,}"
-        + (f"; next page: --offset {args.offset + len(members)}" if more else ""),
-        file=sys.stderr,
-    )
+    end = args.offset + len(page.user_ids)
+    shown = f"{args.offset + 1}-{end}" if page.user_ids else "none"
+    more = f"; next page: --offset {end}" if end < page.total else ""
+    print(f"segment {args.name}: members {shown} of {page.total:,}{more}", file=sys.stderr)
     return 0
 
 
