@@ -15,7 +15,6 @@ from typing import Any
 
 from nudge.core.dsl.checks import REQUIRED_FIELDS
 from nudge.core.dsl.conditions import TRIGGER_OPERATORS
-from nudge.core.dsl.journeys import WEEKDAYS
 from nudge.core.dsl.spec import (
     ATTRIBUTE_OPERATORS,
     CHANNELS,
@@ -23,6 +22,7 @@ from nudge.core.dsl.spec import (
     SINCE_SCOPES,
     TIMES_OPERATORS,
 )
+from nudge.core.dsl.steps.window import WEEKDAYS
 
 SCHEMA_ID = "https://nudge.dev/schema/content.schema.json"
 Schema = dict[str, Any]
