@@ -28,7 +28,7 @@ browser:
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 demo: install
-	$(BIN)/nudge demo
+	$(BIN)/nudge demo --yes
 
 # Lint, the whole suite on two workers, then the fast suite on the newest Python. `make test-fast` skips
 # the slow end-to-end tests.

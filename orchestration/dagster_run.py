@@ -23,6 +23,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -33,8 +34,10 @@ if TYPE_CHECKING:
     import dagster as dg
 
 PIPELINE_JOB = "nudge_pipeline"
-# The run's own events are summarised below; the console logger would print every engine event.
-QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The run's progress is printed by stage (``orchestration.run_progress``); the console logger
+# would print every engine event, in colour: only for ``--verbose``.
+QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+VERBOSE_LOGGING = {"loggers": {"console": {"config": {"log_level": "DEBUG"}}}}
 INTERRUPT_GRACE_SECONDS = 5.0
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
@@ -45,17 +48,41 @@ def run_through_dagster(
     *,
     run_id: str | None = None,
     progress: Callable[[str], None] | None = None,
-) -> bool:
+    verbose: bool = False,
+) -> RunOutcome:
     """Execute the whole asset graph at ``as_of`` as Dagster run ``run_id`` (default: a new id),
-    holding the workspace's run lock; the environment must point at ``workspace``."""
+    holding the workspace's run lock; the environment must point at ``workspace``.
+
+    ``progress`` gets a line as each stage starts and ends; ``verbose`` adds Dagster's own log.
+    """
     run_id = run_id or str(uuid.uuid4())  # Dagster's own run ids are uuid4 strings too
     with hold_run_lock(workspace, run_id):
-        return _run_locked(workspace, as_of, run_id, progress)
+        try:
+            return _run_locked(workspace, as_of, run_id, progress, verbose)
+        finally:  # an exception or a signal: the row must not stay `running`
+            from orchestration.stages import finish_unfinished_runs
+
+            finish_unfinished_runs(workspace, [run_id], status="failed")
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    success: bool
+    failed_steps: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.success
 
 
 def _run_locked(
-    workspace: Workspace, as_of: datetime, run_id: str, progress: Callable[[str], None] | None
-) -> bool:
+    workspace: Workspace,
+    as_of: datetime,
+    run_id: str,
+    progress: Callable[[str], None] | None,
+    verbose: bool,
+) -> RunOutcome:
     import dagster as dg
 
     from orchestration.instance import ensure_instance
@@ -70,25 +97,22 @@ def _run_locked(
 
         from orchestration.definitions import defs
         from orchestration.run_context import as_of_tag
+        from orchestration.run_progress import StageProgress
 
         job = defs.resolve_job_def(PIPELINE_JOB)
+        stages = StageProgress(job, progress or (lambda line: None))
+        instance.add_event_listener(run_id, stages)
         with signals_end_the_run(instance, workspace, run_id):
             result = job.execute_in_process(
-                run_config=QUIET_LOGGING,
+                run_config=VERBOSE_LOGGING if verbose else QUIET_LOGGING,
                 instance=instance,
                 run_id=run_id,
                 tags={**as_of_tag(as_of), **pid_tag()},
                 raise_on_error=False,
             )
+        stages.end_stage()
     finish_unfinished_runs(workspace, [run_id], status="succeeded" if result.success else "failed")
-    if progress:
-        for event in result.all_events:
-            if event.event_type_value == "ASSET_MATERIALIZATION":
-                progress(f"  materialized {event.asset_key.to_user_string()}")
-            elif event.is_failure:
-                progress(f"  FAILED {event.step_key}: {event.message}")
-        progress(f"dagster run {result.run_id}: {'succeeded' if result.success else 'failed'}")
-    return result.success
+    return RunOutcome(run_id, result.success, stages.failed, stages.notes)
 
 
 @contextmanager

@@ -14,12 +14,14 @@ from orchestration.defs.dbt.assets import dbt_definitions
 from orchestration.defs.delivery.assets import delivery_definitions
 from orchestration.defs.journeys.assets import journey_definitions
 from orchestration.defs.landing.assets import collector, landing_events, raw_events
+from orchestration.defs.stage_order import check_stage_order
 from orchestration.executor import one_run_at_a_time_executor
 from orchestration.resources import delivery_resources
 
 
 def build_definitions() -> dg.Definitions:
-    return dg.Definitions.merge(
+    """The code location; raises ``StageOrderError`` when its graph breaks the stage order."""
+    defs = dg.Definitions.merge(
         dg.Definitions(assets=[collector, landing_events, raw_events]),
         dbt_definitions(),
         journey_definitions(),
@@ -30,6 +32,8 @@ def build_definitions() -> dg.Definitions:
             executor=one_run_at_a_time_executor,
         ),
     )
+    check_stage_order(defs)
+    return defs
 
 
 defs = build_definitions()

@@ -1,7 +1,10 @@
-"""The stages of one pipeline run, as plain functions.
+"""The stages of one pipeline run, as plain functions, and their order (``Stage``), written once.
 
-Dagster assets (``orchestration/``) wrap these one to one; the scenario runner and the benchmark
-call the same functions in the same order, so what they exercise and time is what production runs.
+Dagster assets (``orchestration/defs/``) wrap these and carry their stage as an op tag; the code
+location refuses to load when its graph would run them in another order
+(``orchestration.defs.stage_order``). ``run_stages`` runs them in that order for ``nudge run
+--dry-run``, the scenario runner and the benchmark, so what they exercise and time is what
+production runs.
 Each stage opens its own warehouse connection and closes it before returning: DuckDB allows one
 writing process at a time, and dbt opens the file itself in between.
 """
@@ -9,10 +12,14 @@ writing process at a time, and dbt opens the file itself in between.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
+
+import duckdb
 
 from journeys.engine import JourneyRunSummary, run_journeys
 from nudge.core.checked_content import load_workspace_content, sql_segment_names
@@ -25,12 +32,46 @@ from nudge.core.warehouse.dbt import DbtWorkspaceProject, NodeResult
 from nudge.core.warehouse.journey_controls import pending_paused_journeys
 from nudge.core.warehouse.schema import ensure_tables
 from nudge.core.workspace import Workspace
+from orchestration.earlier_as_of import EarlierThanLastRun
 from senders.dispatch import DispatchSummary, dispatch_pending
 from senders.feedback import apply_feedback
 from senders.ledger import scrub_erased_people
 from senders.providers import Provider
 
 REPORTS_SELECTOR = "tag:delivery_reports"
+
+
+class Stage(StrEnum):
+    """The stages of a run, declared in the order every run takes them."""
+
+    LOAD = "load"
+    BUILD_MODELS = "build_models"
+    PLAN_JOURNEYS = "plan_journeys"
+    SEND = "send"
+    BUILD_REPORTS = "build_reports"
+
+    @property
+    def number(self) -> int:
+        """1-based position in the run."""
+        return list(Stage).index(self) + 1
+
+    @property
+    def label(self) -> str:
+        return STAGE_LABELS[self]
+
+
+STAGE_LABELS = {
+    Stage.LOAD: "load the landing area",
+    Stage.BUILD_MODELS: "build dbt models and segments",
+    Stage.PLAN_JOURNEYS: "plan journeys",
+    Stage.SEND: "send messages",
+    Stage.BUILD_REPORTS: "build delivery reports",
+}
+# Op tag naming the stage of a Dagster asset (orchestration/defs/); see ``Stage``.
+STAGE_TAG = "nudge/stage"
+
+# ``around(stage, call)`` runs ``call`` (the stage) and returns its result: a place to time it.
+StageWrapper = Callable[[Stage, Callable[[], Any]], Any]
 
 
 def utc_now() -> datetime:
@@ -87,6 +128,35 @@ def start_run(workspace: Workspace, *, as_of: datetime, run_id: str) -> None:
         )
 
 
+def latest_succeeded_as_of(workspace: Workspace) -> datetime | None:
+    """The as_of of the latest succeeded run, read only; None before the first."""
+    if not workspace.warehouse_path.exists():
+        return None
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        try:
+            (latest,) = con.execute(
+                "select max(as_of) from nudge.runs where status = 'succeeded'"
+            ).fetchone()
+        except duckdb.CatalogException:  # a warehouse no run has written to yet
+            return None
+    return latest
+
+
+def refuse_earlier_as_of(workspace: Workspace, *, as_of: datetime, run_id: str) -> None:
+    """Raise ``EarlierThanLastRun`` when ``as_of`` precedes the last succeeded run, after
+    recording ``run_id`` as ``refused`` in ``nudge.runs``."""
+    latest = latest_succeeded_as_of(workspace)
+    if latest is None or as_of >= latest:
+        return
+    with connect(workspace.warehouse_path) as con:
+        con.execute(
+            "insert or replace into nudge.runs (run_id, as_of, started_at, finished_at, status)"
+            " values (?, ?, ?, ?, 'refused')",
+            [run_id, as_of, utc_now(), utc_now()],
+        )
+    raise EarlierThanLastRun(as_of, latest)
+
+
 def finish_run(workspace: Workspace, *, run_id: str, status: str = "succeeded") -> None:
     with connect(workspace.warehouse_path) as con:
         con.execute(
@@ -99,8 +169,9 @@ def finish_unfinished_runs(
     workspace: Workspace, run_ids: Collection[str], *, status: str = "failed"
 ) -> None:
     """Close the rows of ``run_ids`` still marked running: runs that died, or whose failed step
-    never reached ``finish_run``."""
-    if not run_ids:
+    never reached ``finish_run``. Creates no warehouse: a run refused before its first stage
+    (bad definitions) leaves none behind."""
+    if not run_ids or not workspace.warehouse_path.exists():
         return
     with connect(workspace.warehouse_path) as con:
         ensure_tables(con)
@@ -193,6 +264,35 @@ class PipelineResult:
     dbt_nodes: list[NodeResult] = field(default_factory=list)
 
 
+def stage_calls(
+    workspace: Workspace,
+    content: Content,
+    project: DbtWorkspaceProject,
+    providers: Mapping[str, Provider],
+    *,
+    as_of: datetime,
+    run_id: str,
+) -> dict[Stage, Callable[[], Any]]:
+    """Each stage of one run as a call without arguments."""
+    return {
+        Stage.LOAD: lambda: load_landing(workspace),
+        Stage.BUILD_MODELS: lambda: build_models(project, as_of=as_of),
+        Stage.PLAN_JOURNEYS: lambda: plan_journeys(workspace, content, as_of=as_of, run_id=run_id),
+        Stage.SEND: lambda: send_pending(workspace, content, providers, as_of=as_of, run_id=run_id),
+        Stage.BUILD_REPORTS: lambda: build_reports(project, as_of=as_of),
+    }
+
+
+def run_stages(
+    calls: Mapping[Stage, Callable[[], Any]], *, around: StageWrapper | None = None
+) -> dict[Stage, Any]:
+    """Every stage's call in the order of ``Stage``; their results by stage."""
+    results: dict[Stage, Any] = {}
+    for stage in Stage:
+        results[stage] = around(stage, calls[stage]) if around else calls[stage]()
+    return results
+
+
 def run_pipeline(
     workspace: Workspace,
     content: Content,
@@ -201,19 +301,25 @@ def run_pipeline(
     *,
     as_of: datetime,
     run_id: str | None = None,
+    around: StageWrapper | None = None,
 ) -> PipelineResult:
     """Every stage in order, in this process: what one Dagster run of the whole graph does."""
     as_of = to_naive_utc(as_of)
     run_id = run_id or new_run_id(as_of)
+    refuse_earlier_as_of(workspace, as_of=as_of, run_id=run_id)
     start_run(workspace, as_of=as_of, run_id=run_id)
+    calls = stage_calls(workspace, content, project, providers, as_of=as_of, run_id=run_id)
     try:
-        loaded = load_landing(workspace)
-        nodes = build_models(project, as_of=as_of)
-        journeys = plan_journeys(workspace, content, as_of=as_of, run_id=run_id)
-        dispatch = send_pending(workspace, content, providers, as_of=as_of, run_id=run_id)
-        nodes += build_reports(project, as_of=as_of)
+        results = run_stages(calls, around=around)
     except BaseException:
         finish_run(workspace, run_id=run_id, status="failed")
         raise
     finish_run(workspace, run_id=run_id)
-    return PipelineResult(run_id, as_of, loaded, journeys, dispatch, nodes)
+    return PipelineResult(
+        run_id,
+        as_of,
+        results[Stage.LOAD],
+        results[Stage.PLAN_JOURNEYS],
+        results[Stage.SEND],
+        [*results[Stage.BUILD_MODELS], *results[Stage.BUILD_REPORTS]],
+    )

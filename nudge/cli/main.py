@@ -14,21 +14,57 @@ from pathlib import Path
 from nudge.core.dsl.problems import DefinitionError
 from nudge.core.warehouse.connection import WarehouseBusy
 from nudge.core.workspace import Workspace
+from orchestration.earlier_as_of import EarlierThanLastRun
 from orchestration.instance import ensure_instance
 from orchestration.run_lock import RunInProgress, live_holder
 from senders.unsubscribe import MissingLiveSettings
 
-# Exit status of a command refused because a run holds the workspace: try again later.
-BUSY_EXIT_STATUS = 3
+# Exit statuses beyond 0 (done) and 1 (some input rejected, or a read found nothing).
+INVALID_EXIT_STATUS = 2  # bad definitions, arguments or settings: fix them first
+BUSY_EXIT_STATUS = 3  # a run holds the workspace: try again later
+STAGE_FAILED_EXIT_STATUS = 4  # a run started and a stage of it failed
+EARLIER_AS_OF_EXIT_STATUS = 5  # --as-of before the last run: refused, nothing ran
+EXIT_STATUSES = f"""exit status: 0 done; 1 input rejected or nothing found; {INVALID_EXIT_STATUS} invalid
+definitions, arguments or settings; {BUSY_EXIT_STATUS} a run holds the workspace;
+{STAGE_FAILED_EXIT_STATUS} a stage of the run failed; {EARLIER_AS_OF_EXIT_STATUS} --as-of is earlier than the last run."""
 
 
-def workspace_from_args(args: argparse.Namespace) -> Workspace:
+class NoRunYet(Exception):
+    """A read command on a workspace no run has built yet."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        super().__init__(
+            f"no run has built the warehouse in {workspace.home} yet: run `nudge run` (or"
+            " `nudge demo` for sample data) first."
+        )
+
+
+def require_built_warehouse(workspace: Workspace) -> None:
+    """Raise ``NoRunYet`` unless a run has built the marts the read commands read."""
+    from nudge.core.warehouse.connection import connect
+
+    if workspace.warehouse_path.exists():
+        with connect(workspace.warehouse_path, read_only=True) as con:
+            (built,) = con.execute(
+                "select count(*) from information_schema.tables"
+                " where table_schema = 'marts' and table_name = 'fct_segment_memberships'"
+            ).fetchone()
+        if built:
+            return
+    raise NoRunYet(workspace)
+
+
+def workspace_from_args(args: argparse.Namespace, *, create: bool = True) -> Workspace:
+    """The workspace the arguments and environment name; created unless ``create`` is false
+    (read commands: they must not leave an empty workspace behind)."""
     if args.home:
         os.environ["NUDGE_HOME"] = str(Path(args.home).resolve())
     if args.content:
         os.environ["NUDGE_CONTENT"] = str(Path(args.content).resolve())
-    workspace = Workspace.from_env().ensure()
-    ensure_instance(workspace)
+    workspace = Workspace.from_env()
+    if create:
+        workspace.ensure()
+        ensure_instance(workspace)
     os.environ.update(workspace.env())
     return workspace
 
@@ -50,16 +86,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"journeys, {len(content.templates)} templates, {len(content.topics)} topics: all valid"
     )
     from nudge.core.segments.data_checks import workspace_data_warnings
+    from nudge.core.template_checks import content_template_warnings, workspace_seen_names
 
+    seen = None
     try:
         for warning in workspace_data_warnings(workspace, content):
             print(warning)
+        seen = workspace_seen_names(workspace)
     except WarehouseBusy as busy:
         print(
             f"data warnings not checked: {warehouse_holder(busy)}; run validate again when it"
             " has ended.",
             file=sys.stderr,
         )
+    for warning in content_template_warnings(content, seen):
+        print(warning)
     return 0
 
 
@@ -164,6 +205,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from orchestration.dagster_run import run_through_dagster
     from orchestration.run_lock import hold_run_lock
+    from orchestration.run_summary import summarize_run
+    from orchestration.stages import refuse_earlier_as_of
 
     workspace = workspace_from_args(args)
     as_of = parse_as_of(args.as_of)
@@ -178,16 +221,54 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_delivery_settings()
     run_id = str(uuid.uuid4())
     with hold_run_lock(workspace, run_id):  # before the first line, so a refused run prints none
+        refuse_earlier_as_of(workspace, as_of=as_of, run_id=run_id)
         print(f"running the pipeline at as_of {as_of.isoformat()}Z in {workspace.home}", flush=True)
-        return 0 if run_through_dagster(workspace, as_of, run_id=run_id, progress=print) else 1
+        outcome = run_through_dagster(
+            workspace,
+            as_of,
+            run_id=run_id,
+            progress=lambda line: print(line, flush=True),
+            verbose=args.verbose,
+        )
+    summary = summarize_run(workspace, run_id)
+    summary.failed_steps, summary.notes = outcome.failed_steps, outcome.notes
+    print()
+    print(summary.render(workspace))
+    return 0 if outcome.success else STAGE_FAILED_EXIT_STATUS
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
     from nudge.core.reports import segment_sizes
 
-    workspace = workspace_from_args(args)
+    workspace = workspace_from_args(args, create=False)
+    require_built_warehouse(workspace)
     for name, size in segment_sizes(workspace):
         print(f"{name:32} {size:>8}")
+    return 0
+
+
+def cmd_segments_members(args: argparse.Namespace) -> int:
+    """``nudge segments members NAME``: one page of a segment's members, by user id."""
+    from nudge.core.dsl.problems import did_you_mean
+    from nudge.core.reports import segment_members, segment_names
+
+    workspace = workspace_from_args(args, create=False)
+    require_built_warehouse(workspace)
+    known = segment_names(workspace)
+    if args.name not in known:
+        print(
+            f"no segment {args.name!r} in the last run{did_you_mean(args.name, known)}; "
+            "`nudge segments` lists them.",
+            file=sys.stderr,
+        )
+        return 1
+    page = segment_members(workspace, args.name, limit=args.limit, offset=args.offset)
+    for user_id in page.user_ids:
+        print(user_id)
+    end = args.offset + len(page.user_ids)
+    shown = f"{args.offset + 1}-{end}" if page.user_ids else "none"
+    more = f"; next page: --offset {end}" if end < page.total else ""
+    print(f"segment {args.name}: members {shown} of {page.total:,}{more}", file=sys.stderr)
     return 0
 
 
@@ -218,7 +299,8 @@ def cmd_segments_upload(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from nudge.core.reports import user_profile
 
-    workspace = workspace_from_args(args)
+    workspace = workspace_from_args(args, create=False)
+    require_built_warehouse(workspace)
     profile = user_profile(workspace, args.user_id)
     if profile is None:
         print(f"no user {args.user_id!r} in {workspace.warehouse_path}", file=sys.stderr)
@@ -322,6 +404,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from nudge.core.dsl.json_schema import content_schema
+
+    print(json.dumps(content_schema(), indent=2))
+    return 0
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from nudge.cli.project_init import init_project
 
@@ -333,9 +422,45 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nudge.devtools.demo import run_demo
+    from nudge.devtools.demo import DemoPortInUse, holds_data, run_demo
 
-    return run_demo(workspace_from_args(args))
+    workspace = workspace_from_args(args)
+    if holds_data(workspace) and not args.yes:
+        what = (
+            f"nudge demo replaces the workspace in {workspace.home} (warehouse, landing area, mail)"
+        )
+        if not sys.stdin.isatty():
+            print(
+                f"{what}; nothing was changed. Confirm with `nudge demo --yes`, or point --home at"
+                " another folder.",
+                file=sys.stderr,
+            )
+            return 1
+        if input(f"{what}. Continue? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing was changed.", file=sys.stderr)
+            return 1
+    try:
+        return run_demo(workspace)
+    except DemoPortInUse as error:
+        print(f"error: {error}", file=sys.stderr)
+        return INVALID_EXIT_STATUS
+
+
+def positive(text: str) -> int:
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,11 +479,21 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("directory")
     init.set_defaults(func=cmd_init)
 
-    commands.add_parser(
-        "demo", help="generate the sample workspace and run it end to end"
-    ).set_defaults(func=cmd_demo)
-    run = commands.add_parser("run", help="one pipeline run through Dagster")
+    demo = commands.add_parser("demo", help="generate the sample workspace and run it end to end")
+    demo.add_argument(
+        "--yes", action="store_true", help="replace an existing workspace without asking"
+    )
+    demo.set_defaults(func=cmd_demo)
+    run = commands.add_parser(
+        "run",
+        help="one pipeline run through Dagster",
+        description="One pipeline run: progress per stage, then a summary.",
+        epilog=EXIT_STATUSES,
+    )
     run.add_argument("--as-of", help="the run's instant (ISO 8601; default now)")
+    run.add_argument(
+        "--verbose", action="store_true", help="also print Dagster's own log of every step"
+    )
     run.add_argument(
         "--dry-run",
         action="store_true",
@@ -390,6 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("entries", nargs="*", help="entries to replay (default all), as listed")
     replay.set_defaults(func=cmd_quarantine)
     commands.add_parser("validate", help="check every definition").set_defaults(func=cmd_validate)
+    commands.add_parser(
+        "schema",
+        help="print the JSON Schema of content files (for editors; docs/schema/ has a copy)",
+    ).set_defaults(func=cmd_schema)
     segments = commands.add_parser("segments", help="segment names and sizes")
     segments.set_defaults(func=cmd_segments)
     segment_actions = segments.add_subparsers(dest="action")
@@ -400,6 +539,13 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("file", help="CSV file with a header line naming a user_id column")
     upload.add_argument("--at", help="when the list takes effect (ISO 8601; default now)")
     upload.set_defaults(func=cmd_segments_upload)
+    members = segment_actions.add_parser(
+        "members", help="the user ids in a segment as of the last run, a page at a time"
+    )
+    members.add_argument("name", help="segment name")
+    members.add_argument("--limit", type=positive, default=100, help="users per page (100)")
+    members.add_argument("--offset", type=non_negative, default=0, help="users to skip (0)")
+    members.set_defaults(func=cmd_segments_members)
     profile = commands.add_parser(
         "profile", help="one user's traits, segments, events, journeys, messages"
     )
@@ -458,7 +604,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except DefinitionError as error:
         print(f"invalid definitions:\n{error}", file=sys.stderr)
-        return 2
+        return INVALID_EXIT_STATUS
+    except EarlierThanLastRun as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return EARLIER_AS_OF_EXIT_STATUS
+    except NoRunYet as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except RunInProgress as error:
         print(f"error: {error}", file=sys.stderr)
         return BUSY_EXIT_STATUS
@@ -467,4 +619,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BUSY_EXIT_STATUS
     except (ValueError, FileNotFoundError, MissingLiveSettings) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return INVALID_EXIT_STATUS

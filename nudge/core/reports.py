@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -129,3 +130,31 @@ def run_summary(workspace: Workspace) -> dict[str, list[dict[str, Any]]]:
                 [],
             ),
         }
+
+
+@dataclass(frozen=True)
+class SegmentPage:
+    """One page of a segment's members (user ids in order) and how many it has in all."""
+
+    user_ids: list[str]
+    total: int
+
+
+def segment_names(workspace: Workspace) -> list[str]:
+    """Every segment the last run built, empty ones included."""
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        rows = con.execute("select segment from marts.fct_segment_definitions order by 1")
+        return [name for (name,) in rows.fetchall()]
+
+
+def segment_members(workspace: Workspace, segment: str, *, limit: int, offset: int) -> SegmentPage:
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        (total,) = con.execute(
+            "select count(*) from marts.fct_segment_memberships where segment = ?", [segment]
+        ).fetchone()
+        page = con.execute(
+            "select user_id from marts.fct_segment_memberships where segment = ?"
+            " order by user_id limit ? offset ?",
+            [segment, limit, offset],
+        ).fetchall()
+    return SegmentPage([user_id for (user_id,) in page], total)

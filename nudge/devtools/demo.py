@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import socket
 from datetime import datetime, timedelta
 
 from nudge.core.reports import run_summary
@@ -18,6 +20,39 @@ from senders.unsubscribe import LOCAL_PUBLIC_URL, local_secret_key
 DEMO_END = datetime(2026, 11, 1, 15, 0)
 DEMO_USERS = 3000
 DEMO_DAYS = 30
+
+
+class DemoPortInUse(RuntimeError):
+    """The port of the demo's local SMTP server is taken by another process."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(
+            f"port {port} on {host} is in use, and the demo's local SMTP server needs it: stop"
+            f" what listens there, or set NUDGE_SMTP_PORT to a free port (e.g."
+            f" NUDGE_SMTP_PORT={port + 1} nudge demo)."
+        )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise ``DemoPortInUse`` when ``host:port`` cannot be bound; before anything is wiped."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise DemoPortInUse(host, port) from None
+            raise
+
+
+def holds_data(workspace: Workspace) -> bool:
+    """Whether ``reset`` would delete something: a warehouse, landed files or received mail."""
+    if workspace.warehouse_path.exists():
+        return True
+    folders = (workspace.landing_dir, workspace.home / "mailbox")
+    return any(
+        path.is_file() for folder in folders if folder.is_dir() for path in folder.rglob("*")
+    )
 
 
 def reset(workspace: Workspace) -> None:
@@ -43,9 +78,11 @@ def print_table(title: str, rows: list[dict[str, object]]) -> None:
 
 
 def run_demo(workspace: Workspace) -> int:
-    reset(workspace)
+    """Wipe ``workspace`` (callers ask first: ``holds_data``), fill it with the sample, run twice."""
     host = os.environ.setdefault("NUDGE_SMTP_HOST", "127.0.0.1")
     port = int(os.environ.setdefault("NUDGE_SMTP_PORT", "8025"))
+    check_port_free(host, port)
+    reset(workspace)
     os.environ.setdefault("NUDGE_EMAIL_PROVIDER", "smtp")
     # Live SMTP needs a real key and a public URL: the demo's own, a random key kept in the
     # workspace (its links verify across runs) and the local address.

@@ -1,7 +1,7 @@
 """Run every pipeline stage at one scale, each beside its floor, and write ``results.json``.
 
-The stages are the functions of ``orchestration.stages`` that Dagster wraps and the scenario runner
-calls, in the same order; nothing here has its own fast path. A first run at the end of the
+Each run is ``orchestration.stages.run_pipeline``, the stages Dagster wraps and the scenario runner
+calls, in their one order, each timed as it passes; nothing here has its own fast path. A first run at the end of the
 generated history does all the work (every user enters every segment); a second run an hour
 later adds 1% new events, landed through ``land_messages``, and measures incremental work.
 Then the HTTP collector is loaded beside its floor (``collector_stage.py``). Last,
@@ -40,17 +40,8 @@ from nudge.devtools.bench.measure import measured
 from nudge.devtools.bench.scales import Scale
 from nudge.devtools.smtp_sink import SmtpSink
 from orchestration.instance import ensure_instance
-from orchestration.stages import (
-    build_models,
-    build_reports,
-    finish_run,
-    load_landing,
-    new_run_id,
-    plan_journeys,
-    prepare_workspace,
-    send_pending,
-    start_run,
-)
+from orchestration.stages import Stage as PipelineStage
+from orchestration.stages import new_run_id, prepare_workspace, run_pipeline
 from senders.email import SmtpEmailProvider, SmtpSettings
 
 BENCH_CONTENT_DIR = Path(__file__).resolve().parent / "content"
@@ -130,22 +121,22 @@ class BenchRun:
 
     # -- stages ------------------------------------------------------------------------------
 
-    def load(self, name: str) -> float:
+    def load(self, name: str, call: Callable[[], Any]) -> Any:
         files = landing_files(self.workspace.events_landing_dir)
         with connect(self.workspace.warehouse_path) as con:
             done = {r[0] for r in con.execute("select file_name from raw.loaded_files").fetchall()}
         new = [path for name, path in files.items() if name not in done]
         with measured() as m:
-            loaded = load_landing(self.workspace)
+            loaded = call()
         floor = floors.load_floor(self.scratch / "load-floor.duckdb", new)
         self.record(name, _stage(m.seconds, floor, m.peak_rss_mb, loaded.rows))
-        return floor
+        return loaded
 
-    def build(self, prefix: str, as_of: datetime) -> float:
+    def build(self, prefix: str, call: Callable[[], list[NodeResult]]) -> list[NodeResult]:
         with measured() as m:
-            nodes = build_models(self.project, as_of=as_of)
-        floor = self._warehouse_stages(prefix, nodes, m.seconds, m.peak_rss_mb)
-        return floor
+            nodes = call()
+        self._warehouse_stages(prefix, nodes, m.seconds, m.peak_rss_mb)
+        return nodes
 
     def _warehouse_stages(
         self, prefix: str, nodes: list[NodeResult], seconds: float, rss: float | None
@@ -208,9 +199,9 @@ class BenchRun:
         with connect(self.workspace.warehouse_path) as con:
             return con.execute(f"select count(*) from {table}").fetchone()[0]
 
-    def journeys(self, name: str, as_of: datetime, run_id: str) -> float:
+    def journeys(self, name: str, run_id: str, call: Callable[[], Any]) -> Any:
         with measured() as m:
-            plan_journeys(self.workspace, self.content, as_of=as_of, run_id=run_id)
+            summary = call()
         floor = floors.journeys_floor(self.workspace.warehouse_path, run_id)
         with connect(self.workspace.warehouse_path) as con:
             outbox = con.execute(
@@ -224,32 +215,17 @@ class BenchRun:
         self.info.setdefault("journey_entries", {})[name] = entries
         note = f"{entries} entries admitted, rows = outbox rows planned"
         self.record(name, _stage(m.seconds, floor, m.peak_rss_mb, outbox, note))
-        return floor
+        return summary
 
-    def send(self, name: str, as_of: datetime, run_id: str) -> None:
-        maildir = self.scratch / f"mail-{name}"
-        sink = SmtpSink("127.0.0.1", 0, maildir).start()
-        try:
-            provider = SmtpEmailProvider(
-                SmtpSettings(host=sink.host, port=sink.port, sender=SENDER)
-            )
-            with measured() as m:
-                summary = send_pending(
-                    self.workspace,
-                    self.content,
-                    {"email": provider},
-                    as_of=as_of,
-                    run_id=run_id,
-                    channels=("email",),
-                )
-            received = sink.messages()
-            floor = floors.send_floor(sink.host, sink.port, "bench@example.com", received)
-        finally:
-            sink.stop()
+    def send(self, name: str, sink: SmtpSink, call: Callable[[], Any]) -> Any:
+        with measured() as m:
+            summary = call()
+        received = sink.messages()
+        floor = floors.send_floor(sink.host, sink.port, "bench@example.com", received)
         sent = summary.total("sent")
         note = f"{sent} sent, {len(received)} received by the SMTP server; email channel only"
         self.record(name, _stage(m.seconds, floor, m.peak_rss_mb, len(received), note))
-        shutil.rmtree(maildir, ignore_errors=True)
+        return summary
 
     def http_send(self, name: str) -> None:
         """Email to a local HTTP provider answering after 50 ms, against a bare requests loop at
@@ -274,9 +250,9 @@ class BenchRun:
         stage = _stage(result.seconds, result.floor_seconds, m.peak_rss_mb, result.received, note)
         self.record(name, stage)
 
-    def reports(self, name: str, as_of: datetime) -> float:
+    def reports(self, name: str, call: Callable[[], list[NodeResult]]) -> list[NodeResult]:
         with measured() as m:
-            nodes = build_reports(self.project, as_of=as_of)
+            nodes = call()
         floor = sum(
             floors.sql_floor(
                 self.workspace.warehouse_path,
@@ -285,7 +261,47 @@ class BenchRun:
             ).values()
         )
         self.record(name, _stage(m.seconds, floor, m.peak_rss_mb, len(nodes)))
-        return floor
+        return nodes
+
+    def pipeline_run(self, prefix: str, as_of: datetime) -> None:
+        """One ``run_pipeline`` at ``as_of``, every stage timed and recorded under ``prefix``
+        (email to a local SMTP sink)."""
+        run_id = new_run_id(as_of, "bench")
+        maildir = self.scratch / f"mail-{prefix}send"
+        sink = SmtpSink("127.0.0.1", 0, maildir).start()
+
+        def timed(stage: PipelineStage, call: Callable[[], Any]) -> Any:
+            match stage:
+                case PipelineStage.LOAD:
+                    return self.load(f"{prefix}load", call)
+                case PipelineStage.BUILD_MODELS:
+                    return self.build(prefix, call)
+                case PipelineStage.PLAN_JOURNEYS:
+                    return self.journeys(f"{prefix}journeys", run_id, call)
+                case PipelineStage.SEND:
+                    return self.send(f"{prefix}send", sink, call)
+                case PipelineStage.BUILD_REPORTS:
+                    return self.reports(f"{prefix}reports", call)
+
+        try:
+            provider = SmtpEmailProvider(
+                SmtpSettings(host=sink.host, port=sink.port, sender=SENDER)
+            )
+            run_pipeline(
+                self.workspace,
+                self.content,
+                self.project,
+                {"email": provider},
+                as_of=as_of,
+                run_id=run_id,
+                around=timed,
+            )
+        finally:
+            sink.stop()
+        shutil.rmtree(maildir, ignore_errors=True)
+
+    def floor_of(self, names: Iterable[str]) -> float:
+        return sum(self.stages[name].floor_seconds or 0.0 for name in names)
 
     def landing(self, name: str, messages: list[dict[str, Any]]) -> None:
         with measured() as m:
@@ -298,16 +314,10 @@ class BenchRun:
 
     def full_run(self) -> None:
         as_of = end_of_data()
-        run_id = new_run_id(as_of, "bench")
         self.progress(f"full run at as_of {as_of.isoformat()}")
-        start_run(self.workspace, as_of=as_of, run_id=run_id)
-        floor = self.load("load")
-        floor += self.build("", as_of)
-        floor += self.journeys("journeys", as_of, run_id)
-        self.send("send", as_of, run_id)
-        floor += self.reports("reports", as_of)
-        finish_run(self.workspace, run_id=run_id)
-        spent = sum(self.stages[n].seconds for n in ("load", "dbt_build", "journeys", "reports"))
+        self.pipeline_run("", as_of)
+        parts = ("load", "dbt_build", "journeys", "reports")
+        spent, floor = sum(self.stages[n].seconds for n in parts), self.floor_of(parts)
         self.record(
             "full_run_excluding_send",
             _stage(spent, floor, None, None, "load + dbt build + journeys + reports"),
@@ -316,7 +326,6 @@ class BenchRun:
     def incremental_run(self) -> None:
         scale = self.scale
         as_of = incremental_as_of()
-        run_id = new_run_id(as_of, "bench")
         self.progress(f"incremental run at as_of {as_of.isoformat()} with 1% new events")
         messages = incremental_messages(
             self.scratch,
@@ -327,15 +336,10 @@ class BenchRun:
             after=end_of_data(),
         )
         self.landing("landing", messages)
-        start_run(self.workspace, as_of=as_of, run_id=run_id)
-        floor = self.load("incremental_load")
-        floor += self.build("incremental_", as_of)
-        floor += self.journeys("incremental_journeys", as_of, run_id)
-        self.send("incremental_send", as_of, run_id)
-        floor += self.reports("incremental_reports", as_of)
-        finish_run(self.workspace, run_id=run_id)
-        parts = ("incremental_load", "incremental_dbt_build", "incremental_journeys")
-        spent = sum(self.stages[n].seconds for n in (*parts, "incremental_reports"))
+        self.pipeline_run("incremental_", as_of)
+        parts = ("incremental_load", "incremental_dbt_build", "incremental_journeys",
+                 "incremental_reports")  # fmt: skip
+        spent, floor = sum(self.stages[n].seconds for n in parts), self.floor_of(parts)
         self.record(
             "incremental_run_excluding_send",
             _stage(

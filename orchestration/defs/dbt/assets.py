@@ -14,11 +14,13 @@ import dagster as dg
 from dagster_dbt import DbtProject, dbt_assets
 from dagster_dbt.asset_utils import get_asset_check_key_for_test, get_subset_selection_for_context
 
+from nudge.core.dsl.spec import Content
 from nudge.core.warehouse.dbt import DbtWorkspaceProject, NodeResult
-from orchestration.defs.dbt.translator import NudgeDbtTranslator
+from orchestration.defs.dbt.translator import SOURCE_KEYS, NudgeDbtTranslator
+from orchestration.defs.stage_order import stage_tags
 from orchestration.location import load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
-from orchestration.stages import REPORTS_SELECTOR
+from orchestration.stages import REPORTS_SELECTOR, Stage
 
 TRANSLATOR = NudgeDbtTranslator()
 
@@ -68,19 +70,48 @@ def node_events(
             )
 
 
-def build_dbt_definitions() -> list[dg.AssetsDefinition]:
-    project = load_location().project
+def segment_descriptions(content: Content) -> dict[str, str]:
+    """What the Dagster UI says of each YAML segment: its own description, else where it is."""
+    return {
+        s.name: s.description or f"Segment {s.name}, defined in {s.origin.file}."
+        for s in content.segments
+    }
+
+
+def source_specs(manifest: dict[str, Any], translator: NudgeDbtTranslator) -> list[dg.AssetSpec]:
+    """The dbt sources no Python asset writes (manual segment uploads), described and grouped,
+    instead of undescribed external assets in the default group."""
+    specs = []
+    for source in manifest["sources"].values():
+        if (source["source_name"], source["name"]) in SOURCE_KEYS:
+            continue
+        specs.append(
+            dg.AssetSpec(
+                translator.get_asset_key(source),
+                description=source.get("description") or source.get("source_description"),
+                group_name=translator.get_group_name(source),
+                kinds={"duckdb"},
+            )
+        )
+    return specs
+
+
+def build_dbt_definitions() -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    location = load_location()
+    project = location.project
     dagster_project = DbtProject(
         project_dir=project.project_dir, target_path=project.manifest_path.parent
     )
+    translator = NudgeDbtTranslator(segment_descriptions(location.content))
 
     @dbt_assets(
         manifest=project.manifest_path,
         project=dagster_project,
-        dagster_dbt_translator=TRANSLATOR,
+        dagster_dbt_translator=translator,
         exclude=REPORTS_SELECTOR,
         name="dbt_models",
         pool=DUCKDB_POOL,
+        op_tags=stage_tags(Stage.BUILD_MODELS),
     )
     def dbt_models(context: dg.AssetExecutionContext):
         yield from dbt_events(context, project, dagster_project, "fqn:*", REPORTS_SELECTOR)
@@ -88,15 +119,17 @@ def build_dbt_definitions() -> list[dg.AssetsDefinition]:
     @dbt_assets(
         manifest=project.manifest_path,
         project=dagster_project,
-        dagster_dbt_translator=TRANSLATOR,
+        dagster_dbt_translator=translator,
         select=REPORTS_SELECTOR,
         name="dbt_reports",
         pool=DUCKDB_POOL,
+        op_tags=stage_tags(Stage.BUILD_REPORTS),
     )
     def dbt_reports(context: dg.AssetExecutionContext):
         yield from dbt_events(context, project, dagster_project, REPORTS_SELECTOR, None)
 
-    return [dbt_models, dbt_reports]
+    manifest = json.loads(project.manifest_path.read_text())
+    return [dbt_models, dbt_reports, *source_specs(manifest, translator)]
 
 
 def dbt_definitions() -> dg.Definitions:

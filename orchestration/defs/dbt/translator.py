@@ -3,7 +3,9 @@
 Every segment model (tagged ``segment``) is ``segments/<name>`` in the ``segments`` group,
 wherever the model lives: journeys depend on ``segments/<name>`` whatever kind of segment it is,
 and the engine reads it as ``segments.<name>`` (a view when the model lives in another schema, see
-the ``segment_schema_aliases`` macro).
+the ``segment_schema_aliases`` macro). A segment is described as its author described it: a YAML
+segment by its own ``description`` (not "dbt model X" and the generated SQL), a manual segment
+by what it is; the sources of manual uploads are in the ``segments`` group too.
 """
 
 from __future__ import annotations
@@ -30,6 +32,16 @@ SOURCE_KEYS = {
     ("nudge", "runs"): dg.AssetKey(["journeys", "state"]),
 }
 SEGMENTS = "segments"
+# Groups of dbt sources that no Python asset writes (the others join the lineage by key).
+SOURCE_GROUPS = {"manual_segments": SEGMENTS}
+MANUAL_KIND = "manual"
+
+
+def manual_segment_description(name: str) -> str:
+    return (
+        f"Manual segment {name}: the user ids of its latest upload (`nudge segments upload`) at"
+        " or before the run's as_of, limited to known users."
+    )
 
 
 def is_segment_model(dbt_resource_props: Mapping[str, Any]) -> bool:
@@ -39,8 +51,21 @@ def is_segment_model(dbt_resource_props: Mapping[str, Any]) -> bool:
 
 
 class NudgeDbtTranslator(DagsterDbtTranslator):
-    def __init__(self) -> None:
+    """``segment_descriptions``: the description of each YAML segment, by name."""
+
+    def __init__(self, segment_descriptions: Mapping[str, str] | None = None) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        self.segment_descriptions = dict(segment_descriptions or {})
+
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        if is_segment_model(dbt_resource_props):
+            name = dbt_resource_props["name"]
+            if name in self.segment_descriptions:
+                return self.segment_descriptions[name]
+            meta = (dbt_resource_props.get("config") or {}).get("meta") or {}
+            if meta.get("segment_kind") == MANUAL_KIND:
+                return manual_segment_description(name)
+        return super().get_description(dbt_resource_props)
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -54,7 +79,7 @@ class NudgeDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
-            return None
+            return SOURCE_GROUPS.get(dbt_resource_props["source_name"])
         if is_segment_model(dbt_resource_props):
             return SEGMENTS
         return dbt_resource_props["schema"]

@@ -5,10 +5,11 @@ import dagster as dg
 from nudge.core.warehouse.connection import connect
 from orchestration.defs.delivery.checks import LEDGER, delivery_checks
 from orchestration.defs.journeys.assets import JOURNEY_STATE
+from orchestration.defs.stage_order import stage_tags
 from orchestration.location import count_rows, load_location
 from orchestration.resources import ChannelDelivery
 from orchestration.run_context import DUCKDB_POOL, as_of_for
-from orchestration.stages import finish_run, send_pending
+from orchestration.stages import Stage, finish_run, send_pending
 from senders.registry import CHANNELS, NO_PROVIDER
 
 OUTBOX = dg.AssetKey(["delivery", "outbox"])
@@ -41,6 +42,7 @@ def run_counts_table(run_id: str) -> dg.MetadataValue:
     group_name="delivery",
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
+    op_tags=stage_tags(Stage.PLAN_JOURNEYS),
     description="Planned sends (nudge.outbox), one per idempotency key, waiting for a sender.",
 )
 def outbox() -> dg.MaterializeResult:
@@ -76,6 +78,7 @@ def channel_sender(channel: str) -> dg.AssetsDefinition:
         kinds={channel.replace("_", "")},
         pool=DUCKDB_POOL,
         required_resource_keys={channel},
+        op_tags=stage_tags(Stage.SEND),
         description=f"Sends pending {channel} messages through the provider NUDGE_"
         f"{channel.upper()}_PROVIDER names (none: they stay pending); a dead or hung provider, "
         "or the send time budget, leaves the rest pending for the next run.",
@@ -129,6 +132,7 @@ SENDERS = [channel_sender(channel) for channel in CHANNELS]
     group_name="delivery",
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
+    op_tags=stage_tags(Stage.SEND),
     description="One row per send with its status and reason (nudge.delivery_ledger).",
 )
 def delivery_ledger(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

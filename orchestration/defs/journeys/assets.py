@@ -1,19 +1,20 @@
-"""One asset per journey (its own group), plus the journey state the reports read.
+"""Every journey planned in one step: one asset per journey (its own group) plus the journey state
+the reports read, all materialized by a single call of the engine.
 
-Each journey asset runs the engine for that journey: admits the people its trigger selects (the
-eligibility diff), applies exits and goals, moves entries along and queues sends in the outbox.
+The engine runs every journey of the content at once (``orchestration.stages.plan_journeys``), so
+conditions shared by several journeys are computed once per run (``journeys.condition_cache``);
+each journey still has its own asset, lineage to the segments it reads and checks.
 """
-
-from dataclasses import replace
 
 import dagster as dg
 
 from nudge.core.dsl.spec import Journey
 from orchestration.defs.journeys.checks import journey_entries_check
 from orchestration.defs.journeys.lineage import journey_segments
+from orchestration.defs.stage_order import stage_tags
 from orchestration.location import count_rows, load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
-from orchestration.stages import plan_journeys
+from orchestration.stages import Stage, plan_journeys
 
 JOURNEY_INPUTS = [
     dg.AssetKey(["marts", "dim_users"]),
@@ -28,51 +29,60 @@ def journey_key(journey: Journey) -> dg.AssetKey:
     return dg.AssetKey(["journeys", journey.name])
 
 
-def journey_asset(journey: Journey) -> dg.AssetsDefinition:
+def journey_spec(journey: Journey) -> dg.AssetSpec:
     segment_keys = [dg.AssetKey(["segments", s]) for s in sorted(journey_segments(journey))]
-
-    @dg.asset(
-        key=journey_key(journey),
+    return dg.AssetSpec(
+        journey_key(journey),
         deps=[*JOURNEY_INPUTS, *segment_keys],
         group_name=f"journey_{journey.name}",
         kinds={"duckdb"},
-        pool=DUCKDB_POOL,
         description=journey.description or f"Journey {journey.name} ({journey.origin.file}).",
     )
-    def _journey(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        location = load_location()
-        content = replace(location.content, journeys=(journey,))
-        summary = plan_journeys(
-            location.workspace, content, as_of=as_of_for(context), run_id=context.run.run_id
-        )
-        return dg.MaterializeResult(metadata=summary.metadata_for(journey.name))
-
-    return _journey
 
 
-def journey_state_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=JOURNEY_STATE,
-        deps=[journey_key(j) for j in journeys],
+def journey_state_spec(journeys: list[Journey]) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        JOURNEY_STATE,
+        deps=[journey_key(j) for j in journeys] or JOURNEY_INPUTS,
         group_name="journeys",
         kinds={"duckdb"},
-        pool=DUCKDB_POOL,
         description="Entries per journey and status (nudge.journey_entries, journey_transitions).",
     )
-    def journey_state() -> dg.MaterializeResult:
-        return dg.MaterializeResult(
+
+
+def journeys_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        name="plan_journeys",
+        specs=[*(journey_spec(j) for j in journeys), journey_state_spec(journeys)],
+        pool=DUCKDB_POOL,
+        op_tags=stage_tags(Stage.PLAN_JOURNEYS),
+    )
+    def _plan(context: dg.AssetExecutionContext):
+        location = load_location()
+        summary = plan_journeys(
+            location.workspace,
+            location.content,
+            as_of=as_of_for(context),
+            run_id=context.run.run_id,
+        )
+        for journey in journeys:
+            yield dg.MaterializeResult(
+                asset_key=journey_key(journey), metadata=summary.metadata_for(journey.name)
+            )
+        yield dg.MaterializeResult(
+            asset_key=JOURNEY_STATE,
             metadata=count_rows(
                 "select journey || '.' || status, count(*) from nudge.journey_entries"
                 " group by all order by all"
-            )
+            ),
         )
 
-    return journey_state
+    return _plan
 
 
 def journey_definitions() -> dg.Definitions:
     journeys = list(load_location().content.journeys)
     return dg.Definitions(
-        assets=[*(journey_asset(j) for j in journeys), journey_state_asset(journeys)],
+        assets=[journeys_asset(journeys)],
         asset_checks=[journey_entries_check(j, journey_key(j)) for j in journeys],
     )

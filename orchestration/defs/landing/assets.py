@@ -2,9 +2,10 @@
 
 import dagster as dg
 
+from orchestration.defs.stage_order import stage_tags
 from orchestration.location import load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
-from orchestration.stages import load_landing, start_run
+from orchestration.stages import Stage, load_landing, refuse_earlier_as_of, start_run
 
 COLLECTOR = dg.AssetKey(["collector"])
 LANDING_EVENTS = dg.AssetKey(["landing", "events"])
@@ -37,10 +38,13 @@ landing_events = dg.AssetSpec(
     group_name="landing",
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
+    op_tags=stage_tags(Stage.LOAD),
     description="Every landed message, copied once into the warehouse (raw.events).",
 )
 def raw_events(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     location = load_location()
-    start_run(location.workspace, as_of=as_of_for(context), run_id=context.run.run_id)
+    as_of, run_id = as_of_for(context), context.run.run_id
+    refuse_earlier_as_of(location.workspace, as_of=as_of, run_id=run_id)
+    start_run(location.workspace, as_of=as_of, run_id=run_id)
     loaded = load_landing(location.workspace)
     return dg.MaterializeResult(metadata={"files_loaded": loaded.files, "rows_loaded": loaded.rows})

@@ -1,0 +1,108 @@
+"""Ordinary situations of the command line get a sentence, not a traceback (issue 14)."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nudge.cli.main import main
+
+GOOD = """
+segments:
+  - name: pro
+    condition: {attribute: {name: plan, eq: pro}}
+"""
+
+
+def nudge(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nudge.cli", *args],
+        env={**os.environ, "NUDGE_HOME": str(tmp_path / "home"),
+             "NUDGE_CONTENT": str(tmp_path / "content"), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def used_workspace(tmp_path: Path) -> Path:
+    """A workspace holding a landed file, as an earlier demo or ingest leaves it."""
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "defs.yml").write_text(GOOD)
+    landed = tmp_path / "home" / "landing" / "events" / "earlier.parquet"
+    landed.parent.mkdir(parents=True)
+    landed.write_bytes(b"kept")
+    return landed
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_demo_without_a_terminal_refuses_to_wipe_a_used_workspace(
+    tmp_path: Path, used_workspace: Path
+) -> None:
+    result = nudge(tmp_path, "demo")
+    assert result.returncode == 1
+    assert "nudge demo --yes" in result.stderr and "nothing was changed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert used_workspace.read_bytes() == b"kept"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_demo_asks_before_wiping_and_no_keeps_the_workspace(
+    tmp_path: Path, used_workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    monkeypatch.setenv("NUDGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NUDGE_CONTENT", str(tmp_path / "content"))
+    assert main(["demo"]) == 1
+    out = capsys.readouterr()
+    assert "Continue? [y/N]" in out.out
+    assert "nothing was changed" in out.err
+    assert used_workspace.read_bytes() == b"kept"
+
+
+def test_demo_with_its_port_in_use_names_the_variable_and_wipes_nothing(
+    tmp_path: Path, used_workspace: Path, busy_port: int
+) -> None:
+    result = nudge(tmp_path, "demo", "--yes", NUDGE_SMTP_PORT=str(busy_port))
+    assert result.returncode == 2, result.stderr
+    assert f"port {busy_port}" in result.stderr and "NUDGE_SMTP_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert used_workspace.read_bytes() == b"kept"
+
+
+@pytest.mark.parametrize("args", [["segments"], ["profile", "u1"], ["segments", "members", "pro"]])
+def test_read_commands_before_any_run_say_what_to_do_and_create_nothing(
+    tmp_path: Path, args: list[str]
+) -> None:
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "defs.yml").write_text(GOOD)
+    result = nudge(tmp_path, *args)
+    assert result.returncode == 1
+    assert "run `nudge run` (or `nudge demo` for sample data) first" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "home").exists()
+
+
+def test_makefile_demo_runs_unattended() -> None:
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    assert "nudge demo --yes" in makefile
