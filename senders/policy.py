@@ -76,14 +76,16 @@ def _relation_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> 
 
 
 def _devices_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """Each user's registered push tokens, most recently used first, separated by spaces (the
-    push message's address: FCM tokens hold no spaces), when a ``marts.dim_devices`` model
-    exists. The one place that knows where devices come from."""
-    if not _relation_exists(con, "marts", "dim_devices"):
+    """Each user's registered push tokens (``marts.dim_user_devices``, built from the Track API's
+    device calls), most recently used first, separated by spaces (the push message's address: FCM
+    tokens hold no spaces). The one place that knows where devices come from."""
+    if not _relation_exists(con, "marts", "dim_user_devices"):
         return "select null::varchar as user_id, null::varchar as token where false"
     return """select user_id, string_agg(token, ' ' order by last_used desc, token) as token
-        from (select user_id, token, max(coalesce(last_used_at, '-infinity'::timestamp)) as last_used
-              from marts.dim_devices where nullif(trim(token), '') is not null group by all)
+        from (select user_id, device_id as token,
+                     max(coalesce(last_used_at, '-infinity'::timestamp)) as last_used
+              from marts.dim_user_devices where nullif(trim(device_id), '') is not null
+              group by all)
         group by user_id"""
 
 

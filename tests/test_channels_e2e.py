@@ -86,6 +86,19 @@ def identifies(server: StandIn, n: int) -> str:
     )  # fmt: skip
 
 
+def devices(users: tuple[str, ...]) -> str:
+    """A phone registered per user, as the Track API's device call lands it."""
+    return "\n".join(
+        json.dumps({
+            "type": "track", "userId": user, "event": "Device Created or Updated",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "properties": {"device_id": f"{user}-phone", "platform": "android",
+                           "last_used": "2026-01-01T00:00:00Z"},
+        })
+        for user in users
+    )  # fmt: skip
+
+
 @pytest.fixture
 def server() -> Iterator[StandIn]:
     with standin(providers_answer) as running:
@@ -98,20 +111,12 @@ def test_a_journey_sends_on_all_six_channels_through_nudge_run(server: StandIn, 
     env = {**os.environ, "NUDGE_HOME": str(home), "NUDGE_CONTENT": str(FIXTURE),
            **provider_env(server, tmp_path)}  # fmt: skip
     events = tmp_path / "events.ndjson"
-    events.write_text(identifies(server, 2))
+    events.write_text(identifies(server, 2) + "\n" + devices(("ada", "bob")))
     assert nudge(env, "ingest", str(events)).returncode == 0
 
     enrol = nudge(env, "run", "--as-of", "2026-01-01T00:01:00Z")
     assert enrol.returncode == 0, enrol.stdout + enrol.stderr
     assert server.requests == []  # everyone waits an hour first
-    # stands in for the devices model (another part of the project builds it from events)
-    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
-        con.execute(
-            """create table marts.dim_devices as
-               select * from (values ('ada', 'ada-phone', timestamp '2026-01-01'),
-                                     ('bob', 'bob-phone', timestamp '2026-01-01'))
-                   as t(user_id, token, last_used_at)"""
-        )
 
     send = nudge(env, "run", "--as-of", "2026-01-01T01:02:00Z")
     assert send.returncode == 0, send.stdout + send.stderr

@@ -383,8 +383,8 @@ def test_dispatch_needs_dim_users(tmp_path):
 
 def test_addresses_per_channel(con):
     con.execute(
-        """create table marts.dim_devices (user_id varchar, token varchar, last_used_at timestamp);
-           insert into marts.dim_devices values
+        """create table marts.dim_user_devices (user_id varchar, device_id varchar, last_used_at timestamp);
+           insert into marts.dim_user_devices values
                ('u1', 'old-token', '2025-01-01'), ('u1', 'new-token', '2025-06-01')"""
     )
     add_user(con, "u1", email="u1@example.com")

@@ -223,8 +223,8 @@ def test_fcm_gets_a_token_from_token_uri_sends_to_every_device_and_removes_unreg
     con, tmp_path
 ):
     con.execute(
-        """create table marts.dim_devices (user_id varchar, token varchar, last_used_at timestamp);
-           insert into marts.dim_devices values
+        """create table marts.dim_user_devices (user_id varchar, device_id varchar, last_used_at timestamp);
+           insert into marts.dim_user_devices values
              ('u0', 'phone-token', '2025-06-01'), ('u0', 'gone-tablet', '2025-01-01'),
              ('u1', 'gone-only', '2025-01-01')"""
     )
@@ -455,11 +455,11 @@ SHAPES = {
 
 def _enqueue_shape(con, shape: Shape, server: StandIn, n: int) -> None:
     con.execute(
-        """create table if not exists marts.dim_devices
-               (user_id varchar, token varchar, last_used_at timestamp)"""
+        """create table if not exists marts.dim_user_devices
+               (user_id varchar, device_id varchar, last_used_at timestamp)"""
     )
     for user in users(con, n):
-        con.execute("insert into marts.dim_devices values (?, ?, null)", [user, f"tok-{user}"])
+        con.execute("insert into marts.dim_user_devices values (?, ?, null)", [user, f"tok-{user}"])
         con.execute(
             """insert into nudge.outbox (idempotency_key, delivery_id, run_id, as_of, entry_id,
                    journey, step, user_id, channel, template, topic, transactional, holdout,
