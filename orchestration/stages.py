@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from journeys.engine import JourneyRunSummary, run_journeys
 from nudge.core.checked_content import load_workspace_content, sql_segment_names
+from nudge.core.clock import to_utc_naive as to_naive_utc
+from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import Content
 from nudge.core.landing.loader import LoadResult, load_new_files
 from nudge.core.segments.dbt_models import generated_segment_models
@@ -31,17 +33,6 @@ from senders.ledger import scrub_erased_people
 from senders.providers import Provider
 
 REPORTS_SELECTOR = "tag:delivery_reports"
-
-
-def utc_now() -> datetime:
-    """Now as the naive UTC datetime every stage works with, to the microsecond."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def to_naive_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def new_run_id(as_of: datetime, salt: str = "") -> str:

@@ -30,12 +30,12 @@ its place in the count of the others, so a dispatch may send fewer than the caps
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
 import duckdb
 import polars as pl
 
+from nudge.core.clock import clock_time, clock_window_state, user_zone
 from nudge.core.dsl.spec import Content, FrequencyCap, QuietHours
 from senders.ledger import retryable
 
@@ -115,28 +115,15 @@ def _topic_defaults(content: Content) -> pl.DataFrame:
     )
 
 
-def _minutes(hhmm: str) -> int:
-    return time.fromisoformat(hhmm).hour * 60 + time.fromisoformat(hhmm).minute
-
-
-def _zone(name: str | None, default: ZoneInfo) -> ZoneInfo:
-    if not name:
-        return default
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return default
-
-
 def in_quiet_hours(quiet: QuietHours, as_of: datetime, timezone: str | None) -> bool:
-    """Whether ``as_of`` (naive UTC) falls in the quiet window in ``timezone`` (else the default)."""
-    local = as_of.replace(tzinfo=ZoneInfo("UTC")).astimezone(
-        _zone(timezone, ZoneInfo(quiet.default_timezone))
-    )
-    now, start, end = local.hour * 60 + local.minute, _minutes(quiet.start), _minutes(quiet.end)
-    if start <= end:
-        return start <= now < end
-    return now >= start or now < end  # wraps midnight, e.g. 21:00 -> 08:00
+    """Whether ``as_of`` (naive UTC) falls in the quiet window in ``timezone`` (else the default).
+
+    ``to`` before ``from`` wraps midnight; equal times mean no quiet hours."""
+    if quiet.start == quiet.end:
+        return False
+    start, end = clock_time(quiet.start, "quiet_hours"), clock_time(quiet.end, "quiet_hours")
+    zone = user_zone(timezone, quiet.default_timezone)
+    return clock_window_state(start, end, zone, as_of)[0]
 
 
 def _quiet_table(

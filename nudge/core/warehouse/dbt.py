@@ -33,10 +33,11 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nudge.core.clock import to_utc_naive
 from nudge.core.segments.dbt_models import trait_timestamp_macro
 from nudge.core.workspace import DBT_SOURCE_DIR, Workspace
 
@@ -306,9 +307,7 @@ def _reset_compiled_state(manifest: Any) -> None:
 
 
 def _format_as_of(as_of: datetime) -> str:
-    if as_of.tzinfo is not None:
-        as_of = as_of.astimezone(UTC).replace(tzinfo=None)
-    return as_of.isoformat()
+    return to_utc_naive(as_of).isoformat()
 
 
 class DbtWorkspaceProject:
