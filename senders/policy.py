@@ -13,7 +13,7 @@ dropped            user deleted    the user is not in ``marts.dim_users`` (delet
 dropped            suppressed ...  the address hard-bounced, complained or does not exist
                                    (``nudge.suppressed_addresses``, ``senders.feedback``);
                                    transactional messages too
-skipped            unsubscribed    not transactional and the global ``unsubscribed`` trait
+skipped            unsubscribed    not transactional, globally opted out (``nudge.core.opt_out``)
 skipped            topic unsub...  not transactional, topic preference off (or default off)
 undeliverable      no address      no email / phone / device / URL for the channel
 held               quiet hours     not transactional, not in_app, inside quiet hours: the
@@ -37,10 +37,10 @@ import polars as pl
 
 from nudge.core.clock import clock_time, clock_window_state, user_zone
 from nudge.core.dsl.spec import Content, FrequencyCap, QuietHours
+from nudge.core.opt_out import topic_off_sql, unsubscribed_sql
 from senders.ledger import retryable
 
 DECISION_STATUSES = ("send", "held", "skipped", "dropped", "undeliverable")
-TOPIC_PREFERENCES_PATH = "$.cio_subscription_preferences.topics."
 DEFAULT_TIMEZONE_ATTRIBUTE = "timezone"
 
 
@@ -87,6 +87,8 @@ def _devices_sql(con: duckdb.DuckDBPyConnection) -> str:
         group by user_id"""
 
 
+_UNSUBSCRIBED = unsubscribed_sql("u.traits")
+_TOPIC_OFF = topic_off_sql("u.traits", "p.topic", "td.default_subscribed")
 _ADDRESS = """case p.channel
         when 'email' then nullif(trim(cast(u.email as varchar)), '')
         when 'sms' then nullif(trim(cast(u.phone as varchar)), '')
@@ -200,7 +202,7 @@ def evaluate_policies(
     if channels is not None:
         pending_params["channels"] = list(channels)
     quiet = _quiet_table(con, policies.quiet_hours, as_of, (pending_sql, pending_params), tz_path)
-    params = {**pending_params, "tz_path": tz_path, "topic_path": TOPIC_PREFERENCES_PATH}
+    params = {**pending_params, "tz_path": tz_path}
     caps = [_cap_sql(i, cap) for i, cap in enumerate(policies.frequency_caps)]
     for i, cap in enumerate(policies.frequency_caps):
         if cap.channel != "any":
@@ -227,12 +229,9 @@ def evaluate_policies(
                    when sa.suppressed_reason is not null
                         then struct_pack(status := 'dropped',
                                          reason := 'suppressed address: ' || sa.suppressed_reason)
-                   when not p.transactional
-                        and lower(cast(u.unsubscribed as varchar)) in ('true', '1')
+                   when not p.transactional and {_UNSUBSCRIBED}
                         then struct_pack(status := 'skipped', reason := 'unsubscribed')
-                   when not p.transactional and p.topic is not null and not coalesce(
-                        try_cast(json_extract_string(u.traits, $topic_path || p.topic) as boolean),
-                        td.default_subscribed, true)
+                   when not p.transactional and {_TOPIC_OFF}
                         then struct_pack(status := 'skipped', reason := 'topic unsubscribed: ' || p.topic)
                    when address is null then struct_pack(status := 'undeliverable', reason := 'no address')
                    when not p.transactional and p.channel <> 'in_app' and coalesce(q.quiet, false)

@@ -139,7 +139,11 @@ def test_opt_out_check_sees_sends_to_unsubscribed_or_topic_off(home: Path) -> No
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
         (run_id,) = con.execute("select distinct run_id from nudge.delivery_ledger").fetchone()
         assert sends_to_opted_out(con, content, run_id) == []
-        con.execute("update marts.dim_users set unsubscribed = true where user_id = 'ada'")
+        con.execute(
+            """update marts.dim_users set unsubscribed = true,
+                   traits = json_merge_patch(traits, '{"unsubscribed": true}')
+               where user_id = 'ada'"""
+        )
         con.execute(
             """update marts.dim_users set traits = json_merge_patch(traits,
                    '{"cio_subscription_preferences": {"topics": {"product_updates": false}}}')

@@ -73,7 +73,7 @@ select
     traits ->> '$.country' as country,
     created_at,
     traits ->> '$.phone' as phone,
-    coalesce(try_cast(traits ->> '$.unsubscribed' as boolean), false) as unsubscribed,
+    {{ trait_is_yes("traits -> '$.unsubscribed'") }} as unsubscribed,
     first_seen_at,
     last_seen_at
 from users

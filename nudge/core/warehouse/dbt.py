@@ -38,12 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from nudge.core.clock import to_utc_naive
+from nudge.core.opt_out import trait_is_yes_macro
 from nudge.core.segments.dbt_models import trait_timestamp_macro
 from nudge.core.workspace import DBT_SOURCE_DIR, Workspace
 
 GENERATED_SEGMENTS_DIR = Path("models/segments/generated")
 MEMBERSHIPS_MODEL = Path("models/marts/fct_segment_memberships.sql")
 TRAIT_TIMESTAMP_MACRO = Path("macros/generated/trait_timestamp.sql")
+TRAIT_IS_YES_MACRO = Path("macros/generated/trait_is_yes.sql")
 # Folders dbt writes into; neither copied from the repo nor part of the content hash.
 _OUTPUT_DIRS = frozenset({"target", "logs", "dbt_packages"})
 _SEGMENT_NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -129,6 +131,7 @@ def _source_files(source_dir: Path) -> dict[str, bytes]:
         if not name.startswith(GENERATED_SEGMENTS_DIR.as_posix() + "/")
     }
     files[TRAIT_TIMESTAMP_MACRO.as_posix()] = trait_timestamp_macro().encode()
+    files[TRAIT_IS_YES_MACRO.as_posix()] = trait_is_yes_macro().encode()
     return files
 
 
@@ -222,12 +225,13 @@ def _memberships_model(segment_models: list[str]) -> bytes:
 
 def committed_generated_files(source_dir: Path | None = None) -> dict[str, bytes]:
     """The generated files of the source project on its own (no YAML segments), by relative
-    path: the trait_timestamp macro and the membership union over the project's own segment
+    path: the trait_timestamp and trait_is_yes macros and the membership union over the project's own segment
     models. The repo's dbt_project/ commits them so that dbt runs there without nudge; the
     generators stay the source (a test checks the copies are current)."""
     source_dir = source_dir or dbt_source_dir()
     return {
         TRAIT_TIMESTAMP_MACRO.as_posix(): trait_timestamp_macro().encode(),
+        TRAIT_IS_YES_MACRO.as_posix(): trait_is_yes_macro().encode(),
         MEMBERSHIPS_MODEL.as_posix(): _memberships_model(sorted(sql_segment_models(source_dir))),
     }
 
