@@ -12,6 +12,7 @@ import pytest
 
 from nudge.core.dsl.spec import Content, Topic
 from nudge.core.landing.writer import land_messages
+from orchestration.asset_keys import LEDGER, journey_key
 from orchestration.run_context import as_of_tag
 
 pytestmark = pytest.mark.slow
@@ -119,9 +120,7 @@ def test_checks_pass_on_a_run_and_fail_on_corrupted_tables(home: Path) -> None:
                    current_step) select 'second', journey, user_id, started_at, 'active', 'pause'
                from nudge.journey_entries where user_id = 'bob'"""
         )
-    checks_only = dg.AssetSelection.checks_for_assets(
-        dg.AssetKey(["delivery", "ledger"]), dg.AssetKey(["journeys", "onboarding"])
-    )
+    checks_only = dg.AssetSelection.checks_for_assets(LEDGER, journey_key("onboarding"))
     failed = outcomes(materialize(checks_only))
     assert failed == {
         ("delivery/ledger", "one_send_per_entry_step"): False,

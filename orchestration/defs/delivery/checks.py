@@ -13,9 +13,9 @@ import duckdb
 from nudge.core.dsl.spec import Content
 from nudge.core.opt_out import topic_off_sql, unsubscribed_sql
 from nudge.core.warehouse.connection import connect
+from orchestration.asset_keys import LEDGER
 from orchestration.location import load_location
 
-LEDGER = dg.AssetKey(["delivery", "ledger"])
 SAMPLE = 5
 
 

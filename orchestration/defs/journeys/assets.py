@@ -9,6 +9,7 @@ from dataclasses import replace
 import dagster as dg
 
 from nudge.core.dsl.spec import Journey
+from orchestration.asset_keys import JOURNEY_STATE, journey_key, model_key, segment_key
 from orchestration.defs.journeys.checks import journey_entries_check
 from orchestration.defs.journeys.lineage import journey_segments
 from orchestration.location import count_rows, load_location
@@ -16,23 +17,16 @@ from orchestration.run_context import DUCKDB_POOL, as_of_for
 from orchestration.stages import plan_journeys
 
 JOURNEY_INPUTS = [
-    dg.AssetKey(["marts", "dim_users"]),
-    dg.AssetKey(["marts", "dim_user_traits"]),
-    dg.AssetKey(["marts", "fct_events"]),
-    dg.AssetKey(["marts", "fct_segment_membership_history"]),
+    model_key("marts", model)
+    for model in ("dim_users", "dim_user_traits", "fct_events", "fct_segment_membership_history")
 ]
-JOURNEY_STATE = dg.AssetKey(["journeys", "state"])
-
-
-def journey_key(journey: Journey) -> dg.AssetKey:
-    return dg.AssetKey(["journeys", journey.name])
 
 
 def journey_asset(journey: Journey) -> dg.AssetsDefinition:
-    segment_keys = [dg.AssetKey(["segments", s]) for s in sorted(journey_segments(journey))]
+    segment_keys = [segment_key(s) for s in sorted(journey_segments(journey))]
 
     @dg.asset(
-        key=journey_key(journey),
+        key=journey_key(journey.name),
         deps=[*JOURNEY_INPUTS, *segment_keys],
         group_name=f"journey_{journey.name}",
         kinds={"duckdb"},
@@ -53,7 +47,7 @@ def journey_asset(journey: Journey) -> dg.AssetsDefinition:
 def journey_state_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
     @dg.asset(
         key=JOURNEY_STATE,
-        deps=[journey_key(j) for j in journeys],
+        deps=[journey_key(j.name) for j in journeys],
         group_name="journeys",
         kinds={"duckdb"},
         pool=DUCKDB_POOL,
@@ -74,5 +68,5 @@ def journey_definitions() -> dg.Definitions:
     journeys = list(load_location().content.journeys)
     return dg.Definitions(
         assets=[*(journey_asset(j) for j in journeys), journey_state_asset(journeys)],
-        asset_checks=[journey_entries_check(j, journey_key(j)) for j in journeys],
+        asset_checks=[journey_entries_check(j, journey_key(j.name)) for j in journeys],
     )

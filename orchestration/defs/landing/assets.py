@@ -2,13 +2,10 @@
 
 import dagster as dg
 
+from orchestration.asset_keys import LANDING_EVENTS, RAW_EVENTS
 from orchestration.location import load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
 from orchestration.stages import load_landing, start_run
-
-COLLECTOR = dg.AssetKey(["collector"])
-LANDING_EVENTS = dg.AssetKey(["landing", "events"])
-RAW_EVENTS = dg.AssetKey(["raw", "events"])
 
 # External: `nudge serve` (and `nudge ingest`) run outside Dagster; the graph only shows where
 # the landed files come from.
