@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from orchestration.asset_keys import LANDING_EVENTS, RAW_EVENTS
+from orchestration.asset_keys import COLLECTOR, LANDING_EVENTS, RAW_EVENTS
 from orchestration.location import load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
 from orchestration.stages import load_landing, start_run
