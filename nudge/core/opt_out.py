@@ -22,7 +22,7 @@ non-transactional message through.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlglot import exp
@@ -111,7 +111,7 @@ def topic_on_sql(preference: JsonValue, default_subscribed: exp.Expression) -> e
 
 def flag_sql_text(value: str, wanted: bool, dialect: str = "duckdb") -> str:
     """``flag_sql`` for the JSON value ``value`` (SQL text), rendered in ``dialect``."""
-    return _rendered(lambda json: flag_sql(json(value), wanted), dialect)
+    return _rendered(lambda text: flag_sql(_json(text(value), dialect), wanted), dialect)
 
 
 def unsubscribed_sql(traits: str) -> str:
@@ -124,22 +124,27 @@ def topic_off_sql(traits: str, topic: str, default_subscribed: str) -> str:
     the JSON ``traits``; ``default_subscribed`` is the topic's default (NULL: subscribed)."""
     preference = f"json_extract({traits}, '{TOPIC_PREFERENCE_PATH}' || {topic})"
     on = _rendered(
-        lambda json: topic_on_sql(json(preference), json(default_subscribed).document), "duckdb"
+        lambda text: topic_on_sql(_json(text(preference), "duckdb"), text(default_subscribed)),
+        "duckdb",
     )
     return f"({topic} is not null and not ({on}))"
 
 
-def _rendered(build: Any, dialect: str) -> str:
-    """Build an expression on placeholder columns standing for SQL texts, render it, and put the
-    texts in (sqlglot never parses them, so they may be any SQL or Jinja)."""
+def _json(document: exp.Expression, dialect: str) -> JsonValue:
+    return JsonValue(document, (), "trait", json_dialect(dialect))
+
+
+def _rendered(build: Callable[[Callable[[str], exp.Column]], exp.Expression], dialect: str) -> str:
+    """``build`` an expression on placeholder columns standing for SQL texts, render it, and put
+    the texts in (sqlglot never parses them, so they may be any SQL or Jinja)."""
     texts: dict[str, str] = {}
 
-    def json(text: str) -> JsonValue:
-        name = f"nudge_opt_out_{len(texts)}"
+    def placeholder(text: str) -> exp.Column:
+        name = f"nudge_opt_out_{len(texts)}_text"
         texts[name] = text
-        return JsonValue(exp.column(name), (), "trait", json_dialect(dialect))
+        return exp.column(name)
 
-    sql = build(json).sql(dialect)
+    sql = build(placeholder).sql(dialect)
     for name, text in texts.items():
         sql = sql.replace(name, text)
     return sql
