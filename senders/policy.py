@@ -37,7 +37,7 @@ import polars as pl
 
 from nudge.core.clock import clock_time, clock_window_state, user_zone
 from nudge.core.dsl.spec import Content, FrequencyCap, QuietHours
-from nudge.core.opt_out import topic_off_sql, unsubscribed_sql
+from nudge.core.opt_out import opt_out_values_sql, topic_off_sql, unsubscribed_sql
 from senders.ledger import retryable
 
 DECISION_STATUSES = ("send", "held", "skipped", "dropped", "undeliverable")
@@ -87,8 +87,9 @@ def _devices_sql(con: duckdb.DuckDBPyConnection) -> str:
         group by user_id"""
 
 
-_UNSUBSCRIBED = unsubscribed_sql("u.traits")
-_TOPIC_OFF = topic_off_sql("u.traits", "p.topic", "td.default_subscribed")
+_USERS = f"(select *, {opt_out_values_sql('traits')} from marts.dim_users)"
+_UNSUBSCRIBED = unsubscribed_sql("u")
+_TOPIC_OFF = topic_off_sql("u", "p.topic", "td.default_subscribed")
 _ADDRESS = """case p.channel
         when 'email' then nullif(trim(cast(u.email as varchar)), '')
         when 'sms' then nullif(trim(cast(u.phone as varchar)), '')
@@ -239,7 +240,7 @@ def evaluate_policies(
                    else struct_pack(status := 'send', reason := null::varchar)
                end as decision
         from pending p
-        left join marts.dim_users u on u.user_id = p.user_id
+        left join {_USERS} u on u.user_id = p.user_id
         left join nudge.journey_controls jc on jc.journey = p.journey
         left join _nudge_topic_defaults td on td.topic = p.topic
         left join _nudge_template_addresses ta on ta.template = p.template

@@ -32,8 +32,6 @@ from nudge.core.segments.dialects import DIALECTS, json_dialect
 
 UNSUBSCRIBED_TRAIT = "unsubscribed"
 TOPIC_PREFERENCES = ("cio_subscription_preferences", "topics")
-# The DuckDB JSON path of a topic's preference, completed by the topic name.
-TOPIC_PREFERENCE_PATH = "$." + ".".join(TOPIC_PREFERENCES) + "."
 YES_SPELLINGS = ("true", "t", "yes", "y", "1")
 NO_SPELLINGS = ("false", "f", "no", "n", "0")
 
@@ -81,24 +79,19 @@ def opted_out(
 
 
 def flag_sql(value: JsonValue, wanted: bool) -> exp.Expression:
-    """SQL predicate, never NULL: the JSON ``value`` reads as ``wanted`` (``read_flag``)."""
+    """SQL predicate, never NULL: the JSON ``value`` reads as ``wanted`` (``read_flag``).
+
+    The text of a JSON boolean is ``true`` or ``false`` and that of an array or object starts with
+    a bracket, so comparing the lower-cased text with the spellings needs no type test: only a
+    boolean, a string or a whole number 1 or 0 can match (the last as ``"1"``/``"0"``, which
+    reads the same), and the number test catches other spellings of 1 and 0 (``1.0``)."""
     spellings = YES_SPELLINGS if wanted else NO_SPELLINGS
-    boolean = exp.and_(
-        value.is_type("boolean"),
-        exp.EQ(
-            this=exp.Lower(this=value.text()), expression=exp.Literal.string(str(wanted).lower())
-        ),
+    spelled = exp.In(
+        this=exp.Lower(this=value.text()),
+        expressions=[exp.Literal.string(s) for s in spellings],
     )
     number = exp.EQ(this=value.number(), expression=exp.Literal.number(1 if wanted else 0))
-    string = exp.and_(
-        value.is_type("string"),
-        exp.In(
-            this=exp.Lower(this=value.text()),
-            expressions=[exp.Literal.string(s) for s in spellings],
-        ),
-    )
-    either = exp.or_(exp.paren(boolean), number, exp.paren(string))
-    return exp.Coalesce(this=exp.paren(either), expressions=[exp.false()])
+    return exp.Coalesce(this=exp.paren(exp.or_(spelled, number)), expressions=[exp.false()])
 
 
 def topic_on_sql(preference: JsonValue, default_subscribed: exp.Expression) -> exp.Expression:
@@ -114,15 +107,29 @@ def flag_sql_text(value: str, wanted: bool, dialect: str = "duckdb") -> str:
     return _rendered(lambda text: flag_sql(_json(text(value), dialect), wanted), dialect)
 
 
-def unsubscribed_sql(traits: str) -> str:
-    """DuckDB SQL, never NULL: the JSON ``traits`` (SQL text) hold the global opt-out."""
-    return flag_sql_text(f"json_extract({traits}, '$.{UNSUBSCRIBED_TRAIT}')", True)
+def opt_out_values_sql(traits: str) -> str:
+    """DuckDB select-list items: the two values the rule reads in the JSON ``traits`` (SQL text),
+    extracted once per user (``opt_out_unsubscribed``, ``opt_out_topics``) for
+    ``unsubscribed_sql`` and ``topic_off_sql``; extracting them in every branch of the predicate
+    made the send policy three times slower."""
+    topics = "$." + ".".join(TOPIC_PREFERENCES)
+    return (
+        f"json_extract({traits}, '$.{UNSUBSCRIBED_TRAIT}') as opt_out_unsubscribed, "
+        f"json_extract({traits}, '{topics}') as opt_out_topics"
+    )
 
 
-def topic_off_sql(traits: str, topic: str, default_subscribed: str) -> str:
-    """DuckDB SQL, never NULL: ``topic`` (SQL text, may be NULL: no topic, never off) is off in
-    the JSON ``traits``; ``default_subscribed`` is the topic's default (NULL: subscribed)."""
-    preference = f"json_extract({traits}, '{TOPIC_PREFERENCE_PATH}' || {topic})"
+def unsubscribed_sql(user: str) -> str:
+    """DuckDB SQL, never NULL: the row ``user`` (an alias carrying ``opt_out_values_sql``) holds
+    the global opt-out."""
+    return flag_sql_text(f"{user}.opt_out_unsubscribed", True)
+
+
+def topic_off_sql(user: str, topic: str, default_subscribed: str) -> str:
+    """DuckDB SQL, never NULL: ``topic`` (SQL text, may be NULL: no topic, never off) is off for
+    the row ``user`` (an alias carrying ``opt_out_values_sql``); ``default_subscribed`` is the
+    topic's default (NULL: subscribed)."""
+    preference = f"json_extract({user}.opt_out_topics, '$.' || {topic})"
     on = _rendered(
         lambda text: topic_on_sql(_json(text(preference), "duckdb"), text(default_subscribed)),
         "duckdb",

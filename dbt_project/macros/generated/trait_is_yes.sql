@@ -5,17 +5,17 @@
     {{- return(adapter.dispatch('trait_is_yes')(value)) -}}
 {%- endmacro %}
 {% macro duckdb__trait_is_yes(value) -%}
-COALESCE(((JSON_TYPE({{ value }}, '$') = 'BOOLEAN' AND LOWER({{ value }} ->> '$') = 'true') OR CASE WHEN JSON_TYPE({{ value }}, '$') IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN CAST({{ value }} ->> '$' AS DOUBLE) END = 1 OR (JSON_TYPE({{ value }}, '$') = 'VARCHAR' AND LOWER({{ value }} ->> '$') IN ('true', 't', 'yes', 'y', '1'))), FALSE)
+COALESCE((LOWER({{ value }} ->> '$') IN ('true', 't', 'yes', 'y', '1') OR CASE WHEN JSON_TYPE({{ value }}, '$') IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN CAST({{ value }} ->> '$' AS DOUBLE) END = 1), FALSE)
 {%- endmacro %}
 {% macro postgres__trait_is_yes(value) -%}
-COALESCE(((JSONB_TYPEOF({{ value }}) = 'boolean' AND LOWER({{ value }} #>> '{}') = 'true') OR CASE WHEN JSONB_TYPEOF({{ value }}) = 'number' THEN CAST({{ value }} #>> '{}' AS DOUBLE PRECISION) END = 1 OR (JSONB_TYPEOF({{ value }}) = 'string' AND LOWER({{ value }} #>> '{}') IN ('true', 't', 'yes', 'y', '1'))), FALSE)
+COALESCE((LOWER({{ value }} #>> '{}') IN ('true', 't', 'yes', 'y', '1') OR CASE WHEN JSONB_TYPEOF({{ value }}) = 'number' THEN CAST({{ value }} #>> '{}' AS DOUBLE PRECISION) END = 1), FALSE)
 {%- endmacro %}
 {% macro snowflake__trait_is_yes(value) -%}
-COALESCE(((TYPEOF({{ value }}) = 'BOOLEAN' AND LOWER(CAST({{ value }} AS VARCHAR)) = 'true') OR CASE WHEN TYPEOF({{ value }}) IN ('INTEGER', 'DECIMAL', 'DOUBLE') THEN CAST(CAST({{ value }} AS VARCHAR) AS DOUBLE) END = 1 OR (TYPEOF({{ value }}) = 'VARCHAR' AND LOWER(CAST({{ value }} AS VARCHAR)) IN ('true', 't', 'yes', 'y', '1'))), FALSE)
+COALESCE((LOWER(CAST({{ value }} AS VARCHAR)) IN ('true', 't', 'yes', 'y', '1') OR CASE WHEN TYPEOF({{ value }}) IN ('INTEGER', 'DECIMAL', 'DOUBLE') THEN CAST(CAST({{ value }} AS VARCHAR) AS DOUBLE) END = 1), FALSE)
 {%- endmacro %}
 {% macro bigquery__trait_is_yes(value) -%}
-COALESCE(((JSON_TYPE({{ value }}) = 'boolean' AND LOWER(JSON_VALUE({{ value }})) = 'true') OR CASE WHEN JSON_TYPE({{ value }}) = 'number' THEN CAST(JSON_VALUE({{ value }}) AS FLOAT64) END = 1 OR (JSON_TYPE({{ value }}) = 'string' AND LOWER(JSON_VALUE({{ value }})) IN ('true', 't', 'yes', 'y', '1'))), FALSE)
+COALESCE((LOWER(JSON_VALUE({{ value }})) IN ('true', 't', 'yes', 'y', '1') OR CASE WHEN JSON_TYPE({{ value }}) = 'number' THEN CAST(JSON_VALUE({{ value }}) AS FLOAT64) END = 1), FALSE)
 {%- endmacro %}
 {% macro databricks__trait_is_yes(value) -%}
-COALESCE(((SCHEMA_OF_VARIANT({{ value }}) = 'BOOLEAN' AND LOWER(TRY_VARIANT_GET({{ value }}, '$', 'string')) = 'true') OR CASE WHEN SCHEMA_OF_VARIANT({{ value }}) IN ('TINYINT', 'SMALLINT', 'INT', 'BIGINT', 'FLOAT', 'DOUBLE') OR SCHEMA_OF_VARIANT({{ value }}) LIKE 'DECIMAL%' THEN CAST(TRY_VARIANT_GET({{ value }}, '$', 'string') AS DOUBLE) END = 1 OR (SCHEMA_OF_VARIANT({{ value }}) = 'STRING' AND LOWER(TRY_VARIANT_GET({{ value }}, '$', 'string')) IN ('true', 't', 'yes', 'y', '1'))), FALSE)
+COALESCE((LOWER(TRY_VARIANT_GET({{ value }}, '$', 'string')) IN ('true', 't', 'yes', 'y', '1') OR CASE WHEN SCHEMA_OF_VARIANT({{ value }}) IN ('TINYINT', 'SMALLINT', 'INT', 'BIGINT', 'FLOAT', 'DOUBLE') OR SCHEMA_OF_VARIANT({{ value }}) LIKE 'DECIMAL%' THEN CAST(TRY_VARIANT_GET({{ value }}, '$', 'string') AS DOUBLE) END = 1), FALSE)
 {%- endmacro %}

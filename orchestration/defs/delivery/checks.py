@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 
 from nudge.core.dsl.spec import Content
-from nudge.core.opt_out import topic_off_sql, unsubscribed_sql
+from nudge.core.opt_out import opt_out_values_sql, topic_off_sql, unsubscribed_sql
 from nudge.core.warehouse.connection import connect
 from orchestration.asset_keys import LEDGER
 from orchestration.location import load_location
@@ -46,7 +46,7 @@ def sends_to_opted_out(
     defaults = [(t.name, t.default_subscribed) for t in content.topics] or [("", True)]
     values = ", ".join("(?, ?)" for _ in defaults)
     params = [v for pair in defaults for v in pair]
-    unsubscribed = unsubscribed_sql("u.traits")
+    unsubscribed = unsubscribed_sql("u")
     return con.execute(
         f"""with topic_defaults(topic, default_subscribed) as (values {values})
             select l.user_id, l.journey, l.step,
@@ -54,10 +54,11 @@ def sends_to_opted_out(
                         else 'topic off: ' || o.topic end as why
             from nudge.delivery_ledger l
             join nudge.outbox o using (idempotency_key)
-            join marts.dim_users u on u.user_id = l.user_id
+            join (select *, {opt_out_values_sql("traits")} from marts.dim_users) u
+              on u.user_id = l.user_id
             left join topic_defaults d on d.topic = o.topic
             where l.status = 'sent' and l.run_id = ? and not o.transactional
-              and ({unsubscribed} or {topic_off_sql("u.traits", "o.topic", "d.default_subscribed")})
+              and ({unsubscribed} or {topic_off_sql("u", "o.topic", "d.default_subscribed")})
             order by all""",
         [*params, run_id],
     ).fetchall()
