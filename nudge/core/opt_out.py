@@ -7,7 +7,8 @@ A user has opted out of a message that is not transactional when either
   (trait ``cio_subscription_preferences.topics.<topic>``) reads as no, or reads as neither and the
   topic's default is ``unsubscribed``.
 
-A transactional message ignores both. A trait reads as yes or no by ``read_flag``: the JSON
+A transactional message ignores both; so does the channel (there are no per-channel
+opt-outs: the global flag covers every channel, in_app and webhooks included). A trait reads as yes or no by ``read_flag``: the JSON
 booleans, the numbers 1 and 0, and the strings in ``YES_SPELLINGS`` / ``NO_SPELLINGS`` in any
 letter case (no surrounding spaces); anything else, or a missing trait, reads as neither.
 
@@ -15,7 +16,7 @@ The rule is written once as Python (``read_flag``, ``opted_out``) and once as a 
 built with sqlglot on the segment compiler's JSON primitives (``flag_sql``), so it renders in
 every warehouse dialect. Users of the SQL: the segment compiler (``subscription`` conditions),
 the send policy (``senders.policy``), the delivery check (``orchestration.defs.delivery.checks``)
-and ``marts.dim_users.unsubscribed`` (through the generated ``trait_flag`` dbt macro). A
+and ``marts.dim_users.unsubscribed`` (through the generated ``trait_is_yes`` dbt macro). A
 property-based test checks the Python and SQL sides agree and that no preference state lets a
 non-transactional message through.
 """
