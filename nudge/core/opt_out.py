@@ -7,10 +7,10 @@ A user has opted out of a message that is not transactional when either
   (trait ``cio_subscription_preferences.topics.<topic>``) reads as no, or reads as neither and the
   topic's default is ``unsubscribed``.
 
-A transactional message ignores both; so does the channel (there are no per-channel
-opt-outs: the global flag covers every channel, in_app and webhooks included). A trait reads as yes or no by ``read_flag``: the JSON
-booleans, the numbers 1 and 0, and the strings in ``YES_SPELLINGS`` / ``NO_SPELLINGS`` in any
-letter case (no surrounding spaces); anything else, or a missing trait, reads as neither.
+A transactional message ignores both. The channel plays no part: there are no per-channel
+opt-outs, and the global flag covers every channel. A trait reads as yes or no by ``read_flag``:
+the JSON booleans, the numbers 1 and 0, and the strings in ``YES_SPELLINGS`` / ``NO_SPELLINGS``
+in any letter case (no surrounding spaces); anything else, or a missing trait, reads as neither.
 
 The rule is written once as Python (``read_flag``, ``opted_out``) and once as a SQL predicate
 built with sqlglot on the segment compiler's JSON primitives (``flag_sql``), so it renders in
