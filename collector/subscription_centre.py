@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from starlette.templating import Jinja2Templates
 
 from nudge.core import opt_out
 from nudge.core.checked_content import load_workspace_content
+from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import Topic
 from nudge.core.landing.writer import land_messages
 from nudge.core.reports import user_traits
@@ -78,7 +79,7 @@ class SubscriptionCentre:
 
     def __init__(self, workspace: Workspace, now: Callable[[], datetime] | None = None) -> None:
         self.workspace = workspace
-        self.now = now or (lambda: datetime.now(UTC).replace(tzinfo=None))
+        self.now = now or utc_now
 
     def routes(self) -> list[Route]:
         return [
