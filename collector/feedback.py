@@ -40,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
+from nudge.core.clock import to_utc_naive, utc_now
 from nudge.core.landing.writer import land_messages
 from nudge.core.workspace import Workspace
 
@@ -108,7 +109,7 @@ class Feedback:
 
 def _epoch(value: Any) -> datetime | None:
     try:
-        return datetime.fromtimestamp(int(value), UTC).replace(tzinfo=None)
+        return to_utc_naive(datetime.fromtimestamp(int(value), UTC))
     except (TypeError, ValueError, OverflowError, OSError):
         return None
 
@@ -120,7 +121,7 @@ def _iso(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return to_utc_naive(moment)
 
 
 def _ids(fields: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -278,7 +279,7 @@ class FeedbackReceiver:
 
     def __init__(self, workspace: Workspace, now: Callable[[], datetime] | None = None) -> None:
         self.workspace = workspace
-        self.now = now or (lambda: datetime.now(UTC).replace(tzinfo=None))
+        self.now = now or utc_now
 
     def routes(self) -> list[Route]:
         return [

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from nudge.core import opt_out
 from nudge.core.checked_content import load_workspace_content
+from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import Topic
 from nudge.core.landing.writer import land_messages
 from nudge.core.reports import user_traits
@@ -39,7 +41,7 @@ from nudge.core.workspace import Workspace
 from senders.unsubscribe import InvalidToken, verify_token
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-PREFERENCES_TRAIT = "cio_subscription_preferences"
+PREFERENCES_TRAIT = opt_out.TOPIC_PREFERENCES[0]
 
 
 @dataclass(frozen=True)
@@ -50,17 +52,13 @@ class TopicChoice:
 
 
 def topic_choices(topics: Iterable[Topic], traits: Mapping[str, Any]) -> list[TopicChoice]:
-    """Each declared topic with the person's choice: their preference, else the topic's default."""
-    preferences = traits.get(PREFERENCES_TRAIT)
-    chosen = preferences.get("topics") if isinstance(preferences, Mapping) else None
-    chosen = chosen if isinstance(chosen, Mapping) else {}
+    """Each declared topic with the person's choice: their preference, else the topic's default
+    (read by the opt-out rule the senders apply, ``nudge.core.opt_out``)."""
     return [
         TopicChoice(
             topic.name,
             topic.description,
-            chosen[topic.name]
-            if isinstance(chosen.get(topic.name), bool)
-            else topic.default_subscribed,
+            not opt_out.topic_off(traits, topic.name, topic.default_subscribed),
         )
         for topic in topics
     ]
@@ -81,7 +79,7 @@ class SubscriptionCentre:
 
     def __init__(self, workspace: Workspace, now: Callable[[], datetime] | None = None) -> None:
         self.workspace = workspace
-        self.now = now or (lambda: datetime.now(UTC).replace(tzinfo=None))
+        self.now = now or utc_now
 
     def routes(self) -> list[Route]:
         return [
@@ -153,7 +151,7 @@ class SubscriptionCentre:
             "preferences.html",
             token=token,
             topics=topic_choices(self.topics, traits),
-            unsubscribed=traits.get("unsubscribed") is True,
+            unsubscribed=opt_out.unsubscribed(traits),
             saved=False,
         )
 

@@ -7,9 +7,8 @@ parsed from ``marts.dim_user_traits`` (the segment compiler's rule).
 
 from __future__ import annotations
 
-import re
-
-_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+from nudge.core.clock import clock_seconds
+from nudge.core.clock import zone_or_default_sql as zone_sql
 
 
 def sql_string(text: str) -> str:
@@ -22,25 +21,11 @@ def json_path(name: str) -> str:
     return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def clock_seconds(clock: str, where: str) -> int:
-    """Seconds after midnight of an ``HH:MM`` clock time; ``where`` names it in the error."""
-    match = _CLOCK.match(clock)
-    if match is None:
-        raise ValueError(f"{where}: {clock!r} is not a clock time; expected HH:MM, e.g. 09:00")
-    return int(match[1]) * 3600 + int(match[2]) * 60
-
-
 def user_zone_sql(traits: str, attribute: str | None, default: str) -> str:
     """SQL for the user's IANA zone from trait ``attribute``; ``default`` when missing or unknown."""
     if attribute is None:
         return sql_string(default)
     return zone_sql(f"({traits} ->> {sql_string(json_path(attribute))})", default)
-
-
-def zone_sql(name: str, default: str) -> str:
-    """SQL for the IANA zone named by the text expression ``name``; ``default`` when unknown."""
-    return f"""coalesce(
-        (select name from pg_timezone_names() where name = {name}), {sql_string(default)})"""
 
 
 def at_local_clock_sql(instant: str, clock: str, zone: str, where: str) -> str:

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from nudge.core.clock import to_utc_naive
+
 AS_OF_TAG = "nudge/as_of"
 DUCKDB_POOL = "duckdb"
 
@@ -18,9 +20,7 @@ def as_of_for(context: dg.AssetExecutionContext) -> datetime:
     else:
         record = context.instance.get_run_record_by_id(context.run.run_id)
         moment = record.create_timestamp if record else datetime.now(UTC)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+    return to_utc_naive(moment)
 
 
 def as_of_tag(moment: datetime) -> dict[str, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ import duckdb
 
 from journeys.engine import JourneyRunSummary, run_journeys
 from nudge.core.checked_content import load_workspace_content, sql_segment_names
+from nudge.core.clock import to_utc_naive as to_naive_utc
+from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import Content
 from nudge.core.landing.loader import LoadResult, load_new_files
 from nudge.core.segments.dbt_models import generated_segment_models
@@ -72,17 +74,6 @@ STAGE_TAG = "nudge/stage"
 
 # ``around(stage, call)`` runs ``call`` (the stage) and returns its result: a place to time it.
 StageWrapper = Callable[[Stage, Callable[[], Any]], Any]
-
-
-def utc_now() -> datetime:
-    """Now as the naive UTC datetime every stage works with, to the microsecond."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def to_naive_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def new_run_id(as_of: datetime, salt: str = "") -> str:

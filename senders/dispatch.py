@@ -32,12 +32,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
 import polars as pl
 
+from nudge.core.clock import to_utc_naive as _utc_naive
+from nudge.core.clock import utc_now as _now
 from nudge.core.dsl.spec import Content
 from senders import ledger
 from senders.breaker import CircuitBreaker
@@ -100,14 +102,6 @@ class DispatchSummary:
         for (channel, status), n in sorted(self.counts.items()):
             out.setdefault(channel, {})[status] = n
         return out
-
-
-def _utc_naive(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _count(summary: DispatchSummary, frame: pl.DataFrame) -> None:

@@ -19,13 +19,13 @@ A failure is classified by where it happened, as for SMTP (docs/delivery.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
+from nudge.core.clock import utc_now
 from senders.providers import SendOutcome
 from senders.rate_limit import TokenBucket
 from senders.retry import parse_retry_after
@@ -128,7 +128,7 @@ def status_outcome(
         return SendOutcome.sent(message_id)
     reason = f"{label}: HTTP {response.status_code}: {response.text[:300].strip()}"
     if response.status_code in TRANSIENT_STATUSES:
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = utc_now()
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now=now)
         return SendOutcome.failed(reason, permanent=False, retry_after=retry_after)
     return SendOutcome.failed(reason, permanent=True)

@@ -33,62 +33,21 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from nudge.core.warehouse.schema import DELIVERY_LEDGER_COLUMNS
 from senders.handover_journal import HandoverJournal
 from senders.providers import OUTCOME_UNKNOWN, RenderedMessage, SendOutcome
 from senders.retry import MAX_ATTEMPTS, backoff_delay
 
 IN_FLIGHT_REASON = f"{OUTCOME_UNKNOWN}: in flight when the run stopped, not resent"
 
-LEDGER_COLUMNS = (
-    "idempotency_key",
-    "delivery_id",
-    "run_id",
-    "as_of",
-    "user_id",
-    "journey",
-    "step",
-    "channel",
-    "template",
-    "topic",
-    "provider",
-    "address",
-    "status",
-    "reason",
-    "provider_message_id",
-    "queued_at",
-    "attempted_at",
-    "completed_at",
-    "permanent",
-    "attempts",
-    "next_attempt_at",
-    "journey_version",
-    "details",
-)
-LEDGER_SCHEMA = {
-    "idempotency_key": pl.String,
-    "delivery_id": pl.String,
-    "run_id": pl.String,
-    "as_of": pl.Datetime("us"),
-    "user_id": pl.String,
-    "journey": pl.String,
-    "step": pl.String,
-    "channel": pl.String,
-    "template": pl.String,
-    "topic": pl.String,
-    "provider": pl.String,
-    "address": pl.String,
-    "status": pl.String,
-    "reason": pl.String,
-    "provider_message_id": pl.String,
-    "queued_at": pl.Datetime("us"),
-    "attempted_at": pl.Datetime("us"),
-    "completed_at": pl.Datetime("us"),
-    "permanent": pl.Boolean,
-    "attempts": pl.Int32,
-    "next_attempt_at": pl.Datetime("us"),
-    "journey_version": pl.String,
-    "details": pl.String,
+_POLARS_TYPES = {
+    "varchar": pl.String,
+    "timestamp": pl.Datetime("us"),
+    "boolean": pl.Boolean,
+    "integer": pl.Int32,
 }
+LEDGER_COLUMNS = tuple(name for name, _, _ in DELIVERY_LEDGER_COLUMNS)
+LEDGER_SCHEMA = {name: _POLARS_TYPES[kind] for name, kind, _ in DELIVERY_LEDGER_COLUMNS}
 _COLUMN_LIST = ", ".join(LEDGER_COLUMNS)
 # What a retry overwrites; queued_at, delivery_id and the message's identity stay.
 _RETRY_UPDATE = ", ".join(

@@ -13,7 +13,7 @@ dropped            user deleted    the user is not in ``marts.dim_users`` (delet
 dropped            suppressed ...  the address hard-bounced, complained or does not exist
                                    (``nudge.suppressed_addresses``, ``senders.feedback``);
                                    transactional messages too
-skipped            unsubscribed    not transactional and the global ``unsubscribed`` trait
+skipped            unsubscribed    not transactional, globally opted out (``nudge.core.opt_out``)
 skipped            topic unsub...  not transactional, topic preference off (or default off)
 undeliverable      no address      no email / phone / device / URL for the channel
 held               quiet hours     not transactional, not in_app, inside quiet hours: the
@@ -30,17 +30,17 @@ its place in the count of the others, so a dispatch may send fewer than the caps
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
 import duckdb
 import polars as pl
 
+from nudge.core.clock import clock_time, clock_window_state, user_zone
 from nudge.core.dsl.spec import Content, FrequencyCap, QuietHours
+from nudge.core.opt_out import opt_out_values_sql, topic_off_sql, unsubscribed_sql
 from senders.ledger import retryable
 
 DECISION_STATUSES = ("send", "held", "skipped", "dropped", "undeliverable")
-TOPIC_PREFERENCES_PATH = "$.cio_subscription_preferences.topics."
 DEFAULT_TIMEZONE_ATTRIBUTE = "timezone"
 
 
@@ -89,6 +89,9 @@ def _devices_sql(con: duckdb.DuckDBPyConnection) -> str:
         group by user_id"""
 
 
+_USERS = f"(select *, {opt_out_values_sql('traits')} from marts.dim_users)"
+_UNSUBSCRIBED = unsubscribed_sql("u")
+_TOPIC_OFF = topic_off_sql("u", "p.topic", "td.default_subscribed")
 _ADDRESS = """case p.channel
         when 'email' then nullif(trim(cast(u.email as varchar)), '')
         when 'sms' then nullif(trim(cast(u.phone as varchar)), '')
@@ -117,28 +120,15 @@ def _topic_defaults(content: Content) -> pl.DataFrame:
     )
 
 
-def _minutes(hhmm: str) -> int:
-    return time.fromisoformat(hhmm).hour * 60 + time.fromisoformat(hhmm).minute
-
-
-def _zone(name: str | None, default: ZoneInfo) -> ZoneInfo:
-    if not name:
-        return default
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return default
-
-
 def in_quiet_hours(quiet: QuietHours, as_of: datetime, timezone: str | None) -> bool:
-    """Whether ``as_of`` (naive UTC) falls in the quiet window in ``timezone`` (else the default)."""
-    local = as_of.replace(tzinfo=ZoneInfo("UTC")).astimezone(
-        _zone(timezone, ZoneInfo(quiet.default_timezone))
-    )
-    now, start, end = local.hour * 60 + local.minute, _minutes(quiet.start), _minutes(quiet.end)
-    if start <= end:
-        return start <= now < end
-    return now >= start or now < end  # wraps midnight, e.g. 21:00 -> 08:00
+    """Whether ``as_of`` (naive UTC) falls in the quiet window in ``timezone`` (else the default).
+
+    ``to`` before ``from`` wraps midnight; equal times mean no quiet hours."""
+    if quiet.start == quiet.end:
+        return False
+    start, end = clock_time(quiet.start, "quiet_hours"), clock_time(quiet.end, "quiet_hours")
+    zone = user_zone(timezone, quiet.default_timezone)
+    return clock_window_state(start, end, zone, as_of)[0]
 
 
 def _quiet_table(
@@ -215,7 +205,7 @@ def evaluate_policies(
     if channels is not None:
         pending_params["channels"] = list(channels)
     quiet = _quiet_table(con, policies.quiet_hours, as_of, (pending_sql, pending_params), tz_path)
-    params = {**pending_params, "tz_path": tz_path, "topic_path": TOPIC_PREFERENCES_PATH}
+    params = {**pending_params, "tz_path": tz_path}
     caps = [_cap_sql(i, cap) for i, cap in enumerate(policies.frequency_caps)]
     for i, cap in enumerate(policies.frequency_caps):
         if cap.channel != "any":
@@ -242,12 +232,9 @@ def evaluate_policies(
                    when sa.suppressed_reason is not null
                         then struct_pack(status := 'dropped',
                                          reason := 'suppressed address: ' || sa.suppressed_reason)
-                   when not p.transactional
-                        and lower(cast(u.unsubscribed as varchar)) in ('true', '1')
+                   when not p.transactional and {_UNSUBSCRIBED}
                         then struct_pack(status := 'skipped', reason := 'unsubscribed')
-                   when not p.transactional and p.topic is not null and not coalesce(
-                        try_cast(json_extract_string(u.traits, $topic_path || p.topic) as boolean),
-                        td.default_subscribed, true)
+                   when not p.transactional and {_TOPIC_OFF}
                         then struct_pack(status := 'skipped', reason := 'topic unsubscribed: ' || p.topic)
                    when address is null then struct_pack(status := 'undeliverable', reason := 'no address')
                    when not p.transactional and p.channel <> 'in_app' and coalesce(q.quiet, false)
@@ -255,7 +242,7 @@ def evaluate_policies(
                    else struct_pack(status := 'send', reason := null::varchar)
                end as decision
         from pending p
-        left join marts.dim_users u on u.user_id = p.user_id
+        left join {_USERS} u on u.user_id = p.user_id
         left join nudge.journey_controls jc on jc.journey = p.journey
         left join _nudge_topic_defaults td on td.topic = p.topic
         left join _nudge_template_addresses ta on ta.template = p.template

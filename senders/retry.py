@@ -8,8 +8,10 @@ generator, so a run replayed at the same ``as_of`` schedules exactly the same re
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+
+from nudge.core.clock import to_utc_naive
 
 MAX_ATTEMPTS = 5
 BASE_DELAY = timedelta(minutes=5)
@@ -51,6 +53,4 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
         moment = parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return max((moment - now).total_seconds(), 0.0)
+    return max((to_utc_naive(moment) - now).total_seconds(), 0.0)

@@ -12,6 +12,7 @@ import pytest
 
 from nudge.core.dsl.spec import Content, Topic
 from nudge.core.landing.writer import land_messages
+from orchestration.asset_keys import LEDGER, journey_key
 from orchestration.run_context import as_of_tag
 
 pytestmark = pytest.mark.slow
@@ -119,9 +120,7 @@ def test_checks_pass_on_a_run_and_fail_on_corrupted_tables(home: Path) -> None:
                    current_step) select 'second', journey, user_id, started_at, 'active', 'pause'
                from nudge.journey_entries where user_id = 'bob'"""
         )
-    checks_only = dg.AssetSelection.checks_for_assets(
-        dg.AssetKey(["delivery", "ledger"]), dg.AssetKey(["journeys", "onboarding"])
-    )
+    checks_only = dg.AssetSelection.checks_for_assets(LEDGER, journey_key("onboarding"))
     failed = outcomes(materialize(checks_only))
     assert failed == {
         ("delivery/ledger", "one_send_per_entry_step"): False,
@@ -139,7 +138,11 @@ def test_opt_out_check_sees_sends_to_unsubscribed_or_topic_off(home: Path) -> No
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
         (run_id,) = con.execute("select distinct run_id from nudge.delivery_ledger").fetchone()
         assert sends_to_opted_out(con, content, run_id) == []
-        con.execute("update marts.dim_users set unsubscribed = true where user_id = 'ada'")
+        con.execute(
+            """update marts.dim_users set unsubscribed = true,
+                   traits = json_merge_patch(traits, '{"unsubscribed": true}')
+               where user_id = 'ada'"""
+        )
         con.execute(
             """update marts.dim_users set traits = json_merge_patch(traits,
                    '{"cio_subscription_preferences": {"topics": {"product_updates": false}}}')

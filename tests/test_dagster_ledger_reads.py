@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import dagster as dg
 import pytest
+
+from orchestration.asset_keys import LEDGER, model_key, segment_key
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,6 @@ journeys:
     steps:
       - {id: ping, send: {channel: email, template: ping}}
 """
-LEDGER = dg.AssetKey(["delivery", "ledger"])
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_segment_reading_the_ledger_loads_without_a_cycle(ledger_reading_workspa
     graph = defs.resolve_asset_graph()
     defs.resolve_job_def("nudge_pipeline")  # raises on a cycle
 
-    segment = graph.get(dg.AssetKey(["segments", "emailed_this_week"]))
+    segment = graph.get(segment_key("emailed_this_week"))
     assert LEDGER not in segment.parent_keys
-    report = graph.get(dg.AssetKey(["reports", "rpt_messages_by_journey_step"]))
+    report = graph.get(model_key("reports", "rpt_messages_by_journey_step"))
     assert LEDGER in report.parent_keys

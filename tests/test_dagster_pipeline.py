@@ -12,6 +12,16 @@ import pytest
 
 from nudge.core.landing.writer import land_messages
 from nudge.devtools.smtp_sink import SmtpSink
+from orchestration.asset_keys import (
+    COLLECTOR,
+    LANDING_EVENTS,
+    LEDGER,
+    RAW_EVENTS,
+    journey_key,
+    model_key,
+    segment_key,
+    sender_key,
+)
 from orchestration.run_context import as_of_tag
 
 pytestmark = pytest.mark.slow
@@ -154,7 +164,7 @@ def test_asset_graph_connects_landing_to_reports(workspace_env: Path) -> None:
     from orchestration.definitions import build_definitions
 
     graph = build_definitions().resolve_asset_graph()
-    report = dg.AssetKey(["reports", "rpt_messages_by_journey_step"])
+    report = model_key("reports", "rpt_messages_by_journey_step")
     upstream = graph.get(report).parent_keys
     seen: set[dg.AssetKey] = set()
     frontier = set(upstream)
@@ -165,17 +175,17 @@ def test_asset_graph_connects_landing_to_reports(workspace_env: Path) -> None:
         seen.add(key)
         frontier |= set(graph.get(key).parent_keys)
     for key in (
-        ["collector"],
-        ["landing", "events"],
-        ["raw", "events"],
-        ["segments", "new_signups"],
-        ["journeys", "onboarding"],
-        ["delivery", "email"],
-        ["delivery", "ledger"],
+        COLLECTOR,
+        LANDING_EVENTS,
+        RAW_EVENTS,
+        segment_key("new_signups"),
+        journey_key("onboarding"),
+        sender_key("email"),
+        LEDGER,
     ):
-        assert dg.AssetKey(key) in seen, f"{key} is not upstream of the reports"
+        assert key in seen, f"{key.to_user_string()} is not upstream of the reports"
     # The collector is where the graph starts.
-    assert not graph.get(dg.AssetKey(["collector"])).parent_keys
+    assert not graph.get(COLLECTOR).parent_keys
 
 
 def test_sensor_requests_a_run_for_new_landing_files_and_schedule_is_off(

@@ -459,15 +459,21 @@ def test_subscription_defaults_preferences_and_global_unsubscribe(wh: Warehouse)
     wh.user("default")
     wh.user("news_off", cio_subscription_preferences=prefs(news=False))
     wh.user("offers_on", cio_subscription_preferences=prefs(offers=True))
-    wh.user("not_bool", cio_subscription_preferences=prefs(news="false", offers="true"))
+    # Text spellings read as the senders read them (nudge.core.opt_out): "false" is off.
+    wh.user("spelled", cio_subscription_preferences=prefs(news="false", offers="Yes"))
+    wh.user("unreadable", cio_subscription_preferences=prefs(news="nope", offers="on"))
     wh.user("global", unsubscribed=True, cio_subscription_preferences=prefs(news=True, offers=True))
+    wh.user("global_text", unsubscribed="yes")
     wh.user("global_false", unsubscribed=False)
-    everyone = {"default", "news_off", "offers_on", "not_bool", "global", "global_false"}
-    news = {"default", "offers_on", "not_bool", "global_false"}
+    everyone = {
+        "default", "news_off", "offers_on", "spelled", "unreadable", "global", "global_text",
+        "global_false",
+    }  # fmt: skip
+    news = {"default", "offers_on", "unreadable", "global_false"}
     assert wh.members(Subscription("news", True)) == news
     assert wh.members(Subscription("news", False)) == everyone - news
-    assert wh.members(Subscription("offers", True)) == {"offers_on"}
-    assert wh.members(Subscription("offers", False)) == everyone - {"offers_on"}
+    assert wh.members(Subscription("offers", True)) == {"offers_on", "spelled"}
+    assert wh.members(Subscription("offers", False)) == everyone - {"offers_on", "spelled"}
 
 
 def test_subscription_to_an_undeclared_topic_is_refused() -> None:

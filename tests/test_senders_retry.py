@@ -150,7 +150,10 @@ def test_a_long_retry_after_is_left_to_a_later_run(con):
 
 def test_a_retry_decides_policies_again(con):
     dispatch(con, FailingProvider(), T0)
-    con.execute("update marts.dim_users set unsubscribed = true")
+    con.execute(
+        """update marts.dim_users set unsubscribed = true,
+               traits = json_merge_patch(traits, '{"unsubscribed": true}')"""
+    )
     due = ledger_row(con)["next_attempt_at"]
     provider = FailingProvider(succeed_after=0)
     dispatch(con, provider, due)

@@ -33,7 +33,7 @@ def con(sender_warehouse: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnectio
 def user(con, user_id: str, *, email: str | None, unsubscribed: bool = False) -> None:
     con.execute(
         "insert into marts.dim_users values (?, ?, ?, '+15550000', null, ?)",
-        [user_id, json.dumps({"email": email}), email, unsubscribed],
+        [user_id, json.dumps({"email": email, "unsubscribed": unsubscribed}), email, unsubscribed],
     )
 
 

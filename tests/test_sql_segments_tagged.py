@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pytest
 
@@ -27,6 +26,7 @@ from nudge.core.warehouse.schema import ensure_tables
 from nudge.core.workspace import Workspace
 from nudge.devtools.scenarios.model import ScenarioFormatError, load_scenario
 from nudge.devtools.scenarios.runner import run_scenario
+from orchestration.asset_keys import journey_key, model_key, segment_key
 
 SCENARIO = Path(__file__).parent / "scenarios" / "seg_sql_tagged_outside_segments.yaml"
 VIP = "{{ config(tags=['segment']) }}\nselect user_id from {{ ref('dim_users') }} where plan = 'vip'\n"
@@ -242,14 +242,13 @@ def test_dagster_keys_tagged_models_as_segments(
         graph = build_definitions().resolve_asset_graph()
     finally:
         load_location.cache_clear()
-    vip = dg.AssetKey(["segments", "vip_customers"])
-    germans = dg.AssetKey(["segments", "germans"])
+    vip, germans = segment_key("vip_customers"), segment_key("germans")
     assert graph.get(vip).group_name == "segments"
     assert graph.get(germans).group_name == "segments"
-    assert not graph.has(dg.AssetKey(["marts", "vip_customers"]))
-    journey = graph.get(dg.AssetKey(["journeys", "vip_welcome"]))
+    assert not graph.has(model_key("marts", "vip_customers"))
+    journey = graph.get(journey_key("vip_welcome"))
     assert {vip, germans} <= set(journey.parent_keys)
-    memberships = graph.get(dg.AssetKey(["marts", "fct_segment_memberships"]))
+    memberships = graph.get(model_key("marts", "fct_segment_memberships"))
     assert {vip, germans} <= set(memberships.parent_keys)
 
 

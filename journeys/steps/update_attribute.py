@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from journeys.context import JourneyRun
 from journeys.ids import sql_digest
@@ -11,6 +10,7 @@ from journeys.program import Instruction
 from journeys.sqltext import sql_string
 from journeys.steps.at_step import move_all
 from journeys.steps.kind import StepEngine
+from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import UpdateAttribute
 
 
@@ -34,7 +34,7 @@ def advance(run: JourneyRun, ins: Instruction) -> None:
             f"journey:{run.journey.name}",
             # loaded_at is wall-clock like the loader's: incremental staging reads rows loaded
             # since the latest one staged, and as_of may lie in the past (replays, scenarios).
-            datetime.now(UTC).replace(tzinfo=None),
+            utc_now(),
         ],
     )
     move_all(run, ins, ins.next_id, "updated", sql_string(update.name))

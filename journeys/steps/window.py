@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
+from zoneinfo import ZoneInfoNotFoundError
 
 from journeys.context import JourneyRun
 from journeys.program import Instruction
@@ -11,6 +11,7 @@ from journeys.sqltext import user_zone_sql
 from journeys.steps.at_step import move_all, set_wake
 from journeys.steps.kind import StepEngine, StepView
 from journeys.windows import window_state
+from nudge.core.clock import to_utc_aware, user_zone
 from nudge.core.dsl.spec import Window
 
 
@@ -40,24 +41,17 @@ def advance(run: JourneyRun, ins: Instruction) -> None:
     set_wake(run, ins, f"(select opens from _nj_zones where zone = {zone_of})")
 
 
-def _zone(name: object, default: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(str(name)) if name else ZoneInfo(default)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(default)
-
-
 def outlook(view: StepView, ins: Instruction, wake: datetime | None) -> str:
     window = ins.step.action
     assert isinstance(window, Window)
     name = view.traits.get(window.timezone_attribute) if window.timezone_attribute else None
-    zone = _zone(name, window.default_timezone)
+    zone = user_zone(name, window.default_timezone)
     days = ",".join(window.days) if window.days else "every day"
     spec = f"{days} {window.start}-{window.end} {zone.key}"
     text = f"step {ins.id} waits for its window: {spec}"
     if wake is None:
         return f"{text}; open now, moves on at the next run"
-    local = wake.replace(tzinfo=UTC).astimezone(zone)
+    local = to_utc_aware(wake).astimezone(zone)
     return f"{text}; next opening {view.when(wake)} = {local:%Y-%m-%d %H:%M} {zone.key}"
 
 

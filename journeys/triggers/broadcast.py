@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from journeys.context import JourneyRun
 from journeys.triggers.kind import TriggerEngine, TriggerView, never_lost
+from nudge.core.clock import to_utc_naive
 from nudge.core.dsl.spec import Broadcast, InSegment
 
 
 def fill(run: JourneyRun, trigger: Broadcast) -> None:
     """Every member of the segment, once, at the first run with as_of >= at."""
-    if trigger.at is not None and run.as_of < _naive_utc(trigger.at):
+    if trigger.at is not None and run.as_of < to_utc_naive(trigger.at):
         return
     key = f"broadcast:{trigger.segment}:{trigger.at.isoformat() if trigger.at else 'first run'}"
     already = run.scalar(
@@ -26,10 +25,6 @@ def fill(run: JourneyRun, trigger: Broadcast) -> None:
            select distinct user_id, ?, ? from marts.fct_segment_memberships where segment = ?""",
         [key, run.as_of, trigger.segment],
     )
-
-
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def why_not(view: TriggerView, trigger: Broadcast, words: str) -> str:

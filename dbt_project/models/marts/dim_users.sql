@@ -74,7 +74,7 @@ select
     {{ json_text('traits', 'country') }} as country,
     created_at,
     {{ json_text('traits', 'phone') }} as phone,
-    coalesce({{ try_cast_boolean(json_text('traits', 'unsubscribed')) }}, false) as unsubscribed,
+    {{ trait_is_yes(json_value('traits', 'unsubscribed')) }} as unsubscribed,
     first_seen_at,
     last_seen_at
 from users

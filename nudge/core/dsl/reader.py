@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from nudge.core.clock import to_utc_aware as _utc
 from nudge.core.dsl.durations import EXPECTED as DURATION_EXPECTED
 from nudge.core.dsl.durations import parse_duration
 from nudge.core.dsl.problems import DefinitionProblem, did_you_mean, one_of
@@ -270,9 +271,3 @@ class Reader:
             f'expected an ISO 8601 time such as "2026-01-01T09:00:00Z"{relative}; got {describe(value)}',
         )
         return None
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
+from nudge.core.clock import utc_now
 from nudge.core.landing.journal import recover_abandoned
 from nudge.core.landing.messages import LANDING_COLUMNS
 from nudge.core.landing.staging import STAGING_DIR, is_old_temporary, remove_abandoned
@@ -68,7 +68,7 @@ def load_new_files(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> LoadRes
     if not new:
         return LoadResult(files=0, rows=0)
 
-    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    loaded_at = utc_now()
     quoted = [f'"{c}"' for c in LANDING_COLUMNS]
     columns = ", ".join(quoted)
     con.begin()

@@ -18,6 +18,8 @@ from uuid import UUID
 
 import orjson
 
+from nudge.core.clock import to_utc_naive
+
 MAX_MESSAGE_BYTES = 32 * 1024
 # Unix timestamps from here on are milliseconds (1e11 seconds is in the year 5138).
 MILLISECONDS_FROM = 100_000_000_000
@@ -143,13 +145,6 @@ def shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def to_utc_naive(value: datetime) -> datetime:
-    """A naive datetime is taken to be UTC already; an aware one is converted to UTC."""
-    if value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def parse_timestamp(value: Any, field: str) -> datetime:
     """ISO 8601 text (any offset, ``Z``; no offset means UTC), unix seconds or unix
     milliseconds -> naive UTC. A number of at least ``MILLISECONDS_FROM`` is taken as
@@ -165,7 +160,7 @@ def parse_timestamp(value: Any, field: str) -> datetime:
             raise InvalidMessage(f"{field} is not a finite number: {shown(value)}")
         try:
             seconds = value / 1000 if abs(value) >= MILLISECONDS_FROM else value
-            return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+            return to_utc_naive(datetime.fromtimestamp(seconds, UTC))
         except (OverflowError, OSError, ValueError) as exc:
             raise InvalidMessage(
                 f"{field} is out of range as unix seconds: {shown(value)}"

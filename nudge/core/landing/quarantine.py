@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from nudge.core.clock import utc_now
 from nudge.core.landing.messages import InvalidMessage, normalise_message
 from nudge.core.landing.suppressions import SuppressionList
 from nudge.core.landing.writer import land_messages
@@ -56,7 +57,7 @@ def quarantine_record(source: str, index: int | None, reason: str, message: Any)
         "source": source,
         "index": index,
         "reason": reason,
-        "received_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
+        "received_at": utc_now().isoformat(),
         "message": message,
     }
 

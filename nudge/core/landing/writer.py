@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
+from nudge.core.clock import to_utc_naive, utc_now
 from nudge.core.landing.messages import (
     LANDING_COLUMNS,
     MAX_MESSAGE_BYTES,
@@ -80,7 +81,7 @@ class LandResult:
 
 def landing_file_name(now: datetime | None = None) -> str:
     """``<UTC yyyymmddTHHMMSSffffff>-<uuid4 hex>.parquet``: sortable by landing time, unique."""
-    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
+    stamp = to_utc_naive(now or utc_now()).strftime("%Y%m%dT%H%M%S%f")
     return f"{stamp}-{uuid.uuid4().hex}.parquet"
 
 

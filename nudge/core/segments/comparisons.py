@@ -25,11 +25,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlglot import exp
 
+from nudge.core.clock import to_utc_naive
 from nudge.core.dsl.reader import KEY_NAME_PATTERN, KEY_NAME_RULE
 from nudge.core.dsl.spec import Comparison
 from nudge.core.segments.dialects import (
@@ -363,9 +364,7 @@ _BUILDERS: dict[str, _Builder] = {
 
 def timestamp_literal(moment: datetime) -> exp.Expression:
     """``CAST('YYYY-MM-DD HH:MM:SS[.ffffff]' AS TIMESTAMP)`` of ``moment`` in UTC (naive = UTC)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return exp.cast(exp.Literal.string(moment.isoformat(sep=" ")), "TIMESTAMP")
+    return exp.cast(exp.Literal.string(to_utc_naive(moment).isoformat(sep=" ")), "TIMESTAMP")
 
 
 def interval(duration: timedelta) -> exp.Interval:

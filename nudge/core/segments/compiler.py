@@ -22,11 +22,12 @@ Semantics chosen to match what Customer.io users expect (stated for users in doc
   converted, bounced, unsubscribed and spammed messages; ``delivered`` all of those but bounced;
   ``opened`` opened and clicked (a click implies an open); the other statuses match only
   themselves.
-- ``subscription``: a user is subscribed to a topic when they are not globally unsubscribed (trait
-  ``unsubscribed`` is boolean true) and their preference (boolean trait
-  ``cio_subscription_preferences.topics.<topic>``) is true, or absent and the topic's default is
-  ``subscribed``. ``subscribed: false`` is the exact complement, so a globally unsubscribed user
-  counts as unsubscribed from every topic, as in Customer.io where the global flag overrides topics.
+- ``subscription``: the opt-out rule of ``nudge.core.opt_out`` (the one the senders apply): a user
+  is subscribed to a topic when they are not globally unsubscribed and their preference
+  (``cio_subscription_preferences.topics.<topic>``) reads as yes, or as neither and the topic's
+  default is ``subscribed``. ``subscribed: false`` is the exact complement, so a globally
+  unsubscribed user counts as unsubscribed from every topic, as in Customer.io where the global
+  flag overrides topics.
 - ``random_bucket``: see ``nudge.core.segments.bucket`` (member when bucket < percent).
 
 Relations are given as SQL text (a table name or Jinja such as ``{{ ref('dim_users') }}``, which
@@ -81,6 +82,7 @@ from nudge.core.dsl.spec import (
     TriggerRef,
 )
 from nudge.core.dsl.walk import iter_conditions
+from nudge.core.opt_out import TOPIC_PREFERENCES, UNSUBSCRIBED_TRAIT, flag_sql, topic_on_sql
 from nudge.core.segments.bucket import bucket_of, bucket_sql
 from nudge.core.segments.comparisons import (
     TIME_RELATIVE_OPERATORS,
@@ -480,16 +482,10 @@ class _Compiler:
             known = ", ".join(sorted(self.topics)) or "none are declared"
             raise ConditionError(f"subscription: undeclared topic {topic!r} (declared: {known})")
         traits = exp.column("traits", table="u")
-        preference = self._json(
-            traits, ("cio_subscription_preferences", "topics", topic), f"subscription {topic!r}"
-        )
-        unsubscribed = self._json(traits, ("unsubscribed",), "subscription")
-        globally_unsubscribed = compile_comparison(unsubscribed, Comparison("eq", True), self.as_of)
-        if declared.default_subscribed:  # subscribed unless the preference says false
-            topic_on = exp.not_(compile_comparison(preference, Comparison("eq", False), self.as_of))
-        else:  # unsubscribed unless the preference says true
-            topic_on = compile_comparison(preference, Comparison("eq", True), self.as_of)
-        on = exp.and_(exp.not_(globally_unsubscribed), topic_on)
+        preference = self._json(traits, (*TOPIC_PREFERENCES, topic), f"subscription {topic!r}")
+        unsubscribed = self._json(traits, (UNSUBSCRIBED_TRAIT,), "subscription")
+        default = exp.true() if declared.default_subscribed else exp.false()
+        on = exp.and_(exp.not_(flag_sql(unsubscribed, True)), topic_on_sql(preference, default))
         return on if subscribed else exp.not_(exp.paren(on))
 
     # --- helpers ------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import duckdb
 from sqlglot import exp, parse_one
 
+from nudge.core.clock import to_utc_naive
 from nudge.core.dsl.problems import did_you_mean
 from nudge.core.dsl.spec import (
     All,
@@ -93,7 +94,7 @@ class _Explainer:
 
     def explain(self, segment: str, as_of: datetime | None) -> str:
         held = _held_as_of(self.con)
-        if as_of is not None and as_of.replace(tzinfo=None) != held:
+        if as_of is not None and to_utc_naive(as_of) != held:
             raise ExplainError(
                 f"the warehouse holds the state at as_of {_instant(held)}, not "
                 f"{_instant(as_of)}: run the pipeline at that instant to explain it"

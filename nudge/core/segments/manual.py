@@ -24,13 +24,14 @@ import re
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from nudge.core.clock import utc_now
 from nudge.core.landing.loader import LoadResult, not_yet_loaded
 from nudge.core.warehouse.schema import ensure_tables
 from nudge.core.workspace import Workspace
@@ -123,7 +124,7 @@ def upload_manual_segment(
             "choose another name for the manual segment"
         )
     ids = read_member_ids(csv_path)
-    moment = uploaded_at or datetime.now(UTC).replace(tzinfo=None)
+    moment = uploaded_at or utc_now()
     folder = workspace.manual_segments_landing_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{moment.strftime(_STAMP)}-{uuid.uuid4().hex}.parquet"
@@ -167,7 +168,7 @@ def load_manual_segments(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> L
     names, paths = list(new), [str(p) for p in new.values()]
     segments = [p.parent.name for p in new.values()]
     stamps = [datetime.strptime(p.name.split("-", 1)[0], _STAMP) for p in new.values()]
-    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    loaded_at = utc_now()
     con.begin()
     try:
         con.execute(

@@ -33,10 +33,12 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nudge.core.clock import to_utc_naive
+from nudge.core.opt_out import trait_is_yes_macro
 from nudge.core.segments.dbt_models import trait_timestamp_macro
 from nudge.core.warehouse import settings
 from nudge.core.warehouse.settings import POSTGRES_URL_ENV, WAREHOUSE_ENV
@@ -45,6 +47,7 @@ from nudge.core.workspace import DBT_SOURCE_DIR, Workspace
 GENERATED_SEGMENTS_DIR = Path("models/segments/generated")
 MEMBERSHIPS_MODEL = Path("models/marts/fct_segment_memberships.sql")
 TRAIT_TIMESTAMP_MACRO = Path("macros/generated/trait_timestamp.sql")
+TRAIT_IS_YES_MACRO = Path("macros/generated/trait_is_yes.sql")
 # Folders dbt writes into; neither copied from the repo nor part of the content hash.
 _OUTPUT_DIRS = frozenset({"target", "logs", "dbt_packages"})
 _SEGMENT_NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -130,6 +133,7 @@ def _source_files(source_dir: Path) -> dict[str, bytes]:
         if not name.startswith(GENERATED_SEGMENTS_DIR.as_posix() + "/")
     }
     files[TRAIT_TIMESTAMP_MACRO.as_posix()] = trait_timestamp_macro().encode()
+    files[TRAIT_IS_YES_MACRO.as_posix()] = trait_is_yes_macro().encode()
     return files
 
 
@@ -224,12 +228,13 @@ def _memberships_model(segment_models: list[str]) -> bytes:
 
 def committed_generated_files(source_dir: Path | None = None) -> dict[str, bytes]:
     """The generated files of the source project on its own (no YAML segments), by relative
-    path: the trait_timestamp macro and the membership union over the project's own segment
+    path: the trait_timestamp and trait_is_yes macros and the membership union over the project's own segment
     models. The repo's dbt_project/ commits them so that dbt runs there without nudge; the
     generators stay the source (a test checks the copies are current)."""
     source_dir = source_dir or dbt_source_dir()
     return {
         TRAIT_TIMESTAMP_MACRO.as_posix(): trait_timestamp_macro().encode(),
+        TRAIT_IS_YES_MACRO.as_posix(): trait_is_yes_macro().encode(),
         MEMBERSHIPS_MODEL.as_posix(): _memberships_model(sorted(sql_segment_models(source_dir))),
     }
 
@@ -319,9 +324,7 @@ def _reset_compiled_state(manifest: Any) -> None:
 
 
 def _format_as_of(as_of: datetime) -> str:
-    if as_of.tzinfo is not None:
-        as_of = as_of.astimezone(UTC).replace(tzinfo=None)
-    return as_of.isoformat()
+    return to_utc_naive(as_of).isoformat()
 
 
 class DbtWorkspaceProject:

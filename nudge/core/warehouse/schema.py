@@ -93,38 +93,59 @@ create table if not exists nudge.outbox (
     event_properties json,
     created_at timestamp not null
 );
-create table if not exists nudge.delivery_ledger (
-    idempotency_key varchar primary key,
-    delivery_id varchar not null,
-    run_id varchar,
-    as_of timestamp,
-    user_id varchar not null,
-    journey varchar,
-    step varchar,
-    channel varchar not null,
-    template varchar,
-    topic varchar,
-    provider varchar,
-    address varchar,
-    status varchar not null,
-    reason varchar,
-    provider_message_id varchar,
-    queued_at timestamp,
-    attempted_at timestamp,
-    completed_at timestamp
-);
 """
 
 
-DELIVERY_TABLES = """
--- retries of transient failures: a failed row with permanent = false is tried again by a later
--- dispatch once as_of >= next_attempt_at; attempts counts the dispatches that handed it over
-alter table nudge.delivery_ledger add column if not exists permanent boolean default false;
-alter table nudge.delivery_ledger add column if not exists attempts integer default 0;
-alter table nudge.delivery_ledger add column if not exists next_attempt_at timestamp;
-alter table nudge.delivery_ledger add column if not exists journey_version varchar;
--- provider facts about a send as JSON text (SMS segments and encoding, push devices, ...)
-alter table nudge.delivery_ledger add column if not exists details varchar;
+# The delivery ledger, one row per message (senders.ledger writes it): (column, DuckDB type,
+# constraint), in table order. The table's DDL and the senders' row frames derive from this list.
+# Retries of transient failures: a failed row with permanent = false is tried again by a later
+# dispatch once as_of >= next_attempt_at; attempts counts the dispatches that handed it over.
+DELIVERY_LEDGER_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("idempotency_key", "varchar", "primary key"),
+    ("delivery_id", "varchar", "not null"),
+    ("run_id", "varchar", ""),
+    ("as_of", "timestamp", ""),
+    ("user_id", "varchar", "not null"),
+    ("journey", "varchar", ""),
+    ("step", "varchar", ""),
+    ("channel", "varchar", "not null"),
+    ("template", "varchar", ""),
+    ("topic", "varchar", ""),
+    ("provider", "varchar", ""),
+    ("address", "varchar", ""),
+    ("status", "varchar", "not null"),
+    ("reason", "varchar", ""),
+    ("provider_message_id", "varchar", ""),
+    ("queued_at", "timestamp", ""),
+    ("attempted_at", "timestamp", ""),
+    ("completed_at", "timestamp", ""),
+    ("permanent", "boolean", "default false"),
+    ("attempts", "integer", "default 0"),
+    ("next_attempt_at", "timestamp", ""),
+    ("journey_version", "varchar", ""),
+    # provider facts about a send as JSON text (SMS segments and encoding, push devices, ...)
+    ("details", "varchar", ""),
+)
+
+
+def _delivery_ledger_ddl() -> str:
+    """The ledger created with every column; a warehouse made by an older version gains the
+    columns added since (those without a ``not null`` or key constraint) with their defaults."""
+    columns = ",\n    ".join(
+        " ".join(part for part in column if part) for column in DELIVERY_LEDGER_COLUMNS
+    )
+    added = "".join(
+        f"alter table nudge.delivery_ledger add column if not exists {name} {kind}"
+        f"{' ' + constraint if constraint else ''};\n"
+        for name, kind, constraint in DELIVERY_LEDGER_COLUMNS
+        if "not null" not in constraint and "primary key" not in constraint
+    )
+    return f"create table if not exists nudge.delivery_ledger (\n    {columns}\n);\n{added}"
+
+
+DELIVERY_TABLES = (
+    _delivery_ledger_ddl()
+    + """
 create table if not exists nudge.run_counts (
     run_id varchar not null,
     as_of timestamp not null,
@@ -161,6 +182,7 @@ create table if not exists nudge.suppressed_addresses (
     primary key (channel, address)
 );
 """
+)
 
 
 JOURNEY_TABLES = """

@@ -31,9 +31,10 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from nudge.core.clock import utc_now
 from nudge.core.landing.writer import land_messages
 from nudge.core.warehouse.connection import connect
 from nudge.core.workspace import Workspace
@@ -73,10 +74,6 @@ class _Deadline:
     def check(self, dev: DagsterDev, what: str) -> None:
         if self.elapsed > self.seconds:
             raise dev.failure(f"{what}: nothing after {self.seconds:.0f} s")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _latest_as_of(workspace: Workspace) -> datetime | None:
@@ -216,9 +213,9 @@ def measure_latency(
 ) -> LatencyResult:
     """Start ``dagster dev`` on ``workspace``, land one event, time it to its email; stop it all."""
     latest = _latest_as_of(workspace)
-    if latest is not None and _utc_now() <= latest:
+    if latest is not None and utc_now() <= latest:
         raise RuntimeError(
-            f"the wall clock ({_utc_now():%Y-%m-%dT%H:%M:%S}) is before the bench's last as_of "
+            f"the wall clock ({utc_now():%Y-%m-%dT%H:%M:%S}) is before the bench's last as_of "
             f"({latest:%Y-%m-%dT%H:%M:%S}): a sensor run would go back in time, which is refused"
         )
     user_id, address = _ping_user(workspace)
@@ -237,7 +234,7 @@ def measure_latency(
         before = set(sink.messages())  # the catch-up run's email
         landed_at = time.time()
         started = time.perf_counter()
-        land_messages(workspace.events_landing_dir, [_ping_message(user_id, _utc_now())])
+        land_messages(workspace.events_landing_dir, [_ping_message(user_id, utc_now())])
         deadline = _Deadline(timeout_seconds)
         peak = _wait_for_email(dev, sink, before, address, known, progress, deadline)
         seconds = time.perf_counter() - started

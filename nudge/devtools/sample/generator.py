@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from nudge.core.clock import to_utc_aware
 from nudge.devtools.sample import catalog
 
 HOUR_MS = 3_600_000
@@ -149,7 +150,7 @@ class _Simulation:
     """One generation run: the heap of pending actions and the per-day buckets of messages."""
 
     def __init__(self, *, users: int, days: int, end: datetime, seed: int) -> None:
-        end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
+        end = to_utc_aware(end)
         self.users = users
         self.days = days
         self.end_ms = round(end.timestamp() * 1000)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
+from nudge.core.clock import to_utc_naive
 from nudge.core.dsl.durations import parse_duration
 
 SCENARIO_KEYS = ("name", "start", "steps")
@@ -65,9 +66,7 @@ def parse_instant(value: Any, where: str) -> datetime:
             raise ScenarioFormatError(
                 f"{where}: {value!r} is not an ISO 8601 time or a '+<duration>' offset"
             ) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+    return to_utc_naive(moment)
 
 
 def resolve_time(start: datetime, value: Any, where: str) -> datetime:

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from nudge.core.clock import to_utc_naive
 from orchestration.defs.automation.jobs import pipeline_job
 from orchestration.run_context import as_of_tag
 
@@ -16,4 +17,4 @@ from orchestration.run_context import as_of_tag
 )
 def every_five_minutes(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     scheduled = context.scheduled_execution_time or datetime.now(UTC)
-    return dg.RunRequest(tags=as_of_tag(scheduled.astimezone(UTC).replace(tzinfo=None)))
+    return dg.RunRequest(tags=as_of_tag(to_utc_naive(scheduled)))

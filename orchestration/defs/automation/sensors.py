@@ -1,9 +1,8 @@
 """The sensor that starts a run when new files land."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
+from nudge.core.clock import utc_now
 from nudge.core.warehouse.connection import WarehouseBusy
 from orchestration.defs.automation.jobs import pipeline_job
 from orchestration.defs.automation.loaded import last_loaded
@@ -36,7 +35,7 @@ def new_landing_files(context: dg.SensorEvaluationContext) -> dg.SensorResult | 
         return dg.SkipReason("no new landing files")
     if not newer:
         return dg.SensorResult(skip_reason="no new landing files since the last run", cursor=cursor)
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now()
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=newer[-1], tags=as_of_tag(now))],
         cursor=newer[-1],

@@ -16,24 +16,13 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
+from orchestration.asset_keys import LEDGER, SEGMENTS_GROUP, SOURCE_KEYS, model_key, segment_key
 from orchestration.stages import REPORTS_SELECTOR
 
 # The models built after sending: the only ones that depend on this run's ledger in the graph.
 REPORTS_TAG = REPORTS_SELECTOR.removeprefix("tag:")
-LEDGER = dg.AssetKey(["delivery", "ledger"])
-
-# dbt sources over tables that Python assets write: the same key joins the lineage.
-SOURCE_KEYS = {
-    ("raw", "events"): dg.AssetKey(["raw", "events"]),
-    ("nudge", "delivery_ledger"): dg.AssetKey(["delivery", "ledger"]),
-    ("nudge", "outbox"): dg.AssetKey(["delivery", "outbox"]),
-    ("nudge", "journey_entries"): dg.AssetKey(["journeys", "state"]),
-    ("nudge", "journey_transitions"): dg.AssetKey(["journeys", "state"]),
-    ("nudge", "runs"): dg.AssetKey(["journeys", "state"]),
-}
-SEGMENTS = "segments"
 # Groups of dbt sources that no Python asset writes (the others join the lineage by key).
-SOURCE_GROUPS = {"manual_segments": SEGMENTS}
+SOURCE_GROUPS = {"manual_segments": SEGMENTS_GROUP}
 MANUAL_KIND = "manual"
 
 
@@ -74,14 +63,14 @@ class NudgeDbtTranslator(DagsterDbtTranslator):
                 return SOURCE_KEYS[key]
             return dg.AssetKey(list(key))
         if is_segment_model(dbt_resource_props):
-            return dg.AssetKey([SEGMENTS, dbt_resource_props["name"]])
-        return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+            return segment_key(dbt_resource_props["name"])
+        return model_key(dbt_resource_props["schema"], dbt_resource_props["name"])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
             return SOURCE_GROUPS.get(dbt_resource_props["source_name"])
         if is_segment_model(dbt_resource_props):
-            return SEGMENTS
+            return SEGMENTS_GROUP
         return dbt_resource_props["schema"]
 
     def get_asset_spec(

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from nudge.core.warehouse.connection import connect
-from orchestration.defs.delivery.checks import LEDGER, delivery_checks
-from orchestration.defs.journeys.assets import JOURNEY_STATE
+from orchestration.asset_keys import JOURNEY_STATE, LEDGER, OUTBOX, sender_key
+from orchestration.defs.delivery.checks import delivery_checks
 from orchestration.defs.stage_order import stage_tags
 from orchestration.location import count_rows, load_location
 from orchestration.resources import ChannelDelivery
@@ -12,7 +12,6 @@ from orchestration.run_context import DUCKDB_POOL, as_of_for
 from orchestration.stages import Stage, finish_run, send_pending
 from senders.registry import CHANNELS, NO_PROVIDER
 
-OUTBOX = dg.AssetKey(["delivery", "outbox"])
 SAMPLE = 5
 
 
@@ -72,7 +71,7 @@ def channel_sender(channel: str) -> dg.AssetsDefinition:
     """The asset that sends ``channel``'s pending messages through its configured provider."""
 
     @dg.asset(
-        key=dg.AssetKey(["delivery", channel]),
+        key=sender_key(channel),
         deps=[OUTBOX],
         group_name="delivery",
         kinds={channel.replace("_", "")},

@@ -11,11 +11,11 @@ import dagster as dg
 import duckdb
 
 from nudge.core.dsl.spec import Content
+from nudge.core.opt_out import opt_out_values_sql, topic_off_sql, unsubscribed_sql
 from nudge.core.warehouse.connection import connect
+from orchestration.asset_keys import LEDGER
 from orchestration.location import load_location
-from senders.policy import TOPIC_PREFERENCES_PATH
 
-LEDGER = dg.AssetKey(["delivery", "ledger"])
 SAMPLE = 5
 
 
@@ -41,27 +41,26 @@ def sends_without_outbox(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 def sends_to_opted_out(
     con: duckdb.DuckDBPyConnection, content: Content, run_id: str
 ) -> list[tuple]:
-    """(user_id, journey, step, why) of this run's non-transactional sends to a user who is
-    unsubscribed, or whose preference for the message's topic is off (else its default is)."""
+    """(user_id, journey, step, why) of this run's non-transactional sends to a user who had
+    opted out (``nudge.core.opt_out``: unsubscribed, or the message's topic off)."""
     defaults = [(t.name, t.default_subscribed) for t in content.topics] or [("", True)]
     values = ", ".join("(?, ?)" for _ in defaults)
     params = [v for pair in defaults for v in pair]
+    unsubscribed = unsubscribed_sql("u")
     return con.execute(
         f"""with topic_defaults(topic, default_subscribed) as (values {values})
             select l.user_id, l.journey, l.step,
-                   case when coalesce(u.unsubscribed, false) then 'unsubscribed'
+                   case when {unsubscribed} then 'unsubscribed'
                         else 'topic off: ' || o.topic end as why
             from nudge.delivery_ledger l
             join nudge.outbox o using (idempotency_key)
-            join marts.dim_users u on u.user_id = l.user_id
+            join (select *, {opt_out_values_sql("traits")} from marts.dim_users) u
+              on u.user_id = l.user_id
             left join topic_defaults d on d.topic = o.topic
             where l.status = 'sent' and l.run_id = ? and not o.transactional
-              and (coalesce(u.unsubscribed, false)
-                   or (o.topic is not null and not coalesce(
-                        try_cast(json_extract_string(u.traits, ? || o.topic) as boolean),
-                        d.default_subscribed, true)))
+              and ({unsubscribed} or {topic_off_sql("u", "o.topic", "d.default_subscribed")})
             order by all""",
-        [*params, run_id, TOPIC_PREFERENCES_PATH],
+        [*params, run_id],
     ).fetchall()
 
 

@@ -9,6 +9,7 @@ each journey still has its own asset, lineage to the segments it reads and check
 import dagster as dg
 
 from nudge.core.dsl.spec import Journey
+from orchestration.asset_keys import JOURNEY_STATE, journey_key, model_key, segment_key
 from orchestration.defs.journeys.checks import journey_entries_check
 from orchestration.defs.journeys.lineage import journey_segments
 from orchestration.defs.stage_order import stage_tags
@@ -17,22 +18,15 @@ from orchestration.run_context import DUCKDB_POOL, as_of_for
 from orchestration.stages import Stage, plan_journeys
 
 JOURNEY_INPUTS = [
-    dg.AssetKey(["marts", "dim_users"]),
-    dg.AssetKey(["marts", "dim_user_traits"]),
-    dg.AssetKey(["marts", "fct_events"]),
-    dg.AssetKey(["marts", "fct_segment_membership_history"]),
+    model_key("marts", model)
+    for model in ("dim_users", "dim_user_traits", "fct_events", "fct_segment_membership_history")
 ]
-JOURNEY_STATE = dg.AssetKey(["journeys", "state"])
-
-
-def journey_key(journey: Journey) -> dg.AssetKey:
-    return dg.AssetKey(["journeys", journey.name])
 
 
 def journey_spec(journey: Journey) -> dg.AssetSpec:
-    segment_keys = [dg.AssetKey(["segments", s]) for s in sorted(journey_segments(journey))]
+    segment_keys = [segment_key(s) for s in sorted(journey_segments(journey))]
     return dg.AssetSpec(
-        journey_key(journey),
+        journey_key(journey.name),
         deps=[*JOURNEY_INPUTS, *segment_keys],
         group_name=f"journey_{journey.name}",
         kinds={"duckdb"},
@@ -43,7 +37,7 @@ def journey_spec(journey: Journey) -> dg.AssetSpec:
 def journey_state_spec(journeys: list[Journey]) -> dg.AssetSpec:
     return dg.AssetSpec(
         JOURNEY_STATE,
-        deps=[journey_key(j) for j in journeys] or JOURNEY_INPUTS,
+        deps=[journey_key(j.name) for j in journeys] or JOURNEY_INPUTS,
         group_name="journeys",
         kinds={"duckdb"},
         description="Entries per journey and status (nudge.journey_entries, journey_transitions).",
@@ -67,7 +61,7 @@ def journeys_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
         )
         for journey in journeys:
             yield dg.MaterializeResult(
-                asset_key=journey_key(journey), metadata=summary.metadata_for(journey.name)
+                asset_key=journey_key(journey.name), metadata=summary.metadata_for(journey.name)
             )
         yield dg.MaterializeResult(
             asset_key=JOURNEY_STATE,
@@ -84,5 +78,5 @@ def journey_definitions() -> dg.Definitions:
     journeys = list(load_location().content.journeys)
     return dg.Definitions(
         assets=[journeys_asset(journeys)],
-        asset_checks=[journey_entries_check(j, journey_key(j)) for j in journeys],
+        asset_checks=[journey_entries_check(j, journey_key(j.name)) for j in journeys],
     )

@@ -2,14 +2,11 @@
 
 import dagster as dg
 
+from orchestration.asset_keys import COLLECTOR, LANDING_EVENTS, RAW_EVENTS
 from orchestration.defs.stage_order import stage_tags
 from orchestration.location import load_location
 from orchestration.run_context import DUCKDB_POOL, as_of_for
 from orchestration.stages import Stage, load_landing, refuse_earlier_as_of, start_run
-
-COLLECTOR = dg.AssetKey(["collector"])
-LANDING_EVENTS = dg.AssetKey(["landing", "events"])
-RAW_EVENTS = dg.AssetKey(["raw", "events"])
 
 # External: `nudge serve` (and `nudge ingest`) run outside Dagster; the graph only shows where
 # the landed files come from.
