@@ -187,6 +187,13 @@ def test_run_reports_by_stage_and_refuses_an_earlier_as_of(tmp_path: Path) -> No
         ("2025-12-01 00:00", "refused"),
     ]
 
+    # --verbose adds Dagster's own log of every step to the same progress and summary.
+    verbose = nudge(tmp_path, "run", "--verbose", "--as-of", "2026-01-01T00:01:30Z")
+    assert verbose.returncode == 0, verbose.stdout + verbose.stderr
+    assert "STEP_START" in verbose.stdout + verbose.stderr
+    assert [line for line in verbose.stdout.splitlines() if line.startswith("[")] == stage_lines
+    assert "where to look:" in verbose.stdout
+
     # A landing file that is not parquet: the load stage fails, later stages do not run.
     (tmp_path / "home" / "landing" / "events" / "zz-broken.parquet").write_text("not parquet")
     failed = nudge(tmp_path, "run", "--as-of", "2026-01-01T00:02:00Z")
