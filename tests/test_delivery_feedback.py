@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 import requests
-import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.applications import Starlette
@@ -29,7 +25,6 @@ from collector.feedback import FeedbackReceiver
 from nudge.core.dsl.spec import Content, Origin, Template
 from nudge.core.landing.loader import load_new_files
 from nudge.core.workspace import Workspace
-from nudge.devtools.free_port import free_port
 from senders.capture import CapturingProvider
 from senders.dispatch import dispatch_pending
 from senders.feedback import apply_feedback
@@ -62,24 +57,9 @@ def signing_key(monkeypatch: pytest.MonkeyPatch) -> ec.EllipticCurvePrivateKey:
 
 
 @pytest.fixture
-def server(tmp_path: Path, signing_key, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("NUDGE_PUBLIC_URL", base)
+def server(tmp_path: Path, signing_key, asgi_server) -> str:
     workspace = Workspace(home=tmp_path, content_dir=tmp_path / "content").ensure()
-    app = Starlette(routes=FeedbackReceiver(workspace).routes())
-    uvicorn_server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uvicorn_server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield base
-    uvicorn_server.should_exit = True
-    thread.join(10)
+    return asgi_server(Starlette(routes=FeedbackReceiver(workspace).routes()))
 
 
 def add_send(con, user_id: str, channel: str = "email", *, transactional: bool = False, at=T0):
