@@ -104,14 +104,14 @@ def sendgrid_event(user: str, event: str, **extra) -> dict:
         "timestamp": 1767268800 + len(event),
         "event": event,
         "sg_message_id": f"sg-{user}",
-        "delivery_id": f"d-{user}-email-01",
-        "user_id": user,
+        "nudge_delivery_id": f"d-{user}-email-01",
+        "nudge_user_id": user,
         **extra,
     }
 
 
 def twilio_post(base: str, user: str, fields: dict, *, token=TWILIO_TOKEN):
-    url = f"{base}/webhooks/twilio?delivery_id=d-{user}-sms-01&user_id={user}"
+    url = f"{base}/webhooks/twilio?nudge_delivery_id=d-{user}-sms-01&nudge_user_id={user}"
     signature = RequestValidator(token).compute_signature(url, fields)
     return requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
 
@@ -150,7 +150,7 @@ def test_callbacks_move_the_ledger_forward_and_suppress_dead_addresses(
         "Email": "dee@example.com",
         "BouncedAt": "2026-01-01T13:00:00Z",
         "Description": "The server was unable to deliver your message",
-        "Metadata": {"delivery_id": "d-dee-email-01", "user_id": "dee"},
+        "Metadata": {"nudge_delivery_id": "d-dee-email-01", "nudge_user_id": "dee"},
     }
     wrong = requests.post(
         f"{server}/webhooks/postmark", json=postmark, auth=("postmark", "x"), timeout=10
