@@ -7,7 +7,7 @@ hard-bounced, complained or turned out not to exist.
 
 - Twilio status callbacks (``POST /webhooks/twilio``), signed with ``X-Twilio-Signature`` (HMAC
   of the full URL and the sorted form fields, keyed by ``NUDGE_TWILIO_AUTH_TOKEN``), checked with
-  Twilio's own validator. The sender adds ``delivery_id`` and ``user_id`` to the callback URL.
+  Twilio's own validator. The sender names the message in the ``StatusCallback`` URL's query.
 - SendGrid's event webhook (``POST /webhooks/sendgrid``), signed with ECDSA
   (``X-Twilio-Email-Event-Webhook-Signature`` over the timestamp header plus the body), checked
   against ``NUDGE_SENDGRID_WEBHOOK_PUBLIC_KEY``. ``custom_args`` carry the ids.
@@ -43,6 +43,7 @@ from twilio.request_validator import RequestValidator
 from nudge.core.clock import to_utc_naive, utc_now
 from nudge.core.landing.writer import land_messages
 from nudge.core.workspace import Workspace
+from senders.feedback import CALLBACK_PATHS, DELIVERY_ID_KEY, USER_ID_KEY
 
 # Ledger states a feedback event can set (the delivery states of docs/delivery.md).
 DELIVERED, BOUNCED, SPAMMED, OPENED, CLICKED = (
@@ -125,7 +126,7 @@ def _iso(value: Any) -> datetime | None:
 
 
 def _ids(fields: Mapping[str, Any]) -> tuple[str, str] | None:
-    delivery_id, user_id = fields.get("delivery_id"), fields.get("user_id")
+    delivery_id, user_id = fields.get(DELIVERY_ID_KEY), fields.get(USER_ID_KEY)
     if isinstance(delivery_id, str) and isinstance(user_id, str) and delivery_id and user_id:
         return delivery_id, user_id
     return None
@@ -283,9 +284,9 @@ class FeedbackReceiver:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/webhooks/twilio", self.twilio, methods=["POST"]),
-            Route("/webhooks/sendgrid", self.sendgrid, methods=["POST"]),
-            Route("/webhooks/postmark", self.postmark, methods=["POST"]),
+            Route(CALLBACK_PATHS["twilio"], self.twilio, methods=["POST"]),
+            Route(CALLBACK_PATHS["sendgrid"], self.sendgrid, methods=["POST"]),
+            Route(CALLBACK_PATHS["postmark"], self.postmark, methods=["POST"]),
         ]
 
     def _land(self, found: Iterable[Feedback | None], reported: int) -> JSONResponse:

@@ -28,6 +28,12 @@ FEEDBACK_EVENT_NAMES = (
     "SMS Delivered",
     "SMS Bounced",
 )
+# Where the collector takes each provider's callbacks (``collector.feedback``); the senders put
+# the twilio one in each message's StatusCallback.
+CALLBACK_PATHS = {"twilio": "/webhooks/twilio", "sendgrid": "/webhooks/sendgrid",
+                  "postmark": "/webhooks/postmark"}  # fmt: skip
+# The message's ids as every provider carries them back (custom args, metadata, callback query).
+DELIVERY_ID_KEY, USER_ID_KEY = "nudge_delivery_id", "nudge_user_id"
 # The order a ledger row moves in; bounced and spammed end it.
 _RANK = {"sent": 0, "delivered": 1, "opened": 2, "clicked": 3, "bounced": 9, "spammed": 9}
 

@@ -7,13 +7,15 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 import requests
+import uvicorn
 
 from nudge.core.warehouse.schema import ensure_tables
 from nudge.devtools.free_port import free_port
@@ -128,3 +130,32 @@ def postgres_database() -> Iterator[str]:
         yield url
     finally:
         drop_database(name, url)
+
+
+@pytest.fixture
+def asgi_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[object], str]]:
+    """Starts an ASGI app under a real uvicorn server on a free loopback port, in a thread, and
+    returns its base URL; ``NUDGE_PUBLIC_URL`` names it from the start, so signed links point
+    there."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("NUDGE_PUBLIC_URL", base)
+    started: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(app: object) -> str:
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        started.append((server, thread))
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start within 10 s"
+            time.sleep(0.05)
+        return base
+
+    yield start
+    for server, thread in started:
+        server.should_exit = True
+        thread.join(10)

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 import requests
-import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.applications import Starlette
@@ -29,7 +25,6 @@ from collector.feedback import FeedbackReceiver
 from nudge.core.dsl.spec import Content, Origin, Template
 from nudge.core.landing.loader import load_new_files
 from nudge.core.workspace import Workspace
-from nudge.devtools.free_port import free_port
 from senders.capture import CapturingProvider
 from senders.dispatch import dispatch_pending
 from senders.feedback import apply_feedback
@@ -62,24 +57,9 @@ def signing_key(monkeypatch: pytest.MonkeyPatch) -> ec.EllipticCurvePrivateKey:
 
 
 @pytest.fixture
-def server(tmp_path: Path, signing_key, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("NUDGE_PUBLIC_URL", base)
+def server(tmp_path: Path, signing_key, asgi_server) -> str:
     workspace = Workspace(home=tmp_path, content_dir=tmp_path / "content").ensure()
-    app = Starlette(routes=FeedbackReceiver(workspace).routes())
-    uvicorn_server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uvicorn_server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield base
-    uvicorn_server.should_exit = True
-    thread.join(10)
+    return asgi_server(Starlette(routes=FeedbackReceiver(workspace).routes()))
 
 
 def add_send(con, user_id: str, channel: str = "email", *, transactional: bool = False, at=T0):
@@ -124,14 +104,14 @@ def sendgrid_event(user: str, event: str, **extra) -> dict:
         "timestamp": 1767268800 + len(event),
         "event": event,
         "sg_message_id": f"sg-{user}",
-        "delivery_id": f"d-{user}-email-01",
-        "user_id": user,
+        "nudge_delivery_id": f"d-{user}-email-01",
+        "nudge_user_id": user,
         **extra,
     }
 
 
 def twilio_post(base: str, user: str, fields: dict, *, token=TWILIO_TOKEN):
-    url = f"{base}/webhooks/twilio?delivery_id=d-{user}-sms-01&user_id={user}"
+    url = f"{base}/webhooks/twilio?nudge_delivery_id=d-{user}-sms-01&nudge_user_id={user}"
     signature = RequestValidator(token).compute_signature(url, fields)
     return requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
 
@@ -170,7 +150,7 @@ def test_callbacks_move_the_ledger_forward_and_suppress_dead_addresses(
         "Email": "dee@example.com",
         "BouncedAt": "2026-01-01T13:00:00Z",
         "Description": "The server was unable to deliver your message",
-        "Metadata": {"delivery_id": "d-dee-email-01", "user_id": "dee"},
+        "Metadata": {"nudge_delivery_id": "d-dee-email-01", "nudge_user_id": "dee"},
     }
     wrong = requests.post(
         f"{server}/webhooks/postmark", json=postmark, auth=("postmark", "x"), timeout=10

@@ -108,3 +108,22 @@ journeys:
     assert HOW_TO in run.stderr
     assert run.stdout == ""
     assert smtp_sink.messages() == []
+
+
+def test_the_dagster_definitions_load_without_the_secrets_and_preflight_still_refuses(
+    tmp_path: Path,
+):
+    """The UI must open on a workspace with no secrets set; sending is what refuses."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NUDGE_SECRET_KEY", "NUDGE_PUBLIC_URL")}
+    env |= {"NUDGE_HOME": str(tmp_path / "home"), "NUDGE_CONTENT": str(tmp_path / "content")}
+    (tmp_path / "content").mkdir()
+    code = (
+        "import orchestration.definitions as d; d.defs.resolve_all_asset_keys()\n"
+        "from orchestration.resources import check_delivery_settings\n"
+        "try:\n    check_delivery_settings()\nexcept Exception as e:\n    print(type(e).__name__)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "MissingLiveSettings"

@@ -117,7 +117,7 @@ def test_sendgrid_gets_its_mail_send_shape(con):
     assert "Three things" in body["content"][1]["value"]  # the preheader, hidden in the html
     assert body["headers"]["List-Unsubscribe"].startswith("<https://nudge.test/u/")
     assert body["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert body["custom_args"] == {"nudge_delivery_id": "d-email-u0"}
+    assert body["custom_args"] == {"nudge_delivery_id": "d-email-u0", "nudge_user_id": "u0"}
     status, _, _, provider_message_id, _ = ledger(con)["email-u0"]
     assert (status, provider_message_id) == ("sent", "sg-1")
 
@@ -171,6 +171,9 @@ def test_twilio_is_form_encoded_with_basic_auth_and_counts_segments(con):
     assert first.headers["authorization"] == "Basic " + base64.b64encode(b"AC123:secret").decode()
     assert first.form() == {
         "To": "+15551230000", "From": "+15550001111", "Body": "Ada, your code is ready 🎉",
+        # Twilio reports delivery to the collector, naming the message (NUDGE_PUBLIC_URL).
+        "StatusCallback": "https://nudge.test/webhooks/twilio?nudge_delivery_id=d-sms-u0"
+                          "&nudge_user_id=u0",
     }  # fmt: skip
     rows = ledger(con)
     assert rows["sms-u0"][0] == "sent" and rows["sms-u0"][3] == "SM1"

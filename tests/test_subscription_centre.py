@@ -7,8 +7,6 @@ the preference page then shows them.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,14 +14,12 @@ from pathlib import Path
 import duckdb
 import pytest
 import requests
-import uvicorn
 from playwright.sync_api import Browser, sync_playwright
 
 from collector.subscription_centre import subscription_app
 from nudge.core.dsl.spec import CHANNELS
 from nudge.core.landing.writer import land_messages
 from nudge.core.workspace import Workspace
-from nudge.devtools.free_port import free_port
 from orchestration.stages import prepare_workspace, run_pipeline
 from senders.capture import CapturingProvider
 from senders.unsubscribe import preferences_url, sign_token
@@ -88,23 +84,8 @@ def workspace(tmp_path: Path) -> Workspace:
 
 
 @pytest.fixture
-def server(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("NUDGE_PUBLIC_URL", base)
-    config = uvicorn.Config(
-        subscription_app(workspace), host="127.0.0.1", port=port, log_level="warning"
-    )
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uvicorn_server.started:
-        assert time.monotonic() < deadline, "the subscription centre did not start"
-        time.sleep(0.05)
-    yield base
-    uvicorn_server.should_exit = True
-    thread.join(10)
+def server(workspace: Workspace, asgi_server) -> str:
+    return asgi_server(subscription_app(workspace))
 
 
 @pytest.fixture

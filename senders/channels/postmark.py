@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from senders.channels.email_http import email_parts, sender_parts, unsubscribe_headers
+from senders.feedback import DELIVERY_ID_KEY, USER_ID_KEY
 from senders.http import HttpClient, HttpLimits, json_body, status_outcome
 from senders.providers import RenderedMessage, SendOutcome
 from senders.settings import env_required, env_url
@@ -62,7 +63,7 @@ class PostmarkEmailProvider:
             "Subject": subject,
             "TextBody": text,
             "MessageStream": self.settings.message_stream,
-            "Metadata": {"nudge_delivery_id": message.delivery_id},
+            "Metadata": {DELIVERY_ID_KEY: message.delivery_id, USER_ID_KEY: message.user_id},
             "Headers": [
                 {"Name": name, "Value": value}
                 for name, value in unsubscribe_headers(message).items()

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from senders.channels.email_http import email_parts, sender_parts, unsubscribe_headers
+from senders.feedback import DELIVERY_ID_KEY, USER_ID_KEY
 from senders.http import HttpClient, HttpLimits, status_outcome
 from senders.providers import RenderedMessage, SendOutcome
 from senders.settings import env_required, env_url
@@ -62,7 +63,7 @@ class SendgridEmailProvider:
             "from": sender,
             "subject": subject,
             "content": content,
-            "custom_args": {"nudge_delivery_id": message.delivery_id},
+            "custom_args": {DELIVERY_ID_KEY: message.delivery_id, USER_ID_KEY: message.user_id},
         }
         if headers := unsubscribe_headers(message):
             payload["headers"] = dict(headers)

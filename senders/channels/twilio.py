@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
+from senders.feedback import CALLBACK_PATHS, DELIVERY_ID_KEY, USER_ID_KEY
 from senders.http import HttpClient, HttpLimits, json_body, status_outcome
 from senders.providers import RenderedMessage, SendOutcome
 from senders.settings import env_required, env_url
@@ -48,6 +50,15 @@ class TwilioSettings(HttpLimits):
         )
 
 
+def status_callback(message: RenderedMessage) -> dict[str, str]:
+    """Twilio reports delivery to the collector (``NUDGE_PUBLIC_URL``), naming the message."""
+    base = os.environ.get("NUDGE_PUBLIC_URL")
+    if not base:
+        return {}
+    query = urlencode({DELIVERY_ID_KEY: message.delivery_id, USER_ID_KEY: message.user_id})
+    return {"StatusCallback": f"{base.rstrip('/')}{CALLBACK_PATHS['twilio']}?{query}"}
+
+
 class TwilioSmsProvider:
     name = "twilio"
     channel = "sms"
@@ -66,7 +77,12 @@ class TwilioSmsProvider:
         answer = self.http.call(
             "POST",
             self.url,
-            data={"To": message.address, self.sender_field: self.settings.sender, "Body": body},
+            data={
+                "To": message.address,
+                self.sender_field: self.settings.sender,
+                "Body": body,
+                **status_callback(message),
+            },
             auth=(self.settings.account_sid, self.settings.auth_token),
         )
         details = {"encoding": segments.encoding, "segments": segments.segments}

@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from nudge.core.landing.durable import fsync_directory
 from nudge.core.landing.messages import LANDING_COLUMNS
 from nudge.core.landing.staging import staged_parts
 from nudge.core.landing.writer import LANDING_SCHEMA
@@ -98,14 +99,6 @@ def _table(rows: list[list[Any]]) -> pa.Table:
     )
 
 
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def publish_segment(landing_dir: Path, segment: Path) -> int:
     """Turn a closed segment into its landing file and remove it; return the rows published.
 
@@ -121,7 +114,7 @@ def publish_segment(landing_dir: Path, segment: Path) -> int:
                 staged.write(_table(encoded))
                 staged.publish(final.name)
     segment.unlink()
-    _fsync_directory(segment.parent)
+    fsync_directory(segment.parent)
     return rows
 
 
@@ -199,7 +192,7 @@ class Journal:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
             self.segment = self.directory / f"{stamp}-{uuid.uuid4().hex}{SEGMENT_SUFFIX}"
             self._file = os.open(self.segment, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
             self.opened_at = now
         record = memoryview(encode_record(rows))
         while record:

@@ -16,10 +16,8 @@ them; the others stay, with their new reason.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 import orjson
 
 from nudge.core.clock import utc_now
+from nudge.core.landing.durable import replace_durably
 from nudge.core.landing.messages import InvalidMessage, normalise_message
 from nudge.core.landing.suppressions import SuppressionList
 from nudge.core.landing.writer import land_messages
@@ -69,20 +68,6 @@ def _line(record: dict[str, Any]) -> bytes:
         return orjson.dumps({**record, "message": repr(record["message"])[:MAX_KEPT_TEXT]}) + b"\n"
 
 
-def _write(path: Path, lines: Iterable[bytes]) -> None:
-    """Replace ``path`` with ``lines`` durably and atomically."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as sink:
-            sink.writelines(lines)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def keep(quarantine_dir: Path, records: list[dict[str, Any]]) -> Path | None:
     """Write ``records`` (from ``quarantine_record``) as one new quarantine file."""
     if not records:
@@ -90,7 +75,7 @@ def keep(quarantine_dir: Path, records: list[dict[str, Any]]) -> Path | None:
     quarantine_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     path = quarantine_dir / f"{stamp}-{uuid.uuid4().hex[:12]}.ndjson"
-    _write(path, map(_line, records))
+    replace_durably(path, map(_line, records))
     return path
 
 
@@ -167,7 +152,7 @@ def replay(
         if landing:
             result.landed += land_messages(landing_dir, landing, received_at=now).accepted
         if kept:
-            _write(path, kept)
+            replace_durably(path, kept)
         else:
             path.unlink()
     return result

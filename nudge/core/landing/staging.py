@@ -26,6 +26,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from nudge.core.landing.durable import fsync_directory
+
 STAGING_DIR = ".staging"
 _LOCK_NAME = "lock"
 _TEMPORARY_NAME = re.compile(r"\..+\.parquet\.tmp")
@@ -34,14 +36,6 @@ _TEMPORARY_NAME = re.compile(r"\..+\.parquet\.tmp")
 def is_old_temporary(name: str) -> bool:
     """Whether ``name`` is a temporary file of an earlier writer (``.<name>.parquet.tmp``)."""
     return _TEMPORARY_NAME.fullmatch(name) is not None
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _open_lock(landing_dir: Path) -> int:
@@ -101,10 +95,10 @@ class StagedParts:
             os.rename(self.parts[0], final)
             published = [final]
         else:
-            _fsync_directory(self.staging)
+            fsync_directory(self.staging)
             os.rename(self.staging, final)
             published = [final / part.name for part in self.parts]
-        _fsync_directory(self.landing_dir)
+        fsync_directory(self.landing_dir)
         self.parts = []
         return published
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from nudge.core.landing.durable import replace_durably
 
 _ID_COLUMNS = ("user_id", "anonymous_id", "previous_id")
 
@@ -74,7 +75,7 @@ class SuppressionList:
             fcntl.flock(lock, fcntl.LOCK_EX)
             ids = set(_read(self.path)) if self.path.exists() else set()
             yield ids
-            _replace(self.path, orjson.dumps(sorted(ids)))
+            replace_durably(self.path, [orjson.dumps(sorted(ids))])
             self._checked = -math.inf
         finally:
             os.close(lock)
@@ -97,22 +98,3 @@ def _read(path: Path) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"{path} is not a JSON array of identifiers; fix or remove it.")
     return value
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` durably and atomically (a reader sees the old or new file)."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as sink:
-            sink.write(data)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
