@@ -15,17 +15,7 @@ from datetime import timedelta
 
 def env_seconds(env: Mapping[str, str], name: str, default: float, *, zero: bool = False) -> float:
     """A positive number of seconds from ``env[name]`` (0 allowed when ``zero``)."""
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0 or (value == 0 and not zero) or value != value or value == float("inf"):
-        allowed = "0 or more" if zero else "more than 0"
-        raise ValueError(f"{name}={text!r} is not a number of seconds; set it to {allowed}")
-    return value
+    return _env_positive(env, name, default, "seconds", zero=zero)
 
 
 def env_count(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
@@ -77,6 +67,14 @@ class DispatchSettings:
 
 def env_number(env: Mapping[str, str], name: str, default: float | None, unit: str) -> float | None:
     """A number more than 0 from ``env[name]`` (``unit`` names it in the error)."""
+    return _env_positive(env, name, default, unit, zero=False)
+
+
+def _env_positive(
+    env: Mapping[str, str], name: str, default: float | None, unit: str, *, zero: bool
+) -> float | None:
+    """A finite number from ``env[name]``, more than 0 (or 0 when ``zero``); ``default`` when
+    unset; a sentence naming the variable when it is anything else."""
     text = env.get(name, "").strip()
     if not text:
         return default
@@ -84,8 +82,9 @@ def env_number(env: Mapping[str, str], name: str, default: float | None, unit: s
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{name}={text!r} is not a number of {unit}; set it to more than 0")
+    if not (0 <= value < float("inf") if zero else 0 < value < float("inf")):
+        allowed = "0 or more" if zero else "more than 0"
+        raise ValueError(f"{name}={text!r} is not a number of {unit}; set it to {allowed}")
     return value
 
 

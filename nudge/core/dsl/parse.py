@@ -226,12 +226,7 @@ def _quiet_hours(r: Reader, value: Any, path: str) -> QuietHours | None:
     )
     if data is None:
         return None
-    begin = r.time_of_day(data["from"], sub(path, "from"))
-    end = r.time_of_day(data["to"], sub(path, "to"))
-    tz_attr = data.get("timezone_attribute")
-    if tz_attr is not None:
-        tz_attr = r.string(tz_attr, sub(path, "timezone_attribute"))
-    default_tz = r.timezone(data.get("default_timezone", "UTC"), sub(path, "default_timezone"))
+    begin, end, tz_attr, default_tz = r.clock_window(data, path)
     if begin is None or end is None or default_tz is None:
         return None
     return QuietHours(begin, end, tz_attr, default_tz)

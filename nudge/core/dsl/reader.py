@@ -234,6 +234,21 @@ class Reader:
             return None
         return f"{int(match[1]):02d}:{match[2]}"
 
+    def clock_window(
+        self, data: Mapping[str, Any], path: str
+    ) -> tuple[str | None, str | None, str | None, str | None]:
+        """``from``, ``to``, ``timezone_attribute`` and ``default_timezone`` (default UTC) of a
+        local clock window (quiet hours, a window step); None for each that is wrong."""
+        begin = self.time_of_day(data["from"], sub(path, "from"))
+        end = self.time_of_day(data["to"], sub(path, "to"))
+        tz_attr = data.get("timezone_attribute")
+        if tz_attr is not None:
+            tz_attr = self.string(tz_attr, sub(path, "timezone_attribute"))
+        default_tz = self.timezone(
+            data.get("default_timezone", "UTC"), sub(path, "default_timezone")
+        )
+        return begin, end, tz_attr, default_tz
+
     def timezone(self, value: Any, path: str) -> str | None:
         text = self.string(value, path)
         if text is None:

@@ -467,7 +467,6 @@ class DbtWorkspaceProject:
 
         Raises ``DbtBuildError`` naming every failed or errored node and its message.
         """
-        from dbt.cli.main import dbtRunner
 
         # --no-write-json: manifest.json is written when parsing; rewriting it (and
         # run_results.json) on every build costs a sizeable share of a small build.
@@ -486,16 +485,7 @@ class DbtWorkspaceProject:
             args += ["--select", select]
         if exclude:
             args += ["--exclude", exclude]
-        with _DBT_LOCK:
-            manifest = self.manifest()
-            _reset_compiled_state(manifest)
-            try:
-                with _warehouse_env(
-                    self.workspace.warehouse_path, self.warehouse, self.postgres_url
-                ):
-                    result = dbtRunner(manifest=manifest).invoke(args)
-            finally:
-                _close_duckdb()
+        result = self._invoke(args)
         run = result.result
         nodes = [
             NodeResult(
@@ -519,11 +509,26 @@ class DbtWorkspaceProject:
             raise DbtBuildError(summary, failed)
         return nodes
 
+    def _invoke(self, args: list[str]) -> Any:
+        """Run dbt with ``args`` on the parsed manifest against this workspace's warehouse, one
+        invocation at a time, and release DuckDB's file after it."""
+        from dbt.cli.main import dbtRunner
+
+        with _DBT_LOCK:
+            manifest = self.manifest()
+            _reset_compiled_state(manifest)
+            try:
+                with _warehouse_env(
+                    self.workspace.warehouse_path, self.warehouse, self.postgres_url
+                ):
+                    return dbtRunner(manifest=manifest).invoke(args)
+            finally:
+                _close_duckdb()
+
     def compile(self, as_of: datetime, *, full_refresh: bool = False) -> dict[str, str]:
         """Every model's SQL as ``dbt compile`` renders it at ``as_of`` against the built
         warehouse, by model name: incremental models render their incremental branch, or their
         first build's with ``full_refresh``."""
-        from dbt.cli.main import dbtRunner
 
         args = [
             "compile",
@@ -535,16 +540,7 @@ class DbtWorkspaceProject:
             json.dumps({"as_of": _format_as_of(as_of)}),
             *(["--full-refresh"] if full_refresh else []),
         ]
-        with _DBT_LOCK:
-            manifest = self.manifest()
-            _reset_compiled_state(manifest)
-            try:
-                with _warehouse_env(
-                    self.workspace.warehouse_path, self.warehouse, self.postgres_url
-                ):
-                    result = dbtRunner(manifest=manifest).invoke(args)
-            finally:
-                _close_duckdb()
+        result = self._invoke(args)
         if not result.success or result.result is None:
             raise DbtBuildError(f"dbt compile of {self.project_dir} failed: {result.exception}", [])
         return {r.node.name: r.node.compiled_code for r in result.result.results}

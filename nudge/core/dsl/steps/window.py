@@ -25,12 +25,7 @@ def parse(r: Reader, value: Any, path: str, _: ParseSteps) -> Window | None:
             r.problem(sub(path, "days"), "expected at least one day (mon..sun); got an empty list")
         for i, day in enumerate(days):
             r.choice(day, sub(sub(path, "days"), i), WEEKDAYS, "day")
-    begin = r.time_of_day(data["from"], sub(path, "from"))
-    end = r.time_of_day(data["to"], sub(path, "to"))
-    tz_attr = data.get("timezone_attribute")
-    if tz_attr is not None:
-        tz_attr = r.string(tz_attr, sub(path, "timezone_attribute"))
-    default_tz = r.timezone(data.get("default_timezone", "UTC"), sub(path, "default_timezone"))
+    begin, end, tz_attr, default_tz = r.clock_window(data, path)
     if r.problem_count > start or begin is None or end is None or default_tz is None:
         return None
     return Window(tuple(days), begin, end, tz_attr, default_tz)
