@@ -26,6 +26,7 @@ from collector.intake import Intake, Intaker
 from collector.openapi import openapi_document
 from collector.settings import Credentials, Limits
 from collector.subscription_centre import SubscriptionCentre
+from collector.transactional import TransactionalApi
 from nudge.core.landing.messages import InvalidMessage
 from nudge.core.landing.quarantine import keep, quarantine_record
 from nudge.core.landing.suppressions import SuppressionList
@@ -52,6 +53,9 @@ class Collector:
         # once, so the file need not be looked at on every request.
         self.suppressions = SuppressionList(workspace.suppressions_path, recheck_seconds=0.1)
         self.intaker = Intaker(self.committer, self.suppressions, workspace.quarantine_dir)
+        self.transactional = TransactionalApi(
+            workspace, credentials.app_keys, limits, self.suppressions
+        )
 
     # authentication -------------------------------------------------------------------------
 
@@ -234,9 +238,11 @@ class Collector:
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         await self.committer.start()
+        self.transactional.start()
         try:
             yield
         finally:
+            self.transactional.close()
             await self.committer.stop()
 
 
@@ -247,7 +253,7 @@ def _source(request: Request) -> str:
 def _error(
     request: Request, status: int, reason: str, headers: dict[str, str] | None
 ) -> JSONResponse:
-    if request.url.path.startswith("/api/"):
+    if request.url.path.startswith(("/api/", "/v1/send/")):  # Customer.io's error shape
         body: dict[str, Any] = {"meta": {"error": reason}}
     else:
         body = {"success": False, "error": reason}
@@ -301,6 +307,7 @@ def create_app(
         Route(f"{customer}/unsuppress", c.unsuppress, methods=["POST"]),
         Route("/api/v1/merge_customers", c.merge, methods=["POST"]),
         Route("/api/v2/batch", c.v2_batch, methods=["POST"]),
+        *c.transactional.routes(),
     ]
     centre = SubscriptionCentre(workspace)
     centre.topics  # noqa: B018 - check the content now, not at the first request

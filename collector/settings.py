@@ -13,10 +13,13 @@ MAX_BATCH_BYTES = 500 * 1024
 class Credentials:
     """``write_keys``: Segment write keys (``NUDGE_WRITE_KEYS``, comma-separated);
     ``track``: Customer.io ``(site_id, api_key)`` pairs (``NUDGE_TRACK_CREDENTIALS``,
-    comma-separated ``site_id:api_key``). An empty set accepts nothing on that API."""
+    comma-separated ``site_id:api_key``); ``app_keys``: Customer.io App API keys for
+    transactional sends (``NUDGE_APP_API_KEYS``, comma-separated, sent as a Bearer token).
+    An empty set accepts nothing on that API."""
 
     write_keys: frozenset[str] = frozenset()
     track: frozenset[tuple[str, str]] = frozenset()
+    app_keys: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> Credentials:
@@ -31,7 +34,12 @@ class Credentials:
                         f"{pair.strip()[:20]!r}... is not one."
                     )
                 track.add((site_id, api_key))
-        return cls(write_keys=frozenset(k for k in write_keys if k), track=frozenset(track))
+        app_keys = {k.strip() for k in os.environ.get("NUDGE_APP_API_KEYS", "").split(",")}
+        return cls(
+            write_keys=frozenset(k for k in write_keys if k),
+            track=frozenset(track),
+            app_keys=frozenset(k for k in app_keys if k),
+        )
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from senders.dispatch import DispatchSummary, dispatch_pending
 from senders.feedback import apply_feedback
 from senders.ledger import scrub_erased_people
 from senders.providers import Provider
+from senders.transactional import copy_into_ledger, mirror_suppressed_addresses
 
 REPORTS_SELECTOR = "tag:delivery_reports"
 
@@ -223,11 +224,14 @@ def send_pending(
     run_id: str,
     channels: Collection[str] | None = None,
 ) -> DispatchSummary:
-    """Fold in provider feedback, erase what the ledger and the feedback kept about people
+    """Fold in provider feedback, copy the collector's transactional sends into the ledger (and
+    give it the suppressed addresses), erase what the ledger and the feedback kept about people
     deleted or suppressed by now, then send pending outbox rows of ``channels`` (default: every
     channel with a provider)."""
     with connect(workspace.warehouse_path) as con:
         apply_feedback(con, now=as_of)
+        copy_into_ledger(con, run_id=run_id, as_of=as_of)
+        mirror_suppressed_addresses(con)
         scrub_erased_people(con, ERASED_USERS)
         return dispatch_pending(
             con,

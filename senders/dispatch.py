@@ -112,7 +112,8 @@ def _count(summary: DispatchSummary, frame: pl.DataFrame) -> None:
         summary.steps.add_decision(journey, step, channel, status, n)
 
 
-def _render(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessage:
+def render_message(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessage:
+    """One outbox-shaped row rendered and addressed (journey sends and the transactional API)."""
     template = renderer.template(row["template"])
     if template.channel != row["channel"]:
         raise RenderError(
@@ -215,7 +216,8 @@ def dispatch_pending(
 
 
 class _Sending:
-    """Hands messages to providers for one dispatch, and knows when a channel must stop."""
+    """Hands messages to providers for one dispatch, and knows when a channel must stop.
+    ``journal`` is None outside a dispatch (``send_now``: nothing is handed over in turns)."""
 
     def __init__(
         self,
@@ -223,7 +225,7 @@ class _Sending:
         settings: DispatchSettings,
         interrupts: Interrupts,
         paused_journeys: Callable[[], Collection[str]],
-        journal: HandoverJournal,
+        journal: HandoverJournal | None,
     ):
         self.providers = providers
         self.journal = journal
@@ -294,6 +296,15 @@ class _Sending:
         )
 
 
+def send_now(
+    provider: Provider, message: RenderedMessage, settings: DispatchSettings
+) -> SendOutcome:
+    """Hand one message over outside a dispatch (the transactional API), with the dispatch's
+    immediate retries of a transient failure."""
+    sending = _Sending({message.channel: provider}, settings, Interrupts(), frozenset, None)
+    return sending.send(message)
+
+
 def _leave_pending(summary: DispatchSummary, channel: str, n: int, why: str) -> None:
     summary.counts[(channel, LEFT_PENDING)] += n
     summary.stopped.setdefault(channel, why)
@@ -324,7 +335,7 @@ def _dispatch_batch(
     errors: dict[str, str] = {}
     for row in batch.iter_rows(named=True):
         try:
-            messages.append(_render(renderer, row))
+            messages.append(render_message(renderer, row))
         except RenderError as err:
             errors[row["idempotency_key"]] = str(err)
     failed = pl.col("idempotency_key").is_in(list(errors))

@@ -48,14 +48,19 @@ OUTCOME_COLUMNS = {
 }
 
 
-def journal_path(con: duckdb.DuckDBPyConnection) -> Path:
-    """``<warehouse file>.handovers`` for the connection's database file."""
+def warehouse_file(con: duckdb.DuckDBPyConnection) -> Path:
+    """The connection's database file."""
     row = con.execute(
         "select path from duckdb_databases() where database_name = current_database()"
     ).fetchone()
     if row is None or not row[0]:
         raise ValueError("the delivery ledger needs a warehouse file, not an in-memory database")
-    return Path(f"{row[0]}.handovers")
+    return Path(row[0])
+
+
+def journal_path(con: duckdb.DuckDBPyConnection) -> Path:
+    """``<warehouse file>.handovers`` for the connection's database file."""
+    return Path(f"{warehouse_file(con)}.handovers")
 
 
 class HandoverJournal:

@@ -19,7 +19,8 @@ undeliverable      no address      no email / phone / device / URL for the chann
 held               quiet hours     not transactional, not in_app, inside quiet hours: the
                                    row stays pending and goes out at the first later dispatch
 undeliverable      frequency cap   not transactional, not in_app, over a cap counting sends
-                                   in the ledger and earlier sends of this same dispatch
+                                   in the ledger (not those of the transactional API, which
+                                   have no journey) and earlier sends of this same dispatch
 send               (none)          everything else
 =================  ==============  ========================================================
 
@@ -36,7 +37,7 @@ import duckdb
 import polars as pl
 
 from nudge.core.clock import clock_time, clock_window_state, user_zone
-from nudge.core.dsl.spec import Content, FrequencyCap, QuietHours
+from nudge.core.dsl.spec import Content, FrequencyCap, QuietHours, Template
 from nudge.core.opt_out import opt_out_values_sql, topic_off_sql, unsubscribed_sql
 from senders.ledger import retryable
 
@@ -101,10 +102,19 @@ _ADDRESS = """case p.channel
     end"""
 
 
+def template_address(template: Template) -> str | None:
+    """Webhook templates are addressed to their URL; slack ones to their URL or the provider's
+    hook; other channels address people, not templates (None)."""
+    if template.channel not in ("webhook", "slack"):
+        return None
+    return (
+        str(template.fields.get("url") or ("slack" if template.channel == "slack" else "")) or None
+    )
+
+
 def _template_addresses(content: Content) -> pl.DataFrame:
-    """Webhook templates are addressed to their URL; slack ones to their URL or the provider's hook."""
     rows = [
-        (t.name, str(t.fields.get("url") or ("slack" if t.channel == "slack" else "")) or None)
+        (t.name, template_address(t))
         for t in content.templates
         if t.channel in ("webhook", "slack")
     ]
@@ -170,7 +180,7 @@ def _cap_sql(index: int, cap: FrequencyCap) -> tuple[str, str]:
             from nudge.delivery_ledger l
             left join nudge.outbox ob on ob.idempotency_key = l.idempotency_key
             where l.status = 'sent' and l.channel <> 'in_app'
-              and not coalesce(ob.transactional, false){scope}
+              and not coalesce(ob.transactional, false) and l.journey is not null{scope}
               and l.as_of > $as_of - to_seconds({int(cap.per.total_seconds())})
               and l.as_of <= $as_of
             group by l.user_id

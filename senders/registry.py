@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nudge.core.workspace import Workspace
 from senders.capture import CapturingProvider
 from senders.channels.fcm import FcmPushProvider, FcmSettings
 from senders.channels.in_app import InboxProvider
@@ -43,6 +44,10 @@ class ProviderPlaces:
 
     landing_dir: Path
     inbox_path: Path
+
+    @classmethod
+    def of(cls, workspace: Workspace) -> ProviderPlaces:
+        return cls(workspace.events_landing_dir, workspace.home / "inbox.sqlite3")
 
 
 @dataclass(frozen=True)
