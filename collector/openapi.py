@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from senders.registry import CHANNELS
+
 _JSON_OBJECT = {"type": "object", "additionalProperties": True}
 _ID = {"type": "string", "maxLength": 150}
 _MESSAGE = {
@@ -91,6 +93,84 @@ def _merge_party() -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {"id": _ID, "email": {"type": "string"}, "cio_id": {"type": "string"}},
+    }
+
+
+def _transactional() -> dict[str, Any]:
+    """``POST /v1/send/{channel}`` (collector.transactional, docs/transactional.md)."""
+    body = {
+        "type": "object",
+        "required": ["transactional_message_id", "identifiers"],
+        "properties": {
+            "transactional_message_id": {
+                "type": ["string", "integer"],
+                "description": "The name of the template to send",
+                "examples": ["welcome"],
+            },
+            "identifiers": {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 1,
+                "properties": {"id": _ID, "email": {"type": "string"}},
+            },
+            "to": {"type": "string"},
+            "message_data": _JSON_OBJECT,
+            "send_at": {"type": "integer", "description": "Not in the future: sent at once"},
+            "disable_message_retention": {"type": "boolean"},
+        },
+    }
+    answer = {
+        "type": "object",
+        "properties": {"delivery_id": {"type": "string"}, "queued_at": {"type": "integer"}},
+    }
+    refusals = {
+        "400": "Not JSON, a field missing or wrong, no recipient, recipient suppressed, or no "
+        "provider for the channel",
+        "401": "Missing or unknown App API key",
+        "403": "NUDGE_APP_API_KEYS is not set: the collector sends nothing",
+        "404": "No template of that name for the channel, or no such channel",
+        "408": "The body did not arrive in time",
+        "409": "A request with the same Idempotency-Key is still being sent",
+        "413": "The body is over 500 KB",
+        "415": "The body is not JSON, or its Content-Encoding is not gzip",
+        "422": "The Idempotency-Key was used for another body, or the template does not render",
+        "502": "The provider refused the message, or its outcome is unknown (not resent)",
+        "503": "The provider could not take it now (nothing delivered; the same key may retry), "
+        "or cannot start",
+    }
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "Sent: the provider took the message",
+            "content": {"application/json": {"schema": answer}},
+        },
+        **{code: {"description": text} for code, text in refusals.items()},
+    }
+    return {
+        "/v1/send/{channel}": {
+            "parameters": [
+                {
+                    "name": "channel",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "enum": list(CHANNELS)},
+                },
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                },
+            ],
+            "post": {
+                "summary": "Send a transactional message at once (Customer.io's App API shape)",
+                "security": [{"appKey": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": body}},
+                },
+                "responses": responses,
+            },
+        }
     }
 
 
@@ -242,6 +322,7 @@ def openapi_document() -> dict[str, Any]:
             }
         }
     health = {
+        **_transactional(),
         "/health": {
             "get": {
                 "summary": "The collector is up",
@@ -263,7 +344,8 @@ def openapi_document() -> dict[str, Any]:
             "title": "nudge collector",
             "version": "1",
             "description": "Segment HTTP Tracking API and Customer.io Track API v1 ingest. A 200 "
-            "means every accepted message is on disk; rejected ones are listed with a reason.",
+            "means every accepted message is on disk; rejected ones are listed with a reason. "
+            "Customer.io's transactional API sends a message at once.",
         },
         "components": {
             "securitySchemes": {
@@ -273,6 +355,11 @@ def openapi_document() -> dict[str, Any]:
                     "description": "A write key as user name, empty password",
                 },
                 "siteKey": {"type": "http", "scheme": "basic", "description": "site_id:api_key"},
+                "appKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A Customer.io App API key (NUDGE_APP_API_KEYS)",
+                },
             }
         },
         "paths": {**health, **segment, **track, **webhooks},
