@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import customerio
@@ -27,10 +27,25 @@ import duckdb
 import pytest
 import requests
 
+from nudge.core.dsl.spec import FrequencyCap, Policies
 from nudge.devtools.smtp_sink import SmtpSink
-from senders.transactional import STORE_NAME, copy_into_ledger
+from senders.capture import CapturingProvider
+from senders.handover_journal import warehouse_file
+from senders.settings import DispatchSettings
+from senders.transactional import (
+    STORE_NAME,
+    Refusal,
+    SendRequest,
+    TransactionalSender,
+    TransactionalStore,
+    copy_into_ledger,
+    mirror_suppressed_addresses,
+    store_path,
+)
 from tests.conftest import COLLECTOR_ENV, CollectorProcess
 from tests.http_standin import Reply, Request, StandIn, standin
+from tests.test_senders_dispatch import T0, add_user, enqueue, ledger, run
+from tests.test_senders_dispatch import content as dispatch_content
 
 APP_KEY = "app-key-for-tests"
 TEMPLATES = """
@@ -312,3 +327,44 @@ def test_killed_while_the_provider_holds_it_the_outcome_is_unknown_and_never_res
 def _quietly(call, *args) -> None:  # type: ignore[no-untyped-def]
     with contextlib.suppress(requests.RequestException):  # the collector is killed under it
         call(*args)
+
+
+# --- the send stage's side, in process ------------------------------------------------------
+
+
+def transactional_request(to: str) -> SendRequest:
+    return SendRequest(
+        channel="email", template="welcome_email", user_id="u1", email=None, to=to,
+        message_data={}, scope="s", idempotency_key=None, fingerprint=to,
+    )  # fmt: skip
+
+
+def test_bounced_addresses_are_refused_and_sends_count_toward_no_journey_cap(
+    sender_warehouse: duckdb.DuckDBPyConnection,
+) -> None:
+    """The send stage gives the store the warehouse's suppressed addresses; the copied sends
+    (journey null) do not use up a journey's frequency cap."""
+    con = sender_warehouse
+    con.execute(
+        "insert into nudge.suppressed_addresses values ('email', 'gone@example.com', "
+        "'bounced: 550 no such user', ?)",
+        [T0],
+    )
+    assert mirror_suppressed_addresses(con) == 1
+    store = TransactionalStore(store_path(warehouse_file(con)))
+    sender = TransactionalSender(
+        store, content=lambda: dispatch_content(), providers=lambda _c: CapturingProvider("email"),
+        suppressed_ids=frozenset, settings=DispatchSettings(),
+    )  # fmt: skip
+    with pytest.raises(Refusal) as refused:
+        sender.send(transactional_request("Gone@example.com"))
+    assert "'Gone@example.com' bounced: 550 no such user" in refused.value.reason
+    assert sender.send(transactional_request("u1@example.com")).status == 200
+    store.close()
+    assert copy_into_ledger(con, run_id="r1", as_of=T0) == 1
+
+    caps = Policies(frequency_caps=(FrequencyCap("email", 1, timedelta(days=1)),))
+    add_user(con, "u1", email="u1@example.com")
+    enqueue(con, "a1", "u1")
+    run(con, {"email": CapturingProvider("email")}, policies=caps)
+    assert ledger(con)["a1"] == ("sent", None)
