@@ -20,8 +20,9 @@ failed, ``outcome unknown``, and never resent, as the dispatch's crash rule says
 The send stage of each run copies the rows with an outcome into ``nudge.delivery_ledger``
 (``copy_into_ledger``: journey null, the template, channel, status, provider id and reason),
 keyed by the delivery id, so a copy repeated after a crash inserts nothing twice. The same stage
-refreshes the store's copy of ``nudge.suppressed_addresses`` (``mirror_suppressed_addresses``):
-the addresses that bounced or complained, which the collector cannot read from the warehouse.
+copies ``nudge.suppressed_addresses`` into the store (``mirror_suppressed_addresses``): the
+addresses that bounced or complained, which the collector cannot read from the warehouse; the
+collector adds those its own provider callbacks report as they arrive.
 """
 
 from __future__ import annotations
@@ -268,9 +269,10 @@ class TransactionalStore:
                 (_iso(now - KEY_LIFETIME),),
             )
 
-    def replace_suppressed_addresses(self, rows: list[tuple[str, str, str]]) -> None:
+    def add_suppressed_addresses(self, rows: list[tuple[str, str, str]]) -> None:
+        """``(channel, address, reason)`` rows; an address is never taken off (a dead address
+        stays dead, as in ``nudge.suppressed_addresses``)."""
         with self._writing() as con:
-            con.execute("delete from suppressed_addresses")
             con.executemany(
                 "insert or ignore into suppressed_addresses values (?, lower(?), ?)", rows
             )
@@ -489,12 +491,13 @@ def copy_into_ledger(con: duckdb.DuckDBPyConnection, *, run_id: str, as_of: date
 
 def mirror_suppressed_addresses(con: duckdb.DuckDBPyConnection) -> int:
     """Give the store the warehouse's ``nudge.suppressed_addresses`` (bounces, complaints,
-    numbers that do not exist), which the collector checks before a transactional send.
-    Returns how many addresses it holds."""
+    numbers that do not exist), which the collector checks before a transactional send; the
+    collector adds the ones its own callbacks report at once. Returns how many the warehouse
+    holds."""
     rows = con.execute("select channel, address, reason from nudge.suppressed_addresses").fetchall()
     store = TransactionalStore(store_path(warehouse_file(con)))
     try:
-        store.replace_suppressed_addresses(rows)
+        store.add_suppressed_addresses(rows)
     finally:
         store.close()
     return len(rows)

@@ -129,7 +129,8 @@ messages = st.dictionaries(message_keys, json_values, max_size=6)
 send_bodies = st.fixed_dictionaries(
     {},
     optional={
-        "transactional_message_id": st.sampled_from(["welcome", "inbox", "code", "nope"]) | json_values,
+        "transactional_message_id": st.sampled_from(["welcome", "inbox", "code", "nope"])
+        | json_values,
         "identifiers": st.dictionaries(
             st.sampled_from(["id", "email", "cio_id"]), st.emails() | json_values, max_size=2
         ),
