@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import email
+import json
 import os
 import signal
 import sqlite3
@@ -55,6 +56,7 @@ templates:
     subject: "Reset your password, {{ event.name }}"
     html: "<p>Hi {{ event.name }}, <a href='{{ event.link }}'>reset it</a>.</p>"
   - {name: login_code, channel: sms, body: "Your code is {{ event.code }}"}
+  - {name: receipt, channel: in_app, title: "Receipt", body: "Order {{ event.order }} is paid"}
 """
 RESET = {
     "transactional_message_id": "password_reset",
@@ -327,6 +329,36 @@ def test_killed_while_the_provider_holds_it_the_outcome_is_unknown_and_never_res
 def _quietly(call, *args) -> None:  # type: ignore[no-untyped-def]
     with contextlib.suppress(requests.RequestException):  # the collector is killed under it
         call(*args)
+
+
+def test_sms_and_in_app_go_through_their_providers(tmp_path: Path) -> None:
+    with standin(lambda _request: Reply(201, {"sid": "SM42"})) as twilio:
+        env = {
+            **COLLECTOR_ENV, "NUDGE_APP_API_KEYS": APP_KEY, "NUDGE_SMS_PROVIDER": "twilio",
+            "NUDGE_TWILIO_ACCOUNT_SID": "AC1", "NUDGE_TWILIO_AUTH_TOKEN": "twilio-token",
+            "NUDGE_TWILIO_FROM": "+15550000000", "NUDGE_TWILIO_BASE_URL": twilio.url,
+        }  # fmt: skip
+        server = CollectorProcess(tmp_path / "home", write_content(tmp_path), env)
+        server.start()
+        try:
+            sms = post(server, {"transactional_message_id": "login_code", "to": "+15550001234",
+                                "identifiers": {"id": "ada"}, "message_data": {"code": "424242"}},
+                       channel="sms")  # fmt: skip
+            inbox = post(server, {"transactional_message_id": "receipt", "identifiers":
+                                  {"email": "ada@example.com"}, "message_data": {"order": 7}},
+                         channel="in_app")  # fmt: skip
+        finally:
+            server.stop()
+        [request] = twilio.requests
+    assert sms.status_code == 200, sms.text
+    assert (request.form()["To"], request.form()["Body"]) == ("+15550001234", "Your code is 424242")
+    assert inbox.status_code == 200, inbox.text
+    with sqlite3.connect(tmp_path / "home" / "inbox.sqlite3") as store:
+        [(user_id, delivery_id, content)] = store.execute(
+            "select user_id, delivery_id, content from inbox_messages"
+        ).fetchall()
+    assert (user_id, delivery_id) == ("ada@example.com", inbox.json()["delivery_id"])
+    assert json.loads(content)["body"] == "Order 7 is paid"
 
 
 # --- the send stage's side, in process ------------------------------------------------------
