@@ -34,6 +34,7 @@ from nudge.core.workspace import Workspace
 
 SEGMENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 _REALM = {"WWW-Authenticate": 'Basic realm="nudge"'}
+_BEARER = {"WWW-Authenticate": 'Bearer realm="nudge"'}
 
 
 def _known(given: str, allowed: frozenset[str]) -> bool:
@@ -229,7 +230,9 @@ class Collector:
         assert isinstance(exc, Refused)
         if exc.body is not None:
             await self._keep(request, exc.body, exc.reason)
-        headers = _REALM if exc.status == 401 else None
+        headers = None
+        if exc.status == 401:
+            headers = _BEARER if request.url.path.startswith("/v1/send/") else _REALM
         return _error(request, exc.status, exc.reason, headers)
 
     async def commit_failed(self, request: Request, exc: Exception) -> Response:

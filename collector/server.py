@@ -15,10 +15,10 @@ from nudge.core.workspace import Workspace
 def serve(workspace: Workspace, host: str, port: int) -> int:
     """Serve until stopped (SIGINT/SIGTERM publish what is in the journal before exiting)."""
     credentials = Credentials.from_env()
-    if not credentials.write_keys and not credentials.track:
+    if not credentials.write_keys and not credentials.track and not credentials.app_keys:
         print(
-            "warning: neither NUDGE_WRITE_KEYS nor NUDGE_TRACK_CREDENTIALS is set: every request "
-            "carrying data will be refused."
+            "warning: none of NUDGE_WRITE_KEYS, NUDGE_TRACK_CREDENTIALS, NUDGE_APP_API_KEYS is "
+            "set: every request carrying data will be refused."
         )
     app = create_app(workspace, credentials)
     try:

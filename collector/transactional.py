@@ -189,6 +189,7 @@ class TransactionalApi:
         self.limits = limits
         self.suppressions = suppressions
         self.providers = _Providers(workspace)
+        self.settings = DispatchSettings.from_env()  # a bad value stops `nudge serve`, named
         self._content: Content | None = None
         self.sender: TransactionalSender | None = None
 
@@ -204,7 +205,7 @@ class TransactionalApi:
             content=self.content,
             providers=self.providers,
             suppressed_ids=self.suppressions.current,
-            settings=DispatchSettings.from_env(),
+            settings=self.settings,
         )
 
     def close(self) -> None:

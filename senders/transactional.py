@@ -31,6 +31,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -190,13 +191,6 @@ class TransactionalStore:
 
     def get(self, delivery_id: str) -> dict[str, Any] | None:
         return self._row("delivery_id = ?", (delivery_id,))
-
-    def forget(self, delivery_id: str) -> None:
-        """Remove an intent never handed over (the provider could not be opened)."""
-        with self._writing() as con:
-            con.execute(
-                "delete from sends where delivery_id = ? and attempted_at is null", (delivery_id,)
-            )
 
     def handed_over(self, delivery_id: str, now: datetime) -> None:
         with self._writing() as con:
@@ -449,7 +443,7 @@ class TransactionalSender:
                 raise Refusal(422, "Idempotency-Key was used for a different request")
             if row["status"] != "sending":
                 return _answer_of(row)
-            threading.Event().wait(0.02)
+            time.sleep(0.02)
         raise Refusal(
             409, "a request with this Idempotency-Key is still being sent; retry in a moment"
         )

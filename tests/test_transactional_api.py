@@ -223,6 +223,7 @@ def test_bad_requests_get_a_clear_4xx_and_send_nothing(
     unknown = requests.post(f"{serving.url}/v1/send/email", json=RESET, timeout=10,
                             headers={"Authorization": "Bearer wrong"})  # fmt: skip
     assert unknown.status_code == 401
+    assert unknown.headers["WWW-Authenticate"] == 'Bearer realm="nudge"'
     assert sink.messages() == []
 
 
