@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -383,7 +383,8 @@ class TransactionalSender:
             if getattr(provider, "concurrency", 1) == 1:
                 provider.close()
         if outcome.status == "sent":
-            answer = Answer(200, {"delivery_id": delivery_id, "queued_at": int(now.timestamp())})
+            queued_at = int(now.replace(tzinfo=UTC).timestamp())  # now is naive UTC
+            answer = Answer(200, {"delivery_id": delivery_id, "queued_at": queued_at})
         else:
             answer = _failure_answer(outcome, provider.name, delivery_id)
         self.store.finish(delivery_id, outcome, answer, self.now())
