@@ -41,6 +41,8 @@ from senders.registry import (
 )
 from senders.settings import DispatchSettings
 from senders.transactional import (
+    Answer,
+    InProgress,
     Refusal,
     SendRequest,
     TransactionalSender,
@@ -56,6 +58,8 @@ FIELDS = frozenset(
 MAX_KEY_LENGTH = 255
 # A send_at further ahead than this would be a scheduled message, which nudge does not keep.
 SEND_AT_LEEWAY_SECONDS = 60
+# How long a request waits for another one with its Idempotency-Key before answering 409.
+IN_PROGRESS_WAIT_SECONDS = 10
 
 
 def _string(value: Any, what: str) -> str | None:
@@ -247,7 +251,23 @@ class TransactionalApi:
         send_request = parse_request(channel, body, scope=scope, idempotency_key=key)
         assert self.sender is not None, "the collector's lifespan starts the sender"
         try:
-            answer = await asyncio.to_thread(self.sender.send, send_request)
+            try:
+                answer = await asyncio.to_thread(self.sender.send, send_request)
+            except InProgress as busy:
+                answer = await self._answer_of(busy.delivery_id, send_request)
         except Refusal as refusal:
             raise Refused(refusal.status, refusal.reason) from None
         return JSONResponse(answer.body, status_code=answer.status)
+
+    async def _answer_of(self, delivery_id: str, send_request: SendRequest) -> Answer:
+        """Wait (without holding a thread) for the answer of the request that holds the key."""
+        assert self.sender is not None
+        deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            answer = await asyncio.to_thread(self.sender.settled, delivery_id, send_request)
+            if answer is not None:
+                return answer
+            await asyncio.sleep(0.02)
+        raise Refusal(
+            409, "a request with this Idempotency-Key is still being sent; retry in a moment"
+        )

@@ -31,7 +31,6 @@ import hashlib
 import json
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -100,6 +99,15 @@ class Refusal(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class InProgress(Exception):
+    """Another request with the same Idempotency-Key is being sent: wait for its answer
+    (``TransactionalSender.settled``), outside the thread that sends."""
+
+    def __init__(self, delivery_id: str) -> None:
+        super().__init__(delivery_id)
+        self.delivery_id = delivery_id
 
 
 @dataclass(frozen=True)
@@ -289,6 +297,19 @@ def _answer_of(row: Mapping[str, Any]) -> Answer:
     return Answer(int(row["answer_status"]), json.loads(row["answer"]))
 
 
+def _settled(row: Mapping[str, Any], request: SendRequest) -> Answer:
+    """The answer a row holding ``request``'s key gave; ``InProgress`` while it has none."""
+    if row["fingerprint"] != request.fingerprint:
+        raise Refusal(
+            422,
+            f"Idempotency-Key {request.idempotency_key!r} was used for a different request "
+            "in the last 24 hours; use a new key for a new message",
+        )
+    if row["status"] == "sending":
+        raise InProgress(row["delivery_id"])
+    return _answer_of(row)
+
+
 def _failure_answer(outcome: SendOutcome, provider: str, delivery_id: str) -> Answer:
     """503 when the provider could not take it now (nothing delivered, try again), else 502."""
     status = 503 if not outcome.permanent else 502
@@ -324,24 +345,28 @@ class TransactionalSender:
         self._slots_lock = threading.Lock()
 
     def replay(self, request: SendRequest) -> Answer | None:
-        """The first answer to a request with the same key (None: no such request, or it is
-        still being sent); ``Refusal`` 422 when that request had another body."""
+        """The first answer to a request with the same key (None: no such request);
+        ``InProgress`` while that request is being sent, ``Refusal`` 422 when it had another
+        body."""
         if request.idempotency_key is None:
             return None
         row = self.store.claimed(request.scope, request.idempotency_key, self.now())
-        if row is None:
+        return None if row is None else _settled(row, request)
+
+    def settled(self, delivery_id: str, request: SendRequest) -> Answer | None:
+        """The answer of the request holding ``request``'s key, None while it is being sent."""
+        row = self.store.get(delivery_id)
+        if row is None:  # cannot happen while this collector runs: rows are kept 24 hours
+            raise Refusal(409, "the request with this Idempotency-Key is gone; send it again")
+        try:
+            return _settled(row, request)
+        except InProgress:
             return None
-        if row["fingerprint"] != request.fingerprint:
-            raise Refusal(
-                422,
-                f"Idempotency-Key {request.idempotency_key!r} was used for a different request "
-                "in the last 24 hours; use a new key for a new message",
-            )
-        return _answer_of(row) if row["status"] != "sending" else None
 
     def send(self, request: SendRequest) -> Answer:
         """Render, check and send ``request``, or answer as the first request with its key was
-        answered. Raises ``Refusal`` for a request that cannot be sent."""
+        answered. Raises ``Refusal`` for a request that cannot be sent, ``InProgress`` when
+        another request with its key is being sent."""
         answered = self.replay(request)
         if answered is not None:
             return answered
@@ -376,7 +401,7 @@ class TransactionalSender:
         }  # fmt: skip
         holder = self.store.claim(request, row, now)
         if holder is not None:
-            return self._wait_for(holder, request)
+            raise InProgress(holder)
         with self._slot(request.channel, provider):
             self.store.handed_over(delivery_id, self.now())
             outcome = send_now(provider, message, self.settings)
@@ -432,22 +457,6 @@ class TransactionalSender:
             )
         with slots:
             yield
-
-    def _wait_for(self, delivery_id: str, request: SendRequest) -> Answer:
-        """Another request with the same key is being sent: its answer, once it has one."""
-        deadline = self.now() + timedelta(seconds=10)
-        while self.now() < deadline:
-            row = self.store.get(delivery_id)
-            if row is None:
-                break
-            if row["fingerprint"] != request.fingerprint:
-                raise Refusal(422, "Idempotency-Key was used for a different request")
-            if row["status"] != "sending":
-                return _answer_of(row)
-            time.sleep(0.02)
-        raise Refusal(
-            409, "a request with this Idempotency-Key is still being sent; retry in a moment"
-        )
 
 
 # --- the send stage's side (in the process that holds the warehouse) --------------------------
