@@ -51,9 +51,7 @@ class ChannelDelivery(dg.ConfigurableResource):
 
 
 def places(workspace: Workspace) -> ProviderPlaces:
-    return ProviderPlaces(
-        landing_dir=workspace.events_landing_dir, inbox_path=workspace.home / "inbox.sqlite3"
-    )
+    return ProviderPlaces(landing_dir=workspace.events_landing_dir, inbox_path=workspace.inbox_path)
 
 
 def _setting_fields(spec: ProviderSpec) -> dict[str, Any]:
