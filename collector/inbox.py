@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.templating import Jinja2Templates
 
 from collector import customerio
@@ -138,14 +139,14 @@ class Inbox:
                 for path, method, op in operations
             ),
         ]
-        cors = CORSMiddleware(
-            Router(browser),
+        cors = Middleware(
+            CORSMiddleware,
             allow_origins=self.settings.origins,
             allow_methods=["GET", "POST"],
             allow_headers=[HASH_HEADER],
             max_age=600,
         )
-        return [*server, Mount("/inbox", app=cors)]
+        return [*server, Mount("/inbox", routes=browser, middleware=[cors])]
 
     # the two doors ------------------------------------------------------------------------------
 

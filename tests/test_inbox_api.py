@@ -220,7 +220,7 @@ def test_the_inbox_answers_while_another_process_holds_the_warehouse(
     assert holder.returncode == 0
 
 
-def test_no_secret_means_no_browser_inbox_and_a_short_one_is_refused(tmp_path: Path) -> None:
+def test_no_secret_means_no_browser_inbox(tmp_path: Path) -> None:
     server = CollectorProcess(tmp_path / "home", tmp_path / "content", COLLECTOR_ENV)
     server.start()
     try:
@@ -231,7 +231,25 @@ def test_no_secret_means_no_browser_inbox_and_a_short_one_is_refused(tmp_path: P
         )
     finally:
         server.stop()
-    short = CollectorProcess(tmp_path / "home", tmp_path / "content",
-                             {**COLLECTOR_ENV, "NUDGE_INBOX_SECRET": "short"})  # fmt: skip
-    with pytest.raises(RuntimeError, match="NUDGE_INBOX_SECRET must be a random secret"):
-        short.start()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        (
+            "NUDGE_INBOX_SECRET",
+            "short",
+            "NUDGE_INBOX_SECRET must be a random secret of at least 32",
+        ),
+        ("NUDGE_INBOX_ORIGINS", "app.example.com", "not 'app.example.com'"),
+        ("NUDGE_INBOX_ORIGINS", "https://app.example.com/inbox", "(scheme and host, no path)"),
+    ],
+)
+def test_nudge_serve_refuses_a_bad_inbox_setting(
+    tmp_path: Path, setting: str, value: str, says: str
+) -> None:
+    server = CollectorProcess(tmp_path / "home", tmp_path / "content",
+                              {**INBOX_ENV, setting: value})  # fmt: skip
+    with pytest.raises(RuntimeError, match="nudge serve exited") as refused:
+        server.start()
+    assert says in str(refused.value) and "Traceback" not in str(refused.value)
