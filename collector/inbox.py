@@ -51,6 +51,7 @@ HASH_HEADER = "X-Nudge-User-Hash"
 HASH_PARAMETER = "user_hash"
 READ_EVENT = "Inbox Message Read"
 DISMISSED_EVENT = "Inbox Message Dismissed"
+_MESSAGE_ID_PREFIX = {READ_EVENT: "inbox-read-", DISMISSED_EVENT: "inbox-dismissed-"}
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 
 Operation = Callable[[Request, str], Awaitable[dict[str, Any]]]
@@ -92,12 +93,11 @@ def _flag(name: str, text: str | None) -> bool:
 
 
 def _event(name: str, user_id: str, delivery_id: str, now: datetime) -> dict[str, Any]:
-    kind = "read" if name == READ_EVENT else "dismissed"
     return {
         "type": "track",
         "userId": user_id,
         "event": name,
-        "messageId": f"inbox-{kind}-{delivery_id}",
+        "messageId": _MESSAGE_ID_PREFIX[name] + delivery_id,
         "timestamp": now.isoformat(),
         "properties": {"delivery_id": delivery_id},
         "context": {"nudge": {"source": "inbox"}},
