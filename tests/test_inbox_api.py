@@ -172,6 +172,12 @@ def test_the_browser_api_needs_the_persons_hash_and_gets_only_their_inbox(
     mine = {"X-Nudge-User-Hash": user_hash("u1")}
     assert browser(collector, "POST", "u1", "/d-tip-u1/read", headers=mine).json()["unread"] == 0
     assert stored(workspace)["d-tip-u1"][1] is not None
+    # the refused calls landed nothing; the accepted one its event
+    events = [
+        (row["user_id"], row["event"], row["message_id"])
+        for row in landed(collector, workspace.home)
+    ]
+    assert events == [("u1", "Inbox Message Read", "inbox-read-d-tip-u1")]
 
 
 def test_cors_lets_the_configured_origin_call_and_read_refusals(collector: CollectorProcess):
