@@ -22,9 +22,10 @@ from collector import customerio
 from collector.bodies import Refused, basic_credentials, read_json
 from collector.commit import CommitFailed, GroupCommitter
 from collector.feedback import FeedbackReceiver
+from collector.inbox import Inbox
 from collector.intake import Intake, Intaker
 from collector.openapi import openapi_document
-from collector.settings import Credentials, Limits
+from collector.settings import Credentials, InboxSettings, Limits
 from collector.subscription_centre import SubscriptionCentre
 from collector.transactional import TransactionalApi
 from nudge.core.landing.messages import InvalidMessage
@@ -291,8 +292,9 @@ def create_app(
     workspace: Workspace, credentials: Credentials | None = None, limits: Limits | None = None
 ) -> Starlette:
     """The collector over ``workspace`` (credentials and limits from the environment by
-    default), with the subscription centre's pages (docs/subscription-centre.md) and the
-    providers' delivery callbacks (docs/delivery-feedback.md)."""
+    default), with the subscription centre's pages (docs/subscription-centre.md), the
+    providers' delivery callbacks (docs/delivery-feedback.md) and the in-app inbox
+    (docs/inbox.md)."""
     c = Collector(workspace, credentials or Credentials.from_env(), limits or Limits.from_env())
     customer = "/api/v1/customers/{identifier}"
     routes = [
@@ -315,6 +317,7 @@ def create_app(
     centre = SubscriptionCentre(workspace)
     centre.topics  # noqa: B018 - check the content now, not at the first request
     routes += centre.routes() + FeedbackReceiver(workspace).routes()
+    routes += Inbox(workspace, InboxSettings.from_env(), c.intaker, c._track_auth).routes()
     app = Starlette(
         routes=routes,
         lifespan=c.lifespan,

@@ -174,6 +174,90 @@ def _transactional() -> dict[str, Any]:
     }
 
 
+_INBOX_MESSAGE = {
+    "type": "object",
+    "properties": {
+        "delivery_id": {"type": "string"},
+        "content": {
+            **_JSON_OBJECT,
+            "description": "The rendered template fields: title, body, ...",
+        },
+        "created_at": {"type": "string", "format": "date-time"},
+        "read_at": {"type": ["string", "null"], "format": "date-time"},
+        "dismissed_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+_INBOX_ANSWERS = {
+    "list": {
+        "type": "object",
+        "properties": {
+            "messages": {"type": "array", "items": _INBOX_MESSAGE},
+            "unread": {"type": "integer"},
+            "next": {"type": ["string", "null"], "description": "before= of the next page"},
+        },
+    },
+    "read_all": {
+        "type": "object",
+        "properties": {"read": {"type": "integer"}, "unread": {"type": "integer"}},
+    },
+    "stamp": {
+        "type": "object",
+        "properties": {"delivery_id": {"type": "string"}, "unread": {"type": "integer"}},
+    },
+}
+_INBOX_QUERY = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+    {"name": "before", "in": "query", "schema": {"type": "string"}},
+    {"name": "include_dismissed", "in": "query", "schema": {"type": "boolean"}},
+]
+
+
+def _inbox_paths(prefix: str, person: str, security: str) -> dict[str, Any]:
+    """The four inbox operations under ``prefix`` (docs/inbox.md)."""
+
+    def operation(summary: str, answer: str, extra: dict[str, str]) -> dict[str, Any]:
+        refusals = {
+            "400": "A bad identifier or query parameter",
+            "401": "Missing or wrong credentials",
+            "403": "No credentials of this kind are configured",
+            **extra,
+        }
+        return {
+            "summary": summary,
+            "security": [{security: []}],
+            "responses": {
+                "200": {
+                    "description": "Done",
+                    "content": {"application/json": {"schema": _INBOX_ANSWERS[answer]}},
+                },
+                **{code: {"description": text} for code, text in refusals.items()},
+            },
+        }
+
+    stamped = {"404": "The person has no such message", "503": "The event could not be landed"}
+    return {
+        prefix: {
+            "parameters": _path_parameters(person),
+            "get": {
+                **operation("A person's inbox, newest first", "list", {}),
+                "parameters": _INBOX_QUERY,
+            },
+        },
+        f"{prefix}/read": {
+            "parameters": _path_parameters(person),
+            "post": operation("Mark every message read", "read_all", stamped),
+        },
+        f"{prefix}/{{delivery_id}}/read": {
+            "parameters": _path_parameters(person, "delivery_id"),
+            "post": operation("Mark one message read", "stamp", stamped),
+        },
+        f"{prefix}/{{delivery_id}}/dismiss": {
+            "parameters": _path_parameters(person, "delivery_id"),
+            "post": operation("Dismiss one message", "stamp", stamped),
+        },
+    }
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     segment: dict[str, Any] = {
@@ -321,6 +405,22 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "Landed"}, **webhook_refusals},
             }
         }
+    inbox = {
+        **_inbox_paths("/api/v1/customers/{identifier}/inbox", "identifier", "siteKey"),
+        **_inbox_paths("/inbox/{user_id}/messages", "user_id", "userHash"),
+        "/inbox/{user_id}": {
+            "parameters": _path_parameters("user_id"),
+            "get": {
+                "summary": "The person's inbox page (user_hash in the query)",
+                "security": [{"userHash": []}],
+                "responses": {
+                    "200": {"description": "The page", "content": {"text/html": {}}},
+                    "401": {"description": "Missing or wrong user hash"},
+                    "403": {"description": "NUDGE_INBOX_SECRET is not set"},
+                },
+            },
+        },
+    }
     health = {
         **_transactional(),
         "/health": {
@@ -360,7 +460,14 @@ def openapi_document() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "A Customer.io App API key (NUDGE_APP_API_KEYS)",
                 },
+                "userHash": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Nudge-User-Hash",
+                    "description": "Hex HMAC-SHA256 of the user id keyed with NUDGE_INBOX_SECRET "
+                    "(or the user_hash query parameter)",
+                },
             }
         },
-        "paths": {**health, **segment, **track, **webhooks},
+        "paths": {**health, **segment, **track, **inbox, **webhooks},
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from senders.unsubscribe import MIN_SECRET_LENGTH
+
 DEFAULT_PORT = 8000
 MAX_BATCH_BYTES = 500 * 1024
 
@@ -70,3 +72,32 @@ def port_from_env() -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ValueError(f"NUDGE_COLLECTOR_PORT must be a port number (1-65535), not {text!r}.")
     return int(text)
+
+
+@dataclass(frozen=True)
+class InboxSettings:
+    """The browser side of the in-app inbox (docs/inbox.md). ``secret``: the key of each
+    person's hash (``NUDGE_INBOX_SECRET``; unset: browsers get no inbox); ``origins``: the web
+    origins allowed to call it from a page of theirs (``NUDGE_INBOX_ORIGINS``, comma-separated)."""
+
+    secret: bytes | None = None
+    origins: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls) -> InboxSettings:
+        secret = os.environ.get("NUDGE_INBOX_SECRET", "")
+        if secret and len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"NUDGE_INBOX_SECRET must be a random secret of at least {MIN_SECRET_LENGTH} "
+                "characters (for example the output of `python -c 'import secrets; "
+                "print(secrets.token_hex(32))'`)."
+            )
+        origins = [o.strip() for o in os.environ.get("NUDGE_INBOX_ORIGINS", "").split(",")]
+        for origin in filter(None, origins):
+            scheme, _, host = origin.partition("://")
+            if scheme not in ("http", "https") or not host or "/" in host:
+                raise ValueError(
+                    "NUDGE_INBOX_ORIGINS must be comma-separated origins such as "
+                    f"https://app.example.com (scheme and host, no path), not {origin!r}."
+                )
+        return cls(secret=secret.encode() or None, origins=tuple(filter(None, origins)))

@@ -47,7 +47,7 @@ class ProviderPlaces:
 
     @classmethod
     def of(cls, workspace: Workspace) -> ProviderPlaces:
-        return cls(workspace.events_landing_dir, workspace.home / "inbox.sqlite3")
+        return cls(workspace.events_landing_dir, workspace.inbox_path)
 
 
 @dataclass(frozen=True)

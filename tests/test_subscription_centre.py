@@ -7,14 +7,13 @@ the preference page then shows them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 import requests
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from collector.subscription_centre import subscription_app
 from nudge.core.dsl.spec import CHANNELS
@@ -26,7 +25,6 @@ from senders.unsubscribe import preferences_url, sign_token
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 CONTENT = """\
 topics:
   - name: product_updates
@@ -86,17 +84,6 @@ def workspace(tmp_path: Path) -> Workspace:
 @pytest.fixture
 def server(workspace: Workspace, asgi_server) -> str:
     return asgi_server(subscription_app(workspace))
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (make browser)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        browser.close()
 
 
 def test_preferences_page_shows_and_saves_choices(
