@@ -23,8 +23,7 @@ import duckdb
 
 from journeys.engine import JourneyRunSummary, run_journeys
 from nudge.core.checked_content import load_workspace_content, sql_segment_names
-from nudge.core.clock import to_utc_naive as to_naive_utc
-from nudge.core.clock import utc_now
+from nudge.core.clock import to_utc_naive, utc_now
 from nudge.core.dsl.spec import Content
 from nudge.core.landing.loader import LoadResult, load_new_files
 from nudge.core.segments.dbt_models import generated_segment_models
@@ -299,7 +298,7 @@ def run_pipeline(
     around: StageWrapper | None = None,
 ) -> PipelineResult:
     """Every stage in order, in this process: what one Dagster run of the whole graph does."""
-    as_of = to_naive_utc(as_of)
+    as_of = to_utc_naive(as_of)
     run_id = run_id or new_run_id(as_of)
     refuse_earlier_as_of(workspace, as_of=as_of, run_id=run_id)
     start_run(workspace, as_of=as_of, run_id=run_id)
