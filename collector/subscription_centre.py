@@ -3,15 +3,15 @@
 Every link carries a token signed with ``NUDGE_SECRET_KEY`` (``senders.unsubscribe``) that names
 the person and, for an unsubscribe link, the topic. A person's choice is landed as an identify
 call that sets the traits the delivery rules read (``unsubscribed``,
-``cio_subscription_preferences.topics.<topic>``), exactly as if the application had sent it, so it
-takes effect at the next run and stays in the event history.
+``cio_subscription_preferences.topics.<topic>``, a flag or a per-channel mapping), exactly as if
+the application had sent it, so it takes effect at the next run and stays in the event history.
 
 - ``POST /u/{token}``: the one-click unsubscribe a mail client sends (body
   ``List-Unsubscribe=One-Click``), and the button of the unsubscribe page. It unsubscribes from the
   link's topic, or from everything when the link names none. ``GET /u/{token}`` only shows the page:
   link scanners fetch links, and a fetch must not unsubscribe anyone.
-- ``GET /preferences/{token}`` shows every declared topic with the person's current choice;
-  ``POST`` saves the form.
+- ``GET /preferences/{token}`` shows every declared topic with the person's current choice on
+  each of its channels (``nudge.core.dsl.walk.topic_channels``); ``POST`` saves the form.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from nudge.core import opt_out
 from nudge.core.checked_content import load_workspace_content
 from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import Topic
+from nudge.core.dsl.walk import topic_channels
 from nudge.core.landing.writer import land_messages
 from nudge.core.reports import user_traits
 from nudge.core.warehouse.connection import WarehouseBusy
@@ -42,26 +43,59 @@ from senders.unsubscribe import InvalidToken, verify_token
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 PREFERENCES_TRAIT = opt_out.TOPIC_PREFERENCES[0]
+# How the preference page names each channel (a template global).
+TEMPLATES.env.globals["channel_labels"] = {
+    "email": "Email",
+    "sms": "SMS",
+    "push": "Push",
+    "in_app": "In-app",
+    "webhook": "Webhook",
+    "slack": "Slack",
+}
 
 
 @dataclass(frozen=True)
 class TopicChoice:
     name: str
     description: str | None
-    subscribed: bool
+    # (channel, subscribed) for each channel the person chooses on.
+    channels: tuple[tuple[str, bool], ...]
 
 
-def topic_choices(topics: Iterable[Topic], traits: Mapping[str, Any]) -> list[TopicChoice]:
-    """Each declared topic with the person's choice: their preference, else the topic's default
-    (read by the opt-out rule the senders apply, ``nudge.core.opt_out``)."""
+def topic_choices(
+    topics: Iterable[tuple[Topic, tuple[str, ...]]], traits: Mapping[str, Any]
+) -> list[TopicChoice]:
+    """Each declared topic (with its channels) and the person's choice on each channel: their
+    preference, else the topic's default (read by the opt-out rule the senders apply,
+    ``nudge.core.opt_out``)."""
     return [
         TopicChoice(
             topic.name,
             topic.description,
-            not opt_out.topic_off(traits, topic.name, topic.default_subscribed),
+            tuple(
+                (
+                    channel,
+                    not opt_out.topic_off(traits, topic.name, channel, topic.default_subscribed),
+                )
+                for channel in channels
+            ),
         )
-        for topic in topics
+        for topic, channels in topics
     ]
+
+
+def topic_preferences(
+    topics: Iterable[tuple[Topic, tuple[str, ...]]], form: Mapping[str, Any]
+) -> dict[str, bool | dict[str, bool]]:
+    """The preference page's form as the ``topics`` trait: a topic with the same choice on every
+    channel shown gets a flag (so it also covers channels added later, and stays in Customer.io's
+    plain form), one with mixed choices a mapping of channel to flag."""
+    preferences: dict[str, bool | dict[str, bool]] = {}
+    for topic, channels in topics:
+        chosen = {c: form.get(f"topic:{topic.name}:{c}") == "on" for c in channels}
+        same = set(chosen.values())
+        preferences[topic.name] = same.pop() if len(same) == 1 else chosen
+    return preferences
 
 
 def _identify(user_id: str, traits: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,9 +139,11 @@ class SubscriptionCentre:
             raise ValueError(f"the subscription centre made an invalid message: {result.rejected}")
 
     @cached_property
-    def topics(self) -> tuple[Topic, ...]:
-        """The declared topics, read once: the content is checked when the server starts."""
-        return load_workspace_content(self.workspace).topics
+    def topics(self) -> tuple[tuple[Topic, tuple[str, ...]], ...]:
+        """The declared topics with the channels a person chooses on, read once: the content is
+        checked when the server starts."""
+        content = load_workspace_content(self.workspace)
+        return tuple((topic, topic_channels(content, topic)) for topic in content.topics)
 
     # -- unsubscribe ----------------------------------------------------------------------------
 
@@ -163,10 +199,10 @@ class SubscriptionCentre:
             return self._invalid_link(request, error)
         form = await request.form()
         topics = self.topics
-        chosen = {topic.name: form.get(f"topic:{topic.name}") == "on" for topic in topics}
+        chosen = topic_preferences(topics, form)
         unsubscribed = form.get("unsubscribed") == "on"
-        self._land(user_id, {"unsubscribed": unsubscribed, PREFERENCES_TRAIT: {"topics": chosen}})
         traits = {"unsubscribed": unsubscribed, PREFERENCES_TRAIT: {"topics": chosen}}
+        self._land(user_id, traits)
         return self._page(
             request,
             "preferences.html",

@@ -167,6 +167,8 @@ class MessageCondition:
 class Subscription:
     topic: str
     subscribed: bool
+    # None: every channel of the topic (nudge.core.segments.compiler).
+    channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -362,6 +364,9 @@ class Topic:
     default_subscribed: bool = True
     # Shown to people on the preference page.
     description: str | None = None
+    # The channels the topic's messages may go on (a send on another is a validation error);
+    # empty: any. The preference page offers a choice per channel.
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
