@@ -98,6 +98,17 @@ def topic_preferences(
     return preferences
 
 
+def topic_off_traits(traits: Mapping[str, Any], topic: str) -> dict[str, Any]:
+    """The preference trait with ``topic`` off on every channel and the person's other choices
+    kept: an identify replaces a trait whole, so landing ``{topics: {<topic>: false}}`` alone
+    would reset every other topic to its default."""
+    preferences = traits.get(PREFERENCES_TRAIT)
+    preferences = dict(preferences) if isinstance(preferences, Mapping) else {}
+    topics = preferences.get("topics")
+    topics = dict(topics) if isinstance(topics, Mapping) else {}
+    return {PREFERENCES_TRAIT: {**preferences, "topics": {**topics, topic: False}}}
+
+
 def _identify(user_id: str, traits: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "type": "identify",
@@ -130,6 +141,12 @@ class SubscriptionCentre:
 
     def _invalid_link(self, request: Request, error: InvalidToken) -> Response:
         return self._page(request, "invalid_link.html", status=400, reason=str(error))
+
+    def _busy(self, request: Request) -> Response:
+        """A run holds the warehouse: nothing changed, try again (``Retry-After``)."""
+        busy = self._page(request, "busy.html", status=503)
+        busy.headers["Retry-After"] = "30"
+        return busy
 
     def _land(self, user_id: str, traits: Mapping[str, Any]) -> None:
         result = land_messages(
@@ -165,7 +182,11 @@ class SubscriptionCentre:
         if topic is None:
             self._land(user_id, {"unsubscribed": True})
         else:
-            self._land(user_id, {PREFERENCES_TRAIT: {"topics": {topic: False}}})
+            try:
+                traits = user_traits(self.workspace, user_id)
+            except WarehouseBusy:
+                return self._busy(request)
+            self._land(user_id, topic_off_traits(traits, topic))
         return self._page(request, "unsubscribed.html", token=token, topic=topic)
 
     # -- preferences ----------------------------------------------------------------------------
@@ -179,9 +200,7 @@ class SubscriptionCentre:
         try:
             traits = user_traits(self.workspace, user_id)
         except WarehouseBusy:
-            busy = self._page(request, "busy.html", status=503)
-            busy.headers["Retry-After"] = "30"
-            return busy
+            return self._busy(request)
         return self._page(
             request,
             "preferences.html",

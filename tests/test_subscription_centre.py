@@ -183,6 +183,21 @@ def test_the_same_choice_on_every_channel_saves_the_plain_topic_flag(
 def test_unsubscribe_page_asks_first_then_unsubscribes_from_the_topic(
     workspace: Workspace, server: str, browser: Browser
 ) -> None:
+    # A choice on another topic, set since the first run, survives the unsubscribe (an identify
+    # replaces the whole preference trait, so the centre lands it with the others kept).
+    other = {"product_updates": {"email": True, "sms": False}, "newsletter": True}
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            {
+                "type": "identify",
+                "userId": "u1",
+                "messageId": "m2",
+                "traits": {"cio_subscription_preferences": {"topics": other}},
+            }
+        ],
+    )
+    _run(workspace, _after_now())
     link = f"{server}/u/{sign_token('u1', 'newsletter')}"
     before = _landing_files(workspace)
     page = browser.new_page()
@@ -194,7 +209,10 @@ def test_unsubscribe_page_asks_first_then_unsubscribes_from_the_topic(
 
     _run(workspace, _after_now())
     traits = _traits(workspace, "u1")
-    assert traits["cio_subscription_preferences"]["topics"]["newsletter"] is False
+    assert traits["cio_subscription_preferences"]["topics"] == {
+        "product_updates": {"email": True, "sms": False},
+        "newsletter": False,
+    }
     assert traits.get("unsubscribed") is not True
 
 
