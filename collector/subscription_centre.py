@@ -98,15 +98,28 @@ def topic_preferences(
     return preferences
 
 
-def topic_off_traits(traits: Mapping[str, Any], topic: str) -> dict[str, Any]:
-    """The preference trait with ``topic`` off on every channel and the person's other choices
-    kept: an identify replaces a trait whole, so landing ``{topics: {<topic>: false}}`` alone
-    would reset every other topic to its default."""
+def topic_off_traits(
+    traits: Mapping[str, Any], topic: str, value: bool | dict[str, bool] = False
+) -> dict[str, Any]:
+    """The preference trait with ``topic`` set to ``value`` (default: off on every channel) and
+    the person's other choices kept: an identify replaces a trait whole, so landing
+    ``{topics: {<topic>: false}}`` alone would reset every other topic to its default."""
     preferences = traits.get(PREFERENCES_TRAIT)
     preferences = dict(preferences) if isinstance(preferences, Mapping) else {}
     topics = preferences.get("topics")
     topics = dict(topics) if isinstance(topics, Mapping) else {}
-    return {PREFERENCES_TRAIT: {**preferences, "topics": {**topics, topic: False}}}
+    return {PREFERENCES_TRAIT: {**preferences, "topics": {**topics, topic: value}}}
+
+
+def channel_off(
+    traits: Mapping[str, Any], topic: Topic, channels: Iterable[str], channel: str
+) -> dict[str, bool]:
+    """The topic's value with ``channel`` off and each of its other ``channels`` as the person
+    gets it now (a per-channel mapping in place of a topic-wide flag keeps their meaning)."""
+    now = {
+        c: not opt_out.topic_off(traits, topic.name, c, topic.default_subscribed) for c in channels
+    }
+    return {**now, channel: False}
 
 
 def _identify(user_id: str, traits: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,21 +177,35 @@ class SubscriptionCentre:
 
     # -- unsubscribe ----------------------------------------------------------------------------
 
+    def _declared(self, topic: str | None) -> tuple[Topic, tuple[str, ...]] | None:
+        return next(((t, c) for t, c in self.topics if t.name == topic), None)
+
     async def unsubscribe_page(self, request: Request) -> Response:
         try:
-            _, topic = verify_token(request.path_params["token"])
+            _, topic, channel = verify_token(request.path_params["token"])
         except InvalidToken as error:
             return self._invalid_link(request, error)
+        declared = self._declared(topic)
         return self._page(
-            request, "unsubscribe.html", token=request.path_params["token"], topic=topic
+            request,
+            "unsubscribe.html",
+            token=request.path_params["token"],
+            topic=topic,
+            # "only on this channel", when the topic has others to keep
+            channel=channel if declared and set(declared[1]) - {channel} else None,
         )
 
     async def unsubscribe(self, request: Request) -> Response:
+        """The topic on every channel (or everything); with the form's ``scope=channel`` (the
+        page's second button), the topic on the link's channel only."""
         token = request.path_params["token"]
         try:
-            user_id, topic = verify_token(token)
+            user_id, topic, channel = verify_token(token)
         except InvalidToken as error:
             return self._invalid_link(request, error)
+        declared = self._declared(topic)
+        if (await request.form()).get("scope") != "channel" or declared is None:
+            channel = None
         if topic is None:
             self._land(user_id, {"unsubscribed": True})
         else:
@@ -186,15 +213,18 @@ class SubscriptionCentre:
                 traits = user_traits(self.workspace, user_id)
             except WarehouseBusy:
                 return self._busy(request)
-            self._land(user_id, topic_off_traits(traits, topic))
-        return self._page(request, "unsubscribed.html", token=token, topic=topic)
+            value: bool | dict[str, bool] = False
+            if channel and declared:
+                value = channel_off(traits, declared[0], declared[1], channel)
+            self._land(user_id, topic_off_traits(traits, topic, value))
+        return self._page(request, "unsubscribed.html", token=token, topic=topic, channel=channel)
 
     # -- preferences ----------------------------------------------------------------------------
 
     async def preferences_page(self, request: Request) -> Response:
         token = request.path_params["token"]
         try:
-            user_id, _ = verify_token(token)
+            user_id = verify_token(token).user_id
         except InvalidToken as error:
             return self._invalid_link(request, error)
         try:
@@ -213,7 +243,7 @@ class SubscriptionCentre:
     async def save_preferences(self, request: Request) -> Response:
         token = request.path_params["token"]
         try:
-            user_id, _ = verify_token(token)
+            user_id = verify_token(token).user_id
         except InvalidToken as error:
             return self._invalid_link(request, error)
         form = await request.form()

@@ -216,6 +216,26 @@ def test_unsubscribe_page_asks_first_then_unsubscribes_from_the_topic(
     assert traits.get("unsubscribed") is not True
 
 
+def test_unsubscribe_page_offers_to_stop_the_topic_on_the_links_channel_only(
+    workspace: Workspace, server: str, browser: Browser
+) -> None:
+    page = browser.new_page()
+    # The newsletter goes by email only: nothing to keep on another channel, no second button.
+    page.goto(f"{server}/u/{sign_token('u1', 'newsletter', 'email')}")
+    assert page.locator("#unsubscribe-channel").count() == 0
+
+    page.goto(f"{server}/u/{sign_token('u1', 'product_updates', 'sms')}")
+    page.click("#unsubscribe-channel")
+    assert (
+        page.inner_text("#done")
+        == "You will no longer receive messages about product_updates by SMS."
+    )
+
+    _run(workspace, _after_now())
+    preferences = _traits(workspace, "u1")["cio_subscription_preferences"]["topics"]
+    assert preferences == {"product_updates": {"email": True, "sms": False}, "newsletter": True}
+
+
 def test_one_click_post_unsubscribes_from_everything(workspace: Workspace, server: str) -> None:
     # What a mail client sends from its own unsubscribe button (RFC 8058).
     answer = requests.post(
