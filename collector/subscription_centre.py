@@ -98,17 +98,17 @@ def topic_preferences(
     return preferences
 
 
-def topic_off_traits(
-    traits: Mapping[str, Any], topic: str, value: bool | dict[str, bool] = False
+def with_topics(
+    traits: Mapping[str, Any], topics: Mapping[str, bool | dict[str, bool]]
 ) -> dict[str, Any]:
-    """The preference trait with ``topic`` set to ``value`` (default: off on every channel) and
-    the person's other choices kept: an identify replaces a trait whole, so landing
-    ``{topics: {<topic>: false}}`` alone would reset every other topic to its default."""
+    """The preference trait with ``topics`` set and the person's other choices (other topics,
+    other keys) kept: an identify replaces a trait whole, so landing ``{topics: {<topic>:
+    false}}`` alone would reset every other topic to its default."""
     preferences = traits.get(PREFERENCES_TRAIT)
     preferences = dict(preferences) if isinstance(preferences, Mapping) else {}
-    topics = preferences.get("topics")
-    topics = dict(topics) if isinstance(topics, Mapping) else {}
-    return {PREFERENCES_TRAIT: {**preferences, "topics": {**topics, topic: value}}}
+    kept = preferences.get("topics")
+    kept = dict(kept) if isinstance(kept, Mapping) else {}
+    return {PREFERENCES_TRAIT: {**preferences, "topics": {**kept, **topics}}}
 
 
 def channel_off(
@@ -216,7 +216,7 @@ class SubscriptionCentre:
             value: bool | dict[str, bool] = False
             if channel and declared:
                 value = channel_off(traits, declared[0], declared[1], channel)
-            self._land(user_id, topic_off_traits(traits, topic, value))
+            self._land(user_id, with_topics(traits, {topic: value}))
         return self._page(request, "unsubscribed.html", token=token, topic=topic, channel=channel)
 
     # -- preferences ----------------------------------------------------------------------------
@@ -247,10 +247,16 @@ class SubscriptionCentre:
         except InvalidToken as error:
             return self._invalid_link(request, error)
         form = await request.form()
+        try:
+            current = user_traits(self.workspace, user_id)
+        except WarehouseBusy:
+            return self._busy(request)
         topics = self.topics
-        chosen = topic_preferences(topics, form)
         unsubscribed = form.get("unsubscribed") == "on"
-        traits = {"unsubscribed": unsubscribed, PREFERENCES_TRAIT: {"topics": chosen}}
+        traits = {
+            "unsubscribed": unsubscribed,
+            **with_topics(current, topic_preferences(topics, form)),
+        }
         self._land(user_id, traits)
         return self._page(
             request,

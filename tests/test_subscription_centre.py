@@ -169,6 +169,23 @@ def test_preferences_page_saves_per_channel_choices_and_the_next_run_honours_the
 def test_the_same_choice_on_every_channel_saves_the_plain_topic_flag(
     workspace: Workspace, server: str, browser: Browser
 ) -> None:
+    # A choice the page does not show (a topic no longer declared) survives the save.
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            {
+                "type": "identify",
+                "userId": "u1",
+                "messageId": "m2",
+                "traits": {
+                    "cio_subscription_preferences": {
+                        "topics": {"newsletter": True, "retired": False}
+                    }
+                },
+            }
+        ],
+    )
+    _run(workspace, _after_now())
     page = browser.new_page()
     page.goto(preferences_url("u1"))
     page.uncheck("#topic-product_updates-email")
@@ -177,7 +194,7 @@ def test_the_same_choice_on_every_channel_saves_the_plain_topic_flag(
     assert page.is_visible("#saved")
     _run(workspace, _after_now())
     preferences = _traits(workspace, "u1")["cio_subscription_preferences"]["topics"]
-    assert preferences == {"product_updates": False, "newsletter": True}
+    assert preferences == {"product_updates": False, "newsletter": True, "retired": False}
 
 
 def test_unsubscribe_page_asks_first_then_unsubscribes_from_the_topic(
