@@ -7,6 +7,8 @@ preference page then shows them, and the senders honour them channel by channel.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -269,6 +271,35 @@ def test_one_click_post_unsubscribes_from_everything(workspace: Workspace, serve
     assert unsubscribed is True
     shown = requests.get(preferences_url("u1"), timeout=10).text
     assert 'id="unsubscribe-all" checked' in shown
+
+
+def test_while_a_run_holds_the_warehouse_topic_choices_wait_and_change_nothing(
+    workspace: Workspace, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A topic unsubscribe and a save merge with the stored preferences, so they must read them:
+    # "try again" (503), nothing landed. The global unsubscribe needs no reading and still lands.
+    monkeypatch.setenv("NUDGE_WAREHOUSE_WAIT_SECONDS", "0.5")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(workspace.warehouse_path)!r}); "
+         "print('holding', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        before = _landing_files(workspace)
+        topic = requests.post(f"{server}/u/{sign_token('u1', 'newsletter')}", timeout=30)
+        save = requests.post(preferences_url("u1"), data={"unsubscribed": "on"}, timeout=30)
+        for answer in (topic, save):
+            assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "30")
+            assert "Nothing was changed." in answer.text
+        assert _landing_files(workspace) == before
+        everything = requests.post(f"{server}/u/{sign_token('u1', None)}", timeout=30)
+        assert everything.status_code == 200
+        assert len(_landing_files(workspace)) == len(before) + 1
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.mark.parametrize("path", ["/u/", "/preferences/"])
