@@ -121,7 +121,7 @@ def render_message(renderer: TemplateRenderer, row: Mapping[str, Any]) -> Render
             "channel",
             f"template is for channel {template.channel!r}, the step sends {row['channel']!r}",
         )
-    unsubscribe = unsubscribe_url(row["user_id"], row["topic"])
+    unsubscribe = unsubscribe_url(row["user_id"], row["topic"], row["channel"])
     context = RenderContext(
         user_id=row["user_id"],
         traits=json.loads(row["traits"]) if row["traits"] else {},

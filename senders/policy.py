@@ -13,8 +13,10 @@ dropped            user deleted    the user is not in ``marts.dim_users`` (delet
 dropped            suppressed ...  the address hard-bounced, complained or does not exist
                                    (``nudge.suppressed_addresses``, ``senders.feedback``);
                                    transactional messages too
-skipped            unsubscribed    not transactional, globally opted out (``nudge.core.opt_out``)
-skipped            topic unsub...  not transactional, topic preference off (or default off)
+skipped            unsubscribed    not transactional, email, sms or push, globally opted out
+                                   (``nudge.core.opt_out``)
+skipped            topic unsub...  not transactional, topic preference off on the row's channel
+                                   (or default off): ``topic unsubscribed: <topic> on <channel>``
 undeliverable      no address      no email / phone / device / URL for the channel
 held               quiet hours     not transactional, not in_app, inside quiet hours: the
                                    row stays pending and goes out at the first later dispatch
@@ -91,8 +93,8 @@ def _devices_sql(con: duckdb.DuckDBPyConnection) -> str:
 
 
 _USERS = f"(select *, {opt_out_values_sql('traits')} from marts.dim_users)"
-_UNSUBSCRIBED = unsubscribed_sql("u")
-_TOPIC_OFF = topic_off_sql("u", "p.topic", "td.default_subscribed")
+_UNSUBSCRIBED = unsubscribed_sql("u", "p.channel")
+_TOPIC_OFF = topic_off_sql("u", "p.topic", "p.channel", "td.default_subscribed")
 _ADDRESS = """case p.channel
         when 'email' then nullif(trim(cast(u.email as varchar)), '')
         when 'sms' then nullif(trim(cast(u.phone as varchar)), '')
@@ -245,7 +247,8 @@ def evaluate_policies(
                    when not p.transactional and {_UNSUBSCRIBED}
                         then struct_pack(status := 'skipped', reason := 'unsubscribed')
                    when not p.transactional and {_TOPIC_OFF}
-                        then struct_pack(status := 'skipped', reason := 'topic unsubscribed: ' || p.topic)
+                        then struct_pack(status := 'skipped',
+                                         reason := 'topic unsubscribed: ' || p.topic || ' on ' || p.channel)
                    when address is null then struct_pack(status := 'undeliverable', reason := 'no address')
                    when not p.transactional and p.channel <> 'in_app' and coalesce(q.quiet, false)
                         then struct_pack(status := 'held', reason := 'quiet hours')

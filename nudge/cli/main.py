@@ -70,10 +70,10 @@ def workspace_from_args(args: argparse.Namespace, *, create: bool = True) -> Wor
 
 
 def parse_as_of(text: str | None) -> datetime:
+    from nudge.core.clock import to_utc_naive, utc_now
     from nudge.devtools.scenarios.model import parse_instant
-    from orchestration.stages import to_naive_utc, utc_now
 
-    return utc_now() if text is None else to_naive_utc(parse_instant(text, "--as-of"))
+    return utc_now() if text is None else to_utc_naive(parse_instant(text, "--as-of"))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

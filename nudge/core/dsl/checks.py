@@ -122,6 +122,7 @@ class KnownNames:
         self.templates = names("template", content.templates)
         self.topics = names("topic", content.topics)
         self.template_channels = {t.name: t.channel for t in content.templates}
+        self.topic_channels = {t.name: t.channels for t in content.topics if t.channels}
 
     def unknown(self, kind: str, name: str, options: list[str]) -> str | None:
         if name in options:

@@ -127,7 +127,11 @@ def conditions() -> dict[str, Schema]:
             required=("status",),
         ),
         "subscription": strict(
-            {"topic": {"type": "string"}, "subscribed": {"type": "boolean"}},
+            {
+                "topic": {"type": "string"},
+                "subscribed": {"type": "boolean"},
+                "channel": {"enum": list(CHANNELS)},
+            },
             required=("topic", "subscribed"),
         ),
         "random_bucket": strict(
@@ -312,6 +316,12 @@ def content_schema() -> Schema:
                     "name": NAME,
                     "default": {"enum": ["subscribed", "unsubscribed"]},
                     "description": {"type": "string"},
+                    "channels": {
+                        "type": "array",
+                        "items": {"enum": list(CHANNELS)},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    },
                 },
                 required=("name",),
             ),

@@ -179,12 +179,25 @@ def _template(r: Reader, data: Mapping[str, Any], name: str) -> Template | None:
 
 
 def _topic(r: Reader, data: Mapping[str, Any], name: str) -> Topic | None:
-    r.mapping(data, "", optional=("name", "default", "description"))
+    start = r.problem_count
+    r.mapping(data, "", optional=("name", "default", "description", "channels"))
     default = r.choice(
         data.get("default", "subscribed"), "default", ("subscribed", "unsubscribed"), "default"
     )
     description = r.string(data["description"], "description") if "description" in data else None
-    return None if default is None else Topic(name, default == "subscribed", description)
+    channels = data.get("channels", [])
+    if "channels" in data and r.list_of(channels, "channels", "channels") is not None:
+        if not channels:
+            r.problem("channels", f"expected at least one channel; {one_of(CHANNELS)}")
+        for i, channel in enumerate(channels):
+            if (
+                r.choice(channel, sub("channels", i), CHANNELS, "channel")
+                and channel in channels[:i]
+            ):
+                r.problem(sub("channels", i), f"channel '{channel}' is listed twice")
+    if r.problem_count > start or default is None:
+        return None
+    return Topic(name, default == "subscribed", description, tuple(channels))
 
 
 _PARSERS: dict[str, Callable[[Reader, Mapping[str, Any], str], Any]] = {

@@ -163,10 +163,18 @@ class MessageCondition:
     within: timedelta | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Subscription:
     topic: str
     subscribed: bool
+    # None: every channel of the topic (nudge.core.segments.compiler).
+    channel: str | None = None
+
+    def __repr__(self) -> str:
+        # Without ``channel`` the text is the one written before it existed: journey versions
+        # (a hash of the definition's repr) of existing journeys stay the same.
+        channel = "" if self.channel is None else f", channel={self.channel!r}"
+        return f"Subscription(topic={self.topic!r}, subscribed={self.subscribed!r}{channel})"
 
 
 @dataclass(frozen=True)
@@ -362,6 +370,9 @@ class Topic:
     default_subscribed: bool = True
     # Shown to people on the preference page.
     description: str | None = None
+    # The channels the topic's messages may go on (a send on another is a validation error);
+    # empty: any. The preference page offers a choice per channel.
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
