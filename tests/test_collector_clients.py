@@ -215,6 +215,23 @@ def nudge(collector: CollectorProcess, *args: str) -> subprocess.CompletedProces
     )
 
 
+def run_while_serving(collector: CollectorProcess) -> None:
+    """``nudge run`` while the collector serves, once it published its journal (it does so
+    within a second)."""
+    journal = collector.home / "landing" / "events" / ".journal"
+    deadline = time.monotonic() + 30
+    while list(journal.glob("*.journal")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run = nudge(collector, "run")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def profile(collector: CollectorProcess, user_id: str) -> dict[str, Any]:
+    shown = nudge(collector, "profile", user_id, "--json")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    return json.loads(shown.stdout)
+
+
 @pytest.mark.slow
 def test_a_run_finds_people_traits_and_events_sent_to_the_collector(
     collector: CollectorProcess,
@@ -229,16 +246,29 @@ def test_a_run_finds_people_traits_and_events_sent_to_the_collector(
     cio.identify("u2", plan="pro", email="u2@example.com")
     cio.track("u2", "Purchased", {"price": 30})
 
-    # The run happens while the collector serves; it publishes its journal within a second.
-    journal = collector.home / "landing" / "events" / ".journal"
-    deadline = time.monotonic() + 30
-    while list(journal.glob("*.journal")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    run = nudge(collector, "run")
-    assert run.returncode == 0, run.stdout + run.stderr
+    run_while_serving(collector)
     sizes = nudge(collector, "segments")
     assert sizes.stdout.split() == ["pro", "2"], sizes.stdout + sizes.stderr
-    profile = json.loads(nudge(collector, "profile", "u2", "--json").stdout)
-    assert profile["traits"]["plan"] == "pro"
-    assert [e["event"] for e in profile["recent_events"]] == ["Purchased"]
-    assert profile["recent_events"][0]["properties"] == {"price": 30}
+    shown = profile(collector, "u2")
+    assert shown["traits"]["plan"] == "pro"
+    assert [e["event"] for e in shown["recent_events"]] == ["Purchased"]
+    assert shown["recent_events"][0]["properties"] == {"price": 30}
+
+
+@pytest.mark.slow
+def test_calls_addressed_by_email_reach_the_person_who_has_it(
+    collector: CollectorProcess,
+) -> None:
+    cio = track_client(collector)
+    cio.identify("jo@example.com", plan="free", first_name="Jo")  # nobody has it: a new person
+    cio.track("jo@example.com", "Viewed", {"page": "/"})
+    cio.identify("u7", email="jo@example.com", plan="pro")  # u7 takes the email: one person
+    cio.track("jo@example.com", "Clicked")
+    cio.track("u7", "Purchased", {"price": 30})
+    run_while_serving(collector)
+
+    shown = profile(collector, "u7")
+    assert shown["merged_ids"] == ["jo@example.com"]
+    assert shown["traits"] == {"email": "jo@example.com", "plan": "pro", "first_name": "Jo"}
+    assert sorted(e["event"] for e in shown["recent_events"]) == ["Clicked", "Purchased", "Viewed"]
+    assert profile(collector, "jo@example.com")["user_id"] == "u7"
