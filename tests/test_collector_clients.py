@@ -204,6 +204,35 @@ def test_suppressed_people_are_dropped_and_counted_until_unsuppressed(
     assert json.loads((collector.home / "suppressions.json").read_text()) == []
 
 
+def test_a_suppressed_email_drops_every_message_that_carries_it(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    cio = track_client(collector)
+    cio.suppress("Jo@Example.com")
+    assert cio.track("jo@example.com", "Ignored").json()["suppressed"] == 1
+    # Another id with the address as its email: the same person to be, dropped too.
+    assert cio.identify("u1", email="JO@example.com", plan="pro").json()["suppressed"] == 1
+    answer = requests.post(
+        f"{collector.url}/v1/identify",
+        auth=(WRITE_KEY, ""),
+        json={"userId": "u2", "traits": {"email": "jo@example.com"}},
+        timeout=10,
+    )
+    assert answer.status_code == 200 and answer.json()["suppressed"] == 1
+    assert cio.track("u3", "Kept").json()["accepted"] == 1
+    cio.unsuppress("jo@example.com")
+    cio.track("jo@example.com", "Back")
+
+    events = [(r["user_id"], r["event"]) for r in landed(collector, tmp_path) if r["event"]]
+    assert events == [
+        ("Jo@Example.com", "User Suppressed"),
+        ("u3", "Kept"),
+        ("jo@example.com", "User Unsuppressed"),
+        ("jo@example.com", "Back"),
+    ]
+    assert json.loads((collector.home / "suppressions.json").read_text()) == []
+
+
 def nudge(collector: CollectorProcess, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NUDGE_HOME": str(collector.home), "NUDGE_CONTENT": str(collector.content)}
     return subprocess.run(

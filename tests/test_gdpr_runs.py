@@ -130,3 +130,52 @@ def test_delete_and_suppress_stop_messages_and_scrub_the_ledger(tmp_path: Path) 
         ("cy", "cy@example.com", "sent"),
     ]
     assert len(email.messages) == sent_before + 1
+
+
+def test_a_suppression_addressed_by_email_stops_every_message_to_the_address(
+    tmp_path: Path,
+) -> None:
+    content_dir = tmp_path / "content"
+    content_dir.mkdir()
+    (content_dir / "definitions.yml").write_text(CONTENT)
+    workspace = Workspace(home=tmp_path / "home", content_dir=content_dir)
+    content, project = prepare_workspace(workspace)
+    email = CapturingProvider("email")
+
+    def run(at: datetime) -> None:
+        run_pipeline(workspace, content, project, {"email": email}, as_of=at)
+
+    # fay takes dee's address after dee had it: dee is the person the address names.
+    fay = {"type": "identify", "userId": "fay", "timestamp": stamp(START + H / 2),
+           "traits": {"email": "Dee@example.com"}}  # fmt: skip
+    land_messages(workspace.events_landing_dir, [*person("dee", START), fay])
+    run(START + H)
+    assert ledger(workspace) == [("dee", "dee@example.com", "sent")]
+
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            track("DEE@example.com", "User Suppressed", START + 2 * H),
+            track("dee", "purchase", START + 3 * H),
+            track("fay", "purchase", START + 3 * H),
+        ],
+    )
+    run(START + 4 * H)
+    # dee, who has the address, is erased; fay is not, but nothing goes to the address.
+    assert users(workspace) == {"fay"}
+    assert ledger(workspace) == [
+        ("dee", None, "sent"),
+        ("fay", "Dee@example.com", "dropped"),
+    ]
+    sent_before = len(email.messages)
+
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            track("dee@example.com", "User Unsuppressed", START + 5 * H),
+            track("fay", "purchase", START + 6 * H),
+        ],
+    )
+    run(START + 7 * H)
+    assert ledger(workspace)[-1] == ("fay", "Dee@example.com", "sent")
+    assert len(email.messages) == sent_before + 1
