@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from journeys.engine import JourneyRunSummary, run_journeys
+from journeys.merges import follow_merges
 from nudge.core.checked_content import load_workspace_content, sql_segment_names
 from nudge.core.clock import to_utc_naive as to_naive_utc
 from nudge.core.clock import utc_now
@@ -206,7 +207,10 @@ def build_models(project: DbtWorkspaceProject, *, as_of: datetime) -> list[NodeR
 def plan_journeys(
     workspace: Workspace, content: Content, *, as_of: datetime, run_id: str
 ) -> JourneyRunSummary:
+    """Give merged people their ids' journey entries (``journeys.merges``), then run every
+    journey."""
     with connect(workspace.warehouse_path) as con:
+        follow_merges(con, as_of)
         return run_journeys(con, content, as_of=as_of, run_id=run_id)
 
 
