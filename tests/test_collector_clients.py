@@ -233,6 +233,35 @@ def test_a_suppressed_email_drops_every_message_that_carries_it(
     assert json.loads((collector.home / "suppressions.json").read_text()) == []
 
 
+def test_identifiers_holding_a_slash_reach_their_person(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    cio = track_client(collector)  # the client sends "/" in a path as %2F
+    cio.identify("team/42", plan="pro")
+    cio.track("team/42", "Paid", {"n": 1})
+    cio.add_device("team/42", "tok/1", "ios")
+    cio.delete_device("team/42", "tok/1")
+    cio.identify("a%2Fb", plan="free")  # a literal percent sign stays as written
+    cio.suppress("team/42")
+    assert cio.track("team/42", "Dropped").json()["suppressed"] == 1
+    cio.unsuppress("team/42")
+
+    rows = landed(collector, tmp_path)
+    assert sorted((r["user_id"], r["type"], r["event"] or "") for r in rows) == sorted(
+        [
+            ("team/42", "identify", ""),
+            ("team/42", "track", "Paid"),
+            ("team/42", "track", "Device Created or Updated"),
+            ("team/42", "track", "Device Deleted"),
+            ("a%2Fb", "identify", ""),
+            ("team/42", "track", "User Suppressed"),
+            ("team/42", "track", "User Unsuppressed"),
+        ]
+    )
+    deleted = next(r for r in rows if r["event"] == "Device Deleted")
+    assert json.loads(deleted["properties"]) == {"device_id": "tok/1"}
+
+
 def nudge(collector: CollectorProcess, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NUDGE_HOME": str(collector.home), "NUDGE_CONTENT": str(collector.content)}
     return subprocess.run(
