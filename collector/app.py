@@ -119,7 +119,10 @@ class Collector:
         messages = [
             (i, {**shared, **m} if isinstance(m, dict) else m) for i, m in enumerate(body["batch"])
         ]
-        return _segment_answer(await self.intaker.take(_source(request), messages))
+        intake = await self.intaker.take(
+            _source(request), messages, max_bytes=self.limits.message_bytes
+        )
+        return _segment_answer(intake)
 
     async def segment_single(self, request: Request) -> Response:
         self._segment_auth(request)
@@ -133,7 +136,9 @@ class Collector:
             failures.append((0, body, f"type {body['type']!r} sent to /v1/{kind}"))
         else:
             messages.append((0, {**body, "type": kind}))
-        intake = await self.intaker.take(_source(request), messages, failures=failures)
+        intake = await self.intaker.take(
+            _source(request), messages, failures=failures, max_bytes=self.limits.message_bytes
+        )
         return _segment_answer(intake)
 
     # Customer.io Track API ------------------------------------------------------------------
@@ -145,13 +150,13 @@ class Collector:
     ) -> Intake:
         self._track_auth(request)
         body = await self._body(request)
+        limit = self.limits.track_message_bytes
         try:
             message = build(body)
         except InvalidMessage as exc:
-            intake = await self.intaker.take(_source(request), [], failures=[(0, body, exc.reason)])
-        else:
-            intake = await self.intaker.take(_source(request), [(0, message)])
-        return intake
+            failures = [(0, body, exc.reason)]
+            return await self.intaker.take(_source(request), [], failures=failures)
+        return await self.intaker.take(_source(request), [(0, message)], max_bytes=limit)
 
     async def identify(self, request: Request) -> Response:
         identifier = _param(request, "identifier")
@@ -225,7 +230,9 @@ class Collector:
         freed = [m["userId"] for _, m in messages if m.get("event") == customerio.USER_UNSUPPRESSED]
         if freed:
             await asyncio.to_thread(self.suppressions.remove, freed)
-        intake = await self.intaker.take(_source(request), messages, failures=failures)
+        intake = await self.intaker.take(
+            _source(request), messages, failures=failures, max_bytes=self.limits.track_message_bytes
+        )
         refused = {r.index for r in intake.rejected}
         suppressed = [
             m["userId"]

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pytest
 import requests
-from customerio import CustomerIO
+from customerio import CustomerIO, CustomerIOException
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
@@ -260,6 +260,27 @@ def test_identifiers_holding_a_slash_reach_their_person(
     )
     deleted = next(r for r in rows if r["event"] == "Device Deleted")
     assert json.loads(deleted["properties"]) == {"device_id": "tok/1"}
+
+
+def test_track_events_may_carry_100_kb_while_segment_messages_keep_32_kb(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    cio = track_client(collector)
+    big = {"notes": "x" * 60_000}  # over Segment's 32 KB, within Customer.io's 100 KB
+    assert cio.track("u1", "Imported", big).json()["accepted"] == 1
+    with pytest.raises(CustomerIOException, match=r"over Customer\.io's limit of 100 KB"):
+        cio.track("u1", "Too big", {"notes": "x" * 102_400})
+    answer = requests.post(
+        f"{collector.url}/v1/track",
+        auth=(WRITE_KEY, ""),
+        json={"userId": "u1", "event": "Imported", "properties": big},
+        timeout=10,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"].endswith("over the 32 KB limit (32768)")
+
+    rows = landed(collector, tmp_path)
+    assert [(r["event"], json.loads(r["properties"])) for r in rows] == [("Imported", big)]
 
 
 def nudge(collector: CollectorProcess, *args: str) -> subprocess.CompletedProcess[str]:
