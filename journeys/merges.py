@@ -15,6 +15,7 @@ from datetime import datetime
 import duckdb
 
 from nudge.core.identity import merged_users
+from nudge.core.warehouse.connection import transaction
 
 EXIT_REASON = "merged"
 
@@ -22,8 +23,7 @@ EXIT_REASON = "merged"
 def follow_merges(con: duckdb.DuckDBPyConnection, as_of: datetime) -> int:
     """Give the entries of merged ids to their person; return how many entries moved."""
     relation = merged_users(con)
-    con.execute("begin")
-    try:
+    with transaction(con):
         moved = con.execute(
             f"""update nudge.journey_entries e set user_id = m.merged_into
                 from {relation} m where m.user_id = e.user_id"""
@@ -41,8 +41,4 @@ def follow_merges(con: duckdb.DuckDBPyConnection, as_of: datetime) -> int:
                        where rank > 1)""",
                 [EXIT_REASON, as_of],
             )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     return moved

@@ -27,6 +27,7 @@ from nudge.core.checked_content import load_workspace_content, sql_segment_names
 from nudge.core.clock import to_utc_naive as to_naive_utc
 from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import Content
+from nudge.core.landing.erasure import purge_erased_calls
 from nudge.core.landing.loader import LoadResult, load_new_files
 from nudge.core.segments.dbt_models import generated_segment_models
 from nudge.core.segments.manual import load_manual_segments, manual_segment_models
@@ -227,12 +228,13 @@ def send_pending(
     run_id: str,
     channels: Collection[str] | None = None,
 ) -> DispatchSummary:
-    """Fold in provider feedback, erase what the ledger and the feedback kept about people
-    deleted or suppressed by now, then send pending outbox rows of ``channels`` (default: every
-    channel with a provider)."""
+    """Fold in provider feedback, erase what the ledger, the feedback and the copies of the
+    landed calls kept about people deleted or suppressed by now, then send pending outbox rows
+    of ``channels`` (default: every channel with a provider)."""
     with connect(workspace.warehouse_path) as con:
         apply_feedback(con, now=as_of)
         scrub_erased_people(con, ERASED_USERS)
+        purge_erased_calls(con, ERASED_USERS)
         return dispatch_pending(
             con,
             as_of=as_of,
