@@ -4,8 +4,9 @@ person's history and journeys, and is not entered again).
 Before the journeys run, every entry of an id merged into another person becomes that person's,
 so reentry rules see it and an active one goes on for the person. When the person then has more
 than one active entry in a journey, only the earliest goes on; the others exit (``merged``), so
-no step is sent to one person twice. Transitions, outbox and ledger rows keep the id they were
-written for (``nudge.core.identity.person_ids`` reads them for the person).
+no step is sent to one person twice. Messages planned for a merged id and not yet decided (held
+by quiet hours, say) go to the person too. Transitions, decided outbox rows and ledger rows keep
+the id they were written for (``nudge.core.identity.person_ids`` reads them for the person).
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ EXIT_REASON = "merged"
 
 
 def follow_merges(con: duckdb.DuckDBPyConnection, as_of: datetime) -> int:
-    """Give the entries of merged ids to their person; return how many entries moved."""
+    """Give the entries and undecided messages of merged ids to their person; return how many
+    entries moved."""
     relation = merged_users(con)
     with transaction(con):
         moved = con.execute(
             f"""update nudge.journey_entries e set user_id = m.merged_into
                 from {relation} m where m.user_id = e.user_id"""
         ).fetchone()[0]
+        con.execute(
+            f"""update nudge.outbox o set user_id = m.merged_into
+                from {relation} m
+                where m.user_id = o.user_id and not exists (
+                    select 1 from nudge.delivery_ledger l
+                    where l.idempotency_key = o.idempotency_key)"""
+        )
         if moved:
             con.execute(
                 """update nudge.journey_entries
