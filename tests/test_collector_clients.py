@@ -219,6 +219,11 @@ def test_a_suppressed_email_drops_every_message_that_carries_it(
         timeout=10,
     )
     assert answer.status_code == 200 and answer.json()["suppressed"] == 1
+    group = {"userId": "u3", "groupId": "g1", "traits": {"email": "jo@example.com"}}
+    answer = requests.post(  # a group's traits are the group's: kept
+        f"{collector.url}/v1/group", auth=(WRITE_KEY, ""), json=group, timeout=10
+    )
+    assert answer.status_code == 200 and answer.json()["accepted"] == 1
     assert cio.track("u3", "Kept").json()["accepted"] == 1
     cio.unsuppress("jo@example.com")
     cio.track("jo@example.com", "Back")

@@ -4,7 +4,7 @@ A suppressed person is deleted from the warehouse and must not come back through
 messages: the collector and ``nudge ingest`` drop any message whose user id, anonymous id or
 previous id is on this list, and count the drops. An identifier holding ``@`` is an email
 address (a Customer.io suppression addressed by email): it also drops the messages that carry
-it in any case, or whose ``email`` trait it is. The list is one JSON file in the workspace
+it in any case, and the identify messages whose ``email`` trait it is. The list is one JSON file in the workspace
 home, replaced atomically under an exclusive lock, so a collector and the CLI can change it at
 the same time; readers keep a copy and reread the file only when it has changed.
 """
@@ -88,15 +88,17 @@ class SuppressionList:
 
 def suppressed_id(row: Mapping[str, Any], ids: frozenset[str]) -> str | None:
     """The identifier of a landing row that is one of ``ids``, if any: one of its ids, or an
-    email address of ``ids`` (case ignored) that is one of its ids or its ``email`` trait."""
+    email address of ``ids`` (case ignored) that is one of its ids or, in an identify, its
+    ``email`` trait."""
     if not ids:
         return None
     found = next((row[c] for c in _ID_COLUMNS if row.get(c) in ids), None)
     if found is not None or not (emails := _emails(ids)):
         return found
     found = next((row[c] for c in _ID_COLUMNS if (row.get(c) or "").lower() in emails), None)
-    if found is None and row.get("traits") and '"email"' in row["traits"]:
-        email = orjson.loads(row["traits"]).get("email")
+    traits = row.get("traits") if row.get("type") == "identify" else None  # a group's are its own
+    if found is None and traits and '"email"' in traits:
+        email = orjson.loads(traits).get("email")
         if isinstance(email, str) and email.lower() in emails:
             found = email
     return found
