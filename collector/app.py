@@ -12,11 +12,14 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector import customerio
 from collector.bodies import Refused, basic_credentials, read_json
@@ -36,6 +39,30 @@ from nudge.core.workspace import Workspace
 SEGMENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 _REALM = {"WWW-Authenticate": 'Basic realm="nudge"'}
 _BEARER = {"WWW-Authenticate": 'Bearer realm="nudge"'}
+
+
+CUSTOMERS = "/api/v1/customers/"
+
+
+class EncodedCustomerIds:
+    """Route the Track API's customer paths on the path as sent: an identifier holding ``/``
+    (sent as ``%2F``, as Customer.io's clients do) then stays one path segment instead of
+    reaching no route. The handlers decode the identifier and device token (``_param``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(CUSTOMERS):
+            raw = scope.get("raw_path")
+            if raw and raw.startswith(CUSTOMERS.encode()):
+                scope = {**scope, "path": raw.decode("utf-8", "replace")}
+        await self.app(scope, receive, send)
+
+
+def _param(request: Request, name: str) -> str:
+    """A customer path's parameter, decoded (see ``EncodedCustomerIds``)."""
+    return unquote(request.path_params[name])
 
 
 def _known(given: str, allowed: frozenset[str]) -> bool:
@@ -98,7 +125,10 @@ class Collector:
         messages = [
             (i, {**shared, **m} if isinstance(m, dict) else m) for i, m in enumerate(body["batch"])
         ]
-        return _segment_answer(await self.intaker.take(_source(request), messages))
+        intake = await self.intaker.take(
+            _source(request), messages, max_bytes=self.limits.message_bytes
+        )
+        return _segment_answer(intake)
 
     async def segment_single(self, request: Request) -> Response:
         self._segment_auth(request)
@@ -112,7 +142,9 @@ class Collector:
             failures.append((0, body, f"type {body['type']!r} sent to /v1/{kind}"))
         else:
             messages.append((0, {**body, "type": kind}))
-        intake = await self.intaker.take(_source(request), messages, failures=failures)
+        intake = await self.intaker.take(
+            _source(request), messages, failures=failures, max_bytes=self.limits.message_bytes
+        )
         return _segment_answer(intake)
 
     # Customer.io Track API ------------------------------------------------------------------
@@ -124,27 +156,27 @@ class Collector:
     ) -> Intake:
         self._track_auth(request)
         body = await self._body(request)
+        limit = self.limits.track_message_bytes
         try:
             message = build(body)
         except InvalidMessage as exc:
-            intake = await self.intaker.take(_source(request), [], failures=[(0, body, exc.reason)])
-        else:
-            intake = await self.intaker.take(_source(request), [(0, message)])
-        return intake
+            failures = [(0, body, exc.reason)]
+            return await self.intaker.take(_source(request), [], failures=failures)
+        return await self.intaker.take(_source(request), [(0, message)], max_bytes=limit)
 
     async def identify(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         return _track_answer(
             await self._track_call(request, lambda b: customerio.identify(identifier, b))
         )
 
     async def delete(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         intake = await self._track_call(request, lambda _: customerio.delete(identifier))
         return _track_answer(intake)
 
     async def event(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         intake = await self._track_call(request, lambda b: customerio.event(identifier, b))
         return _track_answer(intake)
 
@@ -152,19 +184,19 @@ class Collector:
         return _track_answer(await self._track_call(request, customerio.anonymous_event))
 
     async def device(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         intake = await self._track_call(request, lambda b: customerio.device(identifier, b))
         return _track_answer(intake)
 
     async def device_deleted(self, request: Request) -> Response:
-        identifier, token = request.path_params["identifier"], request.path_params["token"]
+        identifier, token = _param(request, "identifier"), _param(request, "token")
         intake = await self._track_call(
             request, lambda _: customerio.device_deleted(identifier, token)
         )
         return _track_answer(intake)
 
     async def suppress(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         intake = await self._track_call(request, lambda _: customerio.suppression(identifier, True))
         if intake.accepted:  # the event is durable first: a retry after a crash suppresses
             user_id = customerio.person(identifier).user_id
@@ -172,7 +204,7 @@ class Collector:
         return _track_answer(intake)
 
     async def unsuppress(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         self._track_auth(request)
         try:
             user_id = customerio.person(identifier).user_id
@@ -204,7 +236,9 @@ class Collector:
         freed = [m["userId"] for _, m in messages if m.get("event") == customerio.USER_UNSUPPRESSED]
         if freed:
             await asyncio.to_thread(self.suppressions.remove, freed)
-        intake = await self.intaker.take(_source(request), messages, failures=failures)
+        intake = await self.intaker.take(
+            _source(request), messages, failures=failures, max_bytes=self.limits.track_message_bytes
+        )
         refused = {r.index for r in intake.rejected}
         suppressed = [
             m["userId"]
@@ -296,7 +330,7 @@ def create_app(
     providers' delivery callbacks (docs/delivery-feedback.md) and the in-app inbox
     (docs/inbox.md)."""
     c = Collector(workspace, credentials or Credentials.from_env(), limits or Limits.from_env())
-    customer = "/api/v1/customers/{identifier}"
+    customer = CUSTOMERS + "{identifier}"
     routes = [
         Route("/health", c.health, methods=["GET"]),
         Route("/openapi.json", c.openapi, methods=["GET"]),
@@ -320,6 +354,7 @@ def create_app(
     routes += Inbox(workspace, InboxSettings.from_env(), c.intaker, c._track_auth).routes()
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(EncodedCustomerIds)],
         lifespan=c.lifespan,
         exception_handlers={Refused: c.refused, CommitFailed: c.commit_failed},
     )

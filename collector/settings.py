@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from nudge.core.landing.messages import MAX_MESSAGE_BYTES
 from senders.unsubscribe import MIN_SECRET_LENGTH
 
 DEFAULT_PORT = 8000
 MAX_BATCH_BYTES = 500 * 1024
+# A Track API message: Customer.io's 100 KB of event data, plus Segment's 32 KB for the rest.
+MAX_TRACK_MESSAGE_BYTES = 100 * 1024 + MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,15 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Limits:
-    """``batch_bytes``: a request body, also once decompressed (Segment's batch limit; one
-    message is held to 32 KB when it is landed); ``body_seconds``: time allowed for a body."""
+    """``batch_bytes``: a request body, also once decompressed (Segment's batch limit);
+    ``body_seconds``: time allowed for a body. One message is held, when it is landed, to
+    ``message_bytes`` from the Segment API (Segment's 32 KB) and to ``track_message_bytes``
+    from the Track API (room for Customer.io's 100 KB of event data)."""
 
     batch_bytes: int = MAX_BATCH_BYTES
     body_seconds: float = 10.0
+    message_bytes: int = MAX_MESSAGE_BYTES
+    track_message_bytes: int = MAX_TRACK_MESSAGE_BYTES
 
     @classmethod
     def from_env(cls) -> Limits:

@@ -22,9 +22,11 @@ from typing import Any
 import duckdb
 
 from journeys.engine import JourneyRunSummary, run_journeys
+from journeys.merges import follow_merges
 from nudge.core.checked_content import load_workspace_content, sql_segment_names
 from nudge.core.clock import to_utc_naive, utc_now
 from nudge.core.dsl.spec import Content
+from nudge.core.landing.erasure import purge_erased_calls
 from nudge.core.landing.loader import LoadResult, load_new_files
 from nudge.core.segments.dbt_models import generated_segment_models
 from nudge.core.segments.manual import load_manual_segments, manual_segment_models
@@ -206,7 +208,10 @@ def build_models(project: DbtWorkspaceProject, *, as_of: datetime) -> list[NodeR
 def plan_journeys(
     workspace: Workspace, content: Content, *, as_of: datetime, run_id: str
 ) -> JourneyRunSummary:
+    """Give merged people their ids' journey entries (``journeys.merges``), then run every
+    journey."""
     with connect(workspace.warehouse_path) as con:
+        follow_merges(con, as_of)
         return run_journeys(con, content, as_of=as_of, run_id=run_id)
 
 
@@ -224,14 +229,15 @@ def send_pending(
     channels: Collection[str] | None = None,
 ) -> DispatchSummary:
     """Fold in provider feedback, copy the collector's transactional sends into the ledger (and
-    give it the suppressed addresses), erase what the ledger and the feedback kept about people
-    deleted or suppressed by now, then send pending outbox rows of ``channels`` (default: every
-    channel with a provider)."""
+    give it the suppressed addresses), erase what the ledger, the feedback and the copies of the
+    landed calls kept about people deleted or suppressed by now, then send pending outbox rows
+    of ``channels`` (default: every channel with a provider)."""
     with connect(workspace.warehouse_path) as con:
         apply_feedback(con, now=as_of)
         copy_into_ledger(con, run_id=run_id, as_of=as_of)
         mirror_suppressed_addresses(con)
         scrub_erased_people(con, ERASED_USERS)
+        purge_erased_calls(con, ERASED_USERS)
         return dispatch_pending(
             con,
             as_of=as_of,

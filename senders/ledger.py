@@ -33,6 +33,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from nudge.core.warehouse.connection import transaction
 from nudge.core.warehouse.schema import DELIVERY_LEDGER_COLUMNS
 from senders.handover_journal import HandoverJournal
 from senders.providers import OUTCOME_UNKNOWN, RenderedMessage, SendOutcome
@@ -75,18 +76,6 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) 
         yield
     finally:
         con.unregister(name)
-
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Commit on success, roll back on any error."""
-    con.begin()
-    try:
-        yield
-    except BaseException:
-        con.rollback()
-        raise
-    con.commit()
 
 
 def ledger_rows(

@@ -11,8 +11,9 @@ held               journey paused  the journey is paused (``nudge journeys pause
 skipped            holdout         the entry is in the journey's control group
 dropped            user deleted    the user is not in ``marts.dim_users`` (deleted/suppressed)
 dropped            suppressed ...  the address hard-bounced, complained or does not exist
-                                   (``nudge.suppressed_addresses``, ``senders.feedback``);
-                                   transactional messages too
+                                   (``nudge.suppressed_addresses``, ``senders.feedback``), or
+                                   is an email suppressed by a Track API call addressed by
+                                   it (``marts.dim_suppressed_emails``); transactional too
 skipped            unsubscribed    not transactional, email, sms or push, globally opted out
                                    (``nudge.core.opt_out``)
 skipped            topic unsub...  not transactional, topic preference off on the row's channel
@@ -90,6 +91,18 @@ def _devices_sql(con: duckdb.DuckDBPyConnection) -> str:
               from marts.dim_user_devices where nullif(trim(device_id), '') is not null
               group by all)
         group by user_id"""
+
+
+def _suppressed_addresses_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """Addresses never to send to, ``(channel, address, reason)``, one row per address: dead
+    ones and email addresses suppressed by a call addressed by email (lower case, both)."""
+    dead = "select channel, address, reason from nudge.suppressed_addresses"
+    if not _relation_exists(con, "marts", "dim_suppressed_emails"):
+        return dead
+    return f"""select channel, address, min(reason) as reason
+        from ({dead} union all
+              select 'email', email, 'suppressed' from marts.dim_suppressed_emails)
+        group by all"""
 
 
 _USERS = f"(select *, {opt_out_values_sql('traits')} from marts.dim_users)"
@@ -262,7 +275,7 @@ def evaluate_policies(
         left join devices dv on dv.user_id = p.user_id
         -- renamed: a column called address would hide the address computed above
         left join (select channel as suppressed_channel, address as suppressed_address,
-                          reason as suppressed_reason from nudge.suppressed_addresses) sa
+                          reason as suppressed_reason from ({_suppressed_addresses_sql(con)})) sa
                on sa.suppressed_channel = p.channel and sa.suppressed_address = lower({_ADDRESS})
         left join _nudge_quiet q
                on q.tz = coalesce(json_extract_string(u.traits, $tz_path), '')

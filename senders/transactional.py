@@ -44,6 +44,7 @@ import polars as pl
 
 from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import Content
+from nudge.core.landing.suppressions import is_suppressed
 from senders.dispatch import render_message, send_now
 from senders.handover_journal import warehouse_file
 from senders.ledger import IN_FLIGHT_REASON, transaction
@@ -436,7 +437,7 @@ class TransactionalSender:
     def _check_suppressed(self, request: SendRequest, address: str) -> None:
         ids = self.suppressed_ids()
         for identifier in (request.user_id, request.email, address):
-            if identifier and identifier in ids:
+            if identifier and is_suppressed(identifier, ids):
                 raise Refusal(
                     400,
                     f"recipient suppressed: {identifier!r} is on the suppression list "

@@ -401,3 +401,20 @@ def test_bounced_addresses_are_refused_and_sends_count_toward_no_journey_cap(
     enqueue(con, "a1", "u1")
     run(con, {"email": CapturingProvider("email")}, policies=caps)
     assert ledger(con)["a1"] == ("sent", None)
+
+
+def test_an_address_suppressed_by_a_call_addressed_by_email_is_refused_in_any_case(
+    tmp_path: Path,
+) -> None:
+    """A Track API suppression addressed by an email puts the address on the collector's list;
+    a transactional send to it is refused whatever the letter case, and another address sends."""
+    store = TransactionalStore(tmp_path / "transactional.sqlite3")
+    sender = TransactionalSender(
+        store, content=lambda: dispatch_content(), providers=lambda _c: CapturingProvider("email"),
+        suppressed_ids=lambda: frozenset({"Ada@Example.com"}), settings=DispatchSettings(),
+    )  # fmt: skip
+    with pytest.raises(Refusal) as refused:
+        sender.send(transactional_request("ada@example.COM"))
+    assert "recipient suppressed: 'ada@example.COM'" in refused.value.reason
+    assert sender.send(transactional_request("bob@example.com")).status == 200
+    store.close()

@@ -229,8 +229,11 @@ def _encoded(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else canonical_json(value)
 
 
-def normalise_message(msg: Mapping[str, Any], received_at: datetime) -> dict[str, Any]:
+def normalise_message(
+    msg: Mapping[str, Any], received_at: datetime, *, max_bytes: int = MAX_MESSAGE_BYTES
+) -> dict[str, Any]:
     """Validate a Segment-spec message and return its landing row (see ``LANDING_COLUMNS``).
+    ``max_bytes`` is its source's limit on its size as JSON (Segment's 32 KB by default).
 
     Raises ``InvalidMessage`` naming the first problem found.
     """
@@ -238,8 +241,10 @@ def normalise_message(msg: Mapping[str, Any], received_at: datetime) -> dict[str
         raise InvalidMessage(f"message must be a JSON object, got {type(msg).__name__}")
     text = canonical_json(msg)
     size = len(text.encode())
-    if size > MAX_MESSAGE_BYTES:
-        raise InvalidMessage(f"message is {size} bytes, over the 32 KB limit ({MAX_MESSAGE_BYTES})")
+    if size > max_bytes:
+        raise InvalidMessage(
+            f"message is {size} bytes, over the {max_bytes // 1024} KB limit ({max_bytes})"
+        )
 
     kind = msg.get("type")
     if kind is None or kind == "":
