@@ -112,7 +112,9 @@ def _count(summary: DispatchSummary, frame: pl.DataFrame) -> None:
         summary.steps.add_decision(journey, step, channel, status, n)
 
 
-def _render(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessage:
+def render_message(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessage:
+    """One outbox row (its template, user traits and event as JSON text, address) rendered into
+    the message a provider gets: the one render path of real sends, previews and test sends."""
     template = renderer.template(row["template"])
     if template.channel != row["channel"]:
         raise RenderError(
@@ -146,7 +148,7 @@ def _render(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessa
     )
 
 
-def _send_once(provider: Provider, message: RenderedMessage) -> SendOutcome:
+def send_once(provider: Provider, message: RenderedMessage) -> SendOutcome:
     try:
         return provider.send(message)
     except Exception as err:  # a provider bug must not stop the batch; the row records it
@@ -199,7 +201,7 @@ def dispatch_pending(
     summary.steps.add(decided, "planned")
     _count(summary, decided.filter(pl.col("status") != "send"))
 
-    renderer = TemplateRenderer(content.templates)
+    renderer = TemplateRenderer(content.templates, content.layouts)
     to_send = decided.filter(pl.col("status") == "send")
     with deferred_interrupts() as interrupts:
         sending = _Sending(providers, settings, interrupts, paused_journeys or frozenset, journal)
@@ -268,7 +270,7 @@ class _Sending:
         wait here), unless the provider's breaker opened."""
         provider, breaker = self.providers[message.channel], self.breakers[message.channel]
         pause = self.settings.retry_pause
-        outcome = _send_once(provider, message)
+        outcome = send_once(provider, message)
         self._record(breaker, outcome)
         for attempt in range(1, self.settings.send_retries + 1):
             if outcome.status == "sent" or outcome.permanent or breaker.is_open:
@@ -280,7 +282,7 @@ class _Sending:
             if wait > MAX_RETRY_PAUSE:
                 break
             time.sleep(wait.total_seconds())
-            outcome = _send_once(provider, message)
+            outcome = send_once(provider, message)
             self._record(breaker, outcome)
         return outcome
 
@@ -324,7 +326,7 @@ def _dispatch_batch(
     errors: dict[str, str] = {}
     for row in batch.iter_rows(named=True):
         try:
-            messages.append(_render(renderer, row))
+            messages.append(render_message(renderer, row))
         except RenderError as err:
             errors[row["idempotency_key"]] = str(err)
     failed = pl.col("idempotency_key").is_in(list(errors))

@@ -18,7 +18,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from nudge.core.dsl.problems import did_you_mean
-from nudge.core.dsl.spec import Content, Template
+from nudge.core.dsl.spec import LAYOUT_CONTENT_VARIABLE, Content, Layout, Template
 from nudge.core.segments.data_checks import DataWarning, SeenNames
 from nudge.core.warehouse.connection import connect
 from nudge.core.workspace import Workspace
@@ -57,51 +57,73 @@ def _attributes(tree: nodes.Template, scope: str) -> set[str]:
 
 def template_warnings(template: Template, seen: SeenNames | None) -> list[DataWarning]:
     where = (template.origin.file, template.origin.item)
+    return [
+        warning
+        for field, source in _strings(dict(template.fields), "")
+        for warning in _source_warnings(where, field.removeprefix("."), source, seen)
+    ]
+
+
+def layout_warnings(layout: Layout, seen: SeenNames | None) -> list[DataWarning]:
+    """A layout gets what its templates get, and ``content`` (the template's html)."""
+    where = (layout.origin.file, layout.origin.item)
+    return _source_warnings(where, "html", layout.html, seen, (LAYOUT_CONTENT_VARIABLE,))
+
+
+def _source_warnings(
+    where: tuple[str, str],
+    field: str,
+    source: str,
+    seen: SeenNames | None,
+    also_provided: tuple[str, ...] = (),
+) -> list[DataWarning]:
+    try:
+        tree = _JINJA.parse(source)
+    except TemplateSyntaxError:
+        return []  # reported as an error by the definition checks
+    provided = (*TEMPLATE_VARIABLES, *also_provided)
     warnings: list[DataWarning] = []
-    for field, source in _strings(dict(template.fields), ""):
-        field = field.removeprefix(".")
-        try:
-            tree = _JINJA.parse(source)
-        except TemplateSyntaxError:
-            continue  # reported as an error by the definition checks
-        for name in sorted(meta.find_undeclared_variables(tree) - set(TEMPLATE_VARIABLES)):
-            warnings.append(
-                DataWarning(
-                    *where,
-                    field,
-                    f"variable {name!r} is not provided to templates"
-                    f"{did_you_mean(name, TEMPLATE_VARIABLES)}; they get "
-                    + ", ".join(TEMPLATE_VARIABLES),
-                )
+    for name in sorted(meta.find_undeclared_variables(tree) - set(provided)):
+        warnings.append(
+            DataWarning(
+                *where,
+                field,
+                f"variable {name!r} is not provided to templates"
+                f"{did_you_mean(name, provided)}; they get " + ", ".join(provided),
             )
-        if seen is None:
-            continue
-        traits = seen.traits | set(USER_BUILTINS)
-        for trait in sorted(_attributes(tree, "user") - traits if seen.traits else ()):
-            warnings.append(
-                DataWarning(
-                    *where,
-                    field,
-                    f"user.{trait}: trait {trait!r} never seen in the data"
-                    f"{did_you_mean(trait, traits)}",
-                )
+        )
+    if seen is None:
+        return warnings
+    traits = seen.traits | set(USER_BUILTINS)
+    for trait in sorted(_attributes(tree, "user") - traits if seen.traits else ()):
+        warnings.append(
+            DataWarning(
+                *where,
+                field,
+                f"user.{trait}: trait {trait!r} never seen in the data"
+                f"{did_you_mean(trait, traits)}",
             )
-        properties = set().union(*seen.properties.values()) if seen.properties else set()
-        for prop in sorted(_attributes(tree, "event") - properties if properties else ()):
-            warnings.append(
-                DataWarning(
-                    *where,
-                    field,
-                    f"event.{prop}: property {prop!r} never seen on any event"
-                    f"{did_you_mean(prop, properties)}",
-                )
+        )
+    properties = set().union(*seen.properties.values()) if seen.properties else set()
+    for prop in sorted(_attributes(tree, "event") - properties if properties else ()):
+        warnings.append(
+            DataWarning(
+                *where,
+                field,
+                f"event.{prop}: property {prop!r} never seen on any event"
+                f"{did_you_mean(prop, properties)}",
             )
+        )
     return warnings
 
 
 def content_template_warnings(content: Content, seen: SeenNames | None) -> list[DataWarning]:
-    """``template_warnings`` of every template; ``seen`` is None when no data was loaded."""
-    return [w for template in content.templates for w in template_warnings(template, seen)]
+    """``template_warnings`` of every template and ``layout_warnings`` of every layout; ``seen``
+    is None when no data was loaded."""
+    return [
+        *(w for template in content.templates for w in template_warnings(template, seen)),
+        *(w for layout in content.layouts for w in layout_warnings(layout, seen)),
+    ]
 
 
 def workspace_seen_names(workspace: Workspace) -> SeenNames | None:
