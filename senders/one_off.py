@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 
 from nudge.core.clock import utc_now
-from nudge.core.dsl.spec import Content
+from nudge.core.dsl.spec import Content, Send
 from nudge.core.dsl.walk import iter_steps
 from senders.dispatch import render_message, send_once
 from senders.ledger import transaction
@@ -78,9 +78,9 @@ def sending_step(content: Content, template: str) -> SendStep | None:
     """The first journey step that sends ``template``: a preview renders as that step would."""
     for journey in content.journeys:
         for _, step in iter_steps(journey.steps):
-            action = step.action
-            if getattr(action, "template", None) == template and step.id is not None:
-                return SendStep(journey.name, step.id, getattr(action, "topic", None))
+            send = step.action
+            if isinstance(send, Send) and send.template == template and step.id is not None:
+                return SendStep(journey.name, step.id, send.topic)
     return None
 
 
@@ -95,10 +95,9 @@ def render_one(
     key_prefix: str,
 ) -> RenderedMessage:
     """``template`` rendered for one user, as the dispatch renders an outbox row of the step that
-    sends it (``RenderError`` names a missing variable). Unknown templates raise ``KeyError``."""
-    found = content.template(template)
-    if found is None:
-        raise KeyError(template)
+    sends it (``RenderError`` names a missing variable, or says the template is unknown)."""
+    renderer = TemplateRenderer(content.templates, content.layouts)
+    found = renderer.template(template)
     step = sending_step(content, template) or SendStep("", "", None)
     delivery_id = str(uuid.uuid4())
     row = {
@@ -114,7 +113,7 @@ def render_one(
         "idempotency_key": f"{key_prefix}:{delivery_id}",
         "address": address,
     }
-    return render_message(TemplateRenderer(content.templates, content.layouts), row)
+    return render_message(renderer, row)
 
 
 def as_test(message: RenderedMessage) -> RenderedMessage:

@@ -314,3 +314,17 @@ def test_a_held_warehouse_is_explained_and_nothing_is_sent(built, smtp_env, monk
     assert test.returncode == 3, test.stderr
     assert "nothing was sent" in test.stderr and "holds the warehouse" in test.stderr
     assert received(smtp_env) == []
+
+
+def test_send_test_to_a_suppressed_address_is_refused(built, smtp_env, capsys) -> None:
+    workspace = built[0]
+    with connect(workspace.warehouse_path) as con:
+        con.execute(
+            "insert into nudge.suppressed_addresses values ('email', 'gone@example.org', "
+            "'hard bounce', now())"
+        )
+    code = nudge(built, "send-test", "welcome_email", "--to", "Gone@example.org", "--user", "ada")
+    assert code == 1
+    assert "is suppressed (hard bounce), so nothing was sent" in capsys.readouterr().err
+    assert received(smtp_env) == []
+    assert ledger(workspace, "lower(address) = 'gone@example.org'") == []

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 from nudge.cli.main import (
@@ -158,7 +159,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_html(workspace: Workspace, template: str, user_id: str, html: str) -> Any:
+def _write_html(workspace: Workspace, template: str, user_id: str, html: str) -> Path:
     """The HTML part in ``<home>/previews/``, to open in a browser."""
     folder = workspace.home / "previews"
     folder.mkdir(parents=True, exist_ok=True)
