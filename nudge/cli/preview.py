@@ -215,7 +215,8 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     template = content.template(args.template)
     if template is None:
         return _unknown_template(workspace, content, args.template)
-    choice = choose_providers().get(template.channel)
+    # Only this channel's provider must be ready to send (open_provider checks its settings).
+    choice = choose_providers(require_secrets=False).get(template.channel)
     if choice is None:
         names = " or ".join(provider_names(template.channel))
         print(
