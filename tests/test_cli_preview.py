@@ -328,3 +328,16 @@ def test_send_test_to_a_suppressed_address_is_refused(built, smtp_env, capsys) -
     assert "is suppressed (hard bounce), so nothing was sent" in capsys.readouterr().err
     assert received(smtp_env) == []
     assert ledger(workspace, "lower(address) = 'gone@example.org'") == []
+
+
+def test_send_test_needs_only_its_own_channels_provider_settings(
+    built, monkeypatch, capsys
+) -> None:
+    # The email provider (smtp, live) would refuse to start without a secret key and public URL;
+    # an sms test through the capture provider does not need them.
+    monkeypatch.delenv("NUDGE_SECRET_KEY")
+    monkeypatch.delenv("NUDGE_PUBLIC_URL")
+    monkeypatch.setenv("NUDGE_SMS_PROVIDER", "capture")
+    assert nudge(built, "send-test", "hello_sms", "--to", "+15550100", "--user", "ada") == 0
+    assert "sent a test of hello_sms to +15550100 via test" in capsys.readouterr().out
+    assert ledger(built[0], "channel = 'sms'")[0][:2] == ("test_sent", "test")
