@@ -128,7 +128,7 @@ def test_preview_shows_what_the_run_sent_in_its_layout(built, capsys) -> None:
     # The same html the run handed over (the preheader goes first in the body, as in the MIME).
     assert shown["content"]["html"] == with_preheader(sent.content["html"], "Start here")
     assert "<h1>Acme</h1><p>Hi Ada, you are on pro</p><footer>" in shown["content"]["html"]
-    assert shown["content"]["text"].replace("\r\n", "\n").strip() == sent.content["text"]
+    assert shown["content"]["text"] == sent.content["text"]
     assert "Hi Ada, you are on pro" in shown["content"]["text"]
 
 

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from email import message_from_bytes, policy
+from email.message import MIMEPart
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ def _unknown_template(workspace: Workspace, content: Content, name: str) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     from nudge.core.checked_content import load_workspace_content
-    from senders.email import SmtpSettings, build_email, with_preheader
+    from senders.email import SmtpSettings, build_email
     from senders.one_off import read_recipient, render_one, with_traits
 
     workspace = workspace_from_args(args, create=False)
@@ -139,13 +140,11 @@ def cmd_preview(args: argparse.Namespace) -> int:
         data, _ = build_email(message, SmtpSettings.from_env())
         parsed = message_from_bytes(data, policy=policy.default)
         result["headers"] = {name: str(parsed[name]) for name in _SHOWN_HEADERS if parsed[name]}
-        html = message.content.get("html")
-        html_part = with_preheader(str(html), message.content.get("preheader")) if html else None
-        text_part = parsed.get_body(("plain",))
+        html_part = _part_text(parsed.get_body(("html",)))
         result["content"] = {
             "preheader": message.content.get("preheader"),
-            "text": text_part.get_content() if text_part is not None else "",
-            "html": html_part,
+            "text": _part_text(parsed.get_body(("plain",))) or "",
+            "html": html_part,  # with the preheader in place, as the inbox gets it
         }
         if html_part is not None and not (args.html or args.json):
             path = _write_html(workspace, template.name, recipient.user_id, html_part)
@@ -157,6 +156,13 @@ def cmd_preview(args: argparse.Namespace) -> int:
     else:
         print(_describe(result, message, show_html=args.html))
     return 0
+
+
+def _part_text(part: MIMEPart | None) -> str | None:
+    """A text part's content as written, without the CRLF line ends and the final one MIME adds."""
+    if part is None:
+        return None
+    return str(part.get_content()).replace("\r\n", "\n").removesuffix("\n")
 
 
 def _write_html(workspace: Workspace, template: str, user_id: str, html: str) -> Path:
