@@ -23,6 +23,7 @@ from nudge.core.dsl.spec import Content, Send
 from nudge.core.dsl.walk import iter_steps
 from senders.dispatch import render_message, send_once
 from senders.ledger import transaction
+from senders.policy import USER_ADDRESS_SQL
 from senders.providers import Provider, RenderedMessage, SendOutcome
 from senders.templates import TemplateRenderer
 
@@ -52,9 +53,8 @@ def read_recipient(con: duckdb.DuckDBPyConnection, user_id: str) -> Recipient | 
     """``user_id``'s row of ``marts.dim_users`` (traits cast to text as ``senders.policy`` does),
     or None when there is no such user."""
     row = con.execute(
-        """select cast(traits as varchar), nullif(trim(cast(email as varchar)), ''),
-                  nullif(trim(cast(phone as varchar)), '')
-           from marts.dim_users where user_id = ?""",
+        f"""select cast(u.traits as varchar), {USER_ADDRESS_SQL["email"]}, {USER_ADDRESS_SQL["sms"]}
+            from marts.dim_users u where u.user_id = ?""",
         [user_id],
     ).fetchone()
     return None if row is None else Recipient(user_id, *row)
