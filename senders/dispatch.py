@@ -113,7 +113,9 @@ def _count(summary: DispatchSummary, frame: pl.DataFrame) -> None:
 
 
 def render_message(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessage:
-    """One outbox-shaped row rendered and addressed (journey sends and the transactional API)."""
+    """One outbox-shaped row (its template, user traits and event as JSON text, address) rendered
+    into the message a provider gets: the one render path of journey sends, the transactional API,
+    previews and test sends."""
     template = renderer.template(row["template"])
     if template.channel != row["channel"]:
         raise RenderError(
@@ -147,7 +149,7 @@ def render_message(renderer: TemplateRenderer, row: Mapping[str, Any]) -> Render
     )
 
 
-def _send_once(provider: Provider, message: RenderedMessage) -> SendOutcome:
+def send_once(provider: Provider, message: RenderedMessage) -> SendOutcome:
     try:
         return provider.send(message)
     except Exception as err:  # a provider bug must not stop the batch; the row records it
@@ -200,7 +202,7 @@ def dispatch_pending(
     summary.steps.add(decided, "planned")
     _count(summary, decided.filter(pl.col("status") != "send"))
 
-    renderer = TemplateRenderer(content.templates)
+    renderer = TemplateRenderer(content.templates, content.layouts)
     to_send = decided.filter(pl.col("status") == "send")
     with deferred_interrupts() as interrupts:
         sending = _Sending(providers, settings, interrupts, paused_journeys or frozenset, journal)
@@ -270,7 +272,7 @@ class _Sending:
         wait here), unless the provider's breaker opened."""
         provider, breaker = self.providers[message.channel], self.breakers[message.channel]
         pause = self.settings.retry_pause
-        outcome = _send_once(provider, message)
+        outcome = send_once(provider, message)
         self._record(breaker, outcome)
         for attempt in range(1, self.settings.send_retries + 1):
             if outcome.status == "sent" or outcome.permanent or breaker.is_open:
@@ -282,7 +284,7 @@ class _Sending:
             if wait > MAX_RETRY_PAUSE:
                 break
             time.sleep(wait.total_seconds())
-            outcome = _send_once(provider, message)
+            outcome = send_once(provider, message)
             self._record(breaker, outcome)
         return outcome
 

@@ -108,9 +108,15 @@ def _suppressed_addresses_sql(con: duckdb.DuckDBPyConnection) -> str:
 _USERS = f"(select *, {opt_out_values_sql('traits')} from marts.dim_users)"
 _UNSUBSCRIBED = unsubscribed_sql("u", "p.channel")
 _TOPIC_OFF = topic_off_sql("u", "p.topic", "p.channel", "td.default_subscribed")
-_ADDRESS = """case p.channel
-        when 'email' then nullif(trim(cast(u.email as varchar)), '')
-        when 'sms' then nullif(trim(cast(u.phone as varchar)), '')
+# A user's address on the channels addressed from ``marts.dim_users`` (``u``); also what a
+# preview or test send (``senders.one_off``) reads.
+USER_ADDRESS_SQL = {
+    "email": "nullif(trim(cast(u.email as varchar)), '')",
+    "sms": "nullif(trim(cast(u.phone as varchar)), '')",
+}
+_ADDRESS = f"""case p.channel
+        when 'email' then {USER_ADDRESS_SQL["email"]}
+        when 'sms' then {USER_ADDRESS_SQL["sms"]}
         when 'in_app' then p.user_id
         when 'push' then dv.token
         else ta.template_address

@@ -101,6 +101,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         )
     for warning in content_template_warnings(content, seen):
         print(warning)
+    from senders.registry import unserved_send_warnings
+
+    for warning in unserved_send_warnings(content):
+        print(warning)
     return 0
 
 
@@ -586,6 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scenario_run.add_argument("files", nargs="+")
     scenario_run.set_defaults(func=cmd_scenario_run)
+    from nudge.cli.preview import add_commands
+
+    add_commands(commands)
     return parser
 
 

@@ -362,6 +362,22 @@ class Template:
     channel: str
     origin: Origin
     fields: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # The shared layout the ``html`` is put into (email only; ``Content.layouts``).
+    layout: str | None = None
+
+
+# The variable a layout's HTML puts the template's body at (Customer.io writes it the same way).
+LAYOUT_CONTENT_VARIABLE = "content"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A shared HTML wrapper for email templates: ``html`` is Jinja with ``{{ content }}`` where
+    the template's rendered ``html`` goes (a header, a footer, the styles every email shares)."""
+
+    name: str
+    origin: Origin
+    html: str
 
 
 @dataclass(frozen=True)
@@ -405,6 +421,7 @@ class Content:
     templates: tuple[Template, ...] = ()
     topics: tuple[Topic, ...] = ()
     policies: Policies = Policies()
+    layouts: tuple[Layout, ...] = ()
 
     def segment(self, name: str) -> Segment | None:
         return next((s for s in self.segments if s.name == name), None)
@@ -417,3 +434,6 @@ class Content:
 
     def topic(self, name: str) -> Topic | None:
         return next((t for t in self.topics if t.name == name), None)
+
+    def layout(self, name: str) -> Layout | None:
+        return next((layout for layout in self.layouts if layout.name == name), None)
