@@ -204,10 +204,14 @@ def dispatch_pending(
     to_send = decided.filter(pl.col("status") == "send")
     with deferred_interrupts() as interrupts:
         sending = _Sending(providers, settings, interrupts, paused_journeys or frozenset, journal)
+        windows: dict[str, _Window] = {}
         try:
             for batch in to_send.iter_slices(batch_size):
-                _dispatch_batch(con, batch, renderer, sending, run_id, as_of, summary)
+                _dispatch_batch(con, batch, renderer, sending, windows, run_id, as_of, summary)
+            _hand_over(con, [], {}, sending, windows, as_of, summary, drain=True)
         finally:
+            for window in windows.values():
+                window.pool.shutdown()
             for provider in providers.values():
                 provider.close()
             journal.close()
@@ -248,9 +252,10 @@ class _Sending:
         with self._breaker_lock:  # providers with concurrency record from several threads
             breaker.record(outcome)
 
-    def hold_reason(self, message: RenderedMessage) -> str | None:
-        """Why ``message`` is not handed over now (it stays pending), or None."""
-        if message.journey in self.paused_journeys():
+    def hold_reason(self, message: RenderedMessage, paused: Collection[str]) -> str | None:
+        """Why ``message`` is not handed over now (it stays pending), or None. ``paused``: the
+        journeys paused meanwhile, asked once per turn (``paused_journeys``)."""
+        if message.journey in paused:
             return f"journey {message.journey} was paused during the send"
         return self.stop_reason(message.channel)
 
@@ -315,6 +320,7 @@ def _dispatch_batch(
     batch: pl.DataFrame,
     renderer: TemplateRenderer,
     sending: _Sending,
+    windows: dict[str, _Window],
     run_id: str,
     as_of: datetime,
     summary: DispatchSummary,
@@ -351,7 +357,20 @@ def _dispatch_batch(
     if errors:
         _count(summary, rows.filter(failed))
     _hand_over(con, [m for m in messages if m.idempotency_key in written], written, sending,
-               as_of, summary)  # fmt: skip
+               windows, as_of, summary, drain=False)  # fmt: skip
+
+
+class _Window:
+    """One channel's messages in flight, kept across the dispatch's batches: the next batch's
+    messages take the slots as the last batch's answers come back, so the provider's slots do not
+    drain at the end of every batch. ``outcomes`` came back and are not yet in the journal; with
+    ``in_flight`` they are never more than ``size``."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.pool = _executor(size)
+        self.in_flight: dict[Future[SendOutcome], tuple[RenderedMessage, int]] = {}
+        self.outcomes: list[ledger.Outcome] = []
 
 
 def _hand_over(
@@ -359,23 +378,29 @@ def _hand_over(
     messages: list[RenderedMessage],
     attempts: Mapping[str, int],
     sending: _Sending,
+    windows: dict[str, _Window],
     as_of: datetime,
     summary: DispatchSummary,
+    *,
+    drain: bool,
 ) -> None:
     """Hand the batch's messages over, one channel after the other, each channel's provider
     holding up to its ``concurrency`` messages in flight; messages of a channel that was
-    stopped, or of a journey paused, meanwhile are released (pending again)."""
+    stopped, or of a journey paused, meanwhile are released (pending again). Without ``drain``
+    the last messages are left in flight for the next batch's turns; with it every window is
+    emptied (the end of the dispatch). The journal is folded into the ledger either way: the
+    rows of messages still in flight stay in it for their outcomes."""
     unsent: list[tuple[RenderedMessage, str]] = []
-    by_channel: dict[str, list[RenderedMessage]] = {}
+    by_channel: dict[str, list[RenderedMessage]] = {channel: [] for channel in windows}
     for message in messages:
         by_channel.setdefault(message.channel, []).append(message)
     for channel, channel_messages in by_channel.items():
-        window = sending.concurrency(channel)
-        with _executor(window) as pool:
-            _hand_over_window(
-                con, channel_messages, attempts, sending, pool, window, as_of, summary, unsent
-            )
-    sending.journal.fold(con)
+        if channel not in windows:
+            windows[channel] = _Window(sending.concurrency(channel))
+        _hand_over_window(windows[channel], channel_messages, attempts, sending, as_of, summary,
+                          unsent, drain=drain)  # fmt: skip
+    flying = [m.idempotency_key for w in windows.values() for m, _ in w.in_flight.values()]
+    sending.journal.fold(con, keep=flying)
     if unsent:
         ledger.release(con, [m.idempotency_key for m, _ in unsent], reason=unsent[0][1], now=_now())
         for message, why in unsent:
@@ -383,52 +408,55 @@ def _hand_over(
 
 
 def _hand_over_window(
-    con: duckdb.DuckDBPyConnection,
+    window: _Window,
     messages: list[RenderedMessage],
     attempts: Mapping[str, int],
     sending: _Sending,
-    pool: Executor,
-    window: int,
     as_of: datetime,
     summary: DispatchSummary,
     unsent: list[tuple[RenderedMessage, str]],
+    *,
+    drain: bool,
 ) -> None:
-    """Keep up to ``window`` messages in flight. Each turn is one committed transaction that
-    records the outcomes come back since the last turn and marks the messages that take the
-    free slots handed over; then those go to the provider's threads. So a crash leaves at most
-    ``window`` messages with an unknown outcome."""
+    """Keep up to ``window.size`` messages in flight until ``messages`` are all handed over
+    (and, with ``drain``, answered). Each turn is one committed transaction that records the
+    outcomes come back since the last turn and marks the messages that take the free slots
+    handed over; then those go to the provider's threads. So a crash leaves at most
+    ``window.size`` messages with an unknown outcome."""
     queue = deque(messages)
-    in_flight: dict[Future[SendOutcome], RenderedMessage] = {}
-    outcomes: list[ledger.Outcome] = []
-    while queue or in_flight:
+    in_flight = window.in_flight
+    while True:
         starting: list[RenderedMessage] = []
-        while queue and len(in_flight) + len(starting) < window:
+        paused = sending.paused_journeys() if queue else ()
+        while queue and len(in_flight) + len(starting) < window.size:
             message = queue.popleft()
-            if why := sending.hold_reason(message):
+            if why := sending.hold_reason(message, paused):
                 unsent.append((message, why))
             else:
                 starting.append(message)
         ledger.hand_over(
-            sending.journal, outcomes=outcomes, keys=[m.idempotency_key for m in starting],
+            sending.journal, outcomes=window.outcomes, keys=[m.idempotency_key for m in starting],
             as_of=as_of, now=_now(),
         )  # fmt: skip
-        outcomes = []
+        window.outcomes = []
         for message in starting:
-            in_flight[pool.submit(sending.send, message)] = message
+            future = window.pool.submit(sending.send, message)
+            in_flight[future] = (message, attempts[message.idempotency_key])
+        if not queue and not (drain and in_flight):
+            return
         if not in_flight:
             continue
         done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
         for future in done:
-            message = in_flight.pop(future)
+            message, attempt = in_flight.pop(future)
             outcome = future.result()
             if sending.opened_by(message, outcome):
                 unsent.append((message, sending.breakers[message.channel].reason or ""))
                 continue
-            outcomes.append(ledger.Outcome(message, outcome, attempts[message.idempotency_key]))
+            window.outcomes.append(ledger.Outcome(message, outcome, attempt))
             summary.counts[(message.channel, outcome.status)] += 1
             summary.steps.add_attempt(message.journey, message.step, message.channel,
                                       outcome.status)  # fmt: skip
-    ledger.hand_over(sending.journal, outcomes=outcomes, keys=[], as_of=as_of, now=_now())
 
 
 class _InlineExecutor(Executor):
