@@ -7,13 +7,16 @@ Order of work in one dispatch (the ledger protocol is in ``senders.ledger`` and 
 2. decide every pending row at once in SQL (``senders.policy``): new outbox rows and transient
    failures whose retry is due; write the final decisions (skipped, dropped, undeliverable, no
    provider) in one insert; held rows stay pending;
-3. per batch: render each message (the only per-row Python work besides the send itself), write
+3. per batch: render each message (the only per-row Python work besides the send itself; on a
+   thread of its own, the next batch while this one is handed over), write
    the batch's intents in one committed transaction, then each channel's messages are handed
    over: one committed turn in the hand-over journal (``senders.handover_journal``) records the
    outcomes come back and marks the next messages handed over, right before their provider gets
    them, and the journal is folded into the ledger at the end of the batch; a provider with ``concurrency`` N holds
    up to N messages in flight on its threads, any other one at a time (a transient failure is tried again a couple of times right away, with a short jittered
    pause); a failure still transient is scheduled for a later dispatch (``senders.retry``);
+   a channel's messages in flight at the end of a batch stay in flight while the next batch's
+   take the free slots (``_Window``); the end of the dispatch waits for every answer;
 4. add this dispatch's counts per journey step and channel to ``nudge.run_counts``.
 
 A channel stops getting messages when its provider's circuit breaker opens (``senders.breaker``),
@@ -29,7 +32,7 @@ import json
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -205,11 +208,18 @@ def dispatch_pending(
     with deferred_interrupts() as interrupts:
         sending = _Sending(providers, settings, interrupts, paused_journeys or frozenset, journal)
         windows: dict[str, _Window] = {}
+        rendering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nudge-render")
         try:
-            for batch in to_send.iter_slices(batch_size):
-                _dispatch_batch(con, batch, renderer, sending, windows, run_id, as_of, summary)
+            batches = to_send.iter_slices(batch_size)
+            ahead = _render_ahead(rendering, renderer, batches)
+            while ahead is not None:
+                batch, rendered = ahead
+                ahead = _render_ahead(rendering, renderer, batches)
+                _dispatch_batch(con, batch, rendered.result(), sending, windows, run_id, as_of,
+                                summary)  # fmt: skip
             _hand_over(con, [], {}, sending, windows, as_of, summary, drain=True)
         finally:
+            rendering.shutdown(cancel_futures=True)
             for window in windows.values():
                 window.pool.shutdown()
             for provider in providers.values():
@@ -315,17 +325,42 @@ def _leave_pending(summary: DispatchSummary, channel: str, n: int, why: str) -> 
     summary.stopped.setdefault(channel, why)
 
 
+_Rendered = tuple[list[RenderedMessage], dict[str, str]]  # messages, render errors by key
+
+
+def _render(renderer: TemplateRenderer, batch: pl.DataFrame) -> _Rendered:
+    messages: list[RenderedMessage] = []
+    errors: dict[str, str] = {}
+    for row in batch.iter_rows(named=True):
+        try:
+            messages.append(render_message(renderer, row))
+        except RenderError as err:
+            errors[row["idempotency_key"]] = str(err)
+    return messages, errors
+
+
+def _render_ahead(
+    rendering: Executor, renderer: TemplateRenderer, batches: Iterator[pl.DataFrame]
+) -> tuple[pl.DataFrame, Future[_Rendered]] | None:
+    """The next batch, rendered on ``rendering``'s one thread while the batch before it is
+    handed over (rendering is most of the per-message work besides the send; one thread, since
+    an environment renders one template at a time), or None after the last batch."""
+    batch = next(batches, None)
+    return None if batch is None else (batch, rendering.submit(_render, renderer, batch))
+
+
 def _dispatch_batch(
     con: duckdb.DuckDBPyConnection,
     batch: pl.DataFrame,
-    renderer: TemplateRenderer,
+    rendered: _Rendered,
     sending: _Sending,
     windows: dict[str, _Window],
     run_id: str,
     as_of: datetime,
     summary: DispatchSummary,
 ) -> None:
-    """Render the batch's messages of channels still running, write their intents, hand them
+    """Write the intents of the batch's messages of channels still running (rendered ahead;
+    those of channels stopped meanwhile stay pending, their render errors unrecorded), hand them
     over one by one."""
     stopped = {c: why for c in batch["channel"].unique() if (why := sending.stop_reason(c))}
     for channel, n in (
@@ -337,13 +372,9 @@ def _dispatch_batch(
     batch = batch.filter(~pl.col("channel").is_in(list(stopped)))
     if batch.is_empty():
         return
-    messages: list[RenderedMessage] = []
-    errors: dict[str, str] = {}
-    for row in batch.iter_rows(named=True):
-        try:
-            messages.append(render_message(renderer, row))
-        except RenderError as err:
-            errors[row["idempotency_key"]] = str(err)
+    messages = [m for m in rendered[0] if m.channel not in stopped]
+    keys = set(batch["idempotency_key"])
+    errors = {key: why for key, why in rendered[1].items() if key in keys}
     failed = pl.col("idempotency_key").is_in(list(errors))
     rows = batch.with_columns(
         pl.when(failed).then(pl.lit("failed")).otherwise(pl.lit("sending")).alias("status"),
