@@ -6,7 +6,7 @@ back and marks the messages that take the free slots handed over, right before t
 gets them (one message at a time for SMTP, up to ``concurrency`` for HTTP providers). Turns are
 committed to the hand-over journal (``senders.handover_journal``, a SQLite file beside the
 warehouse: a DuckDB commit per turn cost more than the provider's answer) and folded into the
-ledger at the end of the batch. So at any moment the rows handed over without an outcome are at
+ledger at the end of each batch (rows still in flight stay in the journal for their outcome). So at any moment the rows handed over without an outcome are at
 most the messages in flight.
 
 The primary key on ``idempotency_key`` forbids a second row; dispatch considers keys not yet in
