@@ -245,7 +245,7 @@ def normalise_message(msg: Mapping[str, Any], received_at: datetime) -> dict[str
 
     Raises ``InvalidMessage`` naming the first problem found.
     """
-    if not isinstance(msg, Mapping):
+    if type(msg) is not dict and not isinstance(msg, Mapping):
         raise InvalidMessage(f"message must be a JSON object, got {type(msg).__name__}")
     text = canonical_bytes(msg)
     size = len(text)
