@@ -122,9 +122,10 @@ class Collector:
             await self._keep(request, body, "the body must be a JSON object with a batch array")
             raise Refused(400, "the body must be a JSON object with a batch array")
         shared = {k: body[k] for k in ("context", "integrations", "sentAt") if k in body}
-        messages = [
-            (i, {**shared, **m} if isinstance(m, dict) else m) for i, m in enumerate(body["batch"])
-        ]
+        batch = body["batch"]
+        if shared:
+            batch = [{**shared, **m} if isinstance(m, dict) else m for m in batch]
+        messages = list(enumerate(batch))
         intake = await self.intaker.take(
             _source(request), messages, max_bytes=self.limits.message_bytes
         )
