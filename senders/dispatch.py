@@ -41,8 +41,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from nudge.core.clock import to_utc_naive as _utc_naive
-from nudge.core.clock import utc_now as _now
+from nudge.core.clock import to_utc_naive, utc_now
 from nudge.core.dsl.spec import Content
 from senders import ledger
 from senders.breaker import CircuitBreaker
@@ -179,11 +178,11 @@ def dispatch_pending(
     ``settings`` (default: ``DispatchSettings.from_env()``) bound the retries and the run.
     ``paused_journeys`` is asked before each hand-over which journeys were paused while this
     dispatch runs (``nudge journeys pause`` during a send): their messages stay pending."""
-    as_of = _utc_naive(as_of)
+    as_of = to_utc_naive(as_of)
     settings = settings or DispatchSettings.from_env()
     journal = HandoverJournal.beside(con)
     journal.fold(con)  # what a stopped run handed over, before the ledger is reconciled
-    released, unknown = ledger.reconcile_in_flight(con, now=_now())
+    released, unknown = ledger.reconcile_in_flight(con, now=utc_now())
     summary = DispatchSummary(reconciled=unknown, released=released)
     decided = evaluate_policies(con, as_of=as_of, content=content, channels=channels)
     provider_names = pl.DataFrame(
@@ -201,7 +200,9 @@ def dispatch_pending(
         .alias("reason"),
     )
     final = decided.filter(pl.col("status").is_in([*FINAL_DECISIONS, "failed"]))
-    ledger.record_decisions(con, ledger.ledger_rows(final, run_id=run_id, as_of=as_of, now=_now()))
+    ledger.record_decisions(
+        con, ledger.ledger_rows(final, run_id=run_id, as_of=as_of, now=utc_now())
+    )
     summary.steps.add(decided, "planned")
     _count(summary, decided.filter(pl.col("status") != "send"))
 
@@ -385,7 +386,7 @@ def _dispatch_batch(
         .alias("reason"),
     )
     written = ledger.record_intents(
-        con, ledger.ledger_rows(rows, run_id=run_id, as_of=as_of, now=_now())
+        con, ledger.ledger_rows(rows, run_id=run_id, as_of=as_of, now=utc_now())
     )
     if errors:
         _count(summary, rows.filter(failed))
@@ -435,7 +436,9 @@ def _hand_over(
     flying = [m.idempotency_key for w in windows.values() for m, _ in w.in_flight.values()]
     sending.journal.fold(con, keep=flying)
     if unsent:
-        ledger.release(con, [m.idempotency_key for m, _ in unsent], reason=unsent[0][1], now=_now())
+        ledger.release(
+            con, [m.idempotency_key for m, _ in unsent], reason=unsent[0][1], now=utc_now()
+        )
         for message, why in unsent:
             _leave_pending(summary, message.channel, 1, why)
 
@@ -469,7 +472,7 @@ def _hand_over_window(
                 starting.append(message)
         ledger.hand_over(
             sending.journal, outcomes=window.outcomes, keys=[m.idempotency_key for m in starting],
-            as_of=as_of, now=_now(),
+            as_of=as_of, now=utc_now(),
         )  # fmt: skip
         window.outcomes = []
         for message in starting:
