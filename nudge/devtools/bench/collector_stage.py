@@ -16,20 +16,14 @@ was due to its answer; p50/p99 are in ``info.collector``.
 from __future__ import annotations
 
 import base64
-import os
-import signal
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-import requests
 
 from nudge.devtools.bench.http_load import LoadResult, http_request, run_load
+from nudge.devtools.bench.server_process import server_process
 from nudge.devtools.free_port import free_port
 
 WRITE_KEY = "bench-write-key"
@@ -72,38 +66,10 @@ def batch_requests(count: int, size: int, first: int = 0) -> list[bytes]:
     ]
 
 
-@contextmanager
-def _server(command: list[str], env: dict[str, str], port: int) -> Iterator[None]:
-    """A server process on ``port`` until the block ends (SIGTERM, then SIGKILL)."""
-    process = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command[2:4]} exited: {process.stderr.read().decode()}")
-            try:
-                requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{command} did not start within 60 s") from None
-                time.sleep(0.1)
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def collector_server(root: Path, port: int) -> Any:
     """``nudge serve`` over a new workspace under ``root`` (no definitions)."""
     (root / "content").mkdir(parents=True, exist_ok=True)
-    return _server(
+    return server_process(
         [sys.executable, "-m", "nudge.cli", "serve", "--port", str(port)],
         {
             "NUDGE_HOME": str(root / "home"),
@@ -115,7 +81,7 @@ def collector_server(root: Path, port: int) -> Any:
 
 
 def floor_server(scratch: Path, port: int) -> Any:
-    return _server(
+    return server_process(
         [
             sys.executable,
             "-m",

@@ -1,7 +1,8 @@
 """Sending to an HTTP provider that answers after 50 ms: the real dispatch against a bare loop.
 
-A local threaded HTTP server stands in for SendGrid and answers every request after
-``latency`` seconds. The measured path is ``senders.dispatch.dispatch_pending`` with the real
+A local server stands in for SendGrid and answers every request after ``latency`` seconds: an
+ASGI endpoint under uvicorn in a process of its own (``slow_provider``), as a provider is a
+machine of its own. The measured path is ``senders.dispatch.dispatch_pending`` with the real
 ``SendgridEmailProvider`` (policies, rendering, ledger intents, hand-overs and outcomes) over
 ``messages`` pending outbox rows; the floor is a bare ``requests`` loop posting the same
 payloads to the same server from as many threads as the provider's concurrency, over one pooled
@@ -10,12 +11,11 @@ session. Its own small warehouse: the dispatch is what is timed, not the journey
 
 from __future__ import annotations
 
-import threading
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from requests.adapters import HTTPAdapter
 
 from nudge.core.dsl.spec import Content, Origin, Template
 from nudge.core.warehouse.schema import ensure_tables
+from nudge.devtools.bench.server_process import server_process
+from nudge.devtools.free_port import free_port
 from senders.channels.sendgrid import SendgridEmailProvider, SendgridSettings
 from senders.dispatch import dispatch_pending
 
@@ -33,34 +35,6 @@ TEMPLATE = Template(
     "bench_http", "email", Origin("bench", "templates"),
     {"subject": "Hi {{ user.first_name }}", "html": "<p>News for {{ user.first_name }}</p>"},
 )  # fmt: skip
-
-
-class _SlowProvider(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # every client thread connects at once
-
-    def __init__(self, latency: float):
-        self.latency = latency
-        self.received = 0
-        self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _SlowProvider
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        time.sleep(self.server.latency)
-        with self.server.lock:
-            self.server.received += 1
-        self.send_response(202)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
 
 
 @dataclass(frozen=True)
@@ -110,6 +84,17 @@ def _bare_loop(url: str, payloads: list[dict[str, Any]], concurrency: int) -> fl
     return seconds
 
 
+def slow_provider(port: int, latency: float) -> Any:
+    return server_process(
+        [
+            sys.executable, "-m", "uvicorn", "nudge.devtools.bench.slow_provider:app",
+            "--port", str(port), "--log-level", "warning", "--no-access-log",
+        ],
+        {"NUDGE_BENCH_PROVIDER_LATENCY": str(latency)},
+        port,
+    )  # fmt: skip
+
+
 def measure_http_send(
     scratch: Path, *, messages: int, concurrency: int = 64, latency: float = 0.05
 ) -> HttpSendResult:
@@ -117,10 +102,9 @@ def measure_http_send(
     warehouse = scratch / "http-send.duckdb"
     warehouse.unlink(missing_ok=True)
     _pending_outbox(warehouse, messages)
-    server = _SlowProvider(latency)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with slow_provider(port, latency):
         settings = SendgridSettings(
             api_key="bench", base_url=base_url, sender="bench@example.com",
             concurrency=concurrency,
@@ -133,13 +117,10 @@ def measure_http_send(
                 providers={"email": provider},
             )  # fmt: skip
             seconds = time.perf_counter() - started
-        received = server.received
+        received = int(requests.get(f"{base_url}/received", timeout=10).text)
         payloads = [
             {"personalizations": [{"to": [{"email": f"u{i}@example.com"}]}], "subject": f"Hi U{i}"}
             for i in range(messages)
         ]
         floor = _bare_loop(provider.url, payloads, concurrency)
-    finally:
-        server.shutdown()
-        server.server_close()
     return HttpSendResult(seconds, floor, summary.total("sent"), received)
