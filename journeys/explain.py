@@ -28,7 +28,7 @@ from nudge.core.dsl.triggers.registry import trigger_kind
 from nudge.core.dsl.words import condition_words
 from nudge.core.segments.compiler import compile_condition, warehouse_relations
 from nudge.core.segments.explain import ExplainError
-from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.workspace import Workspace
 
 
@@ -48,7 +48,7 @@ def explain_journey(
             f"unknown journey {journey!r}{did_you_mean(journey, sorted(journeys))}; "
             f"known: {', '.join(sorted(journeys)) or 'none'}"
         )
-    if not workspace.warehouse_path.is_file():
+    if not warehouse_exists(workspace.warehouse_path):
         raise ExplainError(f"no warehouse at {workspace.warehouse_path}: run the pipeline first")
     with connect(workspace.warehouse_path, read_only=True) as con:
         return _Explainer(con, content, journeys[journey], user_id, as_of).explain()

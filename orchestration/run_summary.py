@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.workspace import Workspace
 
 # Ledger statuses that mean the message did not reach its provider or was refused by it.
@@ -62,7 +62,7 @@ class RunSummary:
 
 def summarize_run(workspace: Workspace, run_id: str) -> RunSummary:
     summary = RunSummary(run_id)
-    if not workspace.warehouse_path.exists():
+    if not warehouse_exists(workspace.warehouse_path):
         return summary
     with connect(workspace.warehouse_path, read_only=True) as con:
         found = con.execute("select status from nudge.runs where run_id = ?", [run_id]).fetchone()

@@ -23,6 +23,8 @@ from typing import Any
 
 import duckdb
 
+from nudge.core.warehouse.connection import warehouse_file
+
 SCHEMA = """
 create table if not exists handovers (
     idempotency_key text primary key,
@@ -49,13 +51,12 @@ OUTCOME_COLUMNS = {
 
 
 def journal_path(con: duckdb.DuckDBPyConnection) -> Path:
-    """``<warehouse file>.handovers`` for the connection's database file."""
-    row = con.execute(
-        "select path from duckdb_databases() where database_name = current_database()"
-    ).fetchone()
-    if row is None or not row[0]:
+    """``<warehouse file>.handovers`` for the connection's database file (on Postgres, the
+    workspace's ``warehouse.duckdb`` path, which names the journal and nothing else)."""
+    path = warehouse_file(con)
+    if path is None:
         raise ValueError("the delivery ledger needs a warehouse file, not an in-memory database")
-    return Path(f"{row[0]}.handovers")
+    return Path(f"{path}.handovers")
 
 
 class HandoverJournal:

@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.workspace import Workspace
 
 
@@ -28,7 +28,7 @@ def rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
 def user_traits(workspace: Workspace, user_id: str) -> dict[str, Any]:
     """The current traits of one user as of the last run; none before the first run or for a
     user the warehouse does not know."""
-    if not workspace.warehouse_path.exists():
+    if not warehouse_exists(workspace.warehouse_path):
         return {}
     with connect(workspace.warehouse_path, read_only=True) as con:
         try:

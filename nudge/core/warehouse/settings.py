@@ -60,18 +60,6 @@ def warehouse() -> str:
     return value
 
 
-def require_duckdb_pipeline() -> None:
-    """Raise unless the configured warehouse is DuckDB: loading, the journey engine and the
-    senders open the DuckDB file only, so a pipeline run must not build its models elsewhere."""
-    kind = warehouse()
-    if kind != "duckdb":
-        raise WarehouseSettingError(
-            f"{WAREHOUSE_ENV}={kind}: nudge's pipeline (loading, journeys, sending) runs on DuckDB "
-            f"only so far; on {kind} the dbt project builds on its own (docs/warehouses.md). "
-            f"Unset {WAREHOUSE_ENV} to run nudge."
-        )
-
-
 def sql_dialect(kind: str | None = None) -> str:
     """The sqlglot dialect of warehouse ``kind`` (default: the configured one)."""
     return SQL_DIALECTS[kind or warehouse()]

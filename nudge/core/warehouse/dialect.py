@@ -1,0 +1,238 @@
+"""nudge's own SQL, written once in DuckDB's dialect, rendered for PostgreSQL.
+
+The journey engine, the senders and the ledger write DuckDB SQL. On Postgres every statement goes
+through ``to_postgres`` once (cached by its text): sqlglot transpiles it, and the few DuckDB
+constructs sqlglot leaves as they are get their Postgres form here, in one place:
+
+- ``create or replace [temp] table t ...`` becomes ``drop table if exists t; create ... t ...``;
+- ``insert or ignore`` becomes ``insert ... on conflict do nothing``, and
+  ``insert or replace into t ...`` becomes ``insert ... on conflict (its primary key) do update``
+  (the key is read from nudge's table definitions, ``nudge.core.warehouse.schema``);
+- ``to_seconds(n)`` becomes ``make_interval(secs => n)``; ``sha256(text)`` hashes the text's UTF-8
+  bytes; ``any_value`` (Postgres 16) becomes the
+  first of an ``array_agg``; ``try_cast(text as boolean)`` accepts the
+  words DuckDB accepts, as the dbt macro ``try_cast_boolean`` does;
+- ``group by all`` becomes a group by the positions of the selected expressions without an
+  aggregate, ``order by all`` an order by every position;
+- ``duckdb_tables()`` and ``duckdb_views()`` read ``information_schema`` (the columns nudge uses);
+- a subquery in ``from`` without a name gets one (Postgres 15 requires it);
+- the JSON path ``$`` (the whole document) as ``#>> '{}'``; ``json_type(doc[, path])`` from
+  ``jsonb_typeof`` with DuckDB's type names (numbers as ``DOUBLE``);
+- JSON paths (``doc ->> '$.key'``, ``json_extract_string``) become ``doc ->> 'key'`` (``jsonb``);
+  a path passed as a parameter is unwrapped from ``$."key"`` by the database;
+- ``?`` and ``$name`` parameters become psycopg2's ``%s`` and ``%(name)s``, with every literal
+  ``%`` doubled, so statements always run with parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ErrorLevel
+
+# Stand-ins for parameters while the statement is rendered, replaced once ``%`` are doubled.
+_POSITIONAL = "__nudge_param__"
+_NAMED = "__nudge_named_"
+_NAMED_RE = re.compile(_NAMED + r"(\w+?)__")
+_SUBQUERY_NAMES = itertools.count()
+_DUCKDB = Dialect.get_or_raise("duckdb")
+# any_value (Postgres 16) for every type, nulls skipped as DuckDB's does.
+_ANY_VALUE = "(array_agg(v) filter (where v is not null))[1]"
+# DuckDB's json_type names for jsonb_typeof's (whole numbers UBIGINT or BIGINT, as DuckDB's).
+_JSON_TYPE = (
+    "case jsonb_typeof(v) when 'number' then case when (v #>> '{}') ~ '^[0-9]+$' then 'UBIGINT'"
+    " when (v #>> '{}') ~ '^-[0-9]+$' then 'BIGINT' else 'DOUBLE' end"
+    " when 'string' then 'VARCHAR' when 'boolean' then 'BOOLEAN' when 'null' then 'NULL'"
+    " when 'object' then 'OBJECT' when 'array' then 'ARRAY' end"
+)
+# DuckDB's catalog functions, with the columns nudge reads, from Postgres's information schema.
+_CATALOG_FUNCTIONS = {
+    "duckdb_tables": "select table_schema as schema_name, table_name from information_schema.tables"
+    " where table_type = 'BASE TABLE'",
+    "duckdb_views": "select table_schema as schema_name, table_name as view_name"
+    " from information_schema.views",
+}
+# What DuckDB reads as true or false when casting text to boolean (macros/portable).
+_BOOLEAN_TEXT = (
+    "case when lower(trim(cast(v as text))) in ('true', 't', '1', 'yes', 'y', 'on') then true"
+    " when lower(trim(cast(v as text))) in ('false', 'f', '0', 'no', 'n', 'off') then false end"
+)
+
+
+def _parsed(template: str, **parts: exp.Expression) -> exp.Expression:
+    """``template`` (Postgres SQL naming ``parts`` as columns) with the parts put in, themselves
+    rendered for Postgres (``transform`` does not visit what a node is replaced by)."""
+    tree = sqlglot.parse_one(template, read="postgres")
+    for column in list(tree.find_all(exp.Column)):
+        if column.name in parts:
+            column.replace(parts[column.name].copy().transform(_postgres_node))
+    return tree
+
+
+def _json_path_key(path: exp.Expression) -> exp.Expression:
+    """A DuckDB JSON path as the key ``->>`` takes on Postgres: literal paths as sqlglot
+    renders them, a path given as a parameter unwrapped from ``$."key"`` by the database."""
+    if isinstance(path, exp.JSONPath):
+        return path
+    return _parsed("regexp_replace(path, '^[$][.]\"?(.*?)\"?$', '\\1')", path=path)
+
+
+def _is_root(path: exp.Expression) -> bool:
+    """The JSON path ``$``: the whole document."""
+    if isinstance(path, exp.JSONPath):
+        return all(isinstance(p, exp.JSONPathRoot) for p in path.expressions)
+    return isinstance(path, exp.Literal) and path.is_string and path.name == "$"
+
+
+def _postgres_node(node: exp.Expression) -> exp.Expression:
+    """One DuckDB-only node in the form Postgres reads (see the module docstring)."""
+    if (
+        isinstance(node, exp.Subquery)
+        and not node.alias
+        and isinstance(node.parent, (exp.From, exp.Join))
+    ):  # Postgres before 16 names every subquery in from
+        return exp.alias_(node, f"_nudge_q{next(_SUBQUERY_NAMES)}", table=True, copy=False)
+    if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous):
+        catalog = _CATALOG_FUNCTIONS.get(str(node.this.this).lower())
+        if catalog:
+            alias = node.alias or str(node.this.this)
+            return sqlglot.parse_one(catalog, read="postgres").subquery(alias, copy=False)
+    if isinstance(node, exp.Group) and node.args.get("all"):
+        return _grouped_by_position(node)
+    if isinstance(node, exp.Order) and _orders_by_all(node):
+        return exp.Order(
+            expressions=[
+                exp.Ordered(this=exp.Literal.number(i), nulls_first=False)
+                for i in range(1, len(node.parent.expressions) + 1)
+            ]
+        )
+    if isinstance(node, exp.Placeholder):
+        named = node.name not in ("", "?")
+        return exp.var(f"{_NAMED}{node.name}__" if named else _POSITIONAL)
+    if isinstance(node, (exp.JSONExtractScalar, exp.JSONExtract)) and _is_root(node.expression):
+        if isinstance(node, exp.JSONExtract):
+            return node.this
+        return _parsed("v #>> '{}'", v=node.this)
+    if isinstance(node, exp.JSONType):
+        document = node.this
+        if node.expression is not None and not _is_root(node.expression):
+            path = _DUCKDB.to_json_path(node.expression)
+            document = exp.JSONExtract(this=document, expression=path)
+        return exp.paren(_parsed(_JSON_TYPE, v=document), copy=False)
+    if isinstance(node, (exp.JSONExtractScalar, exp.JSONExtract)):
+        node.set("only_json_types", True)
+        node.set("expression", _json_path_key(node.expression))
+        return node
+    if isinstance(node, exp.IgnoreNulls) and isinstance(node.this, exp.AnyValue):
+        return _parsed(_ANY_VALUE, v=node.this.this)
+    if isinstance(node, exp.AnyValue):
+        return _parsed(_ANY_VALUE, v=node.this)
+    if isinstance(node, exp.SHA2):
+        return _parsed("encode(sha256(convert_to(cast(v as text), 'UTF8')), 'hex')", v=node.this)
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() == "to_seconds":
+        return _parsed("make_interval(secs => v)", v=node.expressions[0])
+    if isinstance(node, exp.TryCast) and node.to.is_type(exp.DataType.Type.BOOLEAN):
+        return exp.paren(_parsed(_BOOLEAN_TEXT, v=node.this), copy=False)
+    return node
+
+
+def _grouped_by_position(group: exp.Group) -> exp.Group:
+    """``group by all``: by the position of every selected expression without an aggregate."""
+    select = group.parent
+    positions = [
+        exp.Literal.number(i)
+        for i, item in enumerate(select.expressions, start=1)
+        if not item.find(exp.AggFunc)
+    ]
+    return exp.Group(expressions=positions)
+
+
+def _orders_by_all(order: exp.Order) -> bool:
+    """``order by all``: by every selected expression, in order."""
+    return [str(o.this).upper() for o in order.expressions] == ["ALL"] and isinstance(
+        order.expressions[0].this, exp.Var
+    )
+
+
+def _render(statement: exp.Expression) -> str:
+    return statement.transform(_postgres_node).sql("postgres", unsupported_level=ErrorLevel.RAISE)
+
+
+def _table_name(table: exp.Table) -> str:
+    return f"{table.db}.{table.name}" if table.db else table.name
+
+
+def _statements(statement: exp.Expression) -> list[str]:
+    """The Postgres text of one parsed DuckDB statement (two for ``create or replace``)."""
+    if isinstance(statement, exp.Create) and statement.args.get("replace"):
+        statement.set("replace", False)
+        table = statement.find(exp.Table)
+        return [f"drop table if exists {_table_name(table)}", _render(statement)]
+    alternative = str(statement.args.get("alternative") or "").upper()
+    if isinstance(statement, exp.Insert) and alternative == "IGNORE":
+        statement.set("alternative", None)
+        return [f"{_render(statement)} on conflict do nothing"]
+    if isinstance(statement, exp.Insert) and alternative == "REPLACE":
+        statement.set("alternative", None)
+        table = statement.find(exp.Table)
+        keys = _primary_keys().get(_table_name(table))
+        if not keys:
+            raise ValueError(f"insert or replace into {_table_name(table)}: no primary key known")
+        columns = (
+            [c.name for c in statement.this.expressions]
+            if isinstance(statement.this, exp.Schema)
+            else []
+        )
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+        action = f"do update set {updates}" if updates else "do nothing"
+        return [f"{_render(statement)} on conflict ({', '.join(keys)}) {action}"]
+    if isinstance(statement, exp.Insert) and statement.args.get("conflict"):
+        _qualify_conflict_update(statement)
+    return [_render(statement)]
+
+
+def _qualify_conflict_update(insert: exp.Insert) -> None:
+    """``on conflict ... do update set c = f(c, excluded.c)``: DuckDB reads a bare ``c`` as the
+    row in the table, Postgres calls it ambiguous; name the table."""
+    table = insert.find(exp.Table).name
+    for assignment in insert.args["conflict"].args.get("expressions") or []:
+        for column in assignment.expression.find_all(exp.Column):
+            if not column.table:
+                column.set("table", exp.to_identifier(table))
+
+
+@functools.cache
+def _primary_keys() -> dict[str, tuple[str, ...]]:
+    """``schema.table`` -> its primary key columns, from nudge's table definitions."""
+    from nudge.core.warehouse.postgres import parsed_definitions
+
+    keys: dict[str, tuple[str, ...]] = {}
+    for statement in parsed_definitions():
+        if not isinstance(statement, exp.Create) or not isinstance(statement.this, exp.Schema):
+            continue
+        columns: list[str] = []
+        for item in statement.this.expressions:
+            constraints = item.args.get("constraints") or []
+            if isinstance(item, exp.ColumnDef) and any(
+                isinstance(c.kind, exp.PrimaryKeyColumnConstraint) for c in constraints
+            ):
+                columns.append(item.name)
+            elif isinstance(item, exp.PrimaryKey):
+                columns.extend(c.name for c in item.expressions)
+        if columns:
+            keys[_table_name(statement.this.this)] = tuple(columns)
+    return keys
+
+
+@functools.cache
+def to_postgres(sql: str) -> str:
+    """``sql`` (DuckDB, ``?``/``$name`` parameters) as psycopg2-ready Postgres text."""
+    statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    text = ";\n".join(t for s in statements for t in _statements(s)).replace("%", "%%")
+    text = text.replace(_POSITIONAL, "%s")
+    return _NAMED_RE.sub(lambda m: f"%({m.group(1)})s", text)
