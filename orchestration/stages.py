@@ -172,7 +172,7 @@ def finish_unfinished_runs(
         ensure_tables(con)
         con.execute(
             "update nudge.runs set finished_at = ?, status = ?"
-            " where status = 'running' and list_contains(?::varchar[], run_id)",
+            " where status = 'running' and list_contains(cast(? as varchar[]), run_id)",
             [utc_now(), status, list(run_ids)],
         )
 

@@ -8,10 +8,12 @@ constructs sqlglot leaves as they are get their Postgres form here, in one place
 - ``insert or ignore`` becomes ``insert ... on conflict do nothing``, and
   ``insert or replace into t ...`` becomes ``insert ... on conflict (its primary key) do update``
   (the key is read from nudge's table definitions, ``nudge.core.warehouse.schema``);
+- the type ``json`` becomes ``jsonb``, as in nudge's tables there;
 - ``to_seconds(n)`` becomes ``make_interval(secs => n)``; ``sha256(text)`` hashes the text's UTF-8
   bytes; ``any_value`` (Postgres 16) becomes the
   first of an ``array_agg``; ``try_cast(text as boolean)`` accepts the
   words DuckDB accepts, as the dbt macro ``try_cast_boolean`` does;
+- ``anti join``/``semi join`` become ``[not] exists``;
 - ``group by all`` becomes a group by the positions of the selected expressions without an
   aggregate, ``order by all`` an order by every position;
 - ``duckdb_tables()`` and ``duckdb_views()`` read ``information_schema`` (the columns nudge uses);
@@ -57,10 +59,11 @@ _CATALOG_FUNCTIONS = {
     "duckdb_views": "select table_schema as schema_name, table_name as view_name"
     " from information_schema.views",
 }
-# What DuckDB reads as true or false when casting text to boolean (macros/portable).
+# What DuckDB reads as true or false when casting text to boolean (the dbt macro
+# try_cast_boolean in macros/portable says the same).
 _BOOLEAN_TEXT = (
-    "case when lower(trim(cast(v as text))) in ('true', 't', '1', 'yes', 'y', 'on') then true"
-    " when lower(trim(cast(v as text))) in ('false', 'f', '0', 'no', 'n', 'off') then false end"
+    "case when lower(cast(v as text)) in ('true', 't', 'yes', 'y', '1') then true"
+    " when lower(cast(v as text)) in ('false', 'f', 'no', 'n', '0') then false end"
 )
 
 
@@ -102,15 +105,21 @@ def _postgres_node(node: exp.Expression) -> exp.Expression:
         if catalog:
             alias = node.alias or str(node.this.this)
             return sqlglot.parse_one(catalog, read="postgres").subquery(alias, copy=False)
+    if isinstance(node, exp.Select) and any(
+        j.kind in ("ANTI", "SEMI") for j in node.args.get("joins") or []
+    ):
+        return _joins_as_exists(node)
     if isinstance(node, exp.Group) and node.args.get("all"):
         return _grouped_by_position(node)
     if isinstance(node, exp.Order) and _orders_by_all(node):
         return exp.Order(
             expressions=[
                 exp.Ordered(this=exp.Literal.number(i), nulls_first=False)
-                for i in range(1, len(node.parent.expressions) + 1)
+                for i in range(1, len(node.parent.selects) + 1)
             ]
         )
+    if isinstance(node, exp.DataType) and node.is_type(exp.DataType.Type.JSON):
+        return exp.DataType.build("JSONB")  # as nudge's tables store JSON there
     if isinstance(node, exp.Placeholder):
         named = node.name not in ("", "?")
         return exp.var(f"{_NAMED}{node.name}__" if named else _POSITIONAL)
@@ -152,6 +161,30 @@ def _grouped_by_position(group: exp.Group) -> exp.Group:
     return exp.Group(expressions=positions)
 
 
+def _joins_as_exists(select: exp.Select) -> exp.Select:
+    """``a anti join b on c`` / ``semi join``: ``where [not] exists (select 1 from b where c)``;
+    ``using (k)`` compares ``k`` of the table in ``from`` with ``b``'s."""
+    left = select.args["from_"].this.alias_or_name
+    for join in list(select.args["joins"]):
+        if join.kind not in ("ANTI", "SEMI"):
+            continue
+        right = join.this
+        condition = join.args.get("on")
+        if condition is None:
+            condition = exp.and_(
+                *(
+                    exp.column(c.name, left).eq(exp.column(c.name, right.alias_or_name))
+                    for c in join.args.get("using") or []
+                )
+            )
+        if any(p.name in ("", "?") for p in condition.find_all(exp.Placeholder)):
+            raise ValueError(f"{join.kind.lower()} join on a `?` parameter: name it ($name)")
+        found = exp.Exists(this=exp.select("1").from_(right.copy()).where(condition.copy()))
+        select.where(exp.not_(found) if join.kind == "ANTI" else found, copy=False)
+        join.pop()
+    return select
+
+
 def _orders_by_all(order: exp.Order) -> bool:
     """``order by all``: by every selected expression, in order."""
     return [str(o.this).upper() for o in order.expressions] == ["ALL"] and isinstance(
@@ -180,13 +213,13 @@ def _statements(statement: exp.Expression) -> list[str]:
     if isinstance(statement, exp.Insert) and alternative == "REPLACE":
         statement.set("alternative", None)
         table = statement.find(exp.Table)
-        keys = _primary_keys().get(_table_name(table))
+        all_columns, keys = _tables().get(_table_name(table), ((), ()))
         if not keys:
             raise ValueError(f"insert or replace into {_table_name(table)}: no primary key known")
         columns = (
             [c.name for c in statement.this.expressions]
             if isinstance(statement.this, exp.Schema)
-            else []
+            else all_columns
         )
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
         action = f"do update set {updates}" if updates else "do nothing"
@@ -207,26 +240,26 @@ def _qualify_conflict_update(insert: exp.Insert) -> None:
 
 
 @functools.cache
-def _primary_keys() -> dict[str, tuple[str, ...]]:
-    """``schema.table`` -> its primary key columns, from nudge's table definitions."""
+def _tables() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """``schema.table`` -> (its columns, its primary key columns), from nudge's definitions."""
     from nudge.core.warehouse.postgres import parsed_definitions
 
-    keys: dict[str, tuple[str, ...]] = {}
+    tables: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     for statement in parsed_definitions():
         if not isinstance(statement, exp.Create) or not isinstance(statement.this, exp.Schema):
             continue
         columns: list[str] = []
+        keys: list[str] = []
         for item in statement.this.expressions:
             constraints = item.args.get("constraints") or []
-            if isinstance(item, exp.ColumnDef) and any(
-                isinstance(c.kind, exp.PrimaryKeyColumnConstraint) for c in constraints
-            ):
+            if isinstance(item, exp.ColumnDef):
                 columns.append(item.name)
+                if any(isinstance(c.kind, exp.PrimaryKeyColumnConstraint) for c in constraints):
+                    keys.append(item.name)
             elif isinstance(item, exp.PrimaryKey):
-                columns.extend(c.name for c in item.expressions)
-        if columns:
-            keys[_table_name(statement.this.this)] = tuple(columns)
-    return keys
+                keys.extend(c.name for c in item.expressions)
+        tables[_table_name(statement.this.this)] = (tuple(columns), tuple(keys))
+    return tables
 
 
 @functools.cache

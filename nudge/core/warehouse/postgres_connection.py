@@ -182,7 +182,9 @@ class PostgresConnection:
         self._cursor.execute(f"create temporary table {name} ({columns})")
         if frame.is_empty():
             return
-        data = io.StringIO(frame.write_csv(include_header=False, null_value=_NULL))
+        # Text quoted, so a string reading like the null marker stays a string.
+        csv = frame.write_csv(include_header=False, null_value=_NULL, quote_style="non_numeric")
+        data = io.StringIO(csv)
         self._cursor.copy_expert(f"copy {name} from stdin with (format csv, null '{_NULL}')", data)
 
     def unregister(self, name: str) -> None:
