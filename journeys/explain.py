@@ -238,7 +238,7 @@ class _Explainer:
                left join nudge.outbox o on t.action = 'sent' and o.idempotency_key = t.detail
                left join nudge.delivery_ledger l on l.idempotency_key = o.idempotency_key
                where t.journey = ? and t.user_id = ?
-               order by t.as_of, t.rowid""",
+               order by t.as_of, t.seq""",
             [self.journey.name, self.user_id],
         ).fetchall()
         lines = ["history:" if rows else "history: none"]

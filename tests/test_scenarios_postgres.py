@@ -49,11 +49,15 @@ def _read_commands(home: Path, scenario: Scenario) -> dict[str, object]:
     workspace = Workspace(home=home, content_dir=scenario.path.parent)
     content, problems = parse_definitions(scenario.definitions, str(scenario.path))
     assert not problems
+    profile = reports.user_profile(workspace, "u1")
+    assert profile is not None
+    for message in profile["messages"]:  # when the provider took it: the wall clock
+        assert message.pop("completed_at") is not None
     return {
         "segments": reports.segment_sizes(workspace),
         "names": reports.segment_names(workspace),
         "members": reports.segment_members(workspace, "signed_up", limit=10, offset=0),
-        "profile": reports.user_profile(workspace, "u1"),
+        "profile": profile,
         "summary": reports.run_summary(workspace),
         "explain segment": explain_segment(workspace, content, user_id="u1", segment="signed_up"),
         "explain journey": explain_journey(workspace, content, user_id="u1", journey="drip"),
