@@ -2,12 +2,15 @@
 reports) on a database of its own per scenario (``run_scenario(..., warehouse="postgres")``,
 created with a unique name and dropped afterwards, so pytest-xdist workers never share one).
 
-A scenario takes 20-40 s on Postgres (dbt-postgres builds), several times its DuckDB time, so
-one scenario of each family runs in the fast suite and the rest are marked slow.
+A scenario takes 20-70 s on Postgres (dbt-postgres builds; measured on a loaded 2-core machine),
+several times its DuckDB time, so the whole directory would double ``make test``: by default a
+few run in the fast suite and one of each other family in the slow one, and
+``NUDGE_TEST_POSTGRES_SCENARIOS=all`` runs every file (docs/warehouses.md).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,13 +24,25 @@ from nudge.devtools.scenarios.model import Scenario, load_scenario
 from nudge.devtools.scenarios.runner import run_scenario
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.yml"))
-# Journeys with waits and sends, a send policy, a segment condition, a rerun at the same as_of.
-FAST = {
-    "jrn_step_wait",
-    "jrn_policy_frequency_cap_email",
-    "seg_attr_eq_typed",
-    "jrn_rerun_same_as_of",
+# A send policy, an event trigger with keyed conditions on JSON properties, a segment over typed
+# traits; jrn_step_wait runs in the read-commands test below.
+FAST = {"jrn_policy_frequency_cap_email", "jrn_keyed_where_cart", "seg_attr_eq_typed"}
+# One of each other family: channels, edits, quiet hours in a user's zone, goals, DST windows,
+# date and attribute triggers, re-entry, deletes, traits as of a run.
+FAMILIES = {
+    "dsl_example",
+    "jrn_channel_in_app",
+    "jrn_edit_removed_step_moves_on",
+    "jrn_policy_quiet_hours_user_zone",
+    "jrn_setting_goal_exit",
+    "jrn_step_window_dst_berlin",
+    "jrn_trigger_date_at_local_time",
+    "jrn_trigger_attribute_changed",
+    "reentry_never_segment_entered",
+    "seg_delete_user",
+    "traits_as_of_and_unset",
 }
+EVERY_FILE = os.environ.get("NUDGE_TEST_POSTGRES_SCENARIOS") == "all"
 
 
 @pytest.mark.parametrize(
@@ -35,6 +50,7 @@ FAST = {
     [
         pytest.param(p, marks=() if p.stem in FAST else pytest.mark.slow, id=p.stem)
         for p in SCENARIOS
+        if EVERY_FILE or p.stem in FAST | FAMILIES
     ],
 )
 def test_scenario_on_postgres(path: Path, tmp_path: Path, postgres_database: str) -> None:

@@ -10,20 +10,23 @@ constructs sqlglot leaves as they are get their Postgres form here, in one place
   (the key is read from nudge's table definitions, ``nudge.core.warehouse.schema``);
 - the type ``json`` becomes ``jsonb``, as in nudge's tables there;
 - ``to_seconds(n)`` becomes ``make_interval(secs => n)``; ``sha256(text)`` hashes the text's UTF-8
-  bytes; ``any_value`` (Postgres 16) becomes the
-  first of an ``array_agg``; ``try_cast(text as boolean)`` accepts the
-  words DuckDB accepts, as the dbt macro ``try_cast_boolean`` does;
+  bytes; ``any_value`` (Postgres 16) becomes the first non-null of an ``array_agg``;
+  ``try_cast(text as boolean)`` reads the words DuckDB reads (as the dbt macro
+  ``try_cast_boolean`` does);
 - ``anti join``/``semi join`` become ``[not] exists``;
 - ``group by all`` becomes a group by the positions of the selected expressions without an
   aggregate, ``order by all`` an order by every position;
 - ``duckdb_tables()`` and ``duckdb_views()`` read ``information_schema`` (the columns nudge uses);
 - a subquery in ``from`` without a name gets one (Postgres 15 requires it);
-- the JSON path ``$`` (the whole document) as ``#>> '{}'``; ``json_type(doc[, path])`` from
-  ``jsonb_typeof`` with DuckDB's type names (numbers as ``DOUBLE``);
-- JSON paths (``doc ->> '$.key'``, ``json_extract_string``) become ``doc ->> 'key'`` (``jsonb``);
-  a path passed as a parameter is unwrapped from ``$."key"`` by the database;
+- ``on conflict ... do update set c = f(c, ...)``: the bare ``c`` is qualified with the table;
+- JSON paths (``doc ->> '$.key'``, ``json_extract_string``) become ``doc ->> 'key'`` (``jsonb``),
+  the path ``$`` (the whole document) ``#>> '{}'``; a path passed as a parameter is unwrapped
+  from ``$."key"`` by the database; ``json_type(doc[, path])`` comes from ``jsonb_typeof`` with
+  DuckDB's names (``UBIGINT``, ``BIGINT`` or ``DOUBLE`` for a number);
 - ``?`` and ``$name`` parameters become psycopg2's ``%s`` and ``%(name)s``, with every literal
   ``%`` doubled, so statements always run with parameters.
+
+sqlglot cannot parse ``?::type[]`` inside a function call: write ``cast(? as type[])``.
 """
 
 from __future__ import annotations
