@@ -88,7 +88,7 @@ def summarize_run(workspace: Workspace, run_id: str) -> RunSummary:
             summary.messages.setdefault(channel, {})["pending for a later run"] = n
         summary.failure_reasons = con.execute(
             "select coalesce(reason, status), count(*) as n from nudge.delivery_ledger"
-            " where run_id = ? and status in (select unnest(?::varchar[]))"
+            " where run_id = ? and status in (select unnest(cast(? as varchar[])))"
             " group by all order by n desc, 1 limit ?",
             [run_id, list(FAILURE_STATUSES), TOP_REASONS],
         ).fetchall()

@@ -39,6 +39,11 @@ QUERIES: list[tuple[str, Any]] = [
     ("select k from nudge.t anti join nudge.u using (k) order by k", []),
     ("select k from nudge.t semi join nudge.u using (k) order by k", []),
     (
+        "select k from nudge.t semi join (select unnest(cast(? as varchar[])) as k) w using (k)"
+        " where n = ? or n is null order by k",
+        [["a", "b", "c"], 2],
+    ),
+    (
         "select k, doc ->> '$.tz', json_extract_string(doc, $p) from nudge.t order by k",
         {"p": "$.tz"},
     ),

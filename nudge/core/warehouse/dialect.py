@@ -166,11 +166,17 @@ def _grouped_by_position(group: exp.Group) -> exp.Group:
 
 def _joins_as_exists(select: exp.Select) -> exp.Select:
     """``a anti join b on c`` / ``semi join``: ``where [not] exists (select 1 from b where c)``;
-    ``using (k)`` compares ``k`` of the table in ``from`` with ``b``'s."""
+    ``using (k)`` compares ``k`` of the table in ``from`` with ``b``'s. The tests go first in the
+    ``where``, so ``?`` parameters keep their order (a join stands before the ``where``)."""
     left = select.args["from_"].this.alias_or_name
-    for join in list(select.args["joins"]):
+    joins = select.args["joins"]
+    tests: list[exp.Expression] = []
+    for position, join in enumerate(list(joins)):
         if join.kind not in ("ANTI", "SEMI"):
             continue
+        later = joins[position + 1 :]
+        if any(p.name in ("", "?") for j in later for p in j.find_all(exp.Placeholder)):
+            raise ValueError(f"{join.kind.lower()} join before a join with `?`: name it ($name)")
         right = join.this
         condition = join.args.get("on")
         if condition is None:
@@ -180,11 +186,11 @@ def _joins_as_exists(select: exp.Select) -> exp.Select:
                     for c in join.args.get("using") or []
                 )
             )
-        if any(p.name in ("", "?") for p in condition.find_all(exp.Placeholder)):
-            raise ValueError(f"{join.kind.lower()} join on a `?` parameter: name it ($name)")
         found = exp.Exists(this=exp.select("1").from_(right.copy()).where(condition.copy()))
-        select.where(exp.not_(found) if join.kind == "ANTI" else found, copy=False)
+        tests.append(exp.not_(found) if join.kind == "ANTI" else found)
         join.pop()
+    where = select.args.get("where")
+    select.set("where", exp.Where(this=exp.and_(*tests, *([where.this] if where else []))))
     return select
 
 
