@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nudge.core.warehouse.connection import connect, warehouse_exists
+from nudge.core.warehouse.connection import connect, warehouse_exists, warehouse_location
 from nudge.core.workspace import Workspace
 
 # Ledger statuses that mean the message did not reach its provider or was refused by it.
@@ -53,7 +53,8 @@ class RunSummary:
         lines += [
             "  nudge profile USER_ID           one person's traits, journeys and messages",
             "  nudge explain --user U --journey J   why a person is where they are",
-            f"  warehouse {workspace.warehouse_path} (nudge.delivery_ledger where run_id ="
+            f"  warehouse {warehouse_location(workspace.warehouse_path)}"
+            f" (nudge.delivery_ledger where run_id ="
             f" '{self.run_id}')",
             "  dagster dev -w workspace.yaml    this run's steps and logs in the UI",
         ]

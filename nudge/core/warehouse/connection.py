@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 
 from nudge.core.warehouse.journey_controls import apply_pending_requests
-from nudge.core.warehouse.settings import postgres_url, warehouse
+from nudge.core.warehouse.settings import postgres_url, warehouse, without_password
 from nudge.core.workspace import CONTROL_REQUESTS_DIR
 
 DEFAULT_MEMORY_LIMIT = "3GB"
@@ -110,3 +110,11 @@ def warehouse_exists(path: Path) -> bool:
     ``NUDGE_WAREHOUSE=postgres`` always (the server's database outlives workspaces; an empty one
     reads as having no runs)."""
     return warehouse() == "postgres" or path.exists()
+
+
+def warehouse_location(path: Path) -> str:
+    """Where the workspace's warehouse is, for people: the DuckDB file at ``path``, or the
+    Postgres URL (without its password)."""
+    if warehouse() == "postgres":
+        return without_password(postgres_url())
+    return str(path)
