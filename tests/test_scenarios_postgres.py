@@ -24,15 +24,16 @@ from nudge.devtools.scenarios.model import Scenario, load_scenario
 from nudge.devtools.scenarios.runner import run_scenario
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.yml"))
-# A send policy, an event trigger with keyed conditions on JSON properties, a segment over typed
-# traits; jrn_step_wait runs in the read-commands test below.
-FAST = {"jrn_policy_frequency_cap_email", "jrn_keyed_where_cart", "seg_attr_eq_typed"}
-# One of each other family: channels, edits, quiet hours in a user's zone, goals, DST windows,
+# A send policy with frequency caps and a segment over typed traits (about a minute each on a
+# busy machine); jrn_step_wait runs in the read-commands test below.
+FAST = {"jrn_policy_frequency_cap_email", "seg_attr_eq_typed"}
+# One of each other family: channels, edits, keyed conditions on event properties, quiet hours in a user's zone, goals, DST windows,
 # date and attribute triggers, re-entry, deletes, traits as of a run.
 FAMILIES = {
     "dsl_example",
     "jrn_channel_in_app",
     "jrn_edit_removed_step_moves_on",
+    "jrn_keyed_where_cart",
     "jrn_policy_quiet_hours_user_zone",
     "jrn_setting_goal_exit",
     "jrn_step_window_dst_berlin",

@@ -20,7 +20,8 @@ constructs sqlglot leaves as they are get their Postgres form here, in one place
 - a subquery in ``from`` without a name gets one (Postgres 15 requires it);
 - ``on conflict ... do update set c = f(c, ...)``: the bare ``c`` is qualified with the table;
 - JSON paths (``doc ->> '$.key'``, ``json_extract_string``) become ``doc ->> 'key'`` (``jsonb``),
-  the path ``$`` (the whole document) ``#>> '{}'``; a path passed as a parameter is unwrapped
+  ``doc ->> '$.a.b'`` ``doc #>> array['a', 'b']``, the path ``$`` (the whole document)
+  ``#>> '{}'``; a path passed as a parameter is unwrapped
   from ``$."key"`` by the database; ``json_type(doc[, path])`` comes from ``jsonb_typeof`` with
   DuckDB's names (``UBIGINT``, ``BIGINT`` or ``DOUBLE`` for a number);
 - ``?`` and ``$name`` parameters become psycopg2's ``%s`` and ``%(name)s``, with every literal
@@ -95,6 +96,16 @@ def _is_root(path: exp.Expression) -> bool:
     return isinstance(path, exp.Literal) and path.is_string and path.name == "$"
 
 
+def _nested_keys(path: exp.Expression) -> list[str]:
+    """The keys of a JSON path of more than one key (``$.a.b``), else none."""
+    if not isinstance(path, exp.JSONPath):
+        return []
+    keys = [p for p in path.expressions if not isinstance(p, exp.JSONPathRoot)]
+    if len(keys) < 2 or not all(isinstance(k, exp.JSONPathKey) for k in keys):
+        return []
+    return [str(k.this) for k in keys]
+
+
 def _postgres_node(node: exp.Expression) -> exp.Expression:
     """One DuckDB-only node in the form Postgres reads (see the module docstring)."""
     if (
@@ -138,6 +149,9 @@ def _postgres_node(node: exp.Expression) -> exp.Expression:
             path = _DUCKDB.to_json_path(node.expression)
             document = exp.JSONExtract(this=document, expression=path)
         return exp.paren(_parsed(_JSON_TYPE, v=document), copy=False)
+    if isinstance(node, exp.JSONExtractScalar) and _nested_keys(node.expression):
+        keys = [exp.Literal.string(k) for k in _nested_keys(node.expression)]
+        return exp.JSONBExtractScalar(this=node.this, expression=exp.Array(expressions=keys))
     if isinstance(node, (exp.JSONExtractScalar, exp.JSONExtract)):
         node.set("only_json_types", True)
         node.set("expression", _json_path_key(node.expression))
