@@ -58,6 +58,10 @@ QUERIES: list[tuple[str, Any]] = [
     ("select k, sha256(k || 'é') from nudge.t order by k", []),
     ("select k, json(t.doc -> '$.o') = json(?) from nudge.t t order by k", ['{"p": true}']),
     ("select k, t.doc ->> '$.o.p', t.doc -> '$.o.p' from nudge.t t order by k", []),
+    (
+        "select k, 'key:' || to_json(t.k) || ':' || json(t.doc -> '$.tz') from nudge.t t order by k",
+        [],
+    ),
     ("select any_value(n) from nudge.t where n is not null and n < 2", []),
     ("select k, try_cast(flag as boolean) from nudge.u order by k", []),
     ("select k, list_contains(cast(? as varchar[]), k) from nudge.t order by k", [["a", "c"]]),

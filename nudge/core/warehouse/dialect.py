@@ -8,7 +8,8 @@ constructs sqlglot leaves as they are get their Postgres form here, in one place
 - ``insert or ignore`` becomes ``insert ... on conflict do nothing``, and
   ``insert or replace into t ...`` becomes ``insert ... on conflict (its primary key) do update``
   (the key is read from nudge's table definitions, ``nudge.core.warehouse.schema``);
-- the type ``json`` and ``json(text)`` become ``jsonb``, as in nudge's tables there;
+- the type ``json`` and ``json(text)`` become ``jsonb``, as in nudge's tables there; the
+  operands of ``||`` are cast to text (on ``jsonb``, Postgres's ``||`` merges documents);
 - ``to_seconds(n)`` becomes ``make_interval(secs => n)``; ``sha256(text)`` hashes the text's UTF-8
   bytes; ``any_value`` (Postgres 16) becomes the first non-null of an ``array_agg``;
   ``try_cast(text as boolean)`` reads the words DuckDB reads (as the dbt macro
@@ -136,6 +137,13 @@ def _postgres_node(node: exp.Expression) -> exp.Expression:
         return exp.DataType.build("JSONB")  # as nudge's tables store JSON there
     if isinstance(node, exp.ParseJSON):  # json(text)
         return exp.cast(node.this.transform(_postgres_node), exp.DataType.build("JSONB"))
+    if isinstance(node, exp.DPipe):  # DuckDB's || joins text; on jsonb Postgres's merges JSON
+        for side in ("this", "expression"):
+            operand = node.args[side]
+            text = isinstance(operand, exp.Cast) and operand.to.is_type(*exp.DataType.TEXT_TYPES)
+            if not (text or isinstance(operand, (exp.DPipe, exp.Literal))):
+                node.set(side, exp.cast(operand, exp.DataType.build("TEXT")))
+        return node
     if isinstance(node, exp.Placeholder):
         named = node.name not in ("", "?")
         return exp.var(f"{_NAMED}{node.name}__" if named else _POSITIONAL)
