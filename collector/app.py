@@ -12,20 +12,25 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector import customerio
 from collector.bodies import Refused, basic_credentials, read_json
 from collector.commit import CommitFailed, GroupCommitter
 from collector.feedback import FeedbackReceiver
+from collector.inbox import Inbox
 from collector.intake import Intake, Intaker
 from collector.openapi import openapi_document
-from collector.settings import Credentials, Limits
+from collector.settings import Credentials, InboxSettings, Limits
 from collector.subscription_centre import SubscriptionCentre
+from collector.transactional import TransactionalApi
 from nudge.core.landing.messages import InvalidMessage
 from nudge.core.landing.quarantine import keep, quarantine_record
 from nudge.core.landing.suppressions import SuppressionList
@@ -33,6 +38,31 @@ from nudge.core.workspace import Workspace
 
 SEGMENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 _REALM = {"WWW-Authenticate": 'Basic realm="nudge"'}
+_BEARER = {"WWW-Authenticate": 'Bearer realm="nudge"'}
+
+
+CUSTOMERS = "/api/v1/customers/"
+
+
+class EncodedCustomerIds:
+    """Route the Track API's customer paths on the path as sent: an identifier holding ``/``
+    (sent as ``%2F``, as Customer.io's clients do) then stays one path segment instead of
+    reaching no route. The handlers decode the identifier and device token (``_param``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(CUSTOMERS):
+            raw = scope.get("raw_path")
+            if raw and raw.startswith(CUSTOMERS.encode()):
+                scope = {**scope, "path": raw.decode("utf-8", "replace")}
+        await self.app(scope, receive, send)
+
+
+def _param(request: Request, name: str) -> str:
+    """A customer path's parameter, decoded (see ``EncodedCustomerIds``)."""
+    return unquote(request.path_params[name])
 
 
 def _known(given: str, allowed: frozenset[str]) -> bool:
@@ -52,6 +82,9 @@ class Collector:
         # once, so the file need not be looked at on every request.
         self.suppressions = SuppressionList(workspace.suppressions_path, recheck_seconds=0.1)
         self.intaker = Intaker(self.committer, self.suppressions, workspace.quarantine_dir)
+        self.transactional = TransactionalApi(
+            workspace, credentials.app_keys, limits, self.suppressions
+        )
 
     # authentication -------------------------------------------------------------------------
 
@@ -89,10 +122,14 @@ class Collector:
             await self._keep(request, body, "the body must be a JSON object with a batch array")
             raise Refused(400, "the body must be a JSON object with a batch array")
         shared = {k: body[k] for k in ("context", "integrations", "sentAt") if k in body}
-        messages = [
-            (i, {**shared, **m} if isinstance(m, dict) else m) for i, m in enumerate(body["batch"])
-        ]
-        return _segment_answer(await self.intaker.take(_source(request), messages))
+        batch = body["batch"]
+        if shared:
+            batch = [{**shared, **m} if isinstance(m, dict) else m for m in batch]
+        messages = list(enumerate(batch))
+        intake = await self.intaker.take(
+            _source(request), messages, max_bytes=self.limits.message_bytes
+        )
+        return _segment_answer(intake)
 
     async def segment_single(self, request: Request) -> Response:
         self._segment_auth(request)
@@ -106,7 +143,9 @@ class Collector:
             failures.append((0, body, f"type {body['type']!r} sent to /v1/{kind}"))
         else:
             messages.append((0, {**body, "type": kind}))
-        intake = await self.intaker.take(_source(request), messages, failures=failures)
+        intake = await self.intaker.take(
+            _source(request), messages, failures=failures, max_bytes=self.limits.message_bytes
+        )
         return _segment_answer(intake)
 
     # Customer.io Track API ------------------------------------------------------------------
@@ -118,27 +157,27 @@ class Collector:
     ) -> Intake:
         self._track_auth(request)
         body = await self._body(request)
+        limit = self.limits.track_message_bytes
         try:
             message = build(body)
         except InvalidMessage as exc:
-            intake = await self.intaker.take(_source(request), [], failures=[(0, body, exc.reason)])
-        else:
-            intake = await self.intaker.take(_source(request), [(0, message)])
-        return intake
+            failures = [(0, body, exc.reason)]
+            return await self.intaker.take(_source(request), [], failures=failures)
+        return await self.intaker.take(_source(request), [(0, message)], max_bytes=limit)
 
     async def identify(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         return _track_answer(
             await self._track_call(request, lambda b: customerio.identify(identifier, b))
         )
 
     async def delete(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         intake = await self._track_call(request, lambda _: customerio.delete(identifier))
         return _track_answer(intake)
 
     async def event(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         intake = await self._track_call(request, lambda b: customerio.event(identifier, b))
         return _track_answer(intake)
 
@@ -146,19 +185,19 @@ class Collector:
         return _track_answer(await self._track_call(request, customerio.anonymous_event))
 
     async def device(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         intake = await self._track_call(request, lambda b: customerio.device(identifier, b))
         return _track_answer(intake)
 
     async def device_deleted(self, request: Request) -> Response:
-        identifier, token = request.path_params["identifier"], request.path_params["token"]
+        identifier, token = _param(request, "identifier"), _param(request, "token")
         intake = await self._track_call(
             request, lambda _: customerio.device_deleted(identifier, token)
         )
         return _track_answer(intake)
 
     async def suppress(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         intake = await self._track_call(request, lambda _: customerio.suppression(identifier, True))
         if intake.accepted:  # the event is durable first: a retry after a crash suppresses
             user_id = customerio.person(identifier).user_id
@@ -166,7 +205,7 @@ class Collector:
         return _track_answer(intake)
 
     async def unsuppress(self, request: Request) -> Response:
-        identifier = request.path_params["identifier"]
+        identifier = _param(request, "identifier")
         self._track_auth(request)
         try:
             user_id = customerio.person(identifier).user_id
@@ -198,7 +237,9 @@ class Collector:
         freed = [m["userId"] for _, m in messages if m.get("event") == customerio.USER_UNSUPPRESSED]
         if freed:
             await asyncio.to_thread(self.suppressions.remove, freed)
-        intake = await self.intaker.take(_source(request), messages, failures=failures)
+        intake = await self.intaker.take(
+            _source(request), messages, failures=failures, max_bytes=self.limits.track_message_bytes
+        )
         refused = {r.index for r in intake.rejected}
         suppressed = [
             m["userId"]
@@ -225,7 +266,9 @@ class Collector:
         assert isinstance(exc, Refused)
         if exc.body is not None:
             await self._keep(request, exc.body, exc.reason)
-        headers = _REALM if exc.status == 401 else None
+        headers = None
+        if exc.status == 401:
+            headers = _BEARER if request.url.path.startswith("/v1/send/") else _REALM
         return _error(request, exc.status, exc.reason, headers)
 
     async def commit_failed(self, request: Request, exc: Exception) -> Response:
@@ -234,9 +277,11 @@ class Collector:
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         await self.committer.start()
+        self.transactional.start()
         try:
             yield
         finally:
+            self.transactional.close()
             await self.committer.stop()
 
 
@@ -247,7 +292,7 @@ def _source(request: Request) -> str:
 def _error(
     request: Request, status: int, reason: str, headers: dict[str, str] | None
 ) -> JSONResponse:
-    if request.url.path.startswith("/api/"):
+    if request.url.path.startswith(("/api/", "/v1/send/")):  # Customer.io's error shape
         body: dict[str, Any] = {"meta": {"error": reason}}
     else:
         body = {"success": False, "error": reason}
@@ -282,10 +327,11 @@ def create_app(
     workspace: Workspace, credentials: Credentials | None = None, limits: Limits | None = None
 ) -> Starlette:
     """The collector over ``workspace`` (credentials and limits from the environment by
-    default), with the subscription centre's pages (docs/subscription-centre.md) and the
-    providers' delivery callbacks (docs/delivery-feedback.md)."""
+    default), with the subscription centre's pages (docs/subscription-centre.md), the
+    providers' delivery callbacks (docs/delivery-feedback.md) and the in-app inbox
+    (docs/inbox.md)."""
     c = Collector(workspace, credentials or Credentials.from_env(), limits or Limits.from_env())
-    customer = "/api/v1/customers/{identifier}"
+    customer = CUSTOMERS + "{identifier}"
     routes = [
         Route("/health", c.health, methods=["GET"]),
         Route("/openapi.json", c.openapi, methods=["GET"]),
@@ -301,12 +347,15 @@ def create_app(
         Route(f"{customer}/unsuppress", c.unsuppress, methods=["POST"]),
         Route("/api/v1/merge_customers", c.merge, methods=["POST"]),
         Route("/api/v2/batch", c.v2_batch, methods=["POST"]),
+        *c.transactional.routes(),
     ]
     centre = SubscriptionCentre(workspace)
     centre.topics  # noqa: B018 - check the content now, not at the first request
     routes += centre.routes() + FeedbackReceiver(workspace).routes()
+    routes += Inbox(workspace, InboxSettings.from_env(), c.intaker, c._track_auth).routes()
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(EncodedCustomerIds)],
         lifespan=c.lifespan,
         exception_handlers={Refused: c.refused, CommitFailed: c.commit_failed},
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from nudge.core.landing.erasure import USER_SUPPRESSED, USER_UNSUPPRESSED
 from nudge.core.landing.messages import InvalidMessage, shown
 
 MAX_ID_BYTES = 150
@@ -30,8 +31,6 @@ MERGE_KEYS = ("id", "email", "cio_id")
 
 DEVICE_UPDATED = "Device Created or Updated"
 DEVICE_DELETED = "Device Deleted"
-USER_SUPPRESSED = "User Suppressed"
-USER_UNSUPPRESSED = "User Unsuppressed"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from nudge.core.clock import to_utc_naive, utc_now
 from nudge.core.landing.writer import land_messages
 from nudge.core.workspace import Workspace
 from senders.feedback import CALLBACK_PATHS, DELIVERY_ID_KEY, USER_ID_KEY
+from senders.transactional import TransactionalStore, store_path
 
 # Ledger states a feedback event can set (the delivery states of docs/delivery.md).
 DELIVERED, BOUNCED, SPAMMED, OPENED, CLICKED = (
@@ -299,7 +300,27 @@ class FeedbackReceiver:
             )
             if result.rejected:
                 return _refused(f"could not land the feedback: {result.rejected}", 400)
+            self._suppress_for_transactional(feedback)
         return JSONResponse({"landed": len(feedback), "ignored": reported - len(feedback)})
+
+    def _suppress_for_transactional(self, feedback: list[Feedback]) -> None:
+        """Dead addresses are refused by transactional sends at once, not after the next run
+        has folded this feedback into the warehouse (docs/transactional.md)."""
+        dead = [
+            (
+                item.channel,
+                item.address,
+                f"{item.status}: {item.reason}" if item.reason else item.status,
+            )
+            for item in feedback
+            if item.suppress_address and item.address
+        ]
+        if dead:
+            store = TransactionalStore(store_path(self.workspace.warehouse_path))
+            try:
+                store.add_suppressed_addresses(dead)
+            finally:
+                store.close()
 
     async def twilio(self, request: Request) -> Response:
         token = os.environ.get("NUDGE_TWILIO_AUTH_TOKEN")

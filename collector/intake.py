@@ -16,7 +16,7 @@ from typing import Any
 from collector.commit import GroupCommitter
 from collector.customerio import USER_SUPPRESSED, USER_UNSUPPRESSED
 from nudge.core.landing.journal import encode_row
-from nudge.core.landing.messages import InvalidMessage, normalise_message
+from nudge.core.landing.messages import MAX_MESSAGE_BYTES, InvalidMessage, normalise_message
 from nudge.core.landing.quarantine import keep, quarantine_record
 from nudge.core.landing.suppressions import SuppressionList, suppressed_id
 
@@ -65,9 +65,11 @@ class Intaker:
         messages: Iterable[tuple[int, Any]],
         *,
         failures: Iterable[tuple[int, Any, str]] = (),
+        max_bytes: int = MAX_MESSAGE_BYTES,
     ) -> Intake:
         """Land the valid ``(index, message)`` pairs durably. ``failures`` are messages the
-        endpoint already refused, as ``(index, what was sent, reason)``."""
+        endpoint already refused, as ``(index, what was sent, reason)``; ``max_bytes`` is the
+        size limit of one message from this endpoint's API."""
         intake = Intake()
         received = datetime.now(UTC)
         rows: list[list[Any]] = []
@@ -76,7 +78,7 @@ class Intaker:
         suppressed_ids = self.suppressions.current()
         for index, message in messages:
             try:
-                row = normalise_message(message, received)
+                row = normalise_message(message, received, max_bytes=max_bytes)
             except InvalidMessage as exc:
                 intake.rejected.append(Rejected(index, _message_id(message), exc.reason))
                 records.append(quarantine_record(source, index, exc.reason, message))

@@ -26,6 +26,7 @@ from nudge.core.dsl.durations import format_duration
 from nudge.core.dsl.problems import did_you_mean
 from nudge.core.dsl.triggers.registry import trigger_kind
 from nudge.core.dsl.words import condition_words
+from nudge.core.identity import person_ids
 from nudge.core.segments.compiler import compile_condition, warehouse_relations
 from nudge.core.segments.explain import ExplainError
 from nudge.core.warehouse.connection import connect, warehouse_exists
@@ -75,13 +76,14 @@ class _Explainer:
         self.con = con
         self.content = content
         self.journey = journey
-        self.user_id = user_id
+        # An id merged into another person explains that person, with every id's history.
+        self.user_id, self.ids = person_ids(con, user_id)
         (latest,) = con.execute("select max(as_of) from nudge.runs").fetchone()
         if as_of is None and latest is None:
             raise ExplainError("the warehouse has no run yet: run the pipeline first")
         self.as_of = as_of or latest
         self.program = {i.id: i for i in compile_program(journey).instructions}
-        row = self._one("select traits from marts.dim_users where user_id = ?", [user_id])
+        row = self._one("select traits from marts.dim_users where user_id = ?", [self.user_id])
         self.known = row is not None
         self.traits: dict[str, object] = json.loads(row[0]) if row and row[0] else {}
 
@@ -101,9 +103,9 @@ class _Explainer:
         entries = self.con.execute(
             """select entry_id, status, current_step, started_at, step_reached_at, next_wake_at,
                       exit_reason, converted_at, ended_at, trigger_key, holdout
-               from nudge.journey_entries where journey = ? and user_id = ?
+               from nudge.journey_entries where journey = ? and list_contains(cast(? as varchar[]), user_id)
                order by started_at, entry_id""",
-            [self.journey.name, self.user_id],
+            [self.journey.name, self.ids],
         ).fetchall()
         lines = [f"journey {self.journey.name} for user {self.user_id} at as_of {self.as_of}"]
         active = [e for e in entries if e[1] == "active"]
@@ -237,9 +239,9 @@ class _Explainer:
                from nudge.journey_transitions t
                left join nudge.outbox o on t.action = 'sent' and o.idempotency_key = t.detail
                left join nudge.delivery_ledger l on l.idempotency_key = o.idempotency_key
-               where t.journey = ? and t.user_id = ?
+               where t.journey = ? and list_contains(cast(? as varchar[]), t.user_id)
                order by t.as_of, t.seq""",
-            [self.journey.name, self.user_id],
+            [self.journey.name, self.ids],
         ).fetchall()
         lines = ["history:" if rows else "history: none"]
         for as_of, run_id, *move in rows:
@@ -251,9 +253,9 @@ class _Explainer:
             """select o.as_of, o.step, o.channel, o.template, l.status, l.reason, l.as_of,
                       l.attempts, l.next_attempt_at
                from nudge.outbox o left join nudge.delivery_ledger l using (idempotency_key)
-               where o.journey = ? and o.user_id = ?
+               where o.journey = ? and list_contains(cast(? as varchar[]), o.user_id)
                order by o.as_of, o.step""",
-            [self.journey.name, self.user_id],
+            [self.journey.name, self.ids],
         ).fetchall()
         lines = ["messages:" if rows else "messages: none"]
         for queued, step, channel, template, status, reason, decided, attempts, retry in rows:

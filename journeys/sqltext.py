@@ -7,8 +7,7 @@ parsed from ``marts.dim_user_traits`` (the segment compiler's rule).
 
 from __future__ import annotations
 
-from nudge.core.clock import clock_seconds
-from nudge.core.clock import zone_or_default_sql as zone_sql
+from nudge.core.clock import clock_seconds, zone_or_default_sql
 
 
 def sql_string(text: str) -> str:
@@ -25,7 +24,7 @@ def user_zone_sql(traits: str, attribute: str | None, default: str) -> str:
     """SQL for the user's IANA zone from trait ``attribute``; ``default`` when missing or unknown."""
     if attribute is None:
         return sql_string(default)
-    return zone_sql(f"({traits} ->> {sql_string(json_path(attribute))})", default)
+    return zone_or_default_sql(f"({traits} ->> {sql_string(json_path(attribute))})", default)
 
 
 def at_local_clock_sql(instant: str, clock: str, zone: str, where: str) -> str:

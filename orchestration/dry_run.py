@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nudge.core.clock import to_utc_naive
 from nudge.core.dsl.spec import Content, Window
 from nudge.core.dsl.walk import iter_steps
 from nudge.core.warehouse.connection import connect
@@ -28,7 +29,6 @@ from orchestration.stages import (
     new_run_id,
     prepare_project,
     run_pipeline,
-    to_naive_utc,
 )
 from senders.capture import CapturingProvider
 from senders.policy import evaluate_policies
@@ -187,7 +187,7 @@ def copy_workspace(source: Workspace, target_home: Path) -> Workspace:
 
 def dry_run(workspace: Workspace, content: Content, as_of: datetime) -> DryRunReport:
     """What a pipeline run at ``as_of`` would send, skip and change; see the module docstring."""
-    as_of = to_naive_utc(as_of)
+    as_of = to_utc_naive(as_of)
     run_id = new_run_id(as_of, "dry-run")
     latest = latest_succeeded_as_of(workspace)
     if latest is not None and as_of < latest:  # refused before copying anything

@@ -47,13 +47,7 @@ class ChannelDelivery(dg.ConfigurableResource):
         spec = REGISTRY[(self.channel, self.provider)]
         fields = {k: getattr(self, k) for k in _setting_fields(spec)}
         settings = spec.settings_type(**fields) if spec.settings_type else None
-        return open_provider(ProviderChoice(spec, settings), places(workspace))
-
-
-def places(workspace: Workspace) -> ProviderPlaces:
-    return ProviderPlaces(
-        landing_dir=workspace.events_landing_dir, inbox_path=workspace.home / "inbox.sqlite3"
-    )
+        return open_provider(ProviderChoice(spec, settings), ProviderPlaces.of(workspace))
 
 
 def _setting_fields(spec: ProviderSpec) -> dict[str, Any]:

@@ -22,10 +22,11 @@ from typing import Any
 import duckdb
 
 from journeys.engine import JourneyRunSummary, run_journeys
+from journeys.merges import follow_merges
 from nudge.core.checked_content import load_workspace_content, sql_segment_names
-from nudge.core.clock import to_utc_naive as to_naive_utc
-from nudge.core.clock import utc_now
+from nudge.core.clock import to_utc_naive, utc_now
 from nudge.core.dsl.spec import Content
+from nudge.core.landing.erasure import purge_erased_calls
 from nudge.core.landing.journal import recover_abandoned
 from nudge.core.landing.loader import LoadResult, load_new_files
 from nudge.core.landing.postgres_loader import load_new_files_postgres
@@ -43,6 +44,7 @@ from senders.dispatch import DispatchSummary, dispatch_pending
 from senders.feedback import apply_feedback
 from senders.ledger import scrub_erased_people
 from senders.providers import Provider
+from senders.transactional import copy_into_ledger, mirror_suppressed_addresses
 
 REPORTS_SELECTOR = "tag:delivery_reports"
 
@@ -226,7 +228,10 @@ def build_models(project: DbtWorkspaceProject, *, as_of: datetime) -> list[NodeR
 def plan_journeys(
     workspace: Workspace, content: Content, *, as_of: datetime, run_id: str
 ) -> JourneyRunSummary:
+    """Give merged people their ids' journey entries (``journeys.merges``), then run every
+    journey."""
     with connect(workspace.warehouse_path) as con:
+        follow_merges(con, as_of)
         return run_journeys(con, content, as_of=as_of, run_id=run_id)
 
 
@@ -243,12 +248,16 @@ def send_pending(
     run_id: str,
     channels: Collection[str] | None = None,
 ) -> DispatchSummary:
-    """Fold in provider feedback, erase what the ledger and the feedback kept about people
-    deleted or suppressed by now, then send pending outbox rows of ``channels`` (default: every
-    channel with a provider)."""
+    """Fold in provider feedback, copy the collector's transactional sends into the ledger (and
+    give it the suppressed addresses), erase what the ledger, the feedback and the copies of the
+    landed calls kept about people deleted or suppressed by now, then send pending outbox rows
+    of ``channels`` (default: every channel with a provider)."""
     with connect(workspace.warehouse_path) as con:
         apply_feedback(con, now=as_of)
+        copy_into_ledger(con, run_id=run_id, as_of=as_of)
+        mirror_suppressed_addresses(con)
         scrub_erased_people(con, ERASED_USERS)
+        purge_erased_calls(con, ERASED_USERS)
         return dispatch_pending(
             con,
             as_of=as_of,
@@ -315,7 +324,7 @@ def run_pipeline(
     around: StageWrapper | None = None,
 ) -> PipelineResult:
     """Every stage in order, in this process: what one Dagster run of the whole graph does."""
-    as_of = to_naive_utc(as_of)
+    as_of = to_utc_naive(as_of)
     run_id = run_id or new_run_id(as_of)
     refuse_earlier_as_of(workspace, as_of=as_of, run_id=run_id)
     start_run(workspace, as_of=as_of, run_id=run_id)

@@ -7,13 +7,16 @@ Order of work in one dispatch (the ledger protocol is in ``senders.ledger`` and 
 2. decide every pending row at once in SQL (``senders.policy``): new outbox rows and transient
    failures whose retry is due; write the final decisions (skipped, dropped, undeliverable, no
    provider) in one insert; held rows stay pending;
-3. per batch: render each message (the only per-row Python work besides the send itself), write
+3. per batch: render each message (the only per-row Python work besides the send itself; on a
+   thread of its own, the next batch while this one is handed over), write
    the batch's intents in one committed transaction, then each channel's messages are handed
    over: one committed turn in the hand-over journal (``senders.handover_journal``) records the
    outcomes come back and marks the next messages handed over, right before their provider gets
    them, and the journal is folded into the ledger at the end of the batch; a provider with ``concurrency`` N holds
    up to N messages in flight on its threads, any other one at a time (a transient failure is tried again a couple of times right away, with a short jittered
    pause); a failure still transient is scheduled for a later dispatch (``senders.retry``);
+   a channel's messages in flight at the end of a batch stay in flight while the next batch's
+   take the free slots (``_Window``); the end of the dispatch waits for every answer;
 4. add this dispatch's counts per journey step and channel to ``nudge.run_counts``.
 
 A channel stops getting messages when its provider's circuit breaker opens (``senders.breaker``),
@@ -29,7 +32,7 @@ import json
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,8 +41,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from nudge.core.clock import to_utc_naive as _utc_naive
-from nudge.core.clock import utc_now as _now
+from nudge.core.clock import to_utc_naive, utc_now
 from nudge.core.dsl.spec import Content
 from senders import ledger
 from senders.breaker import CircuitBreaker
@@ -112,7 +114,10 @@ def _count(summary: DispatchSummary, frame: pl.DataFrame) -> None:
         summary.steps.add_decision(journey, step, channel, status, n)
 
 
-def _render(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessage:
+def render_message(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessage:
+    """One outbox-shaped row (its template, user traits and event as JSON text, address) rendered
+    into the message a provider gets: the one render path of journey sends, the transactional API,
+    previews and test sends."""
     template = renderer.template(row["template"])
     if template.channel != row["channel"]:
         raise RenderError(
@@ -120,7 +125,7 @@ def _render(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessa
             "channel",
             f"template is for channel {template.channel!r}, the step sends {row['channel']!r}",
         )
-    unsubscribe = unsubscribe_url(row["user_id"], row["topic"])
+    unsubscribe = unsubscribe_url(row["user_id"], row["topic"], row["channel"])
     context = RenderContext(
         user_id=row["user_id"],
         traits=json.loads(row["traits"]) if row["traits"] else {},
@@ -146,7 +151,7 @@ def _render(renderer: TemplateRenderer, row: Mapping[str, Any]) -> RenderedMessa
     )
 
 
-def _send_once(provider: Provider, message: RenderedMessage) -> SendOutcome:
+def send_once(provider: Provider, message: RenderedMessage) -> SendOutcome:
     try:
         return provider.send(message)
     except Exception as err:  # a provider bug must not stop the batch; the row records it
@@ -173,11 +178,11 @@ def dispatch_pending(
     ``settings`` (default: ``DispatchSettings.from_env()``) bound the retries and the run.
     ``paused_journeys`` is asked before each hand-over which journeys were paused while this
     dispatch runs (``nudge journeys pause`` during a send): their messages stay pending."""
-    as_of = _utc_naive(as_of)
+    as_of = to_utc_naive(as_of)
     settings = settings or DispatchSettings.from_env()
     journal = HandoverJournal.beside(con)
     journal.fold(con)  # what a stopped run handed over, before the ledger is reconciled
-    released, unknown = ledger.reconcile_in_flight(con, now=_now())
+    released, unknown = ledger.reconcile_in_flight(con, now=utc_now())
     summary = DispatchSummary(reconciled=unknown, released=released)
     decided = evaluate_policies(con, as_of=as_of, content=content, channels=channels)
     provider_names = pl.DataFrame(
@@ -195,18 +200,31 @@ def dispatch_pending(
         .alias("reason"),
     )
     final = decided.filter(pl.col("status").is_in([*FINAL_DECISIONS, "failed"]))
-    ledger.record_decisions(con, ledger.ledger_rows(final, run_id=run_id, as_of=as_of, now=_now()))
+    ledger.record_decisions(
+        con, ledger.ledger_rows(final, run_id=run_id, as_of=as_of, now=utc_now())
+    )
     summary.steps.add(decided, "planned")
     _count(summary, decided.filter(pl.col("status") != "send"))
 
-    renderer = TemplateRenderer(content.templates)
+    renderer = TemplateRenderer(content.templates, content.layouts)
     to_send = decided.filter(pl.col("status") == "send")
     with deferred_interrupts() as interrupts:
         sending = _Sending(providers, settings, interrupts, paused_journeys or frozenset, journal)
+        windows: dict[str, _Window] = {}
+        rendering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nudge-render")
         try:
-            for batch in to_send.iter_slices(batch_size):
-                _dispatch_batch(con, batch, renderer, sending, run_id, as_of, summary)
+            batches = to_send.iter_slices(batch_size)
+            ahead = _render_ahead(rendering, renderer, batches)
+            while ahead is not None:
+                batch, rendered = ahead
+                ahead = _render_ahead(rendering, renderer, batches)
+                _dispatch_batch(con, batch, rendered.result(), sending, windows, run_id, as_of,
+                                summary)  # fmt: skip
+            _hand_over(con, [], {}, sending, windows, as_of, summary, drain=True)
         finally:
+            rendering.shutdown(cancel_futures=True)
+            for window in windows.values():
+                window.pool.shutdown()
             for provider in providers.values():
                 provider.close()
             journal.close()
@@ -215,7 +233,8 @@ def dispatch_pending(
 
 
 class _Sending:
-    """Hands messages to providers for one dispatch, and knows when a channel must stop."""
+    """Hands messages to providers for one dispatch, and knows when a channel must stop.
+    ``journal`` is None outside a dispatch (``send_now``: nothing is handed over in turns)."""
 
     def __init__(
         self,
@@ -223,7 +242,7 @@ class _Sending:
         settings: DispatchSettings,
         interrupts: Interrupts,
         paused_journeys: Callable[[], Collection[str]],
-        journal: HandoverJournal,
+        journal: HandoverJournal | None,
     ):
         self.providers = providers
         self.journal = journal
@@ -246,9 +265,10 @@ class _Sending:
         with self._breaker_lock:  # providers with concurrency record from several threads
             breaker.record(outcome)
 
-    def hold_reason(self, message: RenderedMessage) -> str | None:
-        """Why ``message`` is not handed over now (it stays pending), or None."""
-        if message.journey in self.paused_journeys():
+    def hold_reason(self, message: RenderedMessage, paused: Collection[str]) -> str | None:
+        """Why ``message`` is not handed over now (it stays pending), or None. ``paused``: the
+        journeys paused meanwhile, asked once per turn (``paused_journeys``)."""
+        if message.journey in paused:
             return f"journey {message.journey} was paused during the send"
         return self.stop_reason(message.channel)
 
@@ -268,7 +288,7 @@ class _Sending:
         wait here), unless the provider's breaker opened."""
         provider, breaker = self.providers[message.channel], self.breakers[message.channel]
         pause = self.settings.retry_pause
-        outcome = _send_once(provider, message)
+        outcome = send_once(provider, message)
         self._record(breaker, outcome)
         for attempt in range(1, self.settings.send_retries + 1):
             if outcome.status == "sent" or outcome.permanent or breaker.is_open:
@@ -280,7 +300,7 @@ class _Sending:
             if wait > MAX_RETRY_PAUSE:
                 break
             time.sleep(wait.total_seconds())
-            outcome = _send_once(provider, message)
+            outcome = send_once(provider, message)
             self._record(breaker, outcome)
         return outcome
 
@@ -294,21 +314,56 @@ class _Sending:
         )
 
 
+def send_now(
+    provider: Provider, message: RenderedMessage, settings: DispatchSettings
+) -> SendOutcome:
+    """Hand one message over outside a dispatch (the transactional API), with the dispatch's
+    immediate retries of a transient failure."""
+    sending = _Sending({message.channel: provider}, settings, Interrupts(), frozenset, None)
+    return sending.send(message)
+
+
 def _leave_pending(summary: DispatchSummary, channel: str, n: int, why: str) -> None:
     summary.counts[(channel, LEFT_PENDING)] += n
     summary.stopped.setdefault(channel, why)
 
 
+_Rendered = tuple[list[RenderedMessage], dict[str, str]]  # messages, render errors by key
+
+
+def _render(renderer: TemplateRenderer, batch: pl.DataFrame) -> _Rendered:
+    messages: list[RenderedMessage] = []
+    errors: dict[str, str] = {}
+    for row in batch.iter_rows(named=True):
+        try:
+            messages.append(render_message(renderer, row))
+        except RenderError as err:
+            errors[row["idempotency_key"]] = str(err)
+    return messages, errors
+
+
+def _render_ahead(
+    rendering: Executor, renderer: TemplateRenderer, batches: Iterator[pl.DataFrame]
+) -> tuple[pl.DataFrame, Future[_Rendered]] | None:
+    """The next batch, rendered on ``rendering``'s one thread while the batch before it is
+    handed over (rendering is most of the per-message work besides the send; one thread, since
+    an environment renders one template at a time), or None after the last batch."""
+    batch = next(batches, None)
+    return None if batch is None else (batch, rendering.submit(_render, renderer, batch))
+
+
 def _dispatch_batch(
     con: duckdb.DuckDBPyConnection,
     batch: pl.DataFrame,
-    renderer: TemplateRenderer,
+    rendered: _Rendered,
     sending: _Sending,
+    windows: dict[str, _Window],
     run_id: str,
     as_of: datetime,
     summary: DispatchSummary,
 ) -> None:
-    """Render the batch's messages of channels still running, write their intents, hand them
+    """Write the intents of the batch's messages of channels still running (rendered ahead;
+    those of channels stopped meanwhile stay pending, their render errors unrecorded), hand them
     over one by one."""
     stopped = {c: why for c in batch["channel"].unique() if (why := sending.stop_reason(c))}
     for channel, n in (
@@ -320,13 +375,9 @@ def _dispatch_batch(
     batch = batch.filter(~pl.col("channel").is_in(list(stopped)))
     if batch.is_empty():
         return
-    messages: list[RenderedMessage] = []
-    errors: dict[str, str] = {}
-    for row in batch.iter_rows(named=True):
-        try:
-            messages.append(_render(renderer, row))
-        except RenderError as err:
-            errors[row["idempotency_key"]] = str(err)
+    messages = [m for m in rendered[0] if m.channel not in stopped]
+    keys = set(batch["idempotency_key"])
+    errors = {key: why for key, why in rendered[1].items() if key in keys}
     failed = pl.col("idempotency_key").is_in(list(errors))
     rows = batch.with_columns(
         pl.when(failed).then(pl.lit("failed")).otherwise(pl.lit("sending")).alias("status"),
@@ -335,12 +386,25 @@ def _dispatch_batch(
         .alias("reason"),
     )
     written = ledger.record_intents(
-        con, ledger.ledger_rows(rows, run_id=run_id, as_of=as_of, now=_now())
+        con, ledger.ledger_rows(rows, run_id=run_id, as_of=as_of, now=utc_now())
     )
     if errors:
         _count(summary, rows.filter(failed))
     _hand_over(con, [m for m in messages if m.idempotency_key in written], written, sending,
-               as_of, summary)  # fmt: skip
+               windows, as_of, summary, drain=False)  # fmt: skip
+
+
+class _Window:
+    """One channel's messages in flight, kept across the dispatch's batches: the next batch's
+    messages take the slots as the last batch's answers come back, so the provider's slots do not
+    drain at the end of every batch. ``outcomes`` came back and are not yet in the journal; with
+    ``in_flight`` they are never more than ``size``."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.pool = _executor(size)
+        self.in_flight: dict[Future[SendOutcome], tuple[RenderedMessage, int]] = {}
+        self.outcomes: list[ledger.Outcome] = []
 
 
 def _hand_over(
@@ -348,76 +412,87 @@ def _hand_over(
     messages: list[RenderedMessage],
     attempts: Mapping[str, int],
     sending: _Sending,
+    windows: dict[str, _Window],
     as_of: datetime,
     summary: DispatchSummary,
+    *,
+    drain: bool,
 ) -> None:
     """Hand the batch's messages over, one channel after the other, each channel's provider
     holding up to its ``concurrency`` messages in flight; messages of a channel that was
-    stopped, or of a journey paused, meanwhile are released (pending again)."""
+    stopped, or of a journey paused, meanwhile are released (pending again). Without ``drain``
+    the last messages are left in flight for the next batch's turns; with it every window is
+    emptied (the end of the dispatch). The journal is folded into the ledger either way: the
+    rows of messages still in flight stay in it for their outcomes."""
     unsent: list[tuple[RenderedMessage, str]] = []
-    by_channel: dict[str, list[RenderedMessage]] = {}
+    by_channel: dict[str, list[RenderedMessage]] = {channel: [] for channel in windows}
     for message in messages:
         by_channel.setdefault(message.channel, []).append(message)
     for channel, channel_messages in by_channel.items():
-        window = sending.concurrency(channel)
-        with _executor(window) as pool:
-            _hand_over_window(
-                con, channel_messages, attempts, sending, pool, window, as_of, summary, unsent
-            )
-    sending.journal.fold(con)
+        if channel not in windows:
+            windows[channel] = _Window(sending.concurrency(channel))
+        _hand_over_window(windows[channel], channel_messages, attempts, sending, as_of, summary,
+                          unsent, drain=drain)  # fmt: skip
+    flying = [m.idempotency_key for w in windows.values() for m, _ in w.in_flight.values()]
+    sending.journal.fold(con, keep=flying)
     if unsent:
-        ledger.release(con, [m.idempotency_key for m, _ in unsent], reason=unsent[0][1], now=_now())
+        ledger.release(
+            con, [m.idempotency_key for m, _ in unsent], reason=unsent[0][1], now=utc_now()
+        )
         for message, why in unsent:
             _leave_pending(summary, message.channel, 1, why)
 
 
 def _hand_over_window(
-    con: duckdb.DuckDBPyConnection,
+    window: _Window,
     messages: list[RenderedMessage],
     attempts: Mapping[str, int],
     sending: _Sending,
-    pool: Executor,
-    window: int,
     as_of: datetime,
     summary: DispatchSummary,
     unsent: list[tuple[RenderedMessage, str]],
+    *,
+    drain: bool,
 ) -> None:
-    """Keep up to ``window`` messages in flight. Each turn is one committed transaction that
-    records the outcomes come back since the last turn and marks the messages that take the
-    free slots handed over; then those go to the provider's threads. So a crash leaves at most
-    ``window`` messages with an unknown outcome."""
+    """Keep up to ``window.size`` messages in flight until ``messages`` are all handed over
+    (and, with ``drain``, answered). Each turn is one committed transaction that records the
+    outcomes come back since the last turn and marks the messages that take the free slots
+    handed over; then those go to the provider's threads. So a crash leaves at most
+    ``window.size`` messages with an unknown outcome."""
     queue = deque(messages)
-    in_flight: dict[Future[SendOutcome], RenderedMessage] = {}
-    outcomes: list[ledger.Outcome] = []
-    while queue or in_flight:
+    in_flight = window.in_flight
+    while True:
         starting: list[RenderedMessage] = []
-        while queue and len(in_flight) + len(starting) < window:
+        paused = sending.paused_journeys() if queue else ()
+        while queue and len(in_flight) + len(starting) < window.size:
             message = queue.popleft()
-            if why := sending.hold_reason(message):
+            if why := sending.hold_reason(message, paused):
                 unsent.append((message, why))
             else:
                 starting.append(message)
         ledger.hand_over(
-            sending.journal, outcomes=outcomes, keys=[m.idempotency_key for m in starting],
-            as_of=as_of, now=_now(),
+            sending.journal, outcomes=window.outcomes, keys=[m.idempotency_key for m in starting],
+            as_of=as_of, now=utc_now(),
         )  # fmt: skip
-        outcomes = []
+        window.outcomes = []
         for message in starting:
-            in_flight[pool.submit(sending.send, message)] = message
+            future = window.pool.submit(sending.send, message)
+            in_flight[future] = (message, attempts[message.idempotency_key])
+        if not queue and not (drain and in_flight):
+            return
         if not in_flight:
             continue
         done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
         for future in done:
-            message = in_flight.pop(future)
+            message, attempt = in_flight.pop(future)
             outcome = future.result()
             if sending.opened_by(message, outcome):
                 unsent.append((message, sending.breakers[message.channel].reason or ""))
                 continue
-            outcomes.append(ledger.Outcome(message, outcome, attempts[message.idempotency_key]))
+            window.outcomes.append(ledger.Outcome(message, outcome, attempt))
             summary.counts[(message.channel, outcome.status)] += 1
             summary.steps.add_attempt(message.journey, message.step, message.channel,
                                       outcome.status)  # fmt: skip
-    ledger.hand_over(sending.journal, outcomes=outcomes, keys=[], as_of=as_of, now=_now())
 
 
 class _InlineExecutor(Executor):

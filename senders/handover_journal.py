@@ -15,8 +15,9 @@ the warehouse writes it.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -103,9 +104,10 @@ class HandoverJournal:
             raise
         con.execute("commit")
 
-    def fold(self, ledger: duckdb.DuckDBPyConnection) -> int:
-        """Apply the journal to the ledger in one DuckDB transaction, then empty it. Returns how
-        many messages it held."""
+    def fold(self, ledger: duckdb.DuckDBPyConnection, *, keep: Collection[str] = ()) -> int:
+        """Apply the journal to the ledger in one DuckDB transaction, then empty it but for the
+        rows of ``keep``: messages still in flight, whose outcome a later turn writes (folding
+        them again is harmless). Returns how many messages it held."""
         rows = self._con.execute(
             f"select idempotency_key, attempted_at, {', '.join(OUTCOME_COLUMNS)} from handovers"
         ).fetchall()
@@ -147,7 +149,13 @@ class HandoverJournal:
             ledger.rollback()
             raise
         ledger.commit()
-        self._con.execute("delete from handovers")
+        if keep:
+            self._con.execute(
+                "delete from handovers where idempotency_key not in (select value from json_each(?))",
+                [json.dumps(list(keep))],
+            )
+        else:
+            self._con.execute("delete from handovers")
         return len(rows)
 
     def close(self) -> None:

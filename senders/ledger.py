@@ -6,7 +6,7 @@ back and marks the messages that take the free slots handed over, right before t
 gets them (one message at a time for SMTP, up to ``concurrency`` for HTTP providers). Turns are
 committed to the hand-over journal (``senders.handover_journal``, a SQLite file beside the
 warehouse: a DuckDB commit per turn cost more than the provider's answer) and folded into the
-ledger at the end of the batch. So at any moment the rows handed over without an outcome are at
+ledger at the end of each batch (rows still in flight stay in the journal for their outcome). So at any moment the rows handed over without an outcome are at
 most the messages in flight.
 
 The primary key on ``idempotency_key`` forbids a second row; dispatch considers keys not yet in
@@ -33,6 +33,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from nudge.core.warehouse.connection import transaction
 from nudge.core.warehouse.schema import DELIVERY_LEDGER_COLUMNS
 from senders.handover_journal import HandoverJournal
 from senders.providers import OUTCOME_UNKNOWN, RenderedMessage, SendOutcome
@@ -75,18 +76,6 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) 
         yield
     finally:
         con.unregister(name)
-
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Commit on success, roll back on any error."""
-    con.begin()
-    try:
-        yield
-    except BaseException:
-        con.rollback()
-        raise
-    con.commit()
 
 
 def ledger_rows(

@@ -11,15 +11,19 @@ held               journey paused  the journey is paused (``nudge journeys pause
 skipped            holdout         the entry is in the journey's control group
 dropped            user deleted    the user is not in ``marts.dim_users`` (deleted/suppressed)
 dropped            suppressed ...  the address hard-bounced, complained or does not exist
-                                   (``nudge.suppressed_addresses``, ``senders.feedback``);
-                                   transactional messages too
-skipped            unsubscribed    not transactional, globally opted out (``nudge.core.opt_out``)
-skipped            topic unsub...  not transactional, topic preference off (or default off)
+                                   (``nudge.suppressed_addresses``, ``senders.feedback``), or
+                                   is an email suppressed by a Track API call addressed by
+                                   it (``marts.dim_suppressed_emails``); transactional too
+skipped            unsubscribed    not transactional, email, sms or push, globally opted out
+                                   (``nudge.core.opt_out``)
+skipped            topic unsub...  not transactional, topic preference off on the row's channel
+                                   (or default off): ``topic unsubscribed: <topic> on <channel>``
 undeliverable      no address      no email / phone / device / URL for the channel
 held               quiet hours     not transactional, not in_app, inside quiet hours: the
                                    row stays pending and goes out at the first later dispatch
 undeliverable      frequency cap   not transactional, not in_app, over a cap counting sends
-                                   in the ledger and earlier sends of this same dispatch
+                                   in the ledger (not those of the transactional API, which
+                                   have no journey) and earlier sends of this same dispatch
 send               (none)          everything else
 =================  ==============  ========================================================
 
@@ -36,7 +40,7 @@ import duckdb
 import polars as pl
 
 from nudge.core.clock import clock_time, clock_window_state, user_zone
-from nudge.core.dsl.spec import Content, FrequencyCap, QuietHours
+from nudge.core.dsl.spec import Content, FrequencyCap, QuietHours, Template
 from nudge.core.opt_out import opt_out_values_sql, topic_off_sql, unsubscribed_sql
 from senders.ledger import retryable
 
@@ -89,12 +93,30 @@ def _devices_sql(con: duckdb.DuckDBPyConnection) -> str:
         group by user_id"""
 
 
+def _suppressed_addresses_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """Addresses never to send to, ``(channel, address, reason)``, one row per address: dead
+    ones and email addresses suppressed by a call addressed by email (lower case, both)."""
+    dead = "select channel, address, reason from nudge.suppressed_addresses"
+    if not _relation_exists(con, "marts", "dim_suppressed_emails"):
+        return dead
+    return f"""select channel, address, min(reason) as reason
+        from ({dead} union all
+              select 'email', email, 'suppressed' from marts.dim_suppressed_emails)
+        group by all"""
+
+
 _USERS = f"(select *, {opt_out_values_sql('traits')} from marts.dim_users)"
-_UNSUBSCRIBED = unsubscribed_sql("u")
-_TOPIC_OFF = topic_off_sql("u", "p.topic", "td.default_subscribed")
-_ADDRESS = """case p.channel
-        when 'email' then nullif(trim(cast(u.email as varchar)), '')
-        when 'sms' then nullif(trim(cast(u.phone as varchar)), '')
+_UNSUBSCRIBED = unsubscribed_sql("u", "p.channel")
+_TOPIC_OFF = topic_off_sql("u", "p.topic", "p.channel", "td.default_subscribed")
+# A user's address on the channels addressed from ``marts.dim_users`` (``u``); also what a
+# preview or test send (``senders.one_off``) reads.
+USER_ADDRESS_SQL = {
+    "email": "nullif(trim(cast(u.email as varchar)), '')",
+    "sms": "nullif(trim(cast(u.phone as varchar)), '')",
+}
+_ADDRESS = f"""case p.channel
+        when 'email' then {USER_ADDRESS_SQL["email"]}
+        when 'sms' then {USER_ADDRESS_SQL["sms"]}
         when 'in_app' then p.user_id
         when 'push' then dv.token
         else ta.template_address
@@ -112,7 +134,11 @@ _DECISION_RULES: tuple[tuple[str, str, str], ...] = (
         "'suppressed address: ' || sa.suppressed_reason",
     ),
     (f"not p.transactional and {_UNSUBSCRIBED}", "skipped", "'unsubscribed'"),
-    (f"not p.transactional and {_TOPIC_OFF}", "skipped", "'topic unsubscribed: ' || p.topic"),
+    (
+        f"not p.transactional and {_TOPIC_OFF}",
+        "skipped",
+        "'topic unsubscribed: ' || p.topic || ' on ' || p.channel",
+    ),
     (f"({_ADDRESS}) is null", "undeliverable", "'no address'"),
     (
         "not p.transactional and p.channel <> 'in_app' and coalesce(q.quiet, false)",
@@ -129,10 +155,19 @@ _DECISION = (
 )
 
 
+def template_address(template: Template) -> str | None:
+    """Webhook templates are addressed to their URL; slack ones to their URL or the provider's
+    hook; other channels address people, not templates (None)."""
+    if template.channel not in ("webhook", "slack"):
+        return None
+    return (
+        str(template.fields.get("url") or ("slack" if template.channel == "slack" else "")) or None
+    )
+
+
 def _template_addresses(content: Content) -> pl.DataFrame:
-    """Webhook templates are addressed to their URL; slack ones to their URL or the provider's hook."""
     rows = [
-        (t.name, str(t.fields.get("url") or ("slack" if t.channel == "slack" else "")) or None)
+        (t.name, template_address(t))
         for t in content.templates
         if t.channel in ("webhook", "slack")
     ]
@@ -198,7 +233,7 @@ def _cap_sql(index: int, cap: FrequencyCap) -> tuple[str, str]:
             from nudge.delivery_ledger l
             left join nudge.outbox ob on ob.idempotency_key = l.idempotency_key
             where l.status = 'sent' and l.channel <> 'in_app'
-              and not coalesce(ob.transactional, false){scope}
+              and not coalesce(ob.transactional, false) and l.journey is not null{scope}
               and l.as_of > $as_of - to_seconds({int(cap.per.total_seconds())})
               and l.as_of <= $as_of
             group by l.user_id
@@ -261,7 +296,7 @@ def evaluate_policies(
         left join devices dv on dv.user_id = p.user_id
         -- renamed: a column called address would hide the address computed above
         left join (select channel as suppressed_channel, address as suppressed_address,
-                          reason as suppressed_reason from nudge.suppressed_addresses) sa
+                          reason as suppressed_reason from ({_suppressed_addresses_sql(con)})) sa
                on sa.suppressed_channel = p.channel and sa.suppressed_address = lower({_ADDRESS})
         left join _nudge_quiet q
                on q.tz = coalesce(json_extract_string(u.traits, $tz_path), '')

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nudge.core.dsl.spec import Content, Send
+from nudge.core.dsl.walk import iter_steps
+from nudge.core.segments.data_checks import DataWarning
+from nudge.core.workspace import Workspace
 from senders.capture import CapturingProvider
 from senders.channels.fcm import FcmPushProvider, FcmSettings
 from senders.channels.in_app import InboxProvider
@@ -43,6 +47,10 @@ class ProviderPlaces:
 
     landing_dir: Path
     inbox_path: Path
+
+    @classmethod
+    def of(cls, workspace: Workspace) -> ProviderPlaces:
+        return cls(workspace.events_landing_dir, workspace.inbox_path)
 
 
 @dataclass(frozen=True)
@@ -131,3 +139,33 @@ def open_provider(choice: ProviderChoice, places: ProviderPlaces) -> Provider:
     if choice.spec.live:
         require_live_settings()
     return choice.spec.open(choice.settings, places)
+
+
+def unserved_send_warnings(
+    content: Content, env: Mapping[str, str] | None = None
+) -> list[DataWarning]:
+    """A warning per journey send step whose channel has no provider in this environment (its
+    messages stay pending), naming the variable to set (``nudge validate``). A malformed
+    provider variable is one warning naming it."""
+    try:
+        chosen = choose_providers(env, require_secrets=False)
+    except ValueError as err:
+        return [DataWarning("", "", "", f"providers not checked: {err}")]
+    warnings = []
+    for journey in content.journeys:
+        for path, step in iter_steps(journey.steps):
+            send = step.action
+            if not isinstance(send, Send) or send.channel in chosen:
+                continue
+            names = " or ".join(provider_names(send.channel))
+            warnings.append(
+                DataWarning(
+                    journey.origin.file,
+                    journey.origin.item,
+                    f"{path}.send.channel",
+                    f"step {step.id!r} sends {send.channel} but no {send.channel} provider is "
+                    f"configured, so its messages stay pending; set "
+                    f"{provider_variable(send.channel)} ({names})",
+                )
+            )
+    return warnings

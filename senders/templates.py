@@ -9,6 +9,11 @@ or a hang. A field that becomes an email header (``subject``) is refused with a
 ``RenderError`` when a value put into it could add a header or a body (a line break, also one hidden
 in an RFC 2047 encoded word): the message is recorded as a permanent failure instead of being
 handed to the provider. Each field is compiled once per ``TemplateRenderer`` (one per dispatch).
+
+An email template with a ``layout`` has its rendered ``html`` put into the layout's html where that
+writes ``{{ content }}`` (as markup: the body was escaped when it was rendered). A text part
+derived from the html is put into the layout's html turned into text the same way, so it carries
+the layout's header and footer too; a ``text`` the template writes is used as it is.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined
 from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError
+from markupsafe import Markup
 
-from nudge.core.dsl.spec import Template
+from nudge.core.dsl.spec import LAYOUT_CONTENT_VARIABLE, Layout, Template
 from senders.mime import UnsafeHeaderValue, check_header_value
 from senders.template_limits import BoundedEnvironment, LimitExceeded
 from senders.unsubscribe import preferences_url
@@ -103,8 +109,9 @@ class RenderContext:
 class TemplateRenderer:
     """Renders the templates of one content set, compiling each field source once."""
 
-    def __init__(self, templates: Iterable[Template]):
+    def __init__(self, templates: Iterable[Template], layouts: Iterable[Layout] = ()):
         self._templates = {t.name: t for t in templates}
+        self._layouts = {layout.name: layout for layout in layouts}
         self._text_env = BoundedEnvironment(undefined=_NamingUndefined, autoescape=False)
         self._html_env = BoundedEnvironment(undefined=_NamingUndefined, autoescape=True)
         self._compiled: dict[tuple[str, str, bool], JinjaTemplate] = {}
@@ -129,21 +136,56 @@ class TemplateRenderer:
                 check_header_value(header, str(content.get(field, "")))
             except UnsafeHeaderValue as err:
                 raise RenderError(template.name, field, str(err)) from None
-        if template.channel == "email" and not content.get("text") and content.get("html"):
-            content["text"] = self._derived_text(template, variables, content["html"])
+        if template.channel != "email" or not content.get("html"):
+            return content
+        body = content["html"]
+        derive_text = not content.get("text")
+        if derive_text:
+            source = str(template.fields["html"])
+            content["text"] = self._derived_text(template.name, source, variables, body)
+        layout = self._layout(template)
+        if layout is not None:
+            field = f"html (layout {layout.name!r})"
+            inside = {**variables, LAYOUT_CONTENT_VARIABLE: Markup(body)}
+            content["html"] = self._render_string(template.name, field, layout.html, inside, True)
+            if derive_text:
+                inside = {**variables, LAYOUT_CONTENT_VARIABLE: content["text"]}
+                content["text"] = self._derived_text(
+                    template.name, layout.html, inside, content["html"], layout=layout.name
+                )
         return content
 
-    def _derived_text(self, template: Template, variables: dict[str, Any], html: str) -> str:
-        """The text part of an email written with only ``html``.
+    def _layout(self, template: Template) -> Layout | None:
+        if template.layout is None:
+            return None
+        try:
+            return self._layouts[template.layout]
+        except KeyError:
+            problem = f"no layout named {template.layout!r} is defined"
+            raise RenderError(template.name, "layout", problem) from None
+
+    def _derived_text(
+        self,
+        template: str,
+        html_source: str,
+        variables: dict[str, Any],
+        html: str,
+        *,
+        layout: str | None = None,
+    ) -> str:
+        """The text part of an email written with only ``html`` (of the template, or of its
+        ``layout`` around the text already derived).
 
         The html *source* is turned into a text template once (fast, and a user's values are not
         parsed as markup); if that does not compile (Jinja inside tag syntax), the rendered html
         of this message is converted instead."""
-        source = self._text_sources.get(template.name)
+        key = template if layout is None else f"{template}\0{layout}"
+        source = self._text_sources.get(key)
         if source is None:
-            source = self._text_sources[template.name] = html_to_text(str(template.fields["html"]))
+            source = self._text_sources[key] = html_to_text(html_source)
+        field = "text (from html)" if layout is None else f"text (from layout {layout!r})"
         try:
-            return self._render_string(template.name, "text (from html)", source, variables, False)
+            return self._render_string(template, field, source, variables, False)
         except RenderError:
             return html_to_text(html)
 

@@ -1,7 +1,8 @@
 """Signed one-click unsubscribe links (RFC 8058): ``{NUDGE_PUBLIC_URL}/u/<token>``.
 
 A token is ``base64url(payload).base64url(HMAC-SHA256(secret, payload))``; the payload names the
-user and, optionally, the topic. Without the secret nobody can forge a link that unsubscribes
+user and, optionally, the topic and the channel of the message that carried the link (so the
+unsubscribe page can offer to stop the topic on that channel only). Without the secret nobody can forge a link that unsubscribes
 someone else. The secret is ``NUDGE_SECRET_KEY``. There is no built-in key: a key written in the
 source is public, and anything signed with it can be forged. A live provider does not start
 without a real key and a public URL (``require_live_settings``). Without ``NUDGE_SECRET_KEY`` (the
@@ -19,6 +20,7 @@ import os
 import secrets
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 # Where `nudge demo` serves its own links; never a default for a live run.
 LOCAL_PUBLIC_URL = "http://127.0.0.1:8080"
@@ -98,15 +100,24 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign_token(user_id: str, topic: str | None) -> str:
-    payload = json.dumps({"u": user_id, "t": topic}, separators=(",", ":")).encode()
+class Link(NamedTuple):
+    """What a verified token names."""
+
+    user_id: str
+    topic: str | None
+    channel: str | None = None
+
+
+def sign_token(user_id: str, topic: str | None, channel: str | None = None) -> str:
+    fields = {"u": user_id, "t": topic} | ({"c": channel} if channel else {})
+    payload = json.dumps(fields, separators=(",", ":")).encode()
     signature = hmac.new(_secret(), payload, hashlib.sha256).digest()
     return f"{_b64(payload)}.{_b64(signature)}"
 
 
-def unsubscribe_url(user_id: str, topic: str | None = None) -> str:
+def unsubscribe_url(user_id: str, topic: str | None = None, channel: str | None = None) -> str:
     base = os.environ.get("NUDGE_PUBLIC_URL", LOCAL_PUBLIC_URL).rstrip("/")
-    return f"{base}/u/{sign_token(user_id, topic)}"
+    return f"{base}/u/{sign_token(user_id, topic, channel)}"
 
 
 def preferences_url(user_id: str) -> str:
@@ -115,8 +126,8 @@ def preferences_url(user_id: str) -> str:
     return f"{base}/preferences/{sign_token(user_id, None)}"
 
 
-def verify_token(token: str) -> tuple[str, str | None]:
-    """Return ``(user_id, topic)`` of a token we signed; raise ``InvalidToken`` otherwise."""
+def verify_token(token: str) -> Link:
+    """Return what a token we signed names; raise ``InvalidToken`` otherwise."""
     try:
         payload_part, signature_part = token.split(".")
         payload, signature = _unb64(payload_part), _unb64(signature_part)
@@ -128,4 +139,4 @@ def verify_token(token: str) -> tuple[str, str | None]:
     if not hmac.compare_digest(signature, expected):
         raise InvalidToken("unsubscribe token signature does not match")
     data = json.loads(payload)
-    return data["u"], data["t"]
+    return Link(data["u"], data["t"], data.get("c"))

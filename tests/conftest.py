@@ -16,10 +16,13 @@ import duckdb
 import pytest
 import requests
 import uvicorn
+from playwright.sync_api import Browser, sync_playwright
 
 from nudge.core.warehouse.schema import ensure_tables
 from nudge.devtools.free_port import free_port
 from nudge.devtools.smtp_sink import SmtpSink
+
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture
@@ -159,3 +162,15 @@ def asgi_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[object], 
     for server, thread in started:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """A real headless Chromium (Debian's) for the tests of the web pages."""
+    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (make browser)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield browser
+        browser.close()

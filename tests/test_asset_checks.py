@@ -150,6 +150,6 @@ def test_opt_out_check_sees_sends_to_unsubscribed_or_topic_off(home: Path) -> No
         )
         assert sends_to_opted_out(con, content, run_id) == [
             ("ada", "onboarding", "welcome", "unsubscribed"),
-            ("bob", "onboarding", "welcome", "topic off: product_updates"),
+            ("bob", "onboarding", "welcome", "topic off: product_updates on email"),
         ]
         assert sends_to_opted_out(con, content, "another-run") == []

@@ -240,6 +240,8 @@ def test_a_second_collector_on_the_same_workspace_says_so(
 
 
 def test_the_served_openapi_description_covers_every_route(collector: CollectorProcess) -> None:
+    from starlette.routing import Mount
+
     from collector.app import create_app
     from collector.subscription_centre import SubscriptionCentre
     from nudge.core.workspace import Workspace
@@ -249,11 +251,12 @@ def test_the_served_openapi_description_covers_every_route(collector: CollectorP
     pages = {
         r.path for r in SubscriptionCentre(Workspace(collector.home, collector.content)).routes()
     }
+    mounted = [(m.path + r.path, r) for m in app.routes if isinstance(m, Mount) for r in m.routes]
     routes = {
-        (r.path, m.lower())
-        for r in app.routes
+        (path, m.lower())
+        for path, r in [(r.path, r) for r in app.routes if not isinstance(r, Mount)] + mounted
         for m in r.methods
-        if m != "HEAD" and r.path not in pages  # HTML pages, not part of the API
+        if m != "HEAD" and path not in pages  # HTML pages, not part of the API
     }
     assert pages <= {r.path for r in app.routes}  # nudge serve serves them too
     described = {(p, m) for p, ops in served["paths"].items() for m in ops if m != "parameters"}

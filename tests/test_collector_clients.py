@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pytest
 import requests
-from customerio import CustomerIO
+from customerio import CustomerIO, CustomerIOException
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
@@ -204,6 +204,90 @@ def test_suppressed_people_are_dropped_and_counted_until_unsuppressed(
     assert json.loads((collector.home / "suppressions.json").read_text()) == []
 
 
+def test_a_suppressed_email_drops_every_message_that_carries_it(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    cio = track_client(collector)
+    cio.suppress("Jo@Example.com")
+    assert cio.track("jo@example.com", "Ignored").json()["suppressed"] == 1
+    # Another id with the address as its email: the same person to be, dropped too.
+    assert cio.identify("u1", email="JO@example.com", plan="pro").json()["suppressed"] == 1
+    answer = requests.post(
+        f"{collector.url}/v1/identify",
+        auth=(WRITE_KEY, ""),
+        json={"userId": "u2", "traits": {"email": "jo@example.com"}},
+        timeout=10,
+    )
+    assert answer.status_code == 200 and answer.json()["suppressed"] == 1
+    group = {"userId": "u3", "groupId": "g1", "traits": {"email": "jo@example.com"}}
+    answer = requests.post(  # a group's traits are the group's: kept
+        f"{collector.url}/v1/group", auth=(WRITE_KEY, ""), json=group, timeout=10
+    )
+    assert answer.status_code == 200 and answer.json()["accepted"] == 1
+    assert cio.track("u3", "Kept").json()["accepted"] == 1
+    cio.unsuppress("jo@example.com")
+    cio.track("jo@example.com", "Back")
+
+    events = [(r["user_id"], r["event"]) for r in landed(collector, tmp_path) if r["event"]]
+    assert events == [
+        ("Jo@Example.com", "User Suppressed"),
+        ("u3", "Kept"),
+        ("jo@example.com", "User Unsuppressed"),
+        ("jo@example.com", "Back"),
+    ]
+    assert json.loads((collector.home / "suppressions.json").read_text()) == []
+
+
+def test_identifiers_holding_a_slash_reach_their_person(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    cio = track_client(collector)  # the client sends "/" in a path as %2F
+    cio.identify("team/42", plan="pro")
+    cio.track("team/42", "Paid", {"n": 1})
+    cio.add_device("team/42", "tok/1", "ios")
+    cio.delete_device("team/42", "tok/1")
+    cio.identify("a%2Fb", plan="free")  # a literal percent sign stays as written
+    cio.suppress("team/42")
+    assert cio.track("team/42", "Dropped").json()["suppressed"] == 1
+    cio.unsuppress("team/42")
+
+    rows = landed(collector, tmp_path)
+    assert sorted((r["user_id"], r["type"], r["event"] or "") for r in rows) == sorted(
+        [
+            ("team/42", "identify", ""),
+            ("team/42", "track", "Paid"),
+            ("team/42", "track", "Device Created or Updated"),
+            ("team/42", "track", "Device Deleted"),
+            ("a%2Fb", "identify", ""),
+            ("team/42", "track", "User Suppressed"),
+            ("team/42", "track", "User Unsuppressed"),
+        ]
+    )
+    deleted = next(r for r in rows if r["event"] == "Device Deleted")
+    assert json.loads(deleted["properties"]) == {"device_id": "tok/1"}
+
+
+def test_track_events_may_carry_100_kb_while_segment_messages_keep_32_kb(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    cio = track_client(collector)
+    big = {"notes": "x" * 60_000}  # over Segment's 32 KB, within Customer.io's 100 KB
+    assert cio.track("u1", "Imported", big).json()["accepted"] == 1
+    with pytest.raises(CustomerIOException, match=r"over Customer\.io's limit of 100 KB"):
+        cio.track("u1", "Too big", {"notes": "x" * 102_400})
+    answer = requests.post(
+        f"{collector.url}/v1/track",
+        auth=(WRITE_KEY, ""),
+        json={"userId": "u1", "event": "Imported", "properties": big},
+        timeout=10,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"].endswith("over the 32 KB limit (32768)")
+
+    rows = landed(collector, tmp_path)
+    assert [(r["event"], json.loads(r["properties"])) for r in rows] == [("Imported", big)]
+
+
 def nudge(collector: CollectorProcess, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NUDGE_HOME": str(collector.home), "NUDGE_CONTENT": str(collector.content)}
     return subprocess.run(
@@ -213,6 +297,23 @@ def nudge(collector: CollectorProcess, *args: str) -> subprocess.CompletedProces
         text=True,
         timeout=300,
     )
+
+
+def run_while_serving(collector: CollectorProcess) -> None:
+    """``nudge run`` while the collector serves, once it published its journal (it does so
+    within a second)."""
+    journal = collector.home / "landing" / "events" / ".journal"
+    deadline = time.monotonic() + 30
+    while list(journal.glob("*.journal")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run = nudge(collector, "run")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def profile(collector: CollectorProcess, user_id: str) -> dict[str, Any]:
+    shown = nudge(collector, "profile", user_id, "--json")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    return json.loads(shown.stdout)
 
 
 @pytest.mark.slow
@@ -229,16 +330,29 @@ def test_a_run_finds_people_traits_and_events_sent_to_the_collector(
     cio.identify("u2", plan="pro", email="u2@example.com")
     cio.track("u2", "Purchased", {"price": 30})
 
-    # The run happens while the collector serves; it publishes its journal within a second.
-    journal = collector.home / "landing" / "events" / ".journal"
-    deadline = time.monotonic() + 30
-    while list(journal.glob("*.journal")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    run = nudge(collector, "run")
-    assert run.returncode == 0, run.stdout + run.stderr
+    run_while_serving(collector)
     sizes = nudge(collector, "segments")
     assert sizes.stdout.split() == ["pro", "2"], sizes.stdout + sizes.stderr
-    profile = json.loads(nudge(collector, "profile", "u2", "--json").stdout)
-    assert profile["traits"]["plan"] == "pro"
-    assert [e["event"] for e in profile["recent_events"]] == ["Purchased"]
-    assert profile["recent_events"][0]["properties"] == {"price": 30}
+    shown = profile(collector, "u2")
+    assert shown["traits"]["plan"] == "pro"
+    assert [e["event"] for e in shown["recent_events"]] == ["Purchased"]
+    assert shown["recent_events"][0]["properties"] == {"price": 30}
+
+
+@pytest.mark.slow
+def test_calls_addressed_by_email_reach_the_person_who_has_it(
+    collector: CollectorProcess,
+) -> None:
+    cio = track_client(collector)
+    cio.identify("jo@example.com", plan="free", first_name="Jo")  # nobody has it: a new person
+    cio.track("jo@example.com", "Viewed", {"page": "/"})
+    cio.identify("u7", email="jo@example.com", plan="pro")  # u7 takes the email: one person
+    cio.track("jo@example.com", "Clicked")
+    cio.track("u7", "Purchased", {"price": 30})
+    run_while_serving(collector)
+
+    shown = profile(collector, "u7")
+    assert shown["merged_ids"] == ["jo@example.com"]
+    assert shown["traits"] == {"email": "jo@example.com", "plan": "pro", "first_name": "Jo"}
+    assert sorted(e["event"] for e in shown["recent_events"]) == ["Clicked", "Purchased", "Viewed"]
+    assert profile(collector, "jo@example.com")["user_id"] == "u7"

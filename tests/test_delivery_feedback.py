@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from nudge.core.workspace import Workspace
 from senders.capture import CapturingProvider
 from senders.dispatch import dispatch_pending
 from senders.feedback import apply_feedback
+from senders.transactional import STORE_NAME
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 T1 = datetime(2026, 1, 2, 12, 0, 0)
@@ -170,6 +172,13 @@ def test_callbacks_move_the_ledger_forward_and_suppress_dead_addresses(
     }
     assert twilio_post(server, "eve", fields, token="someone-else").status_code == 401
     assert twilio_post(server, "eve", fields).status_code == 200
+    # the collector's transactional sends refuse the dead addresses at once, before any run
+    with sqlite3.connect(tmp_path / STORE_NAME) as store:
+        dead = sorted(store.execute("select channel, address from suppressed_addresses"))
+    assert dead == [
+        ("email", "bob@example.com"), ("email", "cy@example.com"),
+        ("email", "dee@example.com"), ("sms", "+15550003e"),
+    ]  # fmt: skip
 
     load_new_files(con, tmp_path / "landing" / "events")
     applied = apply_feedback(con, now=T1)

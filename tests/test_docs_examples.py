@@ -197,7 +197,7 @@ def keys_and_values(value: Any) -> Iterator[str]:
 OPTIONS = (
     "always", "after", "never", "continue", "on_timeout", "within", "where", "times",
     "transactional", "topic", "frequency_caps", "quiet_hours", "timezone_attribute",
-    "default_timezone", "days", "offset", "salt", "subscribed", "sql", "default",
+    "default_timezone", "days", "offset", "salt", "subscribed", "sql", "default", "channels",
 )  # fmt: skip
 
 

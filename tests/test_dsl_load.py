@@ -47,6 +47,7 @@ from nudge.core.dsl.spec import (
     Send,
     Split,
     Subscription,
+    Topic,
     UpdateAttribute,
     Wait,
     WaitUntil,
@@ -114,6 +115,7 @@ templates:
 topics:
   - {name: product_updates, default: subscribed}
   - {name: newsletter, default: unsubscribed}
+  - {name: offers, channels: [email, sms], description: Deals}
 """
 
 
@@ -236,6 +238,8 @@ def test_dsl_policies_templates_and_topics_parse() -> None:
     assert crm is not None and crm.fields["json"] == {"id": "{{ user.id }}"}
     assert content.topic("product_updates").default_subscribed is True  # type: ignore[union-attr]
     assert content.topic("newsletter").default_subscribed is False  # type: ignore[union-attr]
+    assert content.topic("newsletter").channels == ()  # type: ignore[union-attr]
+    assert content.topic("offers") == Topic("offers", True, "Deals", ("email", "sms"))
 
 
 def test_dsl_examples_together_pass_the_cross_checks(tmp_path: Path) -> None:
@@ -343,6 +347,12 @@ def test_subscription_and_random_bucket() -> None:
     assert condition_of("{subscription: {topic: news, subscribed: false}}") == Subscription(
         "news", False
     )
+    on_sms = condition_of("{subscription: {topic: news, subscribed: true, channel: sms}}")
+    assert on_sms == Subscription("news", True, "sms")
+    # Without a channel the repr is the one written before channels existed, so the version (a
+    # hash of the repr) of a journey using the condition does not change.
+    assert repr(Subscription("news", False)) == "Subscription(topic='news', subscribed=False)"
+    assert repr(on_sms) == "Subscription(topic='news', subscribed=True, channel='sms')"
     assert condition_of("{random_bucket: {percent: 25, salt: exp1}}") == RandomBucket(25, "exp1")
     assert condition_of("{random_bucket: {percent: 12.5}}") == RandomBucket(12.5, "")
 

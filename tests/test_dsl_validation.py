@@ -531,6 +531,11 @@ def segment_problem(condition: str) -> DefinitionProblem:
             "condition.subscription.subscribed",
             "true or false",
         ),
+        (
+            "{subscription: {topic: t, subscribed: true, channel: text}}",
+            "condition.subscription.channel",
+            "unknown channel 'text'",
+        ),
         ("{random_bucket: {percent: 150}}", "condition.random_bucket.percent", "from 0 to 100"),
         ("{everyone: false}", "condition.everyone", "expected true"),
         ("{all: []}", "condition.all", "at least one"),
@@ -643,17 +648,56 @@ def test_bad_policies_and_topics() -> None:
         policies:
           frequency_caps: [{channel: emails, max: -1, per: 1x}]
           quiet_hours: {from: "21:00", to: "8"}
-        topics: [{name: news, default: maybe}]
+        topics:
+          - {name: news, default: maybe}
+          - {name: offers, channels: [email, text, email]}
+          - {name: digest, channels: []}
+          - {name: tips, channels: email}
         """
     )
-    located = {(p.item, p.field) for p in problems}
-    assert located == {
+    located = {(p.item, p.field): p.message for p in problems}
+    assert set(located) == {
         ("policies", "frequency_caps[0].channel"),
         ("policies", "frequency_caps[0].max"),
         ("policies", "frequency_caps[0].per"),
         ("policies", "quiet_hours.to"),
         ("topic 'news'", "default"),
+        ("topic 'offers'", "channels[1]"),
+        ("topic 'offers'", "channels[2]"),
+        ("topic 'digest'", "channels"),
+        ("topic 'tips'", "channels"),
     }
+    assert "unknown channel 'text'" in located["topic 'offers'", "channels[1]"]
+    assert "listed twice" in located["topic 'offers'", "channels[2]"]
+    assert "at least one channel" in located["topic 'digest'", "channels"]
+    assert "expected a list of channels" in located["topic 'tips'", "channels"]
+
+
+def test_a_send_on_a_channel_its_topic_does_not_declare(tmp_path: Path) -> None:
+    problems = load_problems(
+        tmp_path,
+        {
+            "segments.yml": SEGMENTS,
+            "templates.yml": TEMPLATES.replace(
+                "{name: product_updates, default: subscribed}",
+                "{name: product_updates, channels: [email, push]}",
+            ),
+            "journeys.yml": """
+            journeys:
+              - name: onboarding
+                trigger: {segment_entered: new_signups}
+                steps:
+                  - {id: mail, send: {channel: email, template: welcome_email, topic: product_updates}}
+                  - {id: text, send: {channel: sms, template: come_back_sms, topic: product_updates}}
+            """,
+        },
+    )
+    message = only(problems, "journeys.yml", "journey 'onboarding'", "steps[1].send.channel")
+    assert message == (
+        "sends on sms but topic 'product_updates' declares channels: email, push; "
+        "add the channel to the topic or send on one of those"
+    )
+    assert len(problems) == 1
 
 
 def test_segment_needs_exactly_one_of_condition_or_sql() -> None:

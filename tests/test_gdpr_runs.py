@@ -57,6 +57,18 @@ def ledger(workspace: Workspace) -> list[tuple]:
         ).fetchall()
 
 
+def calls(workspace: Workspace, user: str) -> dict[str, list[tuple]]:
+    """What the warehouse's copies of the landed calls still hold for ``user``."""
+    with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
+        return {
+            table: con.execute(
+                f"select type, event from {table} where user_id = ? order by timestamp, type",
+                [user],
+            ).fetchall()
+            for table in ("raw.events", "staging.stg_events")
+        }
+
+
 def users(workspace: Workspace) -> set[str]:
     with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
         return {r[0] for r in con.execute("select user_id from marts.dim_users").fetchall()}
@@ -112,6 +124,12 @@ def test_delete_and_suppress_stop_messages_and_scrub_the_ledger(tmp_path: Path) 
         assert con.execute("select address, reason from nudge.delivery_feedback").fetchall() == [
             (None, None)
         ]
+    # Their calls are gone from the warehouse too, but the records of the erasure.
+    for table, rows in calls(workspace, "ada").items():
+        assert rows == [("delete", None)], table
+    for table, rows in calls(workspace, "bob").items():
+        assert rows == [("track", "User Suppressed")], table
+    assert len(calls(workspace, "cy")["raw.events"]) == 2
     sent_before = len(email.messages)
 
     # bob is unsuppressed and buys again: a fresh profile, which gets its receipt.
@@ -129,4 +147,64 @@ def test_delete_and_suppress_stop_messages_and_scrub_the_ledger(tmp_path: Path) 
         ("bob", "bob@example.com", "sent"),
         ("cy", "cy@example.com", "sent"),
     ]
+    assert len(email.messages) == sent_before + 1
+    assert calls(workspace, "bob")["raw.events"] == [
+        ("track", "User Suppressed"),
+        ("track", "User Unsuppressed"),
+        ("identify", None),
+        ("track", "purchase"),
+    ]
+
+
+def test_a_suppression_addressed_by_email_stops_every_message_to_the_address(
+    tmp_path: Path,
+) -> None:
+    content_dir = tmp_path / "content"
+    content_dir.mkdir()
+    (content_dir / "definitions.yml").write_text(CONTENT)
+    workspace = Workspace(home=tmp_path / "home", content_dir=content_dir)
+    content, project = prepare_workspace(workspace)
+    email = CapturingProvider("email")
+
+    def run(at: datetime) -> None:
+        run_pipeline(workspace, content, project, {"email": email}, as_of=at)
+
+    # fay takes dee's address after dee had it: dee is the person the address names.
+    fay = {"type": "identify", "userId": "fay", "timestamp": stamp(START + H / 2),
+           "traits": {"email": "Dee@example.com"}}  # fmt: skip
+    land_messages(workspace.events_landing_dir, [*person("dee", START), fay])
+    run(START + H)
+    assert ledger(workspace) == [("dee", "dee@example.com", "sent")]
+
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            track("DEE@example.com", "User Suppressed", START + 2 * H),
+            track("dee", "purchase", START + 3 * H),
+            track("fay", "purchase", START + 3 * H),
+        ],
+    )
+    run(START + 4 * H)
+    # dee, who has the address, is erased; fay is not, but nothing goes to the address.
+    assert users(workspace) == {"fay"}
+    assert ledger(workspace) == [
+        ("dee", None, "sent"),
+        ("fay", "Dee@example.com", "dropped"),
+    ]
+    # dee's calls are purged but the identify that joins the address to dee, down to the address.
+    assert calls(workspace, "dee")["raw.events"] == [("identify", None)]
+    with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
+        traits = con.execute("select traits from raw.events where user_id = 'dee'").fetchone()
+    assert traits == ('{"email":"dee@example.com"}',)
+    sent_before = len(email.messages)
+
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            track("dee@example.com", "User Unsuppressed", START + 5 * H),
+            track("fay", "purchase", START + 6 * H),
+        ],
+    )
+    run(START + 7 * H)
+    assert ledger(workspace)[-1] == ("fay", "Dee@example.com", "sent")
     assert len(email.messages) == sent_before + 1

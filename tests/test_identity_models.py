@@ -87,6 +87,11 @@ RUNS: list[tuple[timedelta, list[dict[str, Any]]]] = [
             track("x1", "viewed", 2 * H),
             identify("d1", 1 * H, plan="pro"),
             track("d1", "purchase", 2 * H),
+            # Customer.io calls addressed by email: a person keyed by the email while nobody
+            # has it; u6 has E6@example.com before any call addresses it.
+            identify("e1@example.com", 1 * H, plan="free", email="e1@example.com"),
+            track("e1@example.com", "viewed", 2 * H),
+            identify("u6", 1 * H, plan="pro", email="E6@example.com"),
         ],
     ),
     (
@@ -100,6 +105,10 @@ RUNS: list[tuple[timedelta, list[dict[str, Any]]]] = [
             device("p1", "tok-shared", 1 * D + 4 * H, platform="ios"),
             track("x1", "User Suppressed", 1 * D + 1 * H),
             {"type": "delete", "userId": "d1", "timestamp": at(1 * D + 1 * H)},
+            # u5 identifies with e1's email: the person known by that email becomes u5.
+            identify("u5", 1 * D + 1 * H, plan="pro", email="e1@example.com"),
+            track("e1@example.com", "purchase", 1 * D + 2 * H),
+            track("e6@example.com", "clicked", 1 * D + 2 * H),  # u6's (case ignored)
         ],
     ),
     (
@@ -108,6 +117,8 @@ RUNS: list[tuple[timedelta, list[dict[str, Any]]]] = [
             # Reach the warehouse while x1 is suppressed: ignored.
             track("x1", "purchase", 2 * D + 1 * H),
             identify("x1", 2 * D + 2 * H, plan="team"),
+            # Suppressed by email: the person who has the address.
+            track("e6@example.com", "User Suppressed", 2 * D + 1 * H),
         ],
     ),
     (
@@ -285,3 +296,25 @@ def test_suppression_keeps_the_id_out_until_unsuppressed(runs: list[dict[str, An
     # Unsuppressed: a fresh profile from what came after, nothing from before or during.
     assert runs[3]["users"]["x1"] == {"plan": "free", "email": None, "first_name": None}
     assert "x1" not in runs[3]["events"]
+
+
+def test_calls_addressed_by_email_reach_the_person_who_has_it(
+    runs: list[dict[str, Any]],
+) -> None:
+    first, second = runs[0], runs[1]
+    # Nobody has the email yet: a person keyed by it.
+    assert first["users"]["e1@example.com"]["plan"] == "free"
+    assert first["events"]["e1@example.com"] == ["viewed"]
+    # u5 identifies with it: one person, u5, with the email person's history and traits.
+    assert "e1@example.com" not in second["users"] and "e1@example.com" not in second["events"]
+    assert second["users"]["u5"] == {"plan": "pro", "email": "e1@example.com", "first_name": None}
+    assert second["events"]["u5"] == ["viewed", "purchase"]
+    assert second["events"]["u6"] == ["clicked"]
+
+
+def test_suppression_by_email_suppresses_the_person_who_has_it(
+    runs: list[dict[str, Any]],
+) -> None:
+    assert runs[1]["users"]["u6"]["plan"] == "pro"
+    for later in runs[2:]:
+        assert "u6" not in later["users"] and "u6" not in later["events"]

@@ -42,7 +42,7 @@ def test_a_token_forged_with_the_old_development_key_does_not_verify(monkeypatch
     with pytest.raises(InvalidToken):
         verify_token(forged_token("victim"))
     own = unsubscribe_url("u1").rsplit("/", 1)[1]
-    assert verify_token(own) == ("u1", None)  # this process's own links still verify
+    assert verify_token(own) == ("u1", None, None)  # this process's own links still verify
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,12 @@
 """The opt-out rule (nudge.core.opt_out): whatever a user's preference state, no non-transactional
-message reaches them once they opted out, in Python and in every SQL that applies the rule (the
-send policy, the delivery check, subscription conditions, dim_users.unsubscribed).
+message reaches them on a channel they opted out of, in Python and in every SQL that applies the
+rule (the send policy, the delivery check, subscription conditions, dim_users.unsubscribed).
 
-Users are drawn from an intent (globally out or not; each topic on, off or left to its default)
-written in any accepted spelling, or in a value that reads as neither; the expected decision
-follows from the intent alone, so a spelling the rule misreads fails the test.
+Users are drawn from an intent (globally out or not; each topic on, off or left to its default,
+either topic-wide or channel by channel) written in any accepted spelling, or in a value that
+reads as neither; the expected decision for every (topic, channel) follows from the intent alone,
+so a spelling or a shape the rule misreads fails the test. The global flag blocks email, sms and
+push only.
 """
 
 from __future__ import annotations
@@ -20,8 +22,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nudge.core.dsl.spec import Content, Subscription, Topic
-from nudge.core.opt_out import NO_SPELLINGS, YES_SPELLINGS, opted_out, trait_is_yes_macro
+from nudge.core.dsl.spec import CHANNELS, Content, Subscription, Topic
+from nudge.core.opt_out import (
+    GLOBAL_CHANNELS,
+    NO_SPELLINGS,
+    YES_SPELLINGS,
+    opted_out,
+    trait_is_yes_macro,
+)
 from nudge.core.segments.compiler import Relations, compile_condition
 from orchestration.defs.delivery.checks import sends_to_opted_out
 from senders.policy import evaluate_policies
@@ -29,7 +37,6 @@ from senders.policy import evaluate_policies
 T0 = datetime(2026, 3, 1, 12, 0)
 TOPICS = (Topic("news", default_subscribed=True), Topic("offers", default_subscribed=False))
 DEFAULTS: dict[str | None, bool | None] = {"news": True, "offers": False, "undeclared": None}
-CHANNELS = ("email", "sms", "push", "webhook", "slack", "in_app")
 RELATIONS = Relations(
     users="marts.dim_users",
     events="events",
@@ -40,6 +47,7 @@ RELATIONS = Relations(
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+GLOBAL = "global"  # the key of the global opt-out in a user's expected decisions
 
 
 def _any_case(word: str) -> st.SearchStrategy[str]:
@@ -71,32 +79,55 @@ _MISSING = object()
 
 
 @st.composite
-def _user(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, bool]]:
-    """(traits, opted out of: topic -> bool, None meaning a message without a topic)."""
+def _choice(draw: st.DrawFn) -> tuple[str, Any]:
+    """(intent: on, off or default, a value written for it; _MISSING: leave the key out)."""
+    intent = draw(st.sampled_from(("on", "off", "default")))
+    value = draw(
+        _spelled(True) if intent == "on" else _spelled(False) if intent == "off" else
+        st.one_of(st.just(_MISSING), _NEITHER)
+    )  # fmt: skip
+    return intent, value
+
+
+@st.composite
+def _user(draw: st.DrawFn) -> tuple[dict[str, Any], dict[Any, bool]]:
+    """(traits, opted out of: (topic, channel) -> bool, topic None meaning a message without a
+    topic; GLOBAL -> the global flag reads as yes)."""
     traits: dict[str, Any] = {}
     globally_out = draw(st.booleans())
     unsubscribed = draw(_spelled(True) if globally_out else st.one_of(_spelled(False), _NEITHER))
     if unsubscribed is not None or globally_out:
         traits["unsubscribed"] = unsubscribed
+    out: dict[Any, bool] = {GLOBAL: globally_out}
     topics: dict[str, Any] = {}
-    out: dict[str | None, bool] = {None: globally_out}
-    for topic, default in DEFAULTS.items():
-        intent = draw(st.sampled_from(("on", "off", "default")))
-        value = draw(
-            _spelled(True) if intent == "on" else _spelled(False) if intent == "off" else
-            st.one_of(st.just(_MISSING), _NEITHER)
-        )  # fmt: skip
-        if value is not _MISSING:
-            topics[topic] = value
-        topic_off = intent == "off" or (intent == "default" and default is False)
-        out[topic] = globally_out or topic_off
+    intents: dict[tuple[str, str], str] = {}
+    for topic in DEFAULTS:
+        if draw(st.booleans()):  # per channel: a mapping, which reads as neither topic-wide
+            mapping: dict[str, Any] = {}
+            for channel in CHANNELS:
+                intents[topic, channel], value = draw(_choice())
+                if value is not _MISSING:
+                    mapping[channel] = value
+            topics[topic] = mapping
+        else:
+            intent, value = draw(_choice())
+            if value is not _MISSING:
+                topics[topic] = value
+            intents.update({(topic, channel): intent for channel in CHANNELS})
     shape = draw(st.sampled_from(("topics", "no preferences", "not an object")))
     if shape == "topics":
         traits["cio_subscription_preferences"] = {"topics": topics}
-    elif shape == "not an object":
-        traits["cio_subscription_preferences"] = draw(st.sampled_from(("yes", 1, [True])))
-    if shape != "topics":  # no readable preference: each topic follows its default
-        out.update({t: globally_out or d is False for t, d in DEFAULTS.items()})
+    else:  # no readable preference: each topic follows its default
+        intents = dict.fromkeys(intents, "default")
+        if shape == "not an object":
+            traits["cio_subscription_preferences"] = draw(st.sampled_from(("yes", 1, [True])))
+    for channel in CHANNELS:
+        blocked = globally_out and channel in GLOBAL_CHANNELS
+        out[None, channel] = blocked
+        for topic, default in DEFAULTS.items():
+            intent = intents[topic, channel]
+            topic_off = intent == "off" or (intent == "default" and default is False)
+            out[topic, channel] = blocked or topic_off
     return traits, out
 
 
@@ -109,11 +140,11 @@ def con(sender_warehouse: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPy
 
 
 def _load(con: duckdb.DuckDBPyConnection, users: list[tuple[dict[str, Any], Any]]) -> list[tuple]:
-    """Users and one outbox row per (user, topic, transactional); the rows as
+    """Users and one outbox row per (user, topic, channel, transactional); the rows as
     (key, user_id, topic, transactional, expected opted out)."""
     for table in ("marts.dim_users", "nudge.outbox", "nudge.delivery_ledger"):
         con.execute(f"delete from {table}")
-    messages = []
+    messages, rows = [], []
     for number, (traits, out) in enumerate(users):
         user_id = f"u{number}"
         con.execute(
@@ -121,18 +152,20 @@ def _load(con: duckdb.DuckDBPyConnection, users: list[tuple[dict[str, Any], Any]
             [user_id, json.dumps(traits), f"{user_id}@example.com"],
         )
         for topic in (None, *DEFAULTS):
-            for transactional in (False, True):
-                key = f"{user_id}-{topic}-{transactional}"
-                channel = CHANNELS[len(messages) % len(CHANNELS)]
-                con.execute(
-                    """insert into nudge.outbox (idempotency_key, delivery_id, run_id, as_of,
-                           entry_id, journey, step, user_id, channel, template, topic,
-                           transactional, holdout, created_at)
-                       values (?, ?, 'r0', ?, ?, 'j', ?, ?, ?, 't', ?, ?, false, ?)""",
-                    [key, f"d-{key}", T0, f"e-{key}", key, user_id, channel, topic,
-                     transactional, T0],
-                )  # fmt: skip
-                messages.append((key, user_id, topic, transactional, out[topic]))
+            for channel in CHANNELS:
+                for transactional in (False, True):
+                    key = f"{user_id}-{topic}-{channel}-{transactional}"
+                    rows.append(
+                        [key, f"d-{key}", T0, f"e-{key}", key, user_id, channel, topic,
+                         transactional, T0]
+                    )  # fmt: skip
+                    messages.append((key, user_id, topic, transactional, out[topic, channel]))
+    con.executemany(
+        """insert into nudge.outbox (idempotency_key, delivery_id, run_id, as_of, entry_id,
+               journey, step, user_id, channel, template, topic, transactional, holdout, created_at)
+           values (?, ?, 'r0', ?, ?, 'j', ?, ?, ?, 't', ?, ?, false, ?)""",
+        rows,
+    )
     return messages
 
 
@@ -140,9 +173,9 @@ def _load(con: duckdb.DuckDBPyConnection, users: list[tuple[dict[str, Any], Any]
 @given(users=_USERS)
 def test_python_rule_follows_the_intent(users: list[tuple[dict[str, Any], Any]]) -> None:
     for traits, out in users:
-        for topic, expected in out.items():
+        for (topic, channel), expected in ((k, v) for k, v in out.items() if k != GLOBAL):
             default = DEFAULTS[topic] if topic else None
-            assert opted_out(traits, topic, default) is expected, (traits, topic)
+            assert opted_out(traits, topic, channel, default) is expected, (traits, topic, channel)
 
 
 @SETTINGS
@@ -152,7 +185,9 @@ def test_the_send_policy_skips_exactly_the_opted_out(
 ) -> None:
     messages = _load(con, users)
     decided = evaluate_policies(con, as_of=T0, content=Content(topics=TOPICS))
-    opt_out_reasons = {"unsubscribed"} | {f"topic unsubscribed: {t}" for t in DEFAULTS if t}
+    opt_out_reasons = {"unsubscribed"} | {
+        f"topic unsubscribed: {t} on {c}" for t in DEFAULTS if t for c in CHANNELS
+    }
     skipped = {
         row["idempotency_key"]
         for row in decided.iter_rows(named=True)
@@ -192,14 +227,21 @@ def test_subscription_conditions_and_dim_users_read_the_same_rule(
 ) -> None:
     _load(con, users)
     for topic in ("news", "offers"):
-        sql = compile_condition(Subscription(topic, True), RELATIONS, topics=TOPICS)
-        members = {user_id for (user_id,) in con.execute(sql).fetchall()}
-        expected = {f"u{n}" for n, (_, out) in enumerate(users) if not out[topic]}
-        assert members == expected, topic
+        for channel in (None, *CHANNELS):  # no channel: subscribed on every channel
+            on = (channel,) if channel else CHANNELS
+            sql = compile_condition(Subscription(topic, True, channel), RELATIONS, topics=TOPICS)
+            members = {user_id for (user_id,) in con.execute(sql).fetchall()}
+            expected = {
+                f"u{n}" for n, (_, out) in enumerate(users) if not any(out[topic, c] for c in on)
+            }
+            assert members == expected, (topic, channel)
+            sql = compile_condition(Subscription(topic, False, channel), RELATIONS, topics=TOPICS)
+            others = {user_id for (user_id,) in con.execute(sql).fetchall()}
+            assert others == {f"u{n}" for n in range(len(users))} - expected, (topic, channel)
     unsubscribed = jinja2.Environment().from_string(
         trait_is_yes_macro() + "{{ duckdb__trait_is_yes(\"traits -> '$.unsubscribed'\") }}"
     )
     rows = con.execute(
         f"select user_id, {unsubscribed.render().strip()} from marts.dim_users"
     ).fetchall()
-    assert dict(rows) == {f"u{n}": out[None] for n, (_, out) in enumerate(users)}
+    assert dict(rows) == {f"u{n}": out[GLOBAL] for n, (_, out) in enumerate(users)}

@@ -33,6 +33,10 @@ segments:
         - performed: {event: order_completed, times: {gte: 1}, where: [{property: amount, gt: 10}]}
         - not: {in_segment: buyers}
         - attribute: {name: email, exists: true}
+  - name: news_by_sms
+    condition: {subscription: {topic: news, subscribed: true, channel: sms}}
+topics:
+  - {name: news}
 """
 
 
@@ -53,7 +57,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             {
                 "type": "identify",
                 "userId": "u1",
-                "traits": {"email": "a@example.com"},
+                "traits": {
+                    "email": "a@example.com",
+                    "cio_subscription_preferences": {"topics": {"news": {"sms": False}}},
+                },
                 "timestamp": stamp(T0),
             },
             {**order, "userId": "u1", "properties": {"amount": 20}, "timestamp": stamp(T0)},
@@ -107,6 +114,17 @@ def test_non_member_shows_the_failing_nodes(built: dict[str, Any]) -> None:
     u3 = explain(built, "u3", "lapsed")
     assert "  ✗ trait email is set: trait not set -> false" in u3
     assert "0 events up to 2026-02-10T00:00:00 -> false" in u3
+
+
+def test_a_per_channel_subscription_shows_the_topic_preference(built: dict[str, Any]) -> None:
+    assert explain(built, "u1", "news_by_sms").splitlines()[1] == (
+        '✗ subscribed to topic news on sms: unsubscribed "not set", '
+        'topic preference {"sms": false} -> false'
+    )
+    assert explain(built, "u2", "news_by_sms").splitlines()[1] == (
+        '✓ subscribed to topic news on sms: unsubscribed "not set", '
+        'topic preference "not set" -> true'
+    )
 
 
 def test_sql_segment_says_it_is_a_model(built: dict[str, Any]) -> None:

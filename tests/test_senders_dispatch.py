@@ -240,6 +240,32 @@ def test_unsubscribed_users_get_only_transactional_messages(con):
     assert ledger(con) == {"promo": ("skipped", "unsubscribed"), "receipt": ("sent", None)}
 
 
+def test_global_unsubscribe_blocks_email_sms_and_push_only(con):
+    # The DSL's rule: the global flag blocks every non-transactional email, sms and push; in-app
+    # messages and webhooks are not addressed to the person's inbox, phone or device.
+    add_user(con, "u1", email="u1@example.com", phone="+15550001", unsubscribed=True)
+    con.execute(
+        "create table marts.dim_user_devices (user_id varchar, device_id varchar, last_used_at timestamp)"
+    )
+    con.execute("insert into marts.dim_user_devices values ('u1', 'tok-1', null)")
+    enqueue(con, "email", "u1")
+    enqueue(con, "sms", "u1", channel="sms", template="come_back_sms")
+    enqueue(con, "push", "u1", channel="push", template="push_a")
+    enqueue(con, "in_app", "u1", channel="in_app", template="inbox_tip")
+    enqueue(con, "webhook", "u1", channel="webhook", template="crm_hook")
+    providers = {c: CapturingProvider(c) for c in ("email", "sms", "push", "in_app", "webhook")}
+
+    run(con, providers)
+
+    assert ledger(con) == {
+        "email": ("skipped", "unsubscribed"),
+        "sms": ("skipped", "unsubscribed"),
+        "push": ("skipped", "unsubscribed"),
+        "in_app": ("sent", None),
+        "webhook": ("sent", None),
+    }
+
+
 def test_topic_preferences_and_defaults(con):
     prefs = {"topics": {"product_updates": False, "newsletter": True}}
     add_user(con, "opted", email="a@example.com", cio_subscription_preferences=prefs)
@@ -253,12 +279,37 @@ def test_topic_preferences_and_defaults(con):
     run(con, {"email": CapturingProvider("email")})
 
     assert ledger(con) == {
-        "opted-updates": ("skipped", "topic unsubscribed: product_updates"),
+        "opted-updates": ("skipped", "topic unsubscribed: product_updates on email"),
         "opted-news": ("sent", None),
         "plain-updates": ("sent", None),
-        "plain-news": ("skipped", "topic unsubscribed: newsletter"),
+        "plain-news": ("skipped", "topic unsubscribed: newsletter on email"),
         "plain-news-tx": ("sent", None),
     }
+
+
+def test_a_per_channel_preference_skips_only_that_channel(con):
+    # Off for product updates by sms, on for the newsletter by sms only (default: unsubscribed).
+    prefs = {"topics": {"product_updates": {"email": True, "sms": False}, "newsletter": {"sms": 1}}}
+    add_user(
+        con, "u1", email="a@example.com", phone="+15550001", cio_subscription_preferences=prefs
+    )
+    enqueue(con, "updates-email", "u1", topic="product_updates")
+    enqueue(
+        con, "updates-sms", "u1", channel="sms", template="come_back_sms", topic="product_updates"
+    )
+    enqueue(con, "news-email", "u1", topic="newsletter")
+    enqueue(con, "news-sms", "u1", channel="sms", template="come_back_sms", topic="newsletter")
+    providers = {c: CapturingProvider(c) for c in ("email", "sms")}
+
+    run(con, providers)
+
+    assert ledger(con) == {
+        "updates-email": ("sent", None),
+        "updates-sms": ("skipped", "topic unsubscribed: product_updates on sms"),
+        "news-email": ("skipped", "topic unsubscribed: newsletter on email"),
+        "news-sms": ("sent", None),
+    }
+    assert [m.idempotency_key for m in providers["sms"].messages] == ["news-sms"]
 
 
 def test_missing_address_deleted_user_holdout_and_missing_provider(con):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,6 +30,7 @@ from senders.channels.slack import SlackProvider, SlackSettings
 from senders.channels.twilio import TwilioSettings, TwilioSmsProvider
 from senders.channels.webhook import WebhookProvider, WebhookSettings
 from senders.dispatch import dispatch_pending
+from senders.handover_journal import journal_path
 from senders.settings import DispatchSettings
 from tests.http_standin import Reply, Request, StandIn, always, in_turn, standin
 from tests.test_senders_dispatch import T0, add_user, enqueue
@@ -417,6 +419,24 @@ def test_concurrent_sends_reach_the_server_together_and_each_once(con):
     delivered = [r.json()["custom_args"]["nudge_delivery_id"] for r in server.requests]
     assert sorted(delivered) == sorted(f"d-email-{u}" for u in ids)
     assert 1 < server.most_in_flight <= 8
+
+
+def test_the_next_batch_takes_free_slots_while_the_last_one_is_in_flight(con):
+    ids = users(con, 24)
+    send_each(con, ids, "welcome", "email")
+    with standin(always(Reply(202, delay=0.5))) as server:
+        summary = dispatch_pending(
+            con, as_of=T0, run_id="run-batches", content=CONTENT, batch_size=4, settings=FAST,
+            providers={"email": sendgrid(server, concurrency=8)},
+        )  # fmt: skip
+
+    assert summary.total("sent") == 24 and len(server.requests) == 24
+    # batches of 4 overlap in the window of 8: the slots do not drain at the end of each batch
+    assert 4 < server.most_in_flight <= 8
+    # the journal was folded while messages were in flight: their outcomes still reached the ledger
+    assert {status for status, *_ in ledger(con).values()} == {"sent"}
+    with sqlite3.connect(journal_path(con)) as journal:
+        assert journal.execute("select count(*) from handovers").fetchone() == (0,)
 
 
 # --- every provider shape against the same misbehaviour -----------------------------------------

@@ -125,8 +125,10 @@ def test_unsubscribe_links_are_signed(monkeypatch):
     url = unsubscribe_url("user-1", "newsletter")
     assert url.startswith("https://nudge.example/u/")
     token = url.rsplit("/", 1)[1]
-    assert verify_token(token) == ("user-1", "newsletter")
-    assert verify_token(unsubscribe_url("user-2").rsplit("/", 1)[1]) == ("user-2", None)
+    assert verify_token(token) == ("user-1", "newsletter", None)
+    with_channel = unsubscribe_url("user-1", "newsletter", "sms").rsplit("/", 1)[1]
+    assert verify_token(with_channel) == ("user-1", "newsletter", "sms")
+    assert verify_token(unsubscribe_url("user-2").rsplit("/", 1)[1]) == ("user-2", None, None)
 
     signature = token.split(".")[1]
     forged_payload = unsubscribe_url("someone-else", "newsletter").rsplit("/", 1)[1].split(".")[0]

@@ -108,7 +108,7 @@ def test_emails_arrive_with_headers_and_parts_and_are_sent_once(con, sink):
     assert ada["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     link = ada["List-Unsubscribe"].strip("<>")
     assert link.startswith("https://nudge.test/u/")  # NUDGE_PUBLIC_URL from conftest
-    assert verify_token(link.rsplit("/", 1)[1]) == ("ada", None)
+    assert verify_token(link.rsplit("/", 1)[1]) == ("ada", None, "email")
     assert ada.get_content_type() == "multipart/alternative"
     text = ada.get_body(("plain",)).get_content()
     html = ada.get_body(("html",)).get_content()

@@ -100,3 +100,117 @@ def test_validate_prints_warnings_and_still_succeeds(
     assert lines[0].endswith("1 segments, 1 journeys, 1 templates, 0 topics: all valid")
     assert len(lines) == 5
     assert lines[1].startswith("warning: ") and "did you mean 'order_completed'?" in lines[1]
+
+
+SENDS = """
+segments:
+  - name: everyone_new
+    condition: {performed: {event: signed_up, within: 7d}}
+templates:
+  - {name: hi_sms, channel: sms, body: "Hi"}
+  - {name: crm, channel: webhook, url: "https://example.invalid/hook"}
+  - {name: tip, channel: in_app, title: "Tip"}
+  - {name: hello, channel: email, subject: "Hello", html: "<p>Hi</p>"}
+  - name: receipt
+    channel: email
+    subject: "Order {{ event.order_id }}"
+    html: "<p>{{ event.amount }} {{ event.currency | default('USD') }}</p>
+      {% if event.coupon is defined %}{{ event.coupon }}{% endif %}"
+journeys:
+  - name: welcome
+    trigger: {segment_entered: everyone_new}
+    steps:
+      - {id: text, send: {channel: sms, template: hi_sms}}
+      - {id: hook, send: {channel: webhook, template: crm}}
+      - {id: inbox, send: {channel: in_app, template: tip}}
+      - {id: mail, send: {channel: email, template: hello}}
+      - {id: receipt, send: {channel: email, template: receipt}}
+  - name: after_order
+    trigger: {event: {name: order_completed}}
+    steps:
+      - {id: receipt, send: {channel: email, template: receipt}}
+"""
+
+
+@pytest.fixture
+def sends_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    for channel in ("EMAIL", "SMS", "PUSH", "WEBHOOK", "SLACK", "IN_APP"):
+        monkeypatch.delenv(f"NUDGE_{channel}_PROVIDER", raising=False)
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "journeys.yml").write_text(SENDS)
+    return Workspace(home=tmp_path / "home", content_dir=content).ensure()
+
+
+def validate_lines(workspace: Workspace, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    args = ["--home", str(workspace.home), "--content", str(workspace.content_dir), "validate"]
+    assert main(args) == 0
+    return capsys.readouterr().out.splitlines()[1:]
+
+
+def test_validate_warns_about_sends_on_channels_without_a_provider(
+    sends_workspace: Workspace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = str(sends_workspace.content_dir / "journeys.yml")
+    provider_warnings = [
+        line for line in validate_lines(sends_workspace, capsys) if "provider" in line
+    ]
+    # email (smtp) and in_app (the inbox) have a provider by default; sms and webhook do not.
+    assert provider_warnings == [
+        f"warning: {file}: journey 'welcome': steps[0].send.channel: step 'text' sends sms but "
+        "no sms provider is configured, so its messages stay pending; set NUDGE_SMS_PROVIDER "
+        "(twilio or capture)",
+        f"warning: {file}: journey 'welcome': steps[1].send.channel: step 'hook' sends webhook "
+        "but no webhook provider is configured, so its messages stay pending; set "
+        "NUDGE_WEBHOOK_PROVIDER (http or capture)",
+    ]
+    monkeypatch.setenv("NUDGE_SMS_PROVIDER", "capture")
+    monkeypatch.setenv("NUDGE_EMAIL_PROVIDER", "none")
+    lines = [line for line in validate_lines(sends_workspace, capsys) if "provider" in line]
+    assert [(line.split(": ")[2], line.split(": ")[3]) for line in lines] == [
+        ("journey 'welcome'", "steps[1].send.channel"),
+        ("journey 'welcome'", "steps[3].send.channel"),
+        ("journey 'welcome'", "steps[4].send.channel"),
+        ("journey 'after_order'", "steps[0].send.channel"),
+    ]
+    assert "set NUDGE_EMAIL_PROVIDER (smtp or sendgrid or postmark or capture)" in lines[1]
+    monkeypatch.setenv("NUDGE_SMS_PROVIDER", "carrier_pigeon")
+    lines = [line for line in validate_lines(sends_workspace, capsys) if "provider" in line]
+    assert lines == [
+        "warning: providers not checked: NUDGE_SMS_PROVIDER='carrier_pigeon' is not a sms "
+        "provider; expected 'twilio', 'capture', 'none'"
+    ]
+
+
+def test_validate_warns_about_event_properties_a_send_step_cannot_have(
+    sends_workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = str(sends_workspace.content_dir / "journeys.yml")
+    lines = [line for line in validate_lines(sends_workspace, capsys) if "reads event." in line]
+    # Only the segment-triggered journey: its entries carry no event. The reads with a default
+    # or an `is defined` test are fine.
+    assert lines == [
+        f"warning: {file}: journey 'welcome': steps[4].send.template: template 'receipt' reads "
+        f"event.{prop}, but a segment_entered trigger starts no event, so every message fails "
+        f"to render; use an event trigger or write event.{prop} | default(...)"
+        for prop in ("amount", "order_id")
+    ]
+    land_messages(
+        sends_workspace.events_landing_dir,
+        [
+            {"type": "track", "userId": "u1", "event": "order_completed",
+             "properties": {"order_id": "o-1"}},
+            {"type": "track", "userId": "u1", "event": "refund_issued",
+             "properties": {"amount": 5}},
+        ],
+    )  # fmt: skip
+    with connect(sends_workspace.warehouse_path) as con:
+        load_new_files(con, sends_workspace.events_landing_dir)
+    lines = [line for line in validate_lines(sends_workspace, capsys) if "reads event." in line]
+    # With data: amount was seen, but only on refund_issued, not on the trigger order_completed.
+    assert lines[2:] == [
+        f"warning: {file}: journey 'after_order': steps[0].send.template: template 'receipt' "
+        "reads event.amount, but property 'amount' was never seen on event 'order_completed', "
+        "which starts this journey (only on other events)"
+    ]
+    assert len(lines) == 3

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from journeys.context import JourneyRun
-from journeys.sqltext import at_local_clock_sql, zone_sql
+from journeys.sqltext import at_local_clock_sql
 from journeys.triggers.kind import TriggerEngine
+from nudge.core.clock import zone_or_default_sql
 from nudge.core.dsl.spec import DateTrigger
 
 # The ``at`` clock of a date trigger moves a due time by less than this, either way.
@@ -49,7 +50,7 @@ def fill(run: JourneyRun, trigger: DateTrigger) -> None:
         near = run.as_of - AT_CLOCK_MARGIN  # due times before this are due whatever the clock
         zone = "'UTC'"
         if trigger.timezone_attribute is not None:
-            zone = zone_sql("zone_name", "UTC")
+            zone = zone_or_default_sql("zone_name", "UTC")
             # Only the due times near as_of need the user's zone (few, usually none).
             if run.scalar("select count(*) from _nj_dates where due_at > ?", [near]):
                 run.execute(

@@ -71,10 +71,10 @@ def workspace_from_args(args: argparse.Namespace, *, create: bool = True) -> Wor
 
 
 def parse_as_of(text: str | None) -> datetime:
+    from nudge.core.clock import to_utc_naive, utc_now
     from nudge.devtools.scenarios.model import parse_instant
-    from orchestration.stages import to_naive_utc, utc_now
 
-    return utc_now() if text is None else to_naive_utc(parse_instant(text, "--as-of"))
+    return utc_now() if text is None else to_utc_naive(parse_instant(text, "--as-of"))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -101,6 +101,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     for warning in content_template_warnings(content, seen):
+        print(warning)
+    from senders.registry import unserved_send_warnings
+
+    for warning in unserved_send_warnings(content):
         print(warning)
     return 0
 
@@ -594,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
         "NUDGE_POSTGRES_URL, dropped afterwards (default: duckdb)",
     )
     scenario_run.set_defaults(func=cmd_scenario_run)
+    from nudge.cli.preview import add_commands
+
+    add_commands(commands)
     return parser
 
 

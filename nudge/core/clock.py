@@ -30,8 +30,11 @@ _SEARCH_DAYS = range(-1, 9)
 
 def to_utc_naive(moment: datetime) -> datetime:
     """``moment`` as naive UTC: an aware value is converted, a naive one is UTC already."""
-    if moment.tzinfo is None:
+    zone = moment.tzinfo
+    if zone is None:
         return moment
+    if zone is UTC:  # what ISO 8601 text ending in Z reads as: nothing to convert
+        return moment.replace(tzinfo=None)
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from nudge.core.identity import person_ids
 from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.workspace import Workspace
 
@@ -42,13 +43,10 @@ def user_traits(workspace: Workspace, user_id: str) -> dict[str, Any]:
 
 def user_profile(workspace: Workspace, user_id: str, *, events: int = 20) -> dict[str, Any] | None:
     """Traits, devices, segments, recent events, journeys and messages of one user, as of the
-    last run. An id merged into another person gives that person's profile."""
+    last run. An id merged into another person gives that person's profile; their journeys and
+    messages include those of every id merged into them."""
     with connect(workspace.warehouse_path, read_only=True) as con:
-        merged = con.execute(
-            "select merged_into from intermediate.int_merged_users where user_id = ?", [user_id]
-        ).fetchone()
-        if merged is not None:
-            user_id = merged[0]
+        user_id, ids = person_ids(con, user_id)
         found = con.execute(
             "select traits from marts.dim_users where user_id = ?", [user_id]
         ).fetchone()
@@ -56,15 +54,7 @@ def user_profile(workspace: Workspace, user_id: str, *, events: int = 20) -> dic
             return None
         return {
             "user_id": user_id,
-            "merged_ids": [
-                r["user_id"]
-                for r in rows(
-                    con,
-                    "select user_id from intermediate.int_merged_users"
-                    " where merged_into = ? order by 1",
-                    [user_id],
-                )
-            ],
+            "merged_ids": ids[1:],
             "traits": json.loads(found[0]) if found[0] else {},
             "devices": [
                 {**device, "attributes": json.loads(device["attributes"] or "{}")}
@@ -95,14 +85,14 @@ def user_profile(workspace: Workspace, user_id: str, *, events: int = 20) -> dic
             "journeys": rows(
                 con,
                 "select journey, status, current_step, started_at, next_wake_at, exit_reason"
-                " from nudge.journey_entries where user_id = ? order by started_at",
-                [user_id],
+                " from nudge.journey_entries where list_contains(cast(? as varchar[]), user_id) order by started_at",
+                [ids],
             ),
-            "messages": rows(
+            "messages": rows(  # the ledger keeps the id each message was planned for
                 con,
-                "select journey, step, channel, template, status, reason, completed_at"
-                " from nudge.delivery_ledger where user_id = ? order by queued_at",
-                [user_id],
+                "select user_id, journey, step, channel, template, status, reason, completed_at"
+                " from nudge.delivery_ledger where list_contains(cast(? as varchar[]), user_id) order by queued_at",
+                [ids],
             ),
         }
 

@@ -93,6 +93,12 @@ class Workspace:
         return self.home / "suppressions.json"
 
     @property
+    def inbox_path(self) -> Path:
+        """The in-app inbox (SQLite, ``senders.channels.in_app``): the sender writes, the
+        collector serves it."""
+        return self.home / "inbox.sqlite3"
+
+    @property
     def quarantine_dir(self) -> Path:
         """Rejected input with its reasons (``nudge.core.landing.quarantine``)."""
         return self.home / "quarantine"

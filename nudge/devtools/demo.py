@@ -109,5 +109,6 @@ def run_demo(workspace: Workspace) -> int:
     print(f"\nemails received by the local SMTP server ({host}:{port}): {count_messages(maildir)}")
     print(f"  stored as .eml files in {maildir}")
     print(f"warehouse: {workspace.warehouse_path} (duckdb; try `nudge profile <user_id>`)")
+    print("each email is in the acme layout: `nudge preview welcome_email --user <user_id>`")
     print("see the asset graph and runs: `make ui`, then open http://127.0.0.1:3000")
     return 0 if ok else 1

@@ -44,6 +44,10 @@ class InboxMessage:
     dismissed_at: str | None
 
 
+class UnknownMessage(LookupError):
+    """The user has no message with this delivery id."""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -73,32 +77,73 @@ class InboxStore:
             )  # fmt: skip
         return cursor.rowcount == 1
 
-    def messages(self, user_id: str, *, include_dismissed: bool = False) -> list[InboxMessage]:
-        """The user's messages, newest first."""
-        where = "" if include_dismissed else "and dismissed_at is null"
+    def messages(
+        self,
+        user_id: str,
+        *,
+        include_dismissed: bool = False,
+        limit: int | None = None,
+        before: str | None = None,
+    ) -> list[InboxMessage]:
+        """The user's messages, newest first: at most ``limit``, those after (older than) the
+        message ``before`` names. Raises ``UnknownMessage`` when the user has no such message."""
+        where, params = "", [user_id]
+        if not include_dismissed:
+            where += " and dismissed_at is null"
+        if before is not None:
+            where += " and (created_at, delivery_id) < (?, ?)"
+            created_at = self.created_at(user_id, before)
+            if created_at is None:
+                raise UnknownMessage(before)
+            params += [created_at, before]
         with self._lock:
             rows = self._con.execute(
                 f"""select delivery_id, user_id, content, created_at, read_at, dismissed_at
                     from inbox_messages where user_id = ? {where}
-                    order by created_at desc, delivery_id""",
-                (user_id,),
+                    order by created_at desc, delivery_id desc limit ?""",
+                (*params, -1 if limit is None else limit),
             ).fetchall()
         return [InboxMessage(d, u, json.loads(c), t, r, x) for d, u, c, t, r, x in rows]
 
+    def unread(self, user_id: str) -> list[str]:
+        """The delivery ids of the user's messages neither read nor dismissed."""
+        with self._lock:
+            rows = self._con.execute(
+                "select delivery_id from inbox_messages "
+                "where user_id = ? and read_at is null and dismissed_at is null",
+                (user_id,),
+            ).fetchall()
+        return [delivery_id for (delivery_id,) in rows]
+
     def mark_read(self, user_id: str, delivery_id: str) -> bool:
-        return self._stamp("read_at", user_id, delivery_id)
+        return self._stamp("read_at", user_id, [delivery_id]) == 1
+
+    def mark_all_read(self, user_id: str, delivery_ids: list[str]) -> int:
+        """Mark the user's messages ``delivery_ids`` read (those of ``unread``); how many."""
+        return self._stamp("read_at", user_id, delivery_ids)
 
     def dismiss(self, user_id: str, delivery_id: str) -> bool:
-        return self._stamp("dismissed_at", user_id, delivery_id)
+        return self._stamp("dismissed_at", user_id, [delivery_id]) == 1
 
-    def _stamp(self, column: str, user_id: str, delivery_id: str) -> bool:
+    def created_at(self, user_id: str, delivery_id: str) -> str | None:
+        """When the user's message was stored; None when the user has no such message."""
+        with self._lock:
+            row = self._con.execute(
+                "select created_at from inbox_messages where user_id = ? and delivery_id = ?",
+                (user_id, delivery_id),
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def _stamp(self, column: str, user_id: str, delivery_ids: list[str]) -> int:
+        """Set ``column`` to now where it is not set yet; the number of the user's messages
+        among ``delivery_ids`` (already stamped ones count: stamping is idempotent)."""
         with self._lock, self._con:
-            cursor = self._con.execute(
+            cursor = self._con.executemany(
                 f"update inbox_messages set {column} = coalesce({column}, ?) "
                 "where user_id = ? and delivery_id = ?",
-                (_now(), user_id, delivery_id),
+                [(_now(), user_id, delivery_id) for delivery_id in delivery_ids],
             )
-        return cursor.rowcount == 1
+        return cursor.rowcount
 
     def close(self) -> None:
         with self._lock:

@@ -1,17 +1,17 @@
--- Ids merged into another person at as_of (merge calls: see the is_merge_call macro). Merges join
+-- Ids merged into another person at as_of (merge calls and email links: int_merge_calls). Merges join
 -- ids into one person: every id connected to another by merges stamped at or before as_of, in
 -- either direction and through any chain, becomes the same person, known by the primary of the
 -- latest of those merges (so merging A into B, then B into A, leaves A). One row per id that is
--- not that person's own id. Small (merges are rare), so rebuilt in full; standard SQL only.
+-- not that person's own id. Small (merges and email-addressed people are rare), so rebuilt in
+-- full; standard SQL only.
 with recursive merges as (
     select
         e.user_id as primary_id,
         e.previous_id as secondary_id,
         e.timestamp as merged_at,
         e.message_id
-    from {{ ref('stg_events') }} e
-    where {{ is_merge_call('e') }}
-      and e.timestamp <= {{ as_of() }}
+    from {{ ref('int_merge_calls') }} e
+    where e.timestamp <= {{ as_of() }}
 ),
 
 edges as (

@@ -1,12 +1,13 @@
 {{ config(materialized='ephemeral') }}
--- Ids whose person may differ from the last build because of a merge call new to this build
--- (see new_since_last_build): both ids of the merge and every id now joined to either. Merges
--- only join ids, so the ids joined before this build are among them; when as_of moves back and a
--- merge no longer counts, its two ids reach every piece the person was split into.
+-- Ids whose person may differ from the last build because of a merge new to this build (a merge
+-- call or an email link, int_merge_calls; see new_since_last_build): both ids of the merge and
+-- every id now joined to either. Merges only join ids, so the ids joined before this build are
+-- among them; when as_of moves back and a merge no longer counts, its two ids reach every piece
+-- the person was split into.
 with new_merges as (
     select e.user_id, e.previous_id
-    from {{ ref('stg_events') }} e
-    where {{ is_merge_call('e') }} and {{ new_since_last_build('e') }}
+    from {{ ref('int_merge_calls') }} e
+    where {{ new_since_last_build('e') }}
 ),
 
 ends as (

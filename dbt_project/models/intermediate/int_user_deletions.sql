@@ -8,6 +8,8 @@
 --   the first unsuppression stamped at or after it, or up to as_of while there is none, so that
 --   calls for the id that reach the warehouse while it is suppressed never count.
 -- - An erasure of a person reaches the ids merged into it at or before the erasure began.
+-- - An erasure addressed by email (an id holding '@') reaches the person who has that email
+--   (int_merged_users: the email joins them), and so every id of that person.
 with erasure_calls as (
     select e.type, e.event, e.user_id, e.timestamp
     from {{ ref('stg_events') }} e
@@ -38,12 +40,21 @@ erasures as (
     where s.event = '{{ suppressed_event() }}'
 ),
 
+persons as (
+    select user_id, erased_from, erased_through from erasures
+    union all
+    select m.merged_into, e.erased_from, e.erased_through
+    from erasures e
+    join {{ ref('int_merged_users') }} m on m.user_id = e.user_id
+    where e.user_id like '%@%'
+),
+
 reached as (
-    select user_id, erased_through from erasures
+    select user_id, erased_through from persons
     union all
     select m.user_id, e.erased_through
     from {{ ref('int_merged_users') }} m
-    join erasures e on e.user_id = m.merged_into and e.erased_from >= m.merged_at
+    join persons e on e.user_id = m.merged_into and e.erased_from >= m.merged_at
 )
 
 select user_id, max(erased_through) as deleted_at

@@ -1,4 +1,4 @@
-"""Checks across definitions: references, cycles, step ids, split percents and templates."""
+"""Checks across definitions: references, cycles, step ids, split percents, templates, layouts."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ import difflib
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from nudge.core.dsl.conditions import condition_key
 from nudge.core.dsl.problems import DefinitionProblem, did_you_mean
 from nudge.core.dsl.spec import (
+    LAYOUT_CONTENT_VARIABLE,
     All,
     AnyOf,
     Condition,
     Content,
     InSegment,
     Journey,
+    Layout,
     MessageCondition,
     Not,
     Origin,
@@ -69,7 +71,9 @@ def check_content(
     for journey in content.journeys:
         problems += _journey_problems(journey, known)
     for template in content.templates:
-        problems += _template_problems(template)
+        problems += _template_problems(template, known)
+    for layout in content.layouts:
+        problems += _layout_problems(layout)
     return problems
 
 
@@ -121,7 +125,9 @@ class KnownNames:
         self.journeys = names("journey", content.journeys)
         self.templates = names("template", content.templates)
         self.topics = names("topic", content.topics)
+        self.layouts = names("layout", content.layouts)
         self.template_channels = {t.name: t.channel for t in content.templates}
+        self.topic_channels = {t.name: t.channels for t in content.topics if t.channels}
 
     def unknown(self, kind: str, name: str, options: list[str]) -> str | None:
         if name in options:
@@ -290,8 +296,12 @@ def _journey_problems(journey: Journey, known: KnownNames) -> Iterator[Definitio
 _JINJA = SandboxedEnvironment()
 
 
-def _template_problems(template: Template) -> Iterator[DefinitionProblem]:
+def _template_problems(template: Template, known: KnownNames) -> Iterator[DefinitionProblem]:
     origin = template.origin
+    if template.layout is not None:
+        message = known.unknown("layout", template.layout, known.layouts)
+        if message:
+            yield DefinitionProblem(origin.file, origin.item, "layout", message)
 
     for group in REQUIRED_FIELDS[template.channel]:
         if not any(template.fields.get(name) not in (None, "") for name in group):
@@ -320,6 +330,33 @@ def _template_problems(template: Template) -> Iterator[DefinitionProblem]:
                 path,
                 f"template does not parse: {error.message} (line {error.lineno})",
             )
+
+
+def _layout_problems(layout: Layout) -> Iterator[DefinitionProblem]:
+    """A layout's html must parse and write ``{{ content }}``, where the template's html goes."""
+    origin = layout.origin
+    try:
+        tree = _JINJA.parse(layout.html)
+    except TemplateSyntaxError as error:
+        yield DefinitionProblem(
+            origin.file,
+            origin.item,
+            "html",
+            f"template does not parse: {error.message} (line {error.lineno})",
+        )
+        return
+    written = (
+        name.name == LAYOUT_CONTENT_VARIABLE
+        for output in tree.find_all(nodes.Output)
+        for name in output.find_all(nodes.Name)
+    )
+    if not any(written):
+        yield DefinitionProblem(
+            origin.file,
+            origin.item,
+            "html",
+            f"has no {{{{ {LAYOUT_CONTENT_VARIABLE} }}}}; write it where the template's html goes",
+        )
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -286,12 +286,20 @@ def _message(r: Reader, value: Any, path: str) -> MessageCondition | None:
 
 
 def _subscription(r: Reader, value: Any, path: str) -> Subscription | None:
-    data = r.mapping(value, path, required=("topic", "subscribed"))
+    start = r.problem_count
+    data = r.mapping(value, path, required=("topic", "subscribed"), optional=("channel",))
     if data is None:
         return None
     topic = r.string(data["topic"], sub(path, "topic"))
     subscribed = r.boolean(data["subscribed"], sub(path, "subscribed"))
-    return None if topic is None or subscribed is None else Subscription(topic, subscribed)
+    channel = (
+        r.choice(data["channel"], sub(path, "channel"), CHANNELS, "channel")
+        if "channel" in data
+        else None
+    )
+    if r.problem_count > start or topic is None or subscribed is None:
+        return None
+    return Subscription(topic, subscribed, channel)
 
 
 def _random_bucket(r: Reader, value: Any, path: str) -> RandomBucket | None:

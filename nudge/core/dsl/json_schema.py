@@ -127,7 +127,11 @@ def conditions() -> dict[str, Schema]:
             required=("status",),
         ),
         "subscription": strict(
-            {"topic": {"type": "string"}, "subscribed": {"type": "boolean"}},
+            {
+                "topic": {"type": "string"},
+                "subscribed": {"type": "boolean"},
+                "channel": {"enum": list(CHANNELS)},
+            },
             required=("topic", "subscribed"),
         ),
         "random_bucket": strict(
@@ -255,6 +259,8 @@ def template() -> Schema:
         needs: list[Schema] = [
             {"anyOf": [{"required": [field]} for field in group]} for group in groups
         ]
+        if channel != "email":  # a layout wraps an email's html
+            needs.append({"not": {"required": ["layout"]}})
         variants.append(
             {
                 "properties": {"channel": {"const": channel}},
@@ -264,7 +270,11 @@ def template() -> Schema:
         )
     return {
         "type": "object",
-        "properties": {"name": NAME, "channel": {"enum": list(CHANNELS)}},
+        "properties": {
+            "name": NAME,
+            "channel": {"enum": list(CHANNELS)},
+            "layout": {**NAME, "description": "an email layout's name (layouts:)"},
+        },
         "required": ["name", "channel"],
         "oneOf": variants,
     }
@@ -276,6 +286,7 @@ def content_schema() -> Schema:
         "segments": {"type": "array", "items": ref("segment")},
         "journeys": {"type": "array", "items": ref("journey")},
         "templates": {"type": "array", "items": ref("template")},
+        "layouts": {"type": "array", "items": ref("layout")},
         "topics": {"type": "array", "items": ref("topic")},
         "policies": ref("policies"),
     }
@@ -283,7 +294,7 @@ def content_schema() -> Schema:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "nudge content file",
-        "description": "Segments, journeys, templates, topics and policies (nudge validate).",
+        "description": "Segments, journeys, templates, layouts, topics and policies (nudge validate).",
         "type": "object",
         "properties": top,
         "additionalProperties": False,
@@ -307,11 +318,28 @@ def content_schema() -> Schema:
             },
             "journey": journey(),
             "template": template(),
+            "layout": strict(
+                {
+                    "name": NAME,
+                    "description": {"type": "string"},
+                    "html": {
+                        "type": "string",
+                        "description": "HTML with {{ content }} where the template's html goes",
+                    },
+                },
+                required=("name", "html"),
+            ),
             "topic": strict(
                 {
                     "name": NAME,
                     "default": {"enum": ["subscribed", "unsubscribed"]},
                     "description": {"type": "string"},
+                    "channels": {
+                        "type": "array",
+                        "items": {"enum": list(CHANNELS)},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    },
                 },
                 required=("name",),
             ),

@@ -33,7 +33,7 @@ def parse_definitions(
 ) -> tuple[Content, list[DefinitionProblem]]:
     """Parse one mapping of definitions (a YAML file's top level, a scenario, a ``define:`` step).
 
-    Top-level keys other than segments/journeys/templates/topics/policies are problems unless listed
+    Top-level keys other than segments/journeys/templates/layouts/topics/policies are problems unless listed
     in ``ignore_keys``. Definitions with problems are left out of the returned content. In a
     scenario, ``relative_to`` (its start) lets times be written ``"+<duration>"``. Cross-reference
     checks are not run here: call ``check_content`` on the final (merged) content.
@@ -57,6 +57,7 @@ def merge_content(
         journeys=_merge(base.journeys, override.journeys),
         templates=_merge(base.templates, override.templates),
         topics=_merge(base.topics, override.topics),
+        layouts=_merge(base.layouts, override.layouts),
         policies=override.policies if override_policies else base.policies,
     )
 

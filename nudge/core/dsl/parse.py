@@ -1,4 +1,4 @@
-"""Parsing one file's definitions: segments, journeys, templates, topics and policies."""
+"""Parsing one file's definitions: segments, journeys, templates, layouts, topics and policies."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from nudge.core.dsl.spec import (
     Content,
     FrequencyCap,
     Journey,
+    Layout,
     Origin,
     Policies,
     QuietHours,
@@ -24,8 +25,14 @@ from nudge.core.dsl.spec import (
     Topic,
 )
 
-TOP_LEVEL_KEYS = ("segments", "journeys", "templates", "topics", "policies")
-KINDS = {"segments": "segment", "journeys": "journey", "templates": "template", "topics": "topic"}
+TOP_LEVEL_KEYS = ("segments", "journeys", "templates", "layouts", "topics", "policies")
+KINDS = {
+    "segments": "segment",
+    "journeys": "journey",
+    "templates": "template",
+    "layouts": "layout",
+    "topics": "topic",
+}
 
 
 @dataclass
@@ -110,6 +117,7 @@ def parse_mapping(
             templates=tuple(items["templates"]),
             topics=tuple(items["topics"]),
             policies=policies,
+            layouts=tuple(items["layouts"]),
         )
         for items in (found, best_effort)
     )
@@ -171,26 +179,57 @@ def _template(r: Reader, data: Mapping[str, Any], name: str) -> Template | None:
         r.problem("channel", f"missing; {one_of(CHANNELS)}")
         return None
     channel = r.choice(data["channel"], "channel", CHANNELS, "channel")
-    fields = {key: value for key, value in data.items() if key not in ("name", "channel")}
+    fields = {key: value for key, value in data.items() if key not in ("name", "channel", "layout")}
     for key in fields:
         if not isinstance(key, str):
             r.problem(str(key), "template field names must be strings")
-    return None if channel is None else Template(name, channel, Origin(r.file, r.item), fields)
+    layout = None
+    if "layout" in data:
+        layout = r.name(data["layout"], "layout", "layout name")
+        if channel is not None and channel != "email":
+            r.problem(
+                "layout",
+                f"layouts wrap an email's html; a {channel} template has none: remove layout",
+            )
+    if channel is None:
+        return None
+    return Template(name, channel, Origin(r.file, r.item), fields, layout)
+
+
+def _layout(r: Reader, data: Mapping[str, Any], name: str) -> Layout | None:
+    r.mapping(data, "", required=("name", "html"), optional=("description",))
+    html = r.string(data.get("html"), "html") if "html" in data else None
+    # Its Jinja (which must write ``{{ content }}``) is checked with the templates' in ``checks``.
+    return None if html is None else Layout(name, Origin(r.file, r.item), html)
 
 
 def _topic(r: Reader, data: Mapping[str, Any], name: str) -> Topic | None:
-    r.mapping(data, "", optional=("name", "default", "description"))
+    start = r.problem_count
+    r.mapping(data, "", optional=("name", "default", "description", "channels"))
     default = r.choice(
         data.get("default", "subscribed"), "default", ("subscribed", "unsubscribed"), "default"
     )
     description = r.string(data["description"], "description") if "description" in data else None
-    return None if default is None else Topic(name, default == "subscribed", description)
+    channels = data.get("channels", [])
+    if "channels" in data and r.list_of(channels, "channels", "channels") is not None:
+        if not channels:
+            r.problem("channels", f"expected at least one channel; {one_of(CHANNELS)}")
+        for i, channel in enumerate(channels):
+            if (
+                r.choice(channel, sub("channels", i), CHANNELS, "channel")
+                and channel in channels[:i]
+            ):
+                r.problem(sub("channels", i), f"channel '{channel}' is listed twice")
+    if r.problem_count > start or default is None:
+        return None
+    return Topic(name, default == "subscribed", description, tuple(channels))
 
 
 _PARSERS: dict[str, Callable[[Reader, Mapping[str, Any], str], Any]] = {
     "segment": _segment,
     "journey": _journey,
     "template": _template,
+    "layout": _layout,
     "topic": _topic,
 }
 

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from nudge.core.clock import to_utc_aware as _utc
+from nudge.core.clock import to_utc_aware
 from nudge.core.dsl.durations import EXPECTED as DURATION_EXPECTED
 from nudge.core.dsl.durations import parse_duration
 from nudge.core.dsl.problems import DefinitionProblem, did_you_mean, one_of
@@ -270,14 +270,14 @@ class Reader:
         """
         if isinstance(value, str) and value.startswith("+") and self.relative_to is not None:
             offset = self.duration(value[1:], path)
-            return None if offset is None else _utc(self.relative_to) + offset
+            return None if offset is None else to_utc_aware(self.relative_to) + offset
         if isinstance(value, datetime):
-            return _utc(value)
+            return to_utc_aware(value)
         if isinstance(value, date):
             return datetime(value.year, value.month, value.day, tzinfo=UTC)
         if isinstance(value, str):
             try:
-                return _utc(datetime.fromisoformat(value))
+                return to_utc_aware(datetime.fromisoformat(value))
             except ValueError:
                 pass
         relative = ' or "+<duration>" from the scenario start' if self.relative_to else ""

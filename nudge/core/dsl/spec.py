@@ -163,10 +163,18 @@ class MessageCondition:
     within: timedelta | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Subscription:
     topic: str
     subscribed: bool
+    # None: every channel of the topic (nudge.core.segments.compiler).
+    channel: str | None = None
+
+    def __repr__(self) -> str:
+        # Without ``channel`` the text is the one written before it existed: journey versions
+        # (a hash of the definition's repr) of existing journeys stay the same.
+        channel = "" if self.channel is None else f", channel={self.channel!r}"
+        return f"Subscription(topic={self.topic!r}, subscribed={self.subscribed!r}{channel})"
 
 
 @dataclass(frozen=True)
@@ -354,6 +362,22 @@ class Template:
     channel: str
     origin: Origin
     fields: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # The shared layout the ``html`` is put into (email only; ``Content.layouts``).
+    layout: str | None = None
+
+
+# The variable a layout's HTML puts the template's body at (Customer.io writes it the same way).
+LAYOUT_CONTENT_VARIABLE = "content"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A shared HTML wrapper for email templates: ``html`` is Jinja with ``{{ content }}`` where
+    the template's rendered ``html`` goes (a header, a footer, the styles every email shares)."""
+
+    name: str
+    origin: Origin
+    html: str
 
 
 @dataclass(frozen=True)
@@ -362,6 +386,9 @@ class Topic:
     default_subscribed: bool = True
     # Shown to people on the preference page.
     description: str | None = None
+    # The channels the topic's messages may go on (a send on another is a validation error);
+    # empty: any. The preference page offers a choice per channel.
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -394,6 +421,7 @@ class Content:
     templates: tuple[Template, ...] = ()
     topics: tuple[Topic, ...] = ()
     policies: Policies = Policies()
+    layouts: tuple[Layout, ...] = ()
 
     def segment(self, name: str) -> Segment | None:
         return next((s for s in self.segments if s.name == name), None)
@@ -406,3 +434,6 @@ class Content:
 
     def topic(self, name: str) -> Topic | None:
         return next((t for t in self.topics if t.name == name), None)
+
+    def layout(self, name: str) -> Layout | None:
+        return next((layout for layout in self.layouts if layout.name == name), None)

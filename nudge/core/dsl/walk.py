@@ -10,14 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from nudge.core.dsl.spec import (
+    CHANNELS,
     All,
     AnyOf,
     Condition,
+    Content,
     InSegment,
     Journey,
     Not,
     Segment,
+    Send,
     Step,
+    Topic,
 )
 from nudge.core.dsl.steps.registry import step_kind
 from nudge.core.dsl.triggers.registry import trigger_kind
@@ -102,3 +106,22 @@ def segment_dependencies(segment: Segment) -> set[str]:
     if segment.condition is None:
         return set()
     return {c.segment for c in iter_conditions(segment.condition) if isinstance(c, InSegment)}
+
+
+# The channels a person chooses on when a topic neither declares channels nor is sent anywhere
+# (webhook and slack messages go to systems, not to the person).
+PERSON_CHANNELS = tuple(c for c in CHANNELS if c not in ("webhook", "slack"))
+
+
+def topic_channels(content: Content, topic: Topic) -> tuple[str, ...]:
+    """The channels a person chooses on for ``topic`` (the preference page): those it declares,
+    else those its sends use (in ``CHANNELS`` order), else ``PERSON_CHANNELS``."""
+    if topic.channels:
+        return topic.channels
+    used = {
+        step.action.channel
+        for journey in content.journeys
+        for _, step in iter_steps(journey.steps)
+        if isinstance(step.action, Send) and step.action.topic == topic.name
+    }
+    return tuple(c for c in CHANNELS if c in used) or PERSON_CHANNELS

@@ -93,8 +93,9 @@ def condition_words(condition: Condition) -> str:
             return f"in segment {segment}"
         case MessageCondition():
             return _message_words(condition)
-        case Subscription(topic, subscribed):
-            return f"{'subscribed' if subscribed else 'not subscribed'} to topic {topic}"
+        case Subscription(topic, subscribed, channel):
+            where = f" on {channel}" if channel else ""
+            return f"{'subscribed' if subscribed else 'not subscribed'} to topic {topic}{where}"
         case RandomBucket(percent, salt):
             salted = f" (salt {json.dumps(salt)})" if salt else ""
             return f"in a random {percent:g}% of users{salted}"

@@ -47,7 +47,7 @@ JOURNAL_DIR = ".journal"
 SEGMENT_SUFFIX = ".journal"
 _LOCK_NAME = "lock"
 LOCK_WAIT_SECONDS = 10.0
-_TIMESTAMP_COLUMNS = frozenset({"timestamp", "received_at"})
+_TIMESTAMP_INDEXES = (LANDING_COLUMNS.index("timestamp"), LANDING_COLUMNS.index("received_at"))
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -63,10 +63,11 @@ def _micros(value: datetime) -> int:
 
 def encode_row(row: dict[str, Any]) -> list[Any]:
     """A landing row as a JSON-ready list in ``LANDING_COLUMNS`` order."""
-    return [
-        _micros(row[c]) if c in _TIMESTAMP_COLUMNS and row[c] is not None else row[c]
-        for c in LANDING_COLUMNS
-    ]
+    encoded = [row[c] for c in LANDING_COLUMNS]
+    for i in _TIMESTAMP_INDEXES:
+        if encoded[i] is not None:
+            encoded[i] = _micros(encoded[i])
+    return encoded
 
 
 def encode_record(rows: Sequence[list[Any]]) -> bytes:

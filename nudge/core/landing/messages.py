@@ -21,6 +21,7 @@ import orjson
 from nudge.core.clock import to_utc_naive
 
 MAX_MESSAGE_BYTES = 32 * 1024
+_MAX_ID_BYTES = 150
 # Unix timestamps from here on are milliseconds (1e11 seconds is in the year 5138).
 MILLISECONDS_FROM = 100_000_000_000
 MESSAGE_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias", "delete"})
@@ -84,12 +85,18 @@ def canonical_json(value: Any) -> str:
     nesting deeper than ``MAX_NESTING``, text with a lone surrogate (which no UTF-8 file can
     hold) and integers Python will not print are rejected with ``InvalidMessage``.
     """
+    return canonical_bytes(value).decode()
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """``canonical_json`` as the UTF-8 bytes orjson writes (no decoding when only the size or a
+    hash of the text is needed)."""
     try:
-        return orjson.dumps(value, default=str, option=_CANONICAL_OPTIONS).decode()
+        return orjson.dumps(value, default=str, option=_CANONICAL_OPTIONS)
     except orjson.JSONEncodeError:
         pass
     try:
-        return orjson.dumps(_encodable(value, 1), default=str, option=_CANONICAL_OPTIONS).decode()
+        return orjson.dumps(_encodable(value, 1), default=str, option=_CANONICAL_OPTIONS)
     except orjson.JSONEncodeError as exc:
         raise InvalidMessage(f"message cannot be written as JSON: {exc}") from exc
 
@@ -187,11 +194,15 @@ def _identifier(msg: Mapping[str, Any], field: str) -> str | None:
     value = msg.get(field)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if type(value) is str:  # the common case first: no conversion
+        text = value
+    elif isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidMessage(f"{field} must be a string, got {type(value).__name__}")
-    text = str(value)
-    if len(text.encode()) > 150:
-        raise InvalidMessage(f"{field} is longer than 150 bytes")
+    else:
+        text = str(value)
+    # A character is at most 4 bytes in UTF-8: only longer text needs encoding to be measured.
+    if len(text) > _MAX_ID_BYTES // 4 and len(text.encode()) > _MAX_ID_BYTES:
+        raise InvalidMessage(f"{field} is longer than {_MAX_ID_BYTES} bytes")
     return text or None
 
 
@@ -206,8 +217,8 @@ def _text(msg: Mapping[str, Any], field: str) -> str | None:
 
 def _object(msg: Mapping[str, Any], field: str) -> Mapping[str, Any] | None:
     value = msg.get(field)
-    if value is None:
-        return None
+    if value is None or type(value) is dict:  # dict first: isinstance of an ABC is slow
+        return value
     if not isinstance(value, Mapping):
         raise InvalidMessage(f"{field} must be a JSON object, got {type(value).__name__}")
     return value
@@ -229,17 +240,22 @@ def _encoded(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else canonical_json(value)
 
 
-def normalise_message(msg: Mapping[str, Any], received_at: datetime) -> dict[str, Any]:
+def normalise_message(
+    msg: Mapping[str, Any], received_at: datetime, *, max_bytes: int = MAX_MESSAGE_BYTES
+) -> dict[str, Any]:
     """Validate a Segment-spec message and return its landing row (see ``LANDING_COLUMNS``).
+    ``max_bytes`` is its source's limit on its size as JSON (Segment's 32 KB by default).
 
     Raises ``InvalidMessage`` naming the first problem found.
     """
-    if not isinstance(msg, Mapping):
+    if type(msg) is not dict and not isinstance(msg, Mapping):
         raise InvalidMessage(f"message must be a JSON object, got {type(msg).__name__}")
-    text = canonical_json(msg)
-    size = len(text.encode())
-    if size > MAX_MESSAGE_BYTES:
-        raise InvalidMessage(f"message is {size} bytes, over the 32 KB limit ({MAX_MESSAGE_BYTES})")
+    text = canonical_bytes(msg)
+    size = len(text)
+    if size > max_bytes:
+        raise InvalidMessage(
+            f"message is {size} bytes, over the {max_bytes // 1024} KB limit ({max_bytes})"
+        )
 
     kind = msg.get("type")
     if kind is None or kind == "":
@@ -282,7 +298,7 @@ def normalise_message(msg: Mapping[str, Any], received_at: datetime) -> dict[str
                 timestamp = parsed
 
     return {
-        "message_id": message_id or hashlib.sha256(text.encode()).hexdigest(),
+        "message_id": message_id or hashlib.sha256(text).hexdigest(),
         "type": kind,
         "user_id": user_id,
         "anonymous_id": anonymous_id,

@@ -2,7 +2,9 @@
 
 A suppressed person is deleted from the warehouse and must not come back through later
 messages: the collector and ``nudge ingest`` drop any message whose user id, anonymous id or
-previous id is on this list, and count the drops. The list is one JSON file in the workspace
+previous id is on this list, and count the drops. An identifier holding ``@`` is an email
+address (a Customer.io suppression addressed by email): it also drops the messages that carry
+it in any case, and the identify messages whose ``email`` trait it is. The list is one JSON file in the workspace
 home, replaced atomically under an exclusive lock, so a collector and the CLI can change it at
 the same time; readers keep a copy and reread the file only when it has changed.
 """
@@ -10,6 +12,7 @@ the same time; readers keep a copy and reread the file only when it has changed.
 from __future__ import annotations
 
 import fcntl
+import functools
 import math
 import os
 import time
@@ -63,8 +66,10 @@ class SuppressionList:
             ids.update(identifiers)
 
     def remove(self, identifiers: Iterable[str]) -> None:
+        """Take ``identifiers`` off the list (email addresses in any case)."""
+        gone = {_key(i) for i in identifiers}
         with self._changing() as ids:
-            ids.difference_update(identifiers)
+            ids.difference_update({i for i in ids if _key(i) in gone})
 
     @contextmanager
     def _changing(self) -> Iterator[set[str]]:
@@ -82,10 +87,37 @@ class SuppressionList:
 
 
 def suppressed_id(row: Mapping[str, Any], ids: frozenset[str]) -> str | None:
-    """The identifier of a landing row that is one of ``ids``, if any."""
+    """The identifier of a landing row that is one of ``ids``, if any: one of its ids, or an
+    email address of ``ids`` (case ignored) that is one of its ids or, in an identify, its
+    ``email`` trait."""
     if not ids:
         return None
-    return next((row[c] for c in _ID_COLUMNS if row.get(c) in ids), None)
+    found = next((row[c] for c in _ID_COLUMNS if row.get(c) in ids), None)
+    if found is not None or not (emails := _emails(ids)):
+        return found
+    found = next((row[c] for c in _ID_COLUMNS if (row.get(c) or "").lower() in emails), None)
+    traits = row.get("traits") if row.get("type") == "identify" else None  # a group's are its own
+    if found is None and traits and '"email"' in traits:
+        email = orjson.loads(traits).get("email")
+        if isinstance(email, str) and email.lower() in emails:
+            found = email
+    return found
+
+
+def is_suppressed(identifier: str, ids: frozenset[str]) -> bool:
+    """Whether ``identifier`` is one of ``ids`` (an email address in any case)."""
+    return identifier in ids or ("@" in identifier and _key(identifier) in _emails(ids))
+
+
+def _key(identifier: str) -> str:
+    """What an identifier is compared by: email addresses (holding ``@``) in lower case."""
+    return identifier.lower() if "@" in identifier else identifier
+
+
+@functools.lru_cache(maxsize=4)
+def _emails(ids: frozenset[str]) -> frozenset[str]:
+    """The email addresses among ``ids``, lower case (worked out once per list)."""
+    return frozenset(_key(i) for i in ids if "@" in i)
 
 
 def _read(path: Path) -> list[str]:

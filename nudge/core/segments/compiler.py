@@ -22,12 +22,13 @@ Semantics chosen to match what Customer.io users expect (stated for users in doc
   converted, bounced, unsubscribed and spammed messages; ``delivered`` all of those but bounced;
   ``opened`` opened and clicked (a click implies an open); the other statuses match only
   themselves.
-- ``subscription``: the opt-out rule of ``nudge.core.opt_out`` (the one the senders apply): a user
-  is subscribed to a topic when they are not globally unsubscribed and their preference
-  (``cio_subscription_preferences.topics.<topic>``) reads as yes, or as neither and the topic's
-  default is ``subscribed``. ``subscribed: false`` is the exact complement, so a globally
-  unsubscribed user counts as unsubscribed from every topic, as in Customer.io where the global
-  flag overrides topics.
+- ``subscription``: the opt-out rule of ``nudge.core.opt_out`` (the one the senders apply): with a
+  ``channel``, a user is subscribed to a topic on it when the global flag does not block the
+  channel and their preference for the topic on that channel reads as yes, or as neither and the
+  topic's default is ``subscribed``. Without one, subscribed on every channel (the topic's declared
+  ``channels``, else all): not opted out of the topic anywhere, nor globally, so that a globally unsubscribed user counts as unsubscribed
+  from every topic, as in Customer.io where the global flag overrides topics. ``subscribed:
+  false`` is the exact complement.
 - ``random_bucket``: see ``nudge.core.segments.bucket`` (member when bucket < percent).
 
 Relations are given as SQL text (a table name or Jinja such as ``{{ ref('dim_users') }}``, which
@@ -65,6 +66,7 @@ from functools import reduce
 from sqlglot import exp
 
 from nudge.core.dsl.spec import (
+    CHANNELS,
     All,
     AnyOf,
     Attribute,
@@ -82,7 +84,13 @@ from nudge.core.dsl.spec import (
     TriggerRef,
 )
 from nudge.core.dsl.walk import iter_conditions
-from nudge.core.opt_out import TOPIC_PREFERENCES, UNSUBSCRIBED_TRAIT, flag_sql, topic_on_sql
+from nudge.core.opt_out import (
+    GLOBAL_CHANNELS,
+    TOPIC_PREFERENCES,
+    UNSUBSCRIBED_TRAIT,
+    flag_sql,
+    topic_on_sql,
+)
 from nudge.core.segments.bucket import bucket_of, bucket_sql
 from nudge.core.segments.comparisons import (
     TIME_RELATIVE_OPERATORS,
@@ -387,8 +395,8 @@ class _Compiler:
                 return exp.Exists(this=self._members(segment))
             case MessageCondition():
                 return self._message(condition)
-            case Subscription(topic, subscribed):
-                return self._subscription(topic, subscribed)
+            case Subscription():
+                return self._subscription(condition)
             case RandomBucket(percent, salt):
                 if not 0 <= percent <= 100:
                     raise ConditionError(
@@ -476,17 +484,31 @@ class _Compiler:
         ledger = self._relation(self.relations.ledger, "m")
         return self._count(ledger, filters, condition.times, f"message {condition.status!r}")
 
-    def _subscription(self, topic: str, subscribed: bool) -> exp.Expression:
+    def _subscription(self, condition: Subscription) -> exp.Expression:
+        topic = condition.topic
         declared = self.topics.get(topic)
         if declared is None:
             known = ", ".join(sorted(self.topics)) or "none are declared"
             raise ConditionError(f"subscription: undeclared topic {topic!r} (declared: {known})")
         traits = exp.column("traits", table="u")
-        preference = self._json(traits, (*TOPIC_PREFERENCES, topic), f"subscription {topic!r}")
-        unsubscribed = self._json(traits, (UNSUBSCRIBED_TRAIT,), "subscription")
+        label = f"subscription {topic!r}"
+        preference = self._json(traits, (*TOPIC_PREFERENCES, topic), label)
+        unsubscribed = flag_sql(self._json(traits, (UNSUBSCRIBED_TRAIT,), label), True)
         default = exp.true() if declared.default_subscribed else exp.false()
-        on = exp.and_(exp.not_(flag_sql(unsubscribed, True)), topic_on_sql(preference, default))
-        return on if subscribed else exp.not_(exp.paren(on))
+        channels = (condition.channel,) if condition.channel else declared.channels or CHANNELS
+        on = exp.and_(
+            *(
+                topic_on_sql(
+                    preference,
+                    self._json(traits, (*TOPIC_PREFERENCES, topic, channel), label),
+                    default,
+                )
+                for channel in channels
+            )
+        )
+        if any(channel in GLOBAL_CHANNELS for channel in channels):
+            on = exp.and_(exp.not_(unsubscribed), on)
+        return on if condition.subscribed else exp.not_(exp.paren(on))
 
     # --- helpers ------------------------------------------------------------------------------------
 

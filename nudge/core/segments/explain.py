@@ -34,6 +34,7 @@ from nudge.core.dsl.spec import (
     Subscription,
 )
 from nudge.core.dsl.words import condition_words
+from nudge.core.opt_out import topic_preference
 from nudge.core.segments.bucket import bucket_of
 from nudge.core.segments.compiler import DIALECT, Relations, compile_condition, warehouse_relations
 from nudge.core.warehouse.connection import connect, warehouse_exists
@@ -230,9 +231,9 @@ class _Explainer:
                     kind = self._kind_label(self.kinds.get(name, "sql"))
                     line = f"in segment {name} ({kind}): member of segments.{name} -> {result}"
             case Subscription(topic):
-                preferences = self.traits.get("cio_subscription_preferences")
-                topics = preferences.get("topics", {}) if isinstance(preferences, dict) else {}
-                preference = topics.get(topic, "not set") if isinstance(topics, dict) else "not set"
+                # The whole topic value: per-channel choices show as a mapping.
+                preference = topic_preference(self.traits, topic)
+                preference = "not set" if preference is None else preference
                 line = (
                     f"{condition_words(condition)}: unsubscribed "
                     f"{_value(self.traits.get('unsubscribed', 'not set'))}, topic preference "

@@ -118,3 +118,15 @@ def warehouse_location(path: Path) -> str:
     if warehouse() == "postgres":
         return without_password(postgres_url())
     return str(path)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit on success, roll back on any error."""
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()

@@ -42,23 +42,23 @@ def sends_to_opted_out(
     con: duckdb.DuckDBPyConnection, content: Content, run_id: str
 ) -> list[tuple]:
     """(user_id, journey, step, why) of this run's non-transactional sends to a user who had
-    opted out (``nudge.core.opt_out``: unsubscribed, or the message's topic off)."""
+    opted out (``nudge.core.opt_out``: unsubscribed, or the message's topic off on its channel)."""
     defaults = [(t.name, t.default_subscribed) for t in content.topics] or [("", True)]
     values = ", ".join("(?, ?)" for _ in defaults)
     params = [v for pair in defaults for v in pair]
-    unsubscribed = unsubscribed_sql("u")
+    unsubscribed = unsubscribed_sql("u", "o.channel")
     return con.execute(
         f"""with topic_defaults(topic, default_subscribed) as (values {values})
             select l.user_id, l.journey, l.step,
                    case when {unsubscribed} then 'unsubscribed'
-                        else 'topic off: ' || o.topic end as why
+                        else 'topic off: ' || o.topic || ' on ' || o.channel end as why
             from nudge.delivery_ledger l
             join nudge.outbox o using (idempotency_key)
             join (select *, {opt_out_values_sql("traits")} from marts.dim_users) u
               on u.user_id = l.user_id
             left join topic_defaults d on d.topic = o.topic
             where l.status = 'sent' and l.run_id = ? and not o.transactional
-              and ({unsubscribed} or {topic_off_sql("u", "o.topic", "d.default_subscribed")})
+              and ({unsubscribed} or {topic_off_sql("u", "o.topic", "o.channel", "d.default_subscribed")})
             order by all""",
         [*params, run_id],
     ).fetchall()

@@ -50,6 +50,13 @@ def problems(send: Send, known: KnownNames) -> Iterator[tuple[str, str]]:
     topic_problem = None if send.topic is None else known.undeclared_topic(send.topic)
     if topic_problem:
         yield ".topic", topic_problem
+    elif send.channel not in known.topic_channels.get(send.topic or "", (send.channel,)):
+        declared = ", ".join(known.topic_channels[send.topic or ""])
+        yield (
+            ".channel",
+            f"sends on {send.channel} but topic '{send.topic}' declares channels: {declared}; "
+            "add the channel to the topic or send on one of those",
+        )
 
 
 KIND = StepKind("send", Send, parse, words, problems=problems)

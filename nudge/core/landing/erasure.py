@@ -1,0 +1,54 @@
+"""Erased people's calls leave the warehouse's copies of the landed events (GDPR).
+
+The identity models already ignore what an erased id carried (docs/architecture.md, "Identity,
+merges, deletion and suppression"); this removes those calls from ``raw.events`` and
+``staging.stg_events`` too, at the run after the erasure. Kept: the calls that say who was erased
+and merged (deletes, suppressions, unsuppressions, merges). They are the audit record of the
+erasure, hold no traits or properties, and the identity models need them to keep erasing what
+still arrives. An identify that gave the person an email address which calls address them by
+(an id holding '@') keeps that address as its only trait: it is what joins those calls to the
+erased person, and without it they would be joined to the next person with that email. The
+landing files are not touched (their retention is the operator's).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from nudge.core.warehouse.connection import transaction
+
+# The track events that suppress (delete and keep out) and unsuppress a person (what the
+# collector lands for Customer.io's suppress and unsuppress; dbt's macros name them too).
+USER_SUPPRESSED = "User Suppressed"
+USER_UNSUPPRESSED = "User Unsuppressed"
+COPIES = ("raw.events", "staging.stg_events")
+# The calls that are kept: deletes, suppressions and merges (dbt's is_erasure_call and
+# is_merge_call macros).
+_RECORDS = f"""(e.type = 'delete'
+    or (e.type = 'track' and e.event in ('{USER_SUPPRESSED}', '{USER_UNSUPPRESSED}'))
+    or (e.type = 'alias' and e.context ->> '$.nudge.merge' = 'true'))"""
+
+
+def purge_erased_calls(con: duckdb.DuckDBPyConnection, erased_users: str) -> int:
+    """Delete every call carried by an id of ``erased_users`` (a table of ``(user_id,
+    erased_through)``, dbt's ``marts.dim_erased_users``) stamped at or before its erasure, but
+    the erasure and merge records; return how many rows left ``raw.events``."""
+    purged = 0
+    with transaction(con):
+        for table in COPIES:
+            erased = f"""from {erased_users} d
+                where e.user_id = d.user_id and e.timestamp <= d.erased_through
+                  and not {_RECORDS}"""
+            email_link = f"""(e.type = 'identify' and lower(e.traits ->> '$.email') in (
+                select lower(user_id) from {table} where user_id like '%@%'))"""
+            con.execute(
+                f"""update {table} e
+                    set traits = cast(json_object('email', e.traits ->> '$.email') as varchar)
+                    {erased} and {email_link}"""
+            )
+            deleted = con.execute(
+                f"delete from {table} e using {erased.removeprefix('from ')} and not {email_link}"
+            ).fetchone()
+            if table == COPIES[0]:
+                purged = int(deleted[0]) if deleted else 0
+    return purged
