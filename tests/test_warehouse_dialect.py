@@ -63,6 +63,12 @@ QUERIES: list[tuple[str, Any]] = [
         [],
     ),
     ("select any_value(n) from nudge.t where n is not null and n < 2", []),
+    (
+        "select k, cast(json_object('k', k, 'n', 1) as varchar) = json_object('k', k, 'n', 1)::varchar"
+        " from nudge.t order by k",
+        [],
+    ),
+    ("select k, json_object('tz', doc ->> '$.tz') ->> '$.tz' from nudge.t order by k", []),
     ("select k, try_cast(flag as boolean) from nudge.u order by k", []),
     ("select k, list_contains(cast(? as varchar[]), k) from nudge.t order by k", [["a", "c"]]),
     (

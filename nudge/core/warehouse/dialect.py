@@ -174,6 +174,13 @@ def _postgres_node(node: exp.Expression) -> exp.Expression:
         return _parsed("make_interval(secs => v)", v=node.expressions[0])
     if isinstance(node, exp.TryCast) and node.to.is_type(exp.DataType.Type.BOOLEAN):
         return exp.paren(_parsed(_BOOLEAN_TEXT, v=node.this), copy=False)
+    if isinstance(node, exp.JSONObject):  # Postgres 15 has no json_object(key, value, ...)
+        pairs = [
+            part.transform(_postgres_node)
+            for kv in node.expressions
+            for part in (kv.this, kv.expression)
+        ]
+        return exp.Anonymous(this="jsonb_build_object", expressions=pairs)
     return node
 
 
