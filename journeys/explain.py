@@ -29,7 +29,7 @@ from nudge.core.dsl.words import condition_words
 from nudge.core.identity import person_ids
 from nudge.core.segments.compiler import compile_condition, warehouse_relations
 from nudge.core.segments.explain import ExplainError
-from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.workspace import Workspace
 
 
@@ -49,7 +49,7 @@ def explain_journey(
             f"unknown journey {journey!r}{did_you_mean(journey, sorted(journeys))}; "
             f"known: {', '.join(sorted(journeys)) or 'none'}"
         )
-    if not workspace.warehouse_path.is_file():
+    if not warehouse_exists(workspace.warehouse_path):
         raise ExplainError(f"no warehouse at {workspace.warehouse_path}: run the pipeline first")
     with connect(workspace.warehouse_path, read_only=True) as con:
         return _Explainer(con, content, journeys[journey], user_id, as_of).explain()
@@ -103,7 +103,7 @@ class _Explainer:
         entries = self.con.execute(
             """select entry_id, status, current_step, started_at, step_reached_at, next_wake_at,
                       exit_reason, converted_at, ended_at, trigger_key, holdout
-               from nudge.journey_entries where journey = ? and list_contains(?, user_id)
+               from nudge.journey_entries where journey = ? and list_contains(cast(? as varchar[]), user_id)
                order by started_at, entry_id""",
             [self.journey.name, self.ids],
         ).fetchall()
@@ -239,8 +239,8 @@ class _Explainer:
                from nudge.journey_transitions t
                left join nudge.outbox o on t.action = 'sent' and o.idempotency_key = t.detail
                left join nudge.delivery_ledger l on l.idempotency_key = o.idempotency_key
-               where t.journey = ? and list_contains(?, t.user_id)
-               order by t.as_of, t.rowid""",
+               where t.journey = ? and list_contains(cast(? as varchar[]), t.user_id)
+               order by t.as_of, t.seq""",
             [self.journey.name, self.ids],
         ).fetchall()
         lines = ["history:" if rows else "history: none"]
@@ -253,7 +253,7 @@ class _Explainer:
             """select o.as_of, o.step, o.channel, o.template, l.status, l.reason, l.as_of,
                       l.attempts, l.next_attempt_at
                from nudge.outbox o left join nudge.delivery_ledger l using (idempotency_key)
-               where o.journey = ? and list_contains(?, o.user_id)
+               where o.journey = ? and list_contains(cast(? as varchar[]), o.user_id)
                order by o.as_of, o.step""",
             [self.journey.name, self.ids],
         ).fetchall()

@@ -164,7 +164,7 @@ def _window_waits(con: Any, windows: list[tuple[str, str]]) -> list[tuple[Any, .
     return con.execute(
         """select e.user_id, e.journey, e.current_step, e.next_wake_at
            from nudge.journey_entries e
-           semi join (select unnest(?::varchar[]) as journey, unnest(?::varchar[]) as step) w
+           semi join (select unnest(cast(? as varchar[])) as journey, unnest(cast(? as varchar[])) as step) w
                 on w.journey = e.journey and w.step = e.current_step
            where e.status = 'active' order by 2, 3, 1""",
         [[journey for journey, _ in windows], [step for _, step in windows]],

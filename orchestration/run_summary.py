@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect, warehouse_exists, warehouse_location
 from nudge.core.workspace import Workspace
 
 # Ledger statuses that mean the message did not reach its provider or was refused by it.
@@ -53,7 +53,8 @@ class RunSummary:
         lines += [
             "  nudge profile USER_ID           one person's traits, journeys and messages",
             "  nudge explain --user U --journey J   why a person is where they are",
-            f"  warehouse {workspace.warehouse_path} (nudge.delivery_ledger where run_id ="
+            f"  warehouse {warehouse_location(workspace.warehouse_path)}"
+            f" (nudge.delivery_ledger where run_id ="
             f" '{self.run_id}')",
             "  dagster dev -w workspace.yaml    this run's steps and logs in the UI",
         ]
@@ -62,7 +63,7 @@ class RunSummary:
 
 def summarize_run(workspace: Workspace, run_id: str) -> RunSummary:
     summary = RunSummary(run_id)
-    if not workspace.warehouse_path.exists():
+    if not warehouse_exists(workspace.warehouse_path):
         return summary
     with connect(workspace.warehouse_path, read_only=True) as con:
         found = con.execute("select status from nudge.runs where run_id = ?", [run_id]).fetchone()
@@ -88,7 +89,7 @@ def summarize_run(workspace: Workspace, run_id: str) -> RunSummary:
             summary.messages.setdefault(channel, {})["pending for a later run"] = n
         summary.failure_reasons = con.execute(
             "select coalesce(reason, status), count(*) as n from nudge.delivery_ledger"
-            " where run_id = ? and status in (select unnest(?::varchar[]))"
+            " where run_id = ? and status in (select unnest(cast(? as varchar[])))"
             " group by all order by n desc, 1 limit ?",
             [run_id, list(FAILURE_STATUSES), TOP_REASONS],
         ).fetchall()

@@ -27,13 +27,17 @@ from nudge.core.checked_content import load_workspace_content, sql_segment_names
 from nudge.core.clock import to_utc_naive, utc_now
 from nudge.core.dsl.spec import Content
 from nudge.core.landing.erasure import purge_erased_calls
+from nudge.core.landing.journal import recover_abandoned
 from nudge.core.landing.loader import LoadResult, load_new_files
+from nudge.core.landing.postgres_loader import load_new_files_postgres
 from nudge.core.segments.dbt_models import generated_segment_models
 from nudge.core.segments.manual import load_manual_segments, manual_segment_models
-from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.warehouse.dbt import DbtWorkspaceProject, NodeResult
 from nudge.core.warehouse.journey_controls import pending_paused_journeys
+from nudge.core.warehouse.postgres import connect_postgres
 from nudge.core.warehouse.schema import ensure_tables
+from nudge.core.warehouse.settings import WarehouseSettingError, warehouse
 from nudge.core.workspace import Workspace
 from orchestration.earlier_as_of import EarlierThanLastRun
 from senders.dispatch import DispatchSummary, dispatch_pending
@@ -123,7 +127,7 @@ def start_run(workspace: Workspace, *, as_of: datetime, run_id: str) -> None:
 
 def latest_succeeded_as_of(workspace: Workspace) -> datetime | None:
     """The as_of of the latest succeeded run, read only; None before the first."""
-    if not workspace.warehouse_path.exists():
+    if not warehouse_exists(workspace.warehouse_path):
         return None
     with connect(workspace.warehouse_path, read_only=True) as con:
         try:
@@ -164,13 +168,13 @@ def finish_unfinished_runs(
     """Close the rows of ``run_ids`` still marked running: runs that died, or whose failed step
     never reached ``finish_run``. Creates no warehouse: a run refused before its first stage
     (bad definitions) leaves none behind."""
-    if not run_ids or not workspace.warehouse_path.exists():
+    if not run_ids or not warehouse_exists(workspace.warehouse_path):
         return
     with connect(workspace.warehouse_path) as con:
         ensure_tables(con)
         con.execute(
             "update nudge.runs set finished_at = ?, status = ?"
-            " where status = 'running' and run_id in (select unnest(?::varchar[]))",
+            " where status = 'running' and list_contains(cast(? as varchar[]), run_id)",
             [utc_now(), status, list(run_ids)],
         )
 
@@ -181,7 +185,9 @@ def fail_abandoned_runs(workspace: Workspace, *, current_run_id: str) -> list[st
     Only for a caller holding the workspace's run lock (``orchestration.run_lock``): every Dagster run
     holds it while it works, so such a row belongs to a run whose process died.
     """
-    if not workspace.warehouse_path.exists():  # no run yet; a run with bad definitions makes none
+    if not warehouse_exists(
+        workspace.warehouse_path
+    ):  # no run yet; a run with bad definitions makes none
         return []
     with connect(workspace.warehouse_path) as con:
         ensure_tables(con)
@@ -194,10 +200,24 @@ def fail_abandoned_runs(workspace: Workspace, *, current_run_id: str) -> list[st
 
 
 def load_landing(workspace: Workspace) -> LoadResult:
+    if warehouse() == "postgres":
+        return _load_landing_postgres(workspace)
     with connect(workspace.warehouse_path) as con:
         ensure_tables(con)
         load_manual_segments(con, workspace.manual_segments_landing_dir)
         return load_new_files(con, workspace.events_landing_dir)
+
+
+def _load_landing_postgres(workspace: Workspace) -> LoadResult:
+    """The landing files into Postgres with ``COPY`` (manual segment lists are DuckDB-only)."""
+    if any(workspace.manual_segments_landing_dir.rglob("*.parquet")):
+        raise WarehouseSettingError(
+            f"manual segment uploads under {workspace.manual_segments_landing_dir} load into "
+            "DuckDB only so far: unset NUDGE_WAREHOUSE to use them (docs/warehouses.md)"
+        )
+    recover_abandoned(workspace.events_landing_dir.resolve())
+    with connect_postgres() as con:
+        return load_new_files_postgres(con, workspace.events_landing_dir)
 
 
 def build_models(project: DbtWorkspaceProject, *, as_of: datetime) -> list[NodeResult]:

@@ -24,6 +24,8 @@ from typing import Any
 
 import duckdb
 
+from nudge.core.warehouse.connection import warehouse_file
+
 SCHEMA = """
 create table if not exists handovers (
     idempotency_key text primary key,
@@ -49,19 +51,13 @@ OUTCOME_COLUMNS = {
 }
 
 
-def warehouse_file(con: duckdb.DuckDBPyConnection) -> Path:
-    """The connection's database file."""
-    row = con.execute(
-        "select path from duckdb_databases() where database_name = current_database()"
-    ).fetchone()
-    if row is None or not row[0]:
-        raise ValueError("the delivery ledger needs a warehouse file, not an in-memory database")
-    return Path(row[0])
-
-
 def journal_path(con: duckdb.DuckDBPyConnection) -> Path:
-    """``<warehouse file>.handovers`` for the connection's database file."""
-    return Path(f"{warehouse_file(con)}.handovers")
+    """``<warehouse file>.handovers`` for the connection's database file (on Postgres, the
+    workspace's ``warehouse.duckdb`` path, which names the journal and nothing else)."""
+    path = warehouse_file(con)
+    if path is None:
+        raise ValueError("the delivery ledger needs a warehouse file, not an in-memory database")
+    return Path(f"{path}.handovers")
 
 
 class HandoverJournal:

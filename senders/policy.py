@@ -122,6 +122,38 @@ _ADDRESS = f"""case p.channel
         else ta.template_address
     end"""
 
+# The policies in order, first match wins: (condition on the pending row p, user u, ..., status,
+# reason as SQL). Rendered as two CASE columns, status and reason, which every warehouse reads.
+_DECISION_RULES: tuple[tuple[str, str, str], ...] = (
+    ("coalesce(jc.paused, false)", "held", "'journey paused'"),
+    ("p.holdout", "skipped", "'holdout'"),
+    ("u.user_id is null", "dropped", "'user deleted'"),
+    (
+        "sa.suppressed_reason is not null",
+        "dropped",
+        "'suppressed address: ' || sa.suppressed_reason",
+    ),
+    (f"not p.transactional and {_UNSUBSCRIBED}", "skipped", "'unsubscribed'"),
+    (
+        f"not p.transactional and {_TOPIC_OFF}",
+        "skipped",
+        "'topic unsubscribed: ' || p.topic || ' on ' || p.channel",
+    ),
+    (f"({_ADDRESS}) is null", "undeliverable", "'no address'"),
+    (
+        "not p.transactional and p.channel <> 'in_app' and coalesce(q.quiet, false)",
+        "held",
+        "'quiet hours'",
+    ),
+)
+_DECISION = (
+    "case "
+    + " ".join(f"when {when} then '{status}'" for when, status, _ in _DECISION_RULES)
+    + " else 'send' end as status,\n               case "
+    + " ".join(f"when {when} then {reason}" for when, _, reason in _DECISION_RULES)
+    + " else null end as reason"
+)
+
 
 def template_address(template: Template) -> str | None:
     """Webhook templates are addressed to their URL; slack ones to their URL or the provider's
@@ -255,24 +287,7 @@ def evaluate_policies(
         select p.*,
                cast(u.traits as varchar) as traits,
                {_ADDRESS} as address,
-               case
-                   when coalesce(jc.paused, false)
-                        then struct_pack(status := 'held', reason := 'journey paused')
-                   when p.holdout then struct_pack(status := 'skipped', reason := 'holdout')
-                   when u.user_id is null then struct_pack(status := 'dropped', reason := 'user deleted')
-                   when sa.suppressed_reason is not null
-                        then struct_pack(status := 'dropped',
-                                         reason := 'suppressed address: ' || sa.suppressed_reason)
-                   when not p.transactional and {_UNSUBSCRIBED}
-                        then struct_pack(status := 'skipped', reason := 'unsubscribed')
-                   when not p.transactional and {_TOPIC_OFF}
-                        then struct_pack(status := 'skipped',
-                                         reason := 'topic unsubscribed: ' || p.topic || ' on ' || p.channel)
-                   when address is null then struct_pack(status := 'undeliverable', reason := 'no address')
-                   when not p.transactional and p.channel <> 'in_app' and coalesce(q.quiet, false)
-                        then struct_pack(status := 'held', reason := 'quiet hours')
-                   else struct_pack(status := 'send', reason := null::varchar)
-               end as decision
+               {_DECISION}
         from pending p
         left join {_USERS} u on u.user_id = p.user_id
         left join nudge.journey_controls jc on jc.journey = p.journey
@@ -286,22 +301,23 @@ def evaluate_policies(
         left join _nudge_quiet q
                on q.tz = coalesce(json_extract_string(u.traits, $tz_path), '')
     ),
-    flat as (select * exclude (decision), decision.status, decision.reason from decided),
     capped as (
-        select * from flat
+        select * from decided
         where status = 'send' and not transactional and channel <> 'in_app'
     ){cap_ctes}
-    select d.* replace (
-               case when {cap_blocked} then 'undeliverable' else d.status end as status,
-               case when {cap_blocked} then 'frequency cap' else d.reason end as reason
-           )
-    from flat d
+    select d.*,
+           case when {cap_blocked} then 'undeliverable' else d.status end as capped_status,
+           case when {cap_blocked} then 'frequency cap' else d.reason end as capped_reason
+    from decided d
     order by d.as_of, d.created_at, d.idempotency_key
     """
     for name, frame in relations.items():
         con.register(name, frame)
     try:
-        return con.sql(sql, params=params).pl()
+        decisions = con.sql(sql, params=params).pl()
     finally:
         for name in relations:
             con.unregister(name)
+    return decisions.with_columns(
+        status=pl.col("capped_status"), reason=pl.col("capped_reason")
+    ).drop("capped_status", "capped_reason")

@@ -45,8 +45,8 @@ import polars as pl
 from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import Content
 from nudge.core.landing.suppressions import is_suppressed
+from nudge.core.warehouse.connection import warehouse_file
 from senders.dispatch import render_message, send_now
-from senders.handover_journal import warehouse_file
 from senders.ledger import IN_FLIGHT_REASON, transaction
 from senders.policy import template_address
 from senders.providers import Provider, SendOutcome

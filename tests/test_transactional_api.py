@@ -29,9 +29,9 @@ import pytest
 import requests
 
 from nudge.core.dsl.spec import FrequencyCap, Policies
+from nudge.core.warehouse.connection import warehouse_file
 from nudge.devtools.smtp_sink import SmtpSink
 from senders.capture import CapturingProvider
-from senders.handover_journal import warehouse_file
 from senders.settings import DispatchSettings
 from senders.transactional import (
     STORE_NAME,

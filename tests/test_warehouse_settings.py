@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.schema import ensure_tables
 from nudge.core.warehouse.settings import (
     WarehouseSettingError,
     postgres_address,
@@ -57,15 +60,27 @@ def test_a_bad_url_is_refused_without_its_password() -> None:
     assert "postgresql://user[:password]@host[:port]/database" in str(raised.value)
 
 
-def test_the_pipeline_refuses_to_open_duckdb_while_another_warehouse_is_set(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_the_workspace_warehouse_follows_the_setting_and_leaves_no_duckdb_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, postgres_database: str
 ) -> None:
     monkeypatch.setenv("NUDGE_WAREHOUSE", "postgres")
-    with (
-        pytest.raises(WarehouseSettingError, match="runs on DuckDB only so far"),
-        connect(tmp_path / "warehouse.duckdb"),
-    ):
-        pass
+    monkeypatch.setenv("NUDGE_POSTGRES_URL", postgres_database)
+    with connect(tmp_path / "warehouse.duckdb") as con:
+        ensure_tables(con)
+        con.execute(
+            "insert or replace into nudge.runs values (?, ?, ?, null, 'running')",
+            ["r1", datetime(2026, 1, 1), datetime(2026, 1, 1)],
+        )
+        con.execute(
+            "insert or replace into nudge.runs values (?, ?, ?, null, 'succeeded')",
+            ["r1", datetime(2026, 1, 1), datetime(2026, 1, 2)],
+        )
+    with connect(tmp_path / "warehouse.duckdb", read_only=True) as con:
+        assert con.execute("select run_id, status from nudge.runs").fetchall() == [
+            ("r1", "succeeded")
+        ]
+        with pytest.raises(duckdb.CatalogException, match=r"marts\.dim_users"):
+            con.execute("select * from marts.dim_users")
     assert not (tmp_path / "warehouse.duckdb").exists()
 
 

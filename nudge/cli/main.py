@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nudge.core.dsl.problems import DefinitionError
 from nudge.core.warehouse.connection import WarehouseBusy
+from nudge.core.warehouse.settings import WAREHOUSES
 from nudge.core.workspace import Workspace
 from orchestration.earlier_as_of import EarlierThanLastRun
 from orchestration.instance import ensure_instance
@@ -41,9 +42,9 @@ class NoRunYet(Exception):
 
 def require_built_warehouse(workspace: Workspace) -> None:
     """Raise ``NoRunYet`` unless a run has built the marts the read commands read."""
-    from nudge.core.warehouse.connection import connect
+    from nudge.core.warehouse.connection import connect, warehouse_exists
 
-    if workspace.warehouse_path.exists():
+    if warehouse_exists(workspace.warehouse_path):
         with connect(workspace.warehouse_path, read_only=True) as con:
             (built,) = con.execute(
                 "select count(*) from information_schema.tables"
@@ -366,7 +367,7 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="nudge-scenario-") as tmp:
         for number, path in enumerate(args.files):
             scenario = load_scenario(Path(path))
-            result = run_scenario(scenario, Path(tmp) / str(number))
+            result = run_scenario(scenario, Path(tmp) / str(number), warehouse=args.warehouse)
             verdict = "PASS" if result.passed else "FAIL"
             print(f"{verdict} {path} ({scenario.name}, {result.runs} runs)")
             for failure in result.failures:
@@ -589,6 +590,13 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run scenario files; exit 1 on any failed expectation"
     )
     scenario_run.add_argument("files", nargs="+")
+    scenario_run.add_argument(
+        "--warehouse",
+        choices=WAREHOUSES,
+        default="duckdb",
+        help="where each scenario runs; postgres: a database of its own on the server of "
+        "NUDGE_POSTGRES_URL, dropped afterwards (default: duckdb)",
+    )
     scenario_run.set_defaults(func=cmd_scenario_run)
     from nudge.cli.preview import add_commands
 

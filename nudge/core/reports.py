@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 
 from nudge.core.identity import person_ids
-from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.workspace import Workspace
 
 
@@ -29,7 +29,7 @@ def rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
 def user_traits(workspace: Workspace, user_id: str) -> dict[str, Any]:
     """The current traits of one user as of the last run; none before the first run or for a
     user the warehouse does not know."""
-    if not workspace.warehouse_path.exists():
+    if not warehouse_exists(workspace.warehouse_path):
         return {}
     with connect(workspace.warehouse_path, read_only=True) as con:
         try:
@@ -85,13 +85,13 @@ def user_profile(workspace: Workspace, user_id: str, *, events: int = 20) -> dic
             "journeys": rows(
                 con,
                 "select journey, status, current_step, started_at, next_wake_at, exit_reason"
-                " from nudge.journey_entries where list_contains(?, user_id) order by started_at",
+                " from nudge.journey_entries where list_contains(cast(? as varchar[]), user_id) order by started_at",
                 [ids],
             ),
             "messages": rows(  # the ledger keeps the id each message was planned for
                 con,
                 "select user_id, journey, step, channel, template, status, reason, completed_at"
-                " from nudge.delivery_ledger where list_contains(?, user_id) order by queued_at",
+                " from nudge.delivery_ledger where list_contains(cast(? as varchar[]), user_id) order by queued_at",
                 [ids],
             ),
         }

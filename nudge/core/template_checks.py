@@ -32,7 +32,7 @@ from nudge.core.dsl.spec import (
 from nudge.core.dsl.triggers.registry import trigger_kind
 from nudge.core.dsl.walk import iter_steps
 from nudge.core.segments.data_checks import DataWarning, SeenNames
-from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.workspace import Workspace
 
 TEMPLATE_VARIABLES = (
@@ -225,7 +225,7 @@ def content_template_warnings(content: Content, seen: SeenNames | None) -> list[
 
 def workspace_seen_names(workspace: Workspace) -> SeenNames | None:
     """The names the workspace's loaded data contains; None without a warehouse or events."""
-    if not workspace.warehouse_path.is_file():
+    if not warehouse_exists(workspace.warehouse_path):
         return None
     with connect(workspace.warehouse_path, read_only=True) as con:
         try:

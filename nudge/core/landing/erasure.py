@@ -43,7 +43,7 @@ def purge_erased_calls(con: duckdb.DuckDBPyConnection, erased_users: str) -> int
                 select lower(user_id) from {table} where user_id like '%@%'))"""
             con.execute(
                 f"""update {table} e
-                    set traits = cast(json_object('email', e.traits ->> '$.email') as varchar)
+                    set traits = json_object('email', e.traits ->> '$.email')
                     {erased} and {email_link}"""
             )
             deleted = con.execute(

@@ -26,7 +26,7 @@ from nudge.core.dsl.spec import (
     PropertyFilter,
 )
 from nudge.core.dsl.walk import journey_conditions, walk_conditions
-from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.workspace import Workspace
 
 
@@ -138,7 +138,7 @@ def data_warnings(content: Content, seen: SeenNames) -> list[DataWarning]:
 
 def workspace_data_warnings(workspace: Workspace, content: Content) -> list[DataWarning]:
     """``data_warnings`` against the workspace's warehouse; none without a warehouse or events."""
-    if not workspace.warehouse_path.is_file():
+    if not warehouse_exists(workspace.warehouse_path):
         return []
     with connect(workspace.warehouse_path, read_only=True) as con:
         try:

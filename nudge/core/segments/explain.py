@@ -37,7 +37,7 @@ from nudge.core.dsl.words import condition_words
 from nudge.core.opt_out import topic_preference
 from nudge.core.segments.bucket import bucket_of
 from nudge.core.segments.compiler import DIALECT, Relations, compile_condition, warehouse_relations
-from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.workspace import Workspace
 
 TRUE, FALSE = "✓", "✗"
@@ -58,7 +58,7 @@ def explain_segment(
 ) -> str:
     """The explanation as text: the tree, each node marked ✓/✗ with its facts, then the verdict
     compared with the stored membership (``marts.fct_segment_memberships``)."""
-    if not workspace.warehouse_path.is_file():
+    if not warehouse_exists(workspace.warehouse_path):
         raise ExplainError(f"no warehouse at {workspace.warehouse_path}: run the pipeline first")
     with connect(workspace.warehouse_path, read_only=True) as con:
         return _Explainer(con, content, user_id).explain(segment, as_of)

@@ -5,6 +5,9 @@ writer holds the file. So no connection outlives the stage that opened it, and
 an open that finds the file held retries for a few seconds (``NUDGE_WAREHOUSE_WAIT_SECONDS``,
 default 5) before raising ``WarehouseBusy``, which the CLI turns into a sentence naming the run.
 
+With ``NUDGE_WAREHOUSE=postgres`` the connection is a ``PostgresConnection`` (the same methods,
+the same SQL transpiled: ``nudge.core.warehouse.postgres_connection``); no file is opened.
+
 Opening the warehouse for writing first applies queued journey pause/resume requests
 (``nudge.core.warehouse.journey_controls``), so every stage sees a pause made while another stage held the file.
 
@@ -20,11 +23,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from nudge.core.warehouse.journey_controls import apply_pending_requests
-from nudge.core.warehouse.settings import require_duckdb_pipeline
+from nudge.core.warehouse.settings import postgres_url, warehouse, without_password
 from nudge.core.workspace import CONTROL_REQUESTS_DIR
 
 DEFAULT_MEMORY_LIMIT = "3GB"
@@ -69,19 +73,51 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 @contextmanager
 def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Yield a connection to the DuckDB file at ``path``, closed when the block ends.
-
-    Refused while ``NUDGE_WAREHOUSE`` names another warehouse (``require_duckdb_pipeline``)."""
-    require_duckdb_pipeline()
+    """Yield a connection to the workspace's warehouse, closed when the block ends: the DuckDB
+    file at ``path``, or with ``NUDGE_WAREHOUSE=postgres`` a ``PostgresConnection`` to
+    ``NUDGE_POSTGRES_URL`` (``path``'s folder still holds the files kept beside the warehouse:
+    queued journey controls, the handover journal)."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open(path, read_only)
+    con = _open_postgres(path) if warehouse() == "postgres" else _open(path, read_only)
     try:
         if not read_only:
             apply_pending_requests(con, path.parent / CONTROL_REQUESTS_DIR)
         yield con
     finally:
         con.close()
+
+
+def _open_postgres(path: Path) -> Any:
+    from nudge.core.warehouse.postgres_connection import PostgresConnection
+
+    return PostgresConnection(postgres_url(), file_path=path)
+
+
+def warehouse_file(con: Any) -> Path | None:
+    """The workspace's warehouse file of ``con``: DuckDB's database file, or the path a
+    ``PostgresConnection`` was opened for; None for an in-memory DuckDB."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return con.file_path
+    row = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    return Path(row[0]) if row and row[0] else None
+
+
+def warehouse_exists(path: Path) -> bool:
+    """Whether the workspace's warehouse exists: the DuckDB file at ``path``, or with
+    ``NUDGE_WAREHOUSE=postgres`` always (the server's database outlives workspaces; an empty one
+    reads as having no runs)."""
+    return warehouse() == "postgres" or path.exists()
+
+
+def warehouse_location(path: Path) -> str:
+    """Where the workspace's warehouse is, for people: the DuckDB file at ``path``, or the
+    Postgres URL (without its password)."""
+    if warehouse() == "postgres":
+        return without_password(postgres_url())
+    return str(path)
 
 
 @contextmanager

@@ -409,8 +409,14 @@ class DbtWorkspaceProject:
         is left for dagster-dbt."""
         if not (self.project_dir / "dbt_project.yml").is_file():
             raise FileNotFoundError(f"no dbt project at {self.project_dir}: call assemble() first")
-        # A manifest is parsed for one adapter: the warehouse is part of the key.
-        key = self.warehouse + ":" + _content_hash(_project_files(self.project_dir))
+        # A manifest is parsed for one adapter, and on Postgres it names the database in every
+        # relation: the warehouse and that database are part of the key.
+        database = (
+            settings.postgres_address(self.postgres_url).dbname
+            if self.warehouse == "postgres"
+            else ""
+        )
+        key = f"{self.warehouse}:{database}:{_content_hash(_project_files(self.project_dir))}"
         with _DBT_LOCK:
             manifest = _MANIFESTS.get(key)
             parsed = manifest is None

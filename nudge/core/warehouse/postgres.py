@@ -27,8 +27,8 @@ def _jsonb(node: exp.Expression) -> exp.Expression:
 
 
 @functools.cache
-def postgres_ddl() -> tuple[str, ...]:
-    """Every statement of nudge's table definitions, in Postgres."""
+def parsed_definitions() -> tuple[exp.Expression, ...]:
+    """Every statement of nudge's table definitions, parsed as DuckDB."""
     ddl = "\n".join(
         [
             schema.RAW_TABLES,
@@ -38,11 +38,13 @@ def postgres_ddl() -> tuple[str, ...]:
             schema.MANUAL_SEGMENT_TABLES,
         ]
     )
-    return tuple(
-        statement.transform(_jsonb).sql("postgres")
-        for statement in sqlglot.parse(ddl, read="duckdb")
-        if statement is not None
-    )
+    return tuple(s for s in sqlglot.parse(ddl, read="duckdb") if s is not None)
+
+
+@functools.cache
+def postgres_ddl() -> tuple[str, ...]:
+    """Every statement of nudge's table definitions, in Postgres."""
+    return tuple(s.transform(_jsonb).sql("postgres") for s in parsed_definitions())
 
 
 @contextmanager

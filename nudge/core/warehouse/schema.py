@@ -237,6 +237,9 @@ create table if not exists raw.manual_segment_members (
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ``raw`` and ``nudge`` schemas and tables if they do not exist yet."""
+    if hasattr(con, "ensure_tables"):  # a PostgresConnection: the same tables, transpiled
+        con.ensure_tables()
+        return
     con.execute(RAW_TABLES)
     con.execute(ENGINE_TABLES)
     con.execute(DELIVERY_TABLES)

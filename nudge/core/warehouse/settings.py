@@ -60,18 +60,6 @@ def warehouse() -> str:
     return value
 
 
-def require_duckdb_pipeline() -> None:
-    """Raise unless the configured warehouse is DuckDB: loading, the journey engine and the
-    senders open the DuckDB file only, so a pipeline run must not build its models elsewhere."""
-    kind = warehouse()
-    if kind != "duckdb":
-        raise WarehouseSettingError(
-            f"{WAREHOUSE_ENV}={kind}: nudge's pipeline (loading, journeys, sending) runs on DuckDB "
-            f"only so far; on {kind} the dbt project builds on its own (docs/warehouses.md). "
-            f"Unset {WAREHOUSE_ENV} to run nudge."
-        )
-
-
 def sql_dialect(kind: str | None = None) -> str:
     """The sqlglot dialect of warehouse ``kind`` (default: the configured one)."""
     return SQL_DIALECTS[kind or warehouse()]
@@ -90,13 +78,13 @@ def postgres_address(url: str | None = None) -> PostgresAddress:
     if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not dbname:
         raise WarehouseSettingError(
             f"{POSTGRES_URL_ENV} must look like postgresql://user[:password]@host[:port]/database, "
-            f"got {_without_password(url)!r}"
+            f"got {without_password(url)!r}"
         )
     try:
         port = parts.port or 5432
     except ValueError:
         raise WarehouseSettingError(
-            f"{POSTGRES_URL_ENV} has a port that is not a number: {_without_password(url)!r}"
+            f"{POSTGRES_URL_ENV} has a port that is not a number: {without_password(url)!r}"
         ) from None
     return PostgresAddress(
         host=parts.hostname,
@@ -107,7 +95,8 @@ def postgres_address(url: str | None = None) -> PostgresAddress:
     )
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
+    """``url`` with its password, if any, as ``***``."""
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -3,8 +3,8 @@
 What this checks is the dbt project on Postgres: the same landing files, loaded with the Postgres
 loader (``COPY``), built at the same ``as_of`` values with the YAML segments compiled for
 Postgres, must give the same users, events, segment memberships and membership history as the
-DuckDB run. The journey engine and the senders run on DuckDB only (they are not portable yet):
-before each run the mirror copies the two tables of theirs that dbt reads (``nudge.runs``,
+DuckDB run. The journey engine and the senders run on DuckDB here (the whole pipeline on
+Postgres is ``run_scenario(..., warehouse="postgres")``): before each run the mirror copies the two tables of theirs that dbt reads (``nudge.runs``,
 ``nudge.delivery_ledger``) from DuckDB, as they stand when DuckDB's own build reads them.
 
 A definition version is the hash of a segment model's SQL, which differs per dialect by

@@ -8,7 +8,10 @@ dbt project with those files added (``scenario_dbt_source``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,9 @@ from nudge.core.dsl.spec import CHANNELS, Content
 from nudge.core.landing.writer import land_messages
 from nudge.core.warehouse.connection import connect
 from nudge.core.warehouse.dbt import DbtWorkspaceProject, copy_dbt_project, sql_segment_models
+from nudge.core.warehouse.postgres import create_database, drop_database
 from nudge.core.warehouse.schema import ensure_tables
+from nudge.core.warehouse.settings import POSTGRES_URL_ENV, WAREHOUSE_ENV
 from nudge.core.workspace import Workspace
 from nudge.devtools.scenarios.model import Scenario, ScenarioFormatError, Step
 from orchestration.stages import prepare_project, run_pipeline
@@ -200,13 +205,45 @@ def sort_sent(items: Iterable[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def run_scenario(
-    scenario: Scenario, home: Path, progress: Callable[[str], None] | None = None
+    scenario: Scenario,
+    home: Path,
+    progress: Callable[[str], None] | None = None,
+    *,
+    warehouse: str = "duckdb",
 ) -> ScenarioResult:
+    """Run ``scenario`` in a fresh workspace at ``home``; on ``warehouse="postgres"`` in a
+    database of its own on the server of ``NUDGE_POSTGRES_URL``, dropped afterwards."""
     result = ScenarioResult(scenario)
-    state = ScenarioRun(scenario, home)
-    for step in scenario.steps:
-        if progress:
-            progress(f"{scenario.name}: steps[{step.index}] {step.kind}")
-        result.failures += getattr(state, step.kind)(step)
-        result.runs += step.kind == "run"
+    with scenario_warehouse(warehouse):
+        state = ScenarioRun(scenario, home)
+        for step in scenario.steps:
+            if progress:
+                progress(f"{scenario.name}: steps[{step.index}] {step.kind}")
+            result.failures += getattr(state, step.kind)(step)
+            result.runs += step.kind == "run"
     return result
+
+
+@contextmanager
+def scenario_warehouse(kind: str) -> Iterator[None]:
+    """Nothing for DuckDB (the workspace holds its file). For Postgres: a new database (unique
+    name, collation C) that ``NUDGE_WAREHOUSE`` and ``NUDGE_POSTGRES_URL`` point at while the
+    block runs, then dropped and the two variables restored."""
+    if kind == "duckdb":
+        yield
+        return
+    if kind != "postgres":
+        raise ScenarioFormatError(f"--warehouse {kind}: scenarios run on duckdb or postgres")
+    dbname = f"nudge_scenario_{uuid.uuid4().hex[:16]}"
+    url = create_database(dbname)
+    saved = {name: os.environ.get(name) for name in (WAREHOUSE_ENV, POSTGRES_URL_ENV)}
+    os.environ.update({WAREHOUSE_ENV: "postgres", POSTGRES_URL_ENV: url})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        drop_database(dbname, url)

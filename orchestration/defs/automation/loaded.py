@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nudge.core.landing.loader import not_yet_loaded
-from nudge.core.warehouse.connection import connect
+from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.workspace import Workspace
 
 
 def last_loaded(workspace: Workspace, names: Sequence[str]) -> str | None:
     """The greatest of ``names`` (top-level landing file names) that ``raw.loaded_files`` lists,
     or None when none was loaded. Raises ``WarehouseBusy`` while a run holds the warehouse."""
-    if not names or not workspace.warehouse_path.exists():
+    if not names or not warehouse_exists(workspace.warehouse_path):
         return None
     found = {name: workspace.events_landing_dir / name for name in names}
     with connect(workspace.warehouse_path, read_only=True) as con:
