@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -103,18 +105,45 @@ class CollectorProcess:
 COLLECTOR_ENV = {"NUDGE_WRITE_KEYS": "test-write-key", "NUDGE_TRACK_CREDENTIALS": "site:api-key"}
 
 
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
-    """A running collector accepting write key ``test-write-key`` and Track ``site:api-key``."""
-    content = tmp_path / "content"
-    content.mkdir(exist_ok=True)
-    server = CollectorProcess(tmp_path / "home", content, COLLECTOR_ENV)
+@contextmanager
+def running_collector(home: Path, content: Path, env: dict[str, str]) -> Iterator[CollectorProcess]:
+    """``nudge serve`` over ``home`` and ``content`` with ``env``, stopped when the block ends."""
+    server = CollectorProcess(home, content, env)
     server.start()
     try:
         yield server
     finally:
         if server.process is not None:
             server.stop()
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
+    """A running collector accepting write key ``test-write-key`` and Track ``site:api-key``."""
+    with running_collector(tmp_path / "home", tmp_path / "content", COLLECTOR_ENV) as server:
+        yield server
+
+
+class CapturedRuns:
+    """A workspace under ``root`` whose content is ``definitions``, run by ``run(as_of)``
+    through the whole pipeline with email captured in ``email``."""
+
+    def __init__(self, root: Path, definitions: str) -> None:
+        from nudge.core.workspace import Workspace
+        from orchestration.stages import prepare_workspace
+        from senders.capture import CapturingProvider
+
+        content_dir = root / "content"
+        content_dir.mkdir()
+        (content_dir / "definitions.yml").write_text(definitions)
+        self.workspace = Workspace(home=root / "home", content_dir=content_dir)
+        self.content, self.project = prepare_workspace(self.workspace)
+        self.email = CapturingProvider("email")
+
+    def run(self, as_of: datetime) -> None:
+        from orchestration.stages import run_pipeline
+
+        run_pipeline(self.workspace, self.content, self.project, {"email": self.email}, as_of=as_of)
 
 
 @pytest.fixture

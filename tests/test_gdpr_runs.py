@@ -12,8 +12,7 @@ import pytest
 
 from nudge.core.landing.writer import land_messages
 from nudge.core.workspace import Workspace
-from orchestration.stages import prepare_workspace, run_pipeline
-from senders.capture import CapturingProvider
+from tests.conftest import CapturedRuns
 
 pytestmark = pytest.mark.slow
 
@@ -75,15 +74,8 @@ def users(workspace: Workspace) -> set[str]:
 
 
 def test_delete_and_suppress_stop_messages_and_scrub_the_ledger(tmp_path: Path) -> None:
-    content_dir = tmp_path / "content"
-    content_dir.mkdir()
-    (content_dir / "definitions.yml").write_text(CONTENT)
-    workspace = Workspace(home=tmp_path / "home", content_dir=content_dir)
-    content, project = prepare_workspace(workspace)
-    email = CapturingProvider("email")
-
-    def run(at: datetime) -> None:
-        run_pipeline(workspace, content, project, {"email": email}, as_of=at)
+    runs = CapturedRuns(tmp_path, CONTENT)
+    workspace, email, run = runs.workspace, runs.email, runs.run
 
     land_messages(
         workspace.events_landing_dir,
@@ -159,15 +151,8 @@ def test_delete_and_suppress_stop_messages_and_scrub_the_ledger(tmp_path: Path) 
 def test_a_suppression_addressed_by_email_stops_every_message_to_the_address(
     tmp_path: Path,
 ) -> None:
-    content_dir = tmp_path / "content"
-    content_dir.mkdir()
-    (content_dir / "definitions.yml").write_text(CONTENT)
-    workspace = Workspace(home=tmp_path / "home", content_dir=content_dir)
-    content, project = prepare_workspace(workspace)
-    email = CapturingProvider("email")
-
-    def run(at: datetime) -> None:
-        run_pipeline(workspace, content, project, {"email": email}, as_of=at)
+    runs = CapturedRuns(tmp_path, CONTENT)
+    workspace, email, run = runs.workspace, runs.email, runs.run
 
     # fay takes dee's address after dee had it: dee is the person the address names.
     fay = {"type": "identify", "userId": "fay", "timestamp": stamp(START + H / 2),

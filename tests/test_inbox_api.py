@@ -20,7 +20,7 @@ import requests
 
 from nudge.core.workspace import Workspace
 from senders.channels.in_app import InboxProvider
-from tests.conftest import COLLECTOR_ENV, CollectorProcess
+from tests.conftest import COLLECTOR_ENV, CollectorProcess, running_collector
 from tests.test_collector_clients import landed
 from tests.test_senders_dispatch import T0, enqueue
 from tests.test_senders_http import run, users
@@ -66,13 +66,8 @@ def workspace(tmp_path: Path, sender_warehouse: duckdb.DuckDBPyConnection) -> Wo
 
 @pytest.fixture
 def collector(workspace: Workspace) -> Iterator[CollectorProcess]:
-    server = CollectorProcess(workspace.home, workspace.content_dir, INBOX_ENV)
-    server.start()
-    try:
+    with running_collector(workspace.home, workspace.content_dir, INBOX_ENV) as server:
         yield server
-    finally:
-        if server.process is not None:
-            server.stop()
 
 
 def api(collector: CollectorProcess, method: str, path: str, **kwargs) -> requests.Response:

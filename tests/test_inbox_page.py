@@ -17,7 +17,7 @@ from nudge.core.workspace import Workspace
 from orchestration.stages import prepare_workspace, run_pipeline
 from senders.capture import CapturingProvider
 from senders.channels.in_app import InboxProvider
-from tests.conftest import CollectorProcess
+from tests.conftest import CollectorProcess, running_collector
 from tests.http_standin import Reply, StandIn, standin
 from tests.test_inbox_api import INBOX_ENV, user_hash
 
@@ -82,13 +82,8 @@ def app_site() -> Iterator[StandIn]:
 @pytest.fixture
 def collector(workspace: Workspace, app_site: StandIn) -> Iterator[CollectorProcess]:
     env = {**INBOX_ENV, "NUDGE_INBOX_ORIGINS": app_site.url}
-    server = CollectorProcess(workspace.home, workspace.content_dir, env)
-    server.start()
-    try:
+    with running_collector(workspace.home, workspace.content_dir, env) as server:
         yield server
-    finally:
-        if server.process is not None:
-            server.stop()
 
 
 def inbox_page(browser: Browser, collector: CollectorProcess, user_id: str) -> Page:

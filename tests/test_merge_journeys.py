@@ -16,8 +16,7 @@ from journeys.explain import explain_journey
 from nudge.core.landing.writer import land_messages
 from nudge.core.reports import user_profile
 from nudge.core.workspace import Workspace
-from orchestration.stages import prepare_workspace, run_pipeline
-from senders.capture import CapturingProvider
+from tests.conftest import CapturedRuns
 
 pytestmark = pytest.mark.slow
 
@@ -76,15 +75,8 @@ def entries(workspace: Workspace) -> list[tuple]:
 def test_a_merged_person_keeps_the_secondarys_journey_and_gets_each_step_once(
     tmp_path: Path,
 ) -> None:
-    content_dir = tmp_path / "content"
-    content_dir.mkdir()
-    (content_dir / "definitions.yml").write_text(CONTENT)
-    workspace = Workspace(home=tmp_path / "home", content_dir=content_dir)
-    content, project = prepare_workspace(workspace)
-    email = CapturingProvider("email")
-
-    def run(at: datetime) -> None:
-        run_pipeline(workspace, content, project, {"email": email}, as_of=at)
+    runs = CapturedRuns(tmp_path, CONTENT)
+    workspace, email, run = runs.workspace, runs.email, runs.run
 
     # s1 signs up (and is welcomed); p1 has not. q1 and r1 both sign up: two entries.
     land_messages(
@@ -130,5 +122,5 @@ def test_a_merged_person_keeps_the_secondarys_journey_and_gets_each_step_once(
     assert [(j["journey"], j["status"]) for j in profile["journeys"]] == [
         ("onboarding", "completed")
     ]
-    explained = explain_journey(workspace, content, user_id="p1", journey="onboarding")
+    explained = explain_journey(workspace, runs.content, user_id="p1", journey="onboarding")
     assert "template welcome" in explained and "template tips" in explained, explained
