@@ -106,6 +106,24 @@ COLLECTOR_ENV = {"NUDGE_WRITE_KEYS": "test-write-key", "NUDGE_TRACK_CREDENTIALS"
 
 
 @contextmanager
+def holding_warehouse(path: Path) -> Iterator[None]:
+    """Another process holds the DuckDB file at ``path`` open for writing until the block ends
+    (as a pipeline run does)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); "
+         "print('holding', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@contextmanager
 def running_collector(home: Path, content: Path, env: dict[str, str]) -> Iterator[CollectorProcess]:
     """``nudge serve`` over ``home`` and ``content`` with ``env``, stopped when the block ends."""
     server = CollectorProcess(home, content, env)

@@ -25,6 +25,7 @@ from nudge.devtools.smtp_sink import SmtpSink
 from orchestration.stages import prepare_workspace, run_pipeline
 from senders.capture import CapturingProvider
 from senders.email import with_preheader
+from tests.conftest import holding_warehouse
 from tests.http_standin import Reply, always, standin
 
 pytestmark = pytest.mark.slow
@@ -287,14 +288,7 @@ def test_send_test_on_a_channel_without_a_provider_says_what_to_set(built, capsy
 
 def test_a_held_warehouse_is_explained_and_nothing_is_sent(built, smtp_env, monkeypatch) -> None:
     workspace = built[0]
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, time; c = duckdb.connect("
-         f"{str(workspace.warehouse_path)!r}); print('holding', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    with holding_warehouse(workspace.warehouse_path):
         env = {**os.environ, "NUDGE_WAREHOUSE_WAIT_SECONDS": "0.5"}
         base = [sys.executable, "-m", "nudge.cli", "--home", str(workspace.home),
                 "--content", str(workspace.content_dir)]  # fmt: skip
@@ -306,9 +300,6 @@ def test_a_held_warehouse_is_explained_and_nothing_is_sent(built, smtp_env, monk
             [*base, "send-test", "welcome_email", "--to", "me@example.org"],
             capture_output=True, text=True, env=env,
         )  # fmt: skip
-    finally:
-        holder.kill()
-        holder.wait()
     assert preview.returncode == 3, preview.stderr
     assert "holds the warehouse" in preview.stderr and "try again" in preview.stderr
     assert test.returncode == 3, test.stderr

@@ -7,8 +7,6 @@ preference page then shows them, and the senders honour them channel by channel.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from nudge.core.workspace import Workspace
 from orchestration.stages import prepare_workspace, run_pipeline
 from senders.capture import CapturingProvider
 from senders.unsubscribe import preferences_url, sign_token
+from tests.conftest import holding_warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -266,14 +265,7 @@ def test_while_a_run_holds_the_warehouse_topic_choices_wait_and_change_nothing(
     # A topic unsubscribe and a save merge with the stored preferences, so they must read them:
     # "try again" (503), nothing landed. The global unsubscribe needs no reading and still lands.
     monkeypatch.setenv("NUDGE_WAREHOUSE_WAIT_SECONDS", "0.5")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(workspace.warehouse_path)!r}); "
-         "print('holding', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    with holding_warehouse(workspace.warehouse_path):
         before = _landing_files(workspace)
         topic = requests.post(f"{server}/u/{sign_token('u1', 'newsletter')}", timeout=30)
         save = requests.post(preferences_url("u1"), data={"unsubscribed": "on"}, timeout=30)
@@ -284,9 +276,6 @@ def test_while_a_run_holds_the_warehouse_topic_choices_wait_and_change_nothing(
         everything = requests.post(f"{server}/u/{sign_token('u1', None)}", timeout=30)
         assert everything.status_code == 200
         assert len(_landing_files(workspace)) == len(before) + 1
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @pytest.mark.parametrize("path", ["/u/", "/preferences/"])

@@ -3,8 +3,6 @@ queued on disk meanwhile are applied, in order, by the next write open."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +16,7 @@ from nudge.core.warehouse.journey_controls import (
     request_control,
 )
 from nudge.core.warehouse.schema import ensure_tables
+from tests.conftest import holding_warehouse
 
 AT = datetime(2026, 1, 5, 12, 0)
 
@@ -51,22 +50,12 @@ def test_an_open_waits_for_a_held_warehouse_then_raises_warehouse_busy(
     warehouse = tmp_path / "warehouse.duckdb"
     with connect(warehouse) as con:
         ensure_tables(con)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}); "
-         "print('holding', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    with holding_warehouse(warehouse):
         monkeypatch.setenv("NUDGE_WAREHOUSE_WAIT_SECONDS", "0.5")
         started = time.monotonic()
         busy = pytest.raises(WarehouseBusy, match="another process holds the warehouse")
         with busy, connect(warehouse, read_only=True):
             pass
         assert 0.5 <= time.monotonic() - started < 30
-    finally:
-        holder.kill()
-        holder.wait()
     with connect(warehouse, read_only=True) as con:  # free again once the holder is gone
         assert con.execute("select count(*) from nudge.runs").fetchone() == (0,)
