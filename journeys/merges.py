@@ -17,6 +17,7 @@ import duckdb
 
 from nudge.core.identity import merged_users
 from nudge.core.warehouse.connection import transaction
+from nudge.core.warehouse.locks import MERGES, exclusive
 
 EXIT_REASON = "merged"
 
@@ -25,7 +26,9 @@ def follow_merges(con: duckdb.DuckDBPyConnection, as_of: datetime) -> int:
     """Give the entries and undecided messages of merged ids to their person; return how many
     entries moved."""
     relation = merged_users(con)
-    with transaction(con):
+    # Journeys planned concurrently (server warehouse) each follow merges first: one at a time,
+    # the later ones find nothing left to move.
+    with exclusive(con, MERGES), transaction(con):
         moved = con.execute(
             f"""update nudge.journey_entries e set user_id = m.merged_into
                 from {relation} m where m.user_id = e.user_id"""

@@ -17,7 +17,10 @@ TRANSITION_COLUMNS = "run_id, as_of, entry_id, journey, user_id, from_step, to_s
 def record_transitions(run: JourneyRun, select_sql: str, params: list[Any] | None = None) -> None:
     """Insert the rows of ``select_sql`` (returning :data:`TRANSITION_COLUMNS`) with their seq.
 
-    The table's maximum is read once per journey run; the run is the only writer meanwhile.
+    The table's maximum is read once per journey run; the run is the only writer of its
+    journey's rows meanwhile. Journeys planned concurrently (server warehouse) may number from the
+    same maximum: ``seq`` then orders each journey's transitions, not those of two journeys of
+    one run (nothing reads that order: ``explain`` reads one journey).
     """
     if run.last_seq is None:
         run.last_seq = run.scalar("select coalesce(max(seq), 0) from nudge.journey_transitions")

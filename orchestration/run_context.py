@@ -1,4 +1,5 @@
-"""The instant a Dagster run works at, shared by every step of the run."""
+"""What every step of a Dagster run shares: the instant it works at, and the pool its
+warehouse steps take."""
 
 from __future__ import annotations
 
@@ -7,9 +8,18 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from nudge.core.clock import to_utc_naive
+from nudge.core.warehouse.settings import warehouse
 
 AS_OF_TAG = "nudge/as_of"
 DUCKDB_POOL = "duckdb"
+
+
+def warehouse_pool() -> str | None:
+    """The Dagster pool of every asset that opens the warehouse, for the warehouse configured
+    when the definitions are built: ``duckdb`` (limit one in the instance, ``orchestration.
+    instance``: one writer of the file at a time), or none on a server warehouse, where steps
+    the graph leaves independent (the journeys, one sender per channel) run at once."""
+    return DUCKDB_POOL if warehouse() == "duckdb" else None
 
 
 def as_of_for(context: dg.AssetExecutionContext) -> datetime:

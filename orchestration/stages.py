@@ -35,6 +35,7 @@ from nudge.core.segments.manual import load_manual_segments, manual_segment_mode
 from nudge.core.warehouse.connection import connect, warehouse_exists
 from nudge.core.warehouse.dbt import DbtWorkspaceProject, NodeResult
 from nudge.core.warehouse.journey_controls import pending_paused_journeys
+from nudge.core.warehouse.locks import DELIVERY_INPUTS, exclusive
 from nudge.core.warehouse.postgres import connect_postgres
 from nudge.core.warehouse.schema import ensure_tables
 from nudge.core.warehouse.settings import WarehouseSettingError, warehouse
@@ -226,13 +227,18 @@ def build_models(project: DbtWorkspaceProject, *, as_of: datetime) -> list[NodeR
 
 
 def plan_journeys(
-    workspace: Workspace, content: Content, *, as_of: datetime, run_id: str
+    workspace: Workspace,
+    content: Content,
+    *,
+    as_of: datetime,
+    run_id: str,
+    only: Collection[str] | None = None,
 ) -> JourneyRunSummary:
     """Give merged people their ids' journey entries (``journeys.merges``), then run every
-    journey."""
+    journey (or those named in ``only``)."""
     with connect(workspace.warehouse_path) as con:
         follow_merges(con, as_of)
-        return run_journeys(con, content, as_of=as_of, run_id=run_id)
+        return run_journeys(con, content, as_of=as_of, run_id=run_id, only=only)
 
 
 # The dbt model of deleted and suppressed ids (dbt_project/models/marts/dim_erased_users.sql).
@@ -251,13 +257,17 @@ def send_pending(
     """Fold in provider feedback, copy the collector's transactional sends into the ledger (and
     give it the suppressed addresses), erase what the ledger, the feedback and the copies of the
     landed calls kept about people deleted or suppressed by now, then send pending outbox rows
-    of ``channels`` (default: every channel with a provider)."""
+    of ``channels`` (default: every channel with a provider).
+
+    Each channel's sender does the first part: on a server warehouse, where they run at once,
+    one after the other (the later ones find it done)."""
     with connect(workspace.warehouse_path) as con:
-        apply_feedback(con, now=as_of)
-        copy_into_ledger(con, run_id=run_id, as_of=as_of)
-        mirror_suppressed_addresses(con)
-        scrub_erased_people(con, ERASED_USERS)
-        purge_erased_calls(con, ERASED_USERS)
+        with exclusive(con, DELIVERY_INPUTS):
+            apply_feedback(con, now=as_of)
+            copy_into_ledger(con, run_id=run_id, as_of=as_of)
+            mirror_suppressed_addresses(con)
+            scrub_erased_people(con, ERASED_USERS)
+            purge_erased_calls(con, ERASED_USERS)
         return dispatch_pending(
             con,
             as_of=as_of,

@@ -34,6 +34,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +44,7 @@ import polars as pl
 
 from nudge.core.clock import to_utc_naive, utc_now
 from nudge.core.dsl.spec import Content
+from nudge.core.warehouse.locks import CROSS_CHANNEL_CAPS, exclusive
 from senders import ledger
 from senders.breaker import CircuitBreaker
 from senders.handover_journal import HandoverJournal
@@ -178,11 +180,43 @@ def dispatch_pending(
     ``settings`` (default: ``DispatchSettings.from_env()``) bound the retries and the run.
     ``paused_journeys`` is asked before each hand-over which journeys were paused while this
     dispatch runs (``nudge journeys pause`` during a send): their messages stay pending."""
-    as_of = to_utc_naive(as_of)
-    settings = settings or DispatchSettings.from_env()
-    journal = HandoverJournal.beside(con)
+    caps_guard = (
+        exclusive(con, CROSS_CHANNEL_CAPS)
+        if channels is not None and shares_caps_across_channels(content)
+        else nullcontext()
+    )
+    with caps_guard:
+        return _dispatch(
+            con, as_of=to_utc_naive(as_of), run_id=run_id, content=content, providers=providers,
+            channels=channels, batch_size=batch_size,
+            settings=settings or DispatchSettings.from_env(), paused_journeys=paused_journeys,
+        )  # fmt: skip
+
+
+def shares_caps_across_channels(content: Content) -> bool:
+    """Whether a frequency cap counts the sends of every channel (``channel: any``): the
+    dispatches of single channels must then decide one after another, each seeing what the
+    others sent, or two of them could each send the one message the cap has left."""
+    return any(cap.channel == "any" for cap in content.policies.frequency_caps)
+
+
+def _dispatch(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: datetime,
+    run_id: str,
+    content: Content,
+    providers: Mapping[str, Provider],
+    channels: Collection[str] | None,
+    batch_size: int,
+    settings: DispatchSettings,
+    paused_journeys: Callable[[], Collection[str]] | None,
+) -> DispatchSummary:
+    # Only this dispatch's channels: another channel's dispatch may run at the same time (a
+    # server warehouse), and its rows in the journal and in ``sending`` are its own in flight.
+    journal = HandoverJournal.beside(con, channels)
     journal.fold(con)  # what a stopped run handed over, before the ledger is reconciled
-    released, unknown = ledger.reconcile_in_flight(con, now=utc_now())
+    released, unknown = ledger.reconcile_in_flight(con, now=utc_now(), channels=channels)
     summary = DispatchSummary(reconciled=unknown, released=released)
     decided = evaluate_policies(con, as_of=as_of, content=content, channels=channels)
     provider_names = pl.DataFrame(
@@ -471,9 +505,8 @@ def _hand_over_window(
             else:
                 starting.append(message)
         ledger.hand_over(
-            sending.journal, outcomes=window.outcomes, keys=[m.idempotency_key for m in starting],
-            as_of=as_of, now=utc_now(),
-        )  # fmt: skip
+            sending.journal, outcomes=window.outcomes, handed=starting, as_of=as_of, now=utc_now()
+        )
         window.outcomes = []
         for message in starting:
             future = window.pool.submit(sending.send, message)

@@ -9,8 +9,10 @@ fraction of that. So each turn is written here, and the journal is folded into
 dispatch reconciles what a stopped run left (``fold``): a crash between the two loses nothing,
 since the journal is folded again (folding is idempotent) and only then emptied.
 
-The file sits beside the warehouse file (``<warehouse>.handovers``); only the process holding
-the warehouse writes it.
+The file sits beside the warehouse file (``<warehouse>.handovers``). On DuckDB only the process
+holding the warehouse writes it; on a server warehouse one sender step per channel may dispatch at
+once, so each row names its channel and a dispatch folds and empties only its own channels' rows
+(``channels``): another channel's messages in flight keep their rows until their outcome is in.
 """
 
 from __future__ import annotations
@@ -36,9 +38,12 @@ create table if not exists handovers (
     next_attempt_at text,
     provider_message_id text,
     details text,
-    completed_at text
+    completed_at text,
+    channel text                -- null in rows written before channels were recorded
 )
 """
+# How long a write waits for another dispatch's turn to commit (SQLite allows one at a time).
+BUSY_TIMEOUT_SECONDS = 30.0
 # What an outcome sets, in the order the fold passes them to DuckDB, with their SQL types.
 OUTCOME_COLUMNS = {
     "status": "varchar",
@@ -61,32 +66,55 @@ def journal_path(con: duckdb.DuckDBPyConnection) -> Path:
 
 
 class HandoverJournal:
-    def __init__(self, path: Path):
+    """The journal of one dispatch, of ``channels`` (None: every channel)."""
+
+    def __init__(self, path: Path, channels: Collection[str] | None = None):
         self.path = path
-        self._con = sqlite3.connect(path, isolation_level=None)
+        self.channels = None if channels is None else sorted(channels)
+        self._con = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
         self._con.execute("pragma journal_mode=wal")
         self._con.execute("pragma synchronous=full")
         self._con.execute(SCHEMA)
+        columns = {row[1] for row in self._con.execute("pragma table_info(handovers)")}
+        if "channel" not in columns:  # a journal left by a version without the column
+            self._con.execute("alter table handovers add column channel text")
 
     @classmethod
-    def beside(cls, con: duckdb.DuckDBPyConnection) -> HandoverJournal:
-        return cls(journal_path(con))
+    def beside(
+        cls, con: duckdb.DuckDBPyConnection, channels: Collection[str] | None = None
+    ) -> HandoverJournal:
+        return cls(journal_path(con), channels)
+
+    def _own(self) -> tuple[str, list[Any]]:
+        """SQL condition and parameters: the rows of this dispatch's channels (and rows of no
+        recorded channel, which only a journal from before channels were recorded holds)."""
+        if self.channels is None:
+            return "true", []
+        return (
+            "(channel is null or channel in (select value from json_each(?)))",
+            [json.dumps(self.channels)],
+        )
 
     def write(
-        self, *, outcomes: Sequence[Mapping[str, Any]], keys: Sequence[str], now: datetime
+        self,
+        *,
+        outcomes: Sequence[Mapping[str, Any]],
+        handed: Sequence[tuple[str, str]],
+        now: datetime,
     ) -> None:
         """One committed turn: ``outcomes`` (rows of ``key`` plus ``OUTCOME_COLUMNS`` but
-        ``completed_at``) of messages handed over earlier, and ``keys`` handed over now."""
-        if not outcomes and not keys:
+        ``completed_at``) of messages handed over earlier, and ``handed``, the ``(key, channel)``
+        of the messages handed over now."""
+        if not outcomes and not handed:
             return
         stamp = now.isoformat()
         con = self._con
         con.execute("begin")
         try:
             con.executemany(
-                """insert into handovers (idempotency_key, attempted_at) values (?, ?)
+                """insert into handovers (idempotency_key, attempted_at, channel) values (?, ?, ?)
                    on conflict (idempotency_key) do nothing""",
-                [(key, stamp) for key in keys],
+                [(key, stamp, channel) for key, channel in handed],
             )
             con.executemany(
                 """update handovers set status = ?, reason = ?, permanent = ?,
@@ -105,11 +133,15 @@ class HandoverJournal:
         con.execute("commit")
 
     def fold(self, ledger: duckdb.DuckDBPyConnection, *, keep: Collection[str] = ()) -> int:
-        """Apply the journal to the ledger in one DuckDB transaction, then empty it but for the
-        rows of ``keep``: messages still in flight, whose outcome a later turn writes (folding
-        them again is harmless). Returns how many messages it held."""
+        """Apply the journal's rows of this dispatch's channels to the ledger in one DuckDB
+        transaction, then remove them but those of ``keep``: messages still in flight, whose
+        outcome a later turn writes (folding them again is harmless). Returns how many messages
+        it held."""
+        own, own_params = self._own()
         rows = self._con.execute(
             f"select idempotency_key, attempted_at, {', '.join(OUTCOME_COLUMNS)} from handovers"
+            f" where {own}",
+            own_params,
         ).fetchall()
         if not rows:
             return 0
@@ -149,13 +181,11 @@ class HandoverJournal:
             ledger.rollback()
             raise
         ledger.commit()
-        if keep:
-            self._con.execute(
-                "delete from handovers where idempotency_key not in (select value from json_each(?))",
-                [json.dumps(list(keep))],
-            )
-        else:
-            self._con.execute("delete from handovers")
+        self._con.execute(
+            f"delete from handovers where {own}"
+            " and idempotency_key not in (select value from json_each(?))",
+            [*own_params, json.dumps(list(keep))],
+        )
         return len(rows)
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ never resent (``IN_FLIGHT_REASON``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -176,30 +176,46 @@ def hand_over(
     journal: HandoverJournal,
     *,
     outcomes: Sequence[Outcome],
-    keys: Sequence[str],
+    handed: Sequence[RenderedMessage],
     as_of: datetime,
     now: datetime,
 ) -> None:
     """One committed turn in the hand-over journal: the ``outcomes`` of messages handed over
-    earlier, and ``keys`` marked handed over, right before their provider gets them. Either may
-    be empty. So the rows handed over without an outcome are at most the messages in flight
+    earlier, and the ``handed`` messages marked handed over, right before their provider gets
+    them. Either may be empty. So the rows handed over without an outcome are at most the messages in flight
     (one per provider slot, ``senders.dispatch``). ``HandoverJournal.fold`` applies the turns to
     the ledger."""
     rows = [_outcome_row(o.message, o.outcome, o.attempts, as_of) for o in outcomes]
-    journal.write(outcomes=rows, keys=keys, now=now)
+    journal.write(outcomes=rows, handed=[(m.idempotency_key, m.channel) for m in handed], now=now)
+
+
+def _of_channels(channels: Collection[str] | None, params: dict[str, object]) -> str:
+    """SQL condition: the row's channel is one of ``channels`` (None: any), with its parameter."""
+    if channels is None:
+        return "true"
+    params["channels"] = sorted(channels)
+    return "list_contains($channels, channel)"
 
 
 def release(
-    con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None, *, reason: str, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    keys: Sequence[str] | None,
+    *,
+    reason: str,
+    now: datetime,
+    channels: Collection[str] | None = None,
 ) -> int:
     """Intents whose message no provider accepted go back to what they were before: a first
     attempt's row is deleted (its outbox row is pending again), a retry's row is again a
     transient failure, due now, with its attempt not counted. ``keys`` None: every ``sending`` row
-    never handed over (after a crash). Returns how many rows were released."""
-    where = "status = 'sending' and " + (
-        "attempted_at is null" if keys is None else "list_contains($keys, idempotency_key)"
-    )
+    of ``channels`` (None: of every channel) never handed over (after a crash). Returns how many
+    rows were released."""
     params: dict[str, object] = {} if keys is None else {"keys": list(keys)}
+    where = "status = 'sending' and " + (
+        f"attempted_at is null and {_of_channels(channels, params)}"
+        if keys is None
+        else "list_contains($keys, idempotency_key)"
+    )
     with transaction(con):
         deleted = con.execute(
             f"delete from nudge.delivery_ledger where {where} and coalesce(attempts, 0) <= 1 "
@@ -218,18 +234,24 @@ def release(
     return len(deleted) + len(restored)
 
 
-def reconcile_in_flight(con: duckdb.DuckDBPyConnection, *, now: datetime) -> tuple[int, int]:
-    """Resolve rows a stopped run left in ``sending``: those never handed over are released,
-    those handed over are failed with outcome unknown (permanent, never resent). Returns
-    ``(released, unknown)``."""
-    released = release(con, None, reason="the run stopped first", now=now)
+def reconcile_in_flight(
+    con: duckdb.DuckDBPyConnection, *, now: datetime, channels: Collection[str] | None = None
+) -> tuple[int, int]:
+    """Resolve rows a stopped run left in ``sending`` (of ``channels``; None: of every channel):
+    those never handed over are released, those handed over are failed with outcome unknown
+    (permanent, never resent). Returns ``(released, unknown)``.
+
+    A dispatch reconciles only its own channels: on a server warehouse another channel's sender
+    may be dispatching at the same time, and its ``sending`` rows are its messages in flight."""
+    released = release(con, None, reason="the run stopped first", now=now, channels=channels)
+    params: dict[str, object] = {"reason": IN_FLIGHT_REASON, "now": now}
     unknown = con.execute(
-        """update nudge.delivery_ledger
+        f"""update nudge.delivery_ledger
            set status = 'failed', reason = $reason, completed_at = $now, permanent = true,
                next_attempt_at = null
-           where status = 'sending'
+           where status = 'sending' and {_of_channels(channels, params)}
            returning idempotency_key""",
-        {"reason": IN_FLIGHT_REASON, "now": now},
+        params,
     ).fetchall()
     return released, len(unknown)
 

@@ -9,6 +9,9 @@ still take the "duckdb" pool one at a time, so the single-writer file is never o
 from __future__ import annotations
 
 import email
+import secrets
+import sqlite3
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -132,3 +135,155 @@ def test_a_bare_postgresql_url_is_refused_naming_the_scheme(
         instance_config()
     monkeypatch.delenv(DAGSTER_POSTGRES_URL_ENV)
     assert "storage:" not in instance_config()
+
+
+# Two journeys, each sending on two channels (email to the SMTP sink, in-app to the inbox file).
+PARALLEL_CONTENT = """
+segments:
+  - name: new_signups
+    condition:
+      all:
+        - performed: {event: signed_up, within: 7d}
+        - attribute: {name: email, exists: true}
+templates:
+  - name: welcome_email
+    channel: email
+    subject: "Welcome, {{ user.first_name | default('there') }}"
+    html: "<p>Hi</p><a href='{{ unsubscribe_url }}'>Unsubscribe</a>"
+  - name: tips_email
+    channel: email
+    subject: "Tips for {{ user.first_name | default('you') }}"
+    html: "<p>Tips</p><a href='{{ unsubscribe_url }}'>Unsubscribe</a>"
+  - {name: welcome_inbox, channel: in_app, title: "Welcome", body: "Glad you are here"}
+  - {name: tips_inbox, channel: in_app, title: "Tip", body: "Try the CLI"}
+journeys:
+  - name: onboarding
+    trigger: {segment_entered: new_signups}
+    steps:
+      - {id: welcome, send: {channel: email, template: welcome_email}}
+      - {id: welcome_inbox, send: {channel: in_app, template: welcome_inbox}}
+  - name: product_tips
+    trigger: {segment_entered: new_signups}
+    steps:
+      - {id: tip_inbox, send: {channel: in_app, template: tips_inbox}}
+      - {id: tip_email, send: {channel: email, template: tips_email}}
+"""
+PEOPLE = {"ada": "ada@example.com", "grace": "grace@example.com"}
+
+
+@pytest.fixture
+def dagster_database() -> Iterator[str]:
+    """A second fresh database, for Dagster's storage (the warehouse has its own)."""
+    from nudge.core.warehouse.postgres import create_database, drop_database
+
+    name = f"nudge_test_dagster_{secrets.token_hex(6)}"
+    url = create_database(name, "postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        yield url
+    finally:
+        drop_database(name, url)
+
+
+def step_windows(records: list[dg.EventLogEntry]) -> dict[str, tuple[float, float]]:
+    """(start, end) of every step of the run, from its event log's step start and success."""
+    starts: dict[str, float] = {}
+    ends: dict[str, float] = {}
+    for record in records:
+        event = record.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = record.timestamp
+        elif event.event_type_value == "STEP_SUCCESS":
+            ends[event.step_key] = record.timestamp
+    return {key: (starts[key], ends[key]) for key in starts if key in ends}
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def test_journeys_and_channel_senders_run_in_parallel_on_a_postgres_warehouse(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    smtp_sink: SmtpSink,
+    postgres_database: str,
+    dagster_database: str,
+) -> None:
+    from orchestration.location import load_location
+
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "definitions.yml").write_text(PARALLEL_CONTENT)
+    home = tmp_path / "home"
+    for name, value in {
+        "NUDGE_HOME": str(home),
+        "NUDGE_CONTENT": str(content),
+        "NUDGE_WAREHOUSE": "postgres",
+        "NUDGE_POSTGRES_URL": postgres_database,
+        "DAGSTER_HOME": str(home / "dagster"),
+        DAGSTER_POSTGRES_URL_ENV: dagster_database.replace("postgresql://", PSYCOPG2_SCHEME),
+        "NUDGE_EMAIL_PROVIDER": "smtp",
+        "NUDGE_SMTP_HOST": smtp_sink.host,
+        "NUDGE_SMTP_PORT": str(smtp_sink.port),
+        "NUDGE_EMAIL_FROM": "Nudge <hello@nudge.test>",
+    }.items():
+        monkeypatch.setenv(name, value)
+    load_location.cache_clear()
+    workspace = Workspace(home=home, content_dir=content).ensure()
+    ensure_instance(workspace)
+    stamp = START.isoformat() + "Z"
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            message
+            for user, address in PEOPLE.items()
+            for message in (
+                {"type": "identify", "userId": user, "timestamp": stamp,
+                 "traits": {"email": address, "first_name": user.title()}},
+                {"type": "track", "userId": user, "event": "signed_up", "timestamp": stamp},
+            )
+        ],
+    )  # fmt: skip
+
+    try:
+        with dg.DagsterInstance.get() as instance:
+            result = dg.execute_job(
+                dg.reconstructable(multiprocess_pipeline_job),
+                instance=instance,
+                tags=as_of_tag(START + timedelta(hours=1)),
+                # Every sender may start at once (the default is one process per core).
+                run_config={"execution": {"config": {"max_concurrent": 8}}},
+            )
+            assert result.success
+            records = instance.all_logs(result.run_id)
+    finally:
+        load_location.cache_clear()
+    windows = step_windows(records)
+
+    # On a server warehouse each journey is a step of its own, outside the duckdb pool.
+    journeys = [windows["plan_journey_onboarding"], windows["plan_journey_product_tips"]]
+    senders = {channel: windows[f"delivery__{channel}"] for channel in ("email", "in_app")}
+    assert overlap(*journeys), f"journey steps did not overlap: {journeys}"
+    assert overlap(senders["email"], senders["in_app"]), f"senders did not overlap: {senders}"
+
+    # Every message went out once: in the ledger, to the SMTP server and into the inbox.
+    with psycopg2.connect(postgres_database) as con, con.cursor() as cursor:
+        cursor.execute(
+            "select channel, status, count(*), count(distinct idempotency_key)"
+            " from nudge.delivery_ledger group by 1, 2 order by 1, 2"
+        )
+        assert cursor.fetchall() == [("email", "sent", 4, 4), ("in_app", "sent", 4, 4)]
+    mails = [email.message_from_bytes(p.read_bytes()) for p in smtp_sink.maildir.glob("*.eml")]
+    assert sorted((m["To"], m["Subject"]) for m in mails) == [
+        ("ada@example.com", "Tips for Ada"),
+        ("ada@example.com", "Welcome, Ada"),
+        ("grace@example.com", "Tips for Grace"),
+        ("grace@example.com", "Welcome, Grace"),
+    ]
+    with sqlite3.connect(workspace.inbox_path) as inbox:
+        assert inbox.execute(
+            "select user_id, json_extract(content, '$.title'), count(*) from inbox_messages"
+            " group by 1, 2 order by 1, 2"
+        ).fetchall() == [("ada", "Tip", 1), ("ada", "Welcome", 1), ("grace", "Tip", 1),
+                         ("grace", "Welcome", 1)]  # fmt: skip

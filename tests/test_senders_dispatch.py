@@ -191,6 +191,37 @@ def test_after_a_crash_only_the_message_in_flight_is_unknown(con):
     }
 
 
+def test_a_dispatch_of_one_channel_leaves_another_channels_messages_in_flight_alone(con):
+    # On a server warehouse each channel's sender dispatches at the same time as the others:
+    # the email rows in flight (here: left by a crash) belong to the email dispatch.
+    for user in ("u1", "u2", "u3"):
+        add_user(con, user, email=f"{user}@example.com", phone="+15550000")
+        enqueue(con, f"k-{user}", user)
+    enqueue(con, "k-sms", "u1", template="come_back_sms", channel="sms")
+    with pytest.raises(Crash):
+        dispatch_pending(con, as_of=T0, run_id="r1", content=content(),
+                         providers={"email": CrashingProvider("email")}, channels=("email",))  # fmt: skip
+    sms = CapturingProvider("sms")
+    summary = dispatch_pending(con, as_of=T0, run_id="r1", content=content(),
+                               providers={"sms": sms}, channels=("sms",))  # fmt: skip
+
+    assert (summary.reconciled, summary.released) == (0, 0)
+    assert [m.idempotency_key for m in sms.messages] == ["k-sms"]
+    assert {k: s for k, (s, _) in ledger(con).items()} == {
+        "k-u1": "sending", "k-u2": "sending", "k-u3": "sending", "k-sms": "sent",
+    }  # fmt: skip
+    with sqlite3.connect(journal_path(con)) as journal:
+        turns = journal.execute("select idempotency_key, channel from handovers").fetchall()
+    assert sorted(turns) == [("k-u1", "email"), ("k-u2", "email")]
+
+    email = CapturingProvider("email")
+    summary = dispatch_pending(con, as_of=T0 + timedelta(minutes=5), run_id="r2",
+                               content=content(), providers={"email": email}, channels=("email",))  # fmt: skip
+    assert (summary.reconciled, summary.released) == (1, 1)
+    assert [m.idempotency_key for m in email.messages] == ["k-u3"]
+    assert ledger(con)["k-u2"] == ("failed", IN_FLIGHT_REASON)
+
+
 class SlowProvider(CapturingProvider):
     def send(self, message: RenderedMessage) -> SendOutcome:
         time.sleep(0.05)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import duckdb
 
+from nudge.core.warehouse.locks import JOURNEY_CONTROLS, exclusive
+
 REQUEST_SUFFIX = ".json"
 
 
@@ -98,9 +100,14 @@ def apply_pending_requests(con: duckdb.DuckDBPyConnection, requests_dir: Path) -
 
     Leaves them queued while the table does not exist yet (a warehouse being created).
     """
-    names = _request_names(requests_dir)
-    if not names:
+    if not _request_names(requests_dir):
         return 0
+    with exclusive(con, JOURNEY_CONTROLS):  # two steps applying at once could reorder them
+        return _apply_requests(con, requests_dir)
+
+
+def _apply_requests(con: duckdb.DuckDBPyConnection, requests_dir: Path) -> int:
+    names = _request_names(requests_dir)
     has_table = con.execute(
         "select count(*) from information_schema.tables"
         " where table_schema = 'nudge' and table_name = 'journey_controls'"

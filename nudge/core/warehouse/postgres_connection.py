@@ -22,7 +22,8 @@ statements transpiled (``nudge.core.warehouse.dialect``) and answers as DuckDB w
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,20 @@ class PostgresConnection:
 
     def rollback(self) -> None:
         self._cursor.execute("rollback")
+
+    @contextmanager
+    def advisory_lock(self, name: str) -> Iterator[None]:
+        """Hold the session-level advisory lock named ``name`` for the block
+        (``nudge.core.warehouse.locks``); released at the end, or when the connection closes."""
+        self._cursor.execute("select pg_advisory_lock(hashtext(%s))", (name,))
+        try:
+            yield
+        finally:
+            # A failed transaction refuses statements until rolled back: closing the
+            # connection (every stage does) releases the lock then.
+            failed = psycopg2.extensions.TRANSACTION_STATUS_INERROR
+            if not self._con.closed and self._con.get_transaction_status() != failed:
+                self._cursor.execute("select pg_advisory_unlock(hashtext(%s))", (name,))
 
     # -- frames as tables -------------------------------------------------------------------
     def register(self, name: str, frame: pl.DataFrame) -> None:

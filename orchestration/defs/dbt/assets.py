@@ -19,7 +19,7 @@ from nudge.core.warehouse.dbt import DbtWorkspaceProject, NodeResult
 from orchestration.defs.dbt.translator import SOURCE_KEYS, NudgeDbtTranslator
 from orchestration.defs.stage_order import stage_tags
 from orchestration.location import load_location
-from orchestration.run_context import DUCKDB_POOL, as_of_for
+from orchestration.run_context import as_of_for, warehouse_pool
 from orchestration.stages import REPORTS_SELECTOR, Stage
 
 TRANSLATOR = NudgeDbtTranslator()
@@ -110,7 +110,7 @@ def build_dbt_definitions() -> list[dg.AssetsDefinition | dg.AssetSpec]:
         dagster_dbt_translator=translator,
         exclude=REPORTS_SELECTOR,
         name="dbt_models",
-        pool=DUCKDB_POOL,
+        pool=warehouse_pool(),
         op_tags=stage_tags(Stage.BUILD_MODELS),
     )
     def dbt_models(context: dg.AssetExecutionContext):
@@ -122,7 +122,7 @@ def build_dbt_definitions() -> list[dg.AssetsDefinition | dg.AssetSpec]:
         dagster_dbt_translator=translator,
         select=REPORTS_SELECTOR,
         name="dbt_reports",
-        pool=DUCKDB_POOL,
+        pool=warehouse_pool(),
         op_tags=stage_tags(Stage.BUILD_REPORTS),
     )
     def dbt_reports(context: dg.AssetExecutionContext):

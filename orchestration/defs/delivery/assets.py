@@ -8,7 +8,7 @@ from orchestration.defs.delivery.checks import delivery_checks
 from orchestration.defs.stage_order import stage_tags
 from orchestration.location import count_rows, load_location
 from orchestration.resources import ChannelDelivery
-from orchestration.run_context import DUCKDB_POOL, as_of_for
+from orchestration.run_context import as_of_for, warehouse_pool
 from orchestration.stages import Stage, finish_run, send_pending
 from senders.registry import CHANNELS, NO_PROVIDER
 
@@ -35,24 +35,27 @@ def run_counts_table(run_id: str) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-@dg.asset(
-    key=OUTBOX,
-    deps=[JOURNEY_STATE],
-    group_name="delivery",
-    kinds={"duckdb"},
-    pool=DUCKDB_POOL,
-    op_tags=stage_tags(Stage.PLAN_JOURNEYS),
-    description="Planned sends (nudge.outbox), one per idempotency key, waiting for a sender.",
-)
-def outbox() -> dg.MaterializeResult:
-    pending = count_rows(
-        """
-        select o.channel, count(*) from nudge.outbox o
-        anti join nudge.delivery_ledger l using (idempotency_key)
-        group by all order by all
-        """
+def outbox_asset() -> dg.AssetsDefinition:
+    @dg.asset(
+        key=OUTBOX,
+        deps=[JOURNEY_STATE],
+        group_name="delivery",
+        kinds={"duckdb"},
+        pool=warehouse_pool(),
+        op_tags=stage_tags(Stage.PLAN_JOURNEYS),
+        description="Planned sends (nudge.outbox), one per idempotency key, waiting for a sender.",
     )
-    return dg.MaterializeResult(metadata={f"pending.{k}": v for k, v in pending.items()})
+    def outbox() -> dg.MaterializeResult:
+        pending = count_rows(
+            """
+            select o.channel, count(*) from nudge.outbox o
+            anti join nudge.delivery_ledger l using (idempotency_key)
+            group by all order by all
+            """
+        )
+        return dg.MaterializeResult(metadata={f"pending.{k}": v for k, v in pending.items()})
+
+    return outbox
 
 
 def sent_sample(run_id: str, channel: str) -> list[list[str]]:
@@ -75,7 +78,7 @@ def channel_sender(channel: str) -> dg.AssetsDefinition:
         deps=[OUTBOX],
         group_name="delivery",
         kinds={channel.replace("_", "")},
-        pool=DUCKDB_POOL,
+        pool=warehouse_pool(),
         required_resource_keys={channel},
         op_tags=stage_tags(Stage.SEND),
         description=f"Sends pending {channel} messages through the provider NUDGE_"
@@ -122,32 +125,35 @@ def channel_sender(channel: str) -> dg.AssetsDefinition:
     return sender
 
 
-SENDERS = [channel_sender(channel) for channel in CHANNELS]
-
-
-@dg.asset(
-    key=LEDGER,
-    deps=[s.key for s in SENDERS],
-    group_name="delivery",
-    kinds={"duckdb"},
-    pool=DUCKDB_POOL,
-    op_tags=stage_tags(Stage.SEND),
-    description="One row per send with its status and reason (nudge.delivery_ledger).",
-)
-def delivery_ledger(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    statuses = count_rows(
-        "select status, count(*) from nudge.delivery_ledger group by all order by all"
+def ledger_asset(senders: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=LEDGER,
+        deps=[s.key for s in senders],
+        group_name="delivery",
+        kinds={"duckdb"},
+        pool=warehouse_pool(),
+        op_tags=stage_tags(Stage.SEND),
+        description="One row per send with its status and reason (nudge.delivery_ledger).",
     )
-    finish_run(load_location().workspace, run_id=context.run.run_id)
-    return dg.MaterializeResult(
-        metadata={
-            **{f"status.{k}": v for k, v in statuses.items()},
-            "run_counts": run_counts_table(context.run.run_id),
-        }
-    )
+    def delivery_ledger(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        statuses = count_rows(
+            "select status, count(*) from nudge.delivery_ledger group by all order by all"
+        )
+        finish_run(load_location().workspace, run_id=context.run.run_id)
+        return dg.MaterializeResult(
+            metadata={
+                **{f"status.{k}": v for k, v in statuses.items()},
+                "run_counts": run_counts_table(context.run.run_id),
+            }
+        )
+
+    return delivery_ledger
 
 
 def delivery_definitions() -> dg.Definitions:
+    """The outbox, one sender per channel (independent steps: on a server warehouse they run
+    at once, each dispatching its own channel's rows) and the ledger after them all."""
+    senders = [channel_sender(channel) for channel in CHANNELS]
     return dg.Definitions(
-        assets=[outbox, *SENDERS, delivery_ledger], asset_checks=delivery_checks()
+        assets=[outbox_asset(), *senders, ledger_asset(senders)], asset_checks=delivery_checks()
     )

@@ -1,9 +1,11 @@
-"""Every journey planned in one step: one asset per journey (its own group) plus the journey state
-the reports read, all materialized by a single call of the engine.
+"""One asset per journey (its own group) plus the journey state the reports read.
 
-The engine runs every journey of the content at once (``orchestration.stages.plan_journeys``), so
-conditions shared by several journeys are computed once per run (``journeys.condition_cache``);
-each journey still has its own asset, lineage to the segments it reads and checks.
+On DuckDB every journey is planned in one step, by a single call of the engine
+(``orchestration.stages.plan_journeys``), so conditions shared by several journeys are computed
+once per run (``journeys.condition_cache``); the file has one writer at a time anyway. On a server
+warehouse each journey is a step of its own, so a multiprocess executor plans independent
+journeys at once; the journey state is then a step after them. Either way each journey has its
+own asset, lineage to the segments it reads and checks.
 """
 
 import dagster as dg
@@ -14,7 +16,7 @@ from orchestration.defs.journeys.checks import journey_entries_check
 from orchestration.defs.journeys.lineage import journey_segments
 from orchestration.defs.stage_order import stage_tags
 from orchestration.location import count_rows, load_location
-from orchestration.run_context import DUCKDB_POOL, as_of_for
+from orchestration.run_context import as_of_for, warehouse_pool
 from orchestration.stages import Stage, plan_journeys
 
 JOURNEY_INPUTS = [
@@ -44,11 +46,18 @@ def journey_state_spec(journeys: list[Journey]) -> dg.AssetSpec:
     )
 
 
+def journey_state_counts() -> dict[str, int]:
+    return count_rows(
+        "select journey || '.' || status, count(*) from nudge.journey_entries"
+        " group by all order by all"
+    )
+
+
 def journeys_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name="plan_journeys",
         specs=[*(journey_spec(j) for j in journeys), journey_state_spec(journeys)],
-        pool=DUCKDB_POOL,
+        pool=warehouse_pool(),
         op_tags=stage_tags(Stage.PLAN_JOURNEYS),
     )
     def _plan(context: dg.AssetExecutionContext):
@@ -63,20 +72,56 @@ def journeys_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
             yield dg.MaterializeResult(
                 asset_key=journey_key(journey.name), metadata=summary.metadata_for(journey.name)
             )
+        yield dg.MaterializeResult(asset_key=JOURNEY_STATE, metadata=journey_state_counts())
+
+    return _plan
+
+
+def journey_asset(journey: Journey) -> dg.AssetsDefinition:
+    """One journey planned in a step of its own (server warehouses)."""
+
+    @dg.multi_asset(
+        name=f"plan_journey_{journey.name}",
+        specs=[journey_spec(journey)],
+        op_tags=stage_tags(Stage.PLAN_JOURNEYS),
+    )
+    def _plan(context: dg.AssetExecutionContext):
+        location = load_location()
+        summary = plan_journeys(
+            location.workspace,
+            location.content,
+            as_of=as_of_for(context),
+            run_id=context.run.run_id,
+            only=(journey.name,),
+        )
         yield dg.MaterializeResult(
-            asset_key=JOURNEY_STATE,
-            metadata=count_rows(
-                "select journey || '.' || status, count(*) from nudge.journey_entries"
-                " group by all order by all"
-            ),
+            asset_key=journey_key(journey.name), metadata=summary.metadata_for(journey.name)
         )
 
     return _plan
 
 
+def journey_state_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
+    """The journey state, read after every journey's step (server warehouses)."""
+
+    @dg.multi_asset(
+        name="journey_state",
+        specs=[journey_state_spec(journeys)],
+        op_tags=stage_tags(Stage.PLAN_JOURNEYS),
+    )
+    def _state():
+        yield dg.MaterializeResult(asset_key=JOURNEY_STATE, metadata=journey_state_counts())
+
+    return _state
+
+
 def journey_definitions() -> dg.Definitions:
     journeys = list(load_location().content.journeys)
+    if warehouse_pool() is not None:  # one writer at a time: one step, conditions shared
+        assets = [journeys_asset(journeys)]
+    else:
+        assets = [*(journey_asset(j) for j in journeys), journey_state_asset(journeys)]
     return dg.Definitions(
-        assets=[journeys_asset(journeys)],
+        assets=assets,
         asset_checks=[journey_entries_check(j, journey_key(j.name)) for j in journeys],
     )

@@ -5,7 +5,7 @@ import dagster as dg
 from orchestration.asset_keys import COLLECTOR, LANDING_EVENTS, RAW_EVENTS
 from orchestration.defs.stage_order import stage_tags
 from orchestration.location import load_location
-from orchestration.run_context import DUCKDB_POOL, as_of_for
+from orchestration.run_context import as_of_for, warehouse_pool
 from orchestration.stages import Stage, load_landing, refuse_earlier_as_of, start_run
 
 # External: `nudge serve` (and `nudge ingest`) run outside Dagster; the graph only shows where
@@ -29,19 +29,30 @@ landing_events = dg.AssetSpec(
 )
 
 
-@dg.asset(
-    key=RAW_EVENTS,
-    deps=[landing_events],
-    group_name="landing",
-    kinds={"duckdb"},
-    pool=DUCKDB_POOL,
-    op_tags=stage_tags(Stage.LOAD),
-    description="Every landed message, copied once into the warehouse (raw.events).",
-)
-def raw_events(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    location = load_location()
-    as_of, run_id = as_of_for(context), context.run.run_id
-    refuse_earlier_as_of(location.workspace, as_of=as_of, run_id=run_id)
-    start_run(location.workspace, as_of=as_of, run_id=run_id)
-    loaded = load_landing(location.workspace)
-    return dg.MaterializeResult(metadata={"files_loaded": loaded.files, "rows_loaded": loaded.rows})
+def raw_events_asset() -> dg.AssetsDefinition:
+    """The load into the warehouse, in the configured warehouse's pool."""
+
+    @dg.asset(
+        key=RAW_EVENTS,
+        deps=[landing_events],
+        group_name="landing",
+        kinds={"duckdb"},
+        pool=warehouse_pool(),
+        op_tags=stage_tags(Stage.LOAD),
+        description="Every landed message, copied once into the warehouse (raw.events).",
+    )
+    def raw_events(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        location = load_location()
+        as_of, run_id = as_of_for(context), context.run.run_id
+        refuse_earlier_as_of(location.workspace, as_of=as_of, run_id=run_id)
+        start_run(location.workspace, as_of=as_of, run_id=run_id)
+        loaded = load_landing(location.workspace)
+        return dg.MaterializeResult(
+            metadata={"files_loaded": loaded.files, "rows_loaded": loaded.rows}
+        )
+
+    return raw_events
+
+
+def landing_definitions() -> dg.Definitions:
+    return dg.Definitions(assets=[collector, landing_events, raw_events_asset()])
