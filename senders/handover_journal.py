@@ -77,7 +77,11 @@ class HandoverJournal:
         self._con.execute(SCHEMA)
         columns = {row[1] for row in self._con.execute("pragma table_info(handovers)")}
         if "channel" not in columns:  # a journal left by a version without the column
-            self._con.execute("alter table handovers add column channel text")
+            try:
+                self._con.execute("alter table handovers add column channel text")
+            except sqlite3.OperationalError as error:  # another dispatch added it meanwhile
+                if "duplicate column" not in str(error):
+                    raise
 
     @classmethod
     def beside(

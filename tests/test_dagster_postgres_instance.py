@@ -2,13 +2,16 @@
 
 NUDGE_DAGSTER_POSTGRES_URL makes the workspace's dagster.yaml keep everything in a Postgres
 database (orchestration.instance). The pipeline job then runs on that instance with Dagster's
-multiprocess executor, each step in a process of its own; the assets that open the DuckDB file
-still take the "duckdb" pool one at a time, so the single-writer file is never opened twice.
+multiprocess executor, each step in a process of its own. With the DuckDB warehouse the assets
+that open the file still take the "duckdb" pool one at a time, so the single-writer file is never
+opened twice; with a Postgres warehouse they take no pool, and journeys and per-channel senders
+run at once.
 """
 
 from __future__ import annotations
 
 import email
+import itertools
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -31,6 +34,7 @@ from orchestration.instance import (
 )
 from orchestration.multiprocess_job import multiprocess_pipeline_job
 from orchestration.run_context import as_of_tag
+from senders.registry import CHANNELS
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +119,10 @@ def test_pipeline_runs_multiprocess_on_a_postgres_instance(
         assert run is not None and run.is_success
         # Steps ran in processes of their own (the multiprocess executor's events).
         assert any(e.event_type_value == "STEP_WORKER_STARTED" for e in result.all_events)
+        windows = step_windows(instance.all_logs(result.run_id))
+    # On DuckDB the senders share the "duckdb" pool: one at a time, though ready together.
+    senders = sorted(windows[f"delivery__{channel}"] for channel in CHANNELS)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(senders)), senders
 
     # The run and its events are rows in the Postgres database.
     with psycopg2.connect(postgres_database) as con, con.cursor() as cursor:
@@ -185,14 +193,17 @@ def dagster_database() -> Iterator[str]:
 
 
 def step_windows(records: list[dg.EventLogEntry]) -> dict[str, tuple[float, float]]:
-    """(start, end) of every step of the run, from its event log's step start and success."""
+    """(start, end) of every step of the run from its event log: from the launch of the step's
+    process (which waits for the step's pool slot) to the step's success. Each step process
+    then loads the code location under the workspace's run lock (orchestration.location), seconds
+    per step on a busy machine, so the steps' own STEP_START events are spread by that."""
     starts: dict[str, float] = {}
     ends: dict[str, float] = {}
     for record in records:
         event = record.dagster_event
         if event is None or event.step_key is None:
             continue
-        if event.event_type_value == "STEP_START":
+        if event.event_type_value == "STEP_WORKER_STARTING":
             starts[event.step_key] = record.timestamp
         elif event.event_type_value == "STEP_SUCCESS":
             ends[event.step_key] = record.timestamp
