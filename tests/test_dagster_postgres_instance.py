@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 import psycopg2
 import pytest
+from dagster._core.definitions.reconstruct import ReconstructableJob
 
 from nudge.core.landing.writer import land_messages
 from nudge.core.workspace import Workspace
@@ -57,6 +58,16 @@ journeys:
     steps:
       - {id: welcome, send: {channel: email, template: welcome_email}}
 """
+
+
+def pipeline_job() -> ReconstructableJob:
+    """The multiprocess job, built again: Dagster keeps the last job it reconstructed in this
+    process, and the graph depends on the warehouse each test sets (one step per journey on
+    Postgres)."""
+    job = dg.reconstructable(multiprocess_pipeline_job)
+    type(job).get_definition.cache_clear()
+    type(job).get_repository_definition.cache_clear()
+    return job
 
 
 @pytest.fixture
@@ -110,7 +121,7 @@ def test_pipeline_runs_multiprocess_on_a_postgres_instance(
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         result = dg.execute_job(
-            dg.reconstructable(multiprocess_pipeline_job),
+            pipeline_job(),
             instance=instance,
             tags=as_of_tag(START + timedelta(hours=1)),
         )
@@ -260,7 +271,7 @@ def test_journeys_and_channel_senders_run_in_parallel_on_a_postgres_warehouse(
     try:
         with dg.DagsterInstance.get() as instance:
             result = dg.execute_job(
-                dg.reconstructable(multiprocess_pipeline_job),
+                pipeline_job(),
                 instance=instance,
                 tags=as_of_tag(START + timedelta(hours=1)),
                 # Every sender may start at once (the default is one process per core).
