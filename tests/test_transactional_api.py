@@ -418,3 +418,24 @@ def test_an_address_suppressed_by_a_call_addressed_by_email_is_refused_in_any_ca
     assert "recipient suppressed: 'ada@example.COM'" in refused.value.reason
     assert sender.send(transactional_request("bob@example.com")).status == 200
     store.close()
+
+
+def test_a_mistake_in_one_channels_settings_stops_only_that_channel(
+    tmp_path: Path, sink: SmtpSink
+) -> None:
+    env = smtp_env(sink) | {"NUDGE_SMS_PROVIDER": "pigeon"}
+    server = CollectorProcess(tmp_path / "home", write_content(tmp_path), env)
+    server.start()
+    try:
+        reset = post(server, RESET)
+        sms = post(server, RESET | {"transactional_message_id": "login_code", "to": "+15550001"},
+                   channel="sms")  # fmt: skip
+    finally:
+        output = server.stop()
+    assert "Traceback" not in output, output
+    assert reset.status_code == 200, reset.text
+    assert [email.message_from_bytes(m.read_bytes())["To"] for m in sink.messages()] == [
+        "ada@example.com"
+    ]
+    assert sms.status_code == 503, sms.text
+    assert "NUDGE_SMS_PROVIDER='pigeon' is not a sms provider" in sms.json()["meta"]["error"]
