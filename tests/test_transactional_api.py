@@ -12,6 +12,7 @@ import contextlib
 import email
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -177,6 +178,11 @@ def test_send_repeat_conflict_concurrency_suppression_then_a_run_records_each_on
         timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
+    # the summary tells the collector's sends from the run's own (it sent none)
+    summary = run.stdout[run.stdout.index("messages:") :]
+    assert "(none handed to a provider or decided)" in summary
+    assert "transactional sends recorded (sent by the collector when asked):" in summary
+    assert re.search(r"^  email +3 sent$", summary, re.M), summary
     rows = ledger_rows(serving.home)
     sent_ids = sorted({answer["delivery_id"], other.json()["delivery_id"],
                        answers[0].json()["delivery_id"]})  # fmt: skip
