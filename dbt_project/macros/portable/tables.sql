@@ -11,3 +11,14 @@
     drop table if exists {{ relation }};
     create table {{ relation }} as
 {%- endmacro %}
+
+{#- The longest table name the warehouse accepts, or none where names have no practical limit. -#}
+{% macro max_relation_name_length() -%}
+    {{- return(adapter.dispatch('max_relation_name_length', 'nudge')()) -}}
+{%- endmacro %}
+{% macro default__max_relation_name_length() -%}
+    {{- return(none) -}}
+{%- endmacro %}
+{% macro postgres__max_relation_name_length() -%}
+    {{- return(63) -}}
+{%- endmacro %}
