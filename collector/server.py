@@ -43,6 +43,10 @@ def serve(workspace: Workspace, host: str, port: int) -> int:
         app,
         host=host,
         port=port,
+        # uvloop and httptools (uvicorn[standard]) named rather than "auto", which would fall
+        # back silently to asyncio's loop and the pure-Python h11 parser, both slower per request.
+        loop="uvloop",
+        http="httptools",
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,

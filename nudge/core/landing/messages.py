@@ -160,9 +160,14 @@ def parse_timestamp(value: Any, field: str) -> datetime:
     The UTC value must fall in years 1 to 9999 (what Python's datetime holds): an offset can
     push a timestamp written at either end outside it, e.g. ``0001-01-01T00:00:00+01:00``.
     """
-    if isinstance(value, bool):
+    if isinstance(value, str):  # the common case first (the types below are disjoint from it)
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise InvalidMessage(f"{field} is not an ISO 8601 timestamp: {shown(value)}") from exc
+    elif isinstance(value, bool):
         raise InvalidMessage(f"{field} must be an ISO 8601 string or unix seconds, got a boolean")
-    if isinstance(value, int | float):
+    elif isinstance(value, int | float):
         if not math.isfinite(value):
             raise InvalidMessage(f"{field} is not a finite number: {shown(value)}")
         try:
@@ -172,11 +177,6 @@ def parse_timestamp(value: Any, field: str) -> datetime:
             raise InvalidMessage(
                 f"{field} is out of range as unix seconds: {shown(value)}"
             ) from exc
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise InvalidMessage(f"{field} is not an ISO 8601 timestamp: {shown(value)}") from exc
     if isinstance(value, datetime):
         try:
             return to_utc_naive(value)
