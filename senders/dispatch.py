@@ -7,12 +7,14 @@ Order of work in one dispatch (the ledger protocol is in ``senders.ledger`` and 
 2. decide every pending row at once in SQL (``senders.policy``): new outbox rows and transient
    failures whose retry is due; write the final decisions (skipped, dropped, undeliverable, no
    provider) in one insert; held rows stay pending;
-3. per batch: render each message (the only per-row Python work besides the send itself; on a
+3. per batch (the first no larger than the largest provider window, so that sending starts
+   early): render each message (the only per-row Python work besides the send itself; on a
    thread of its own, the next batch while this one is handed over), write
    the batch's intents in one committed transaction, then each channel's messages are handed
    over: one committed turn in the hand-over journal (``senders.handover_journal``) records the
    outcomes come back and marks the next messages handed over, right before their provider gets
-   them, and the journal is folded into the ledger at the end of the batch; a provider with ``concurrency`` N holds
+   them, and the journal is folded into the ledger at the end of a batch every
+   ``FOLD_INTERVAL_SECONDS`` and at the end of the dispatch; a provider with ``concurrency`` N holds
    up to N messages in flight on its threads, any other one at a time (a transient failure is tried again a couple of times right away, with a short jittered
    pause); a failure still transient is scheduled for a later dispatch (``senders.retry``);
    a channel's messages in flight at the end of a batch stay in flight while the next batch's
@@ -29,11 +31,12 @@ lazily if the caller reuses them).
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,6 +61,11 @@ from senders.unsubscribe import unsubscribe_url
 FINAL_DECISIONS = ("skipped", "dropped", "undeliverable")
 # A provider asking for a longer pause than this is left to a later dispatch.
 MAX_RETRY_PAUSE = timedelta(seconds=5)
+# The hand-over journal is folded into the ledger at the end of a batch once this many seconds
+# have passed since the last fold, and at the end of the dispatch: a fold is a DuckDB commit
+# during which no turn is taken and the free slots wait (tens of milliseconds), so folding
+# after every batch cost more than the ledger gains by it; it stays this fresh.
+FOLD_INTERVAL_SECONDS = 5.0
 # Messages a channel did not get because it was stopped (breaker, budget, signal): not in the
 # ledger, or back to their transient failure; the next run sends them.
 LEFT_PENDING = "pending"
@@ -213,7 +221,8 @@ def dispatch_pending(
         windows: dict[str, _Window] = {}
         rendering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nudge-render")
         try:
-            batches = to_send.iter_slices(batch_size)
+            first = max((sending.concurrency(c) for c in providers), default=1)
+            batches = _batches(to_send, batch_size, first)
             ahead = _render_ahead(rendering, renderer, batches)
             while ahead is not None:
                 batch, rendered = ahead
@@ -256,6 +265,14 @@ class _Sending:
         self._breaker_lock = threading.Lock()
         budget = settings.time_budget
         self.deadline = None if budget is None else time.monotonic() + budget.total_seconds()
+        self.folded_at = time.monotonic()
+
+    def fold(self, con: duckdb.DuckDBPyConnection, keep: list[str], *, now: bool) -> None:
+        """Fold the journal into the ledger (``now``, or when ``FOLD_INTERVAL_SECONDS`` passed),
+        but for the rows of ``keep`` (messages still in flight)."""
+        if now or time.monotonic() - self.folded_at >= FOLD_INTERVAL_SECONDS:
+            self.journal.fold(con, keep=keep)
+            self.folded_at = time.monotonic()
 
     def concurrency(self, channel: str) -> int:
         """Messages the channel's provider takes in flight at once (1 unless it says more)."""
@@ -342,6 +359,15 @@ def _render(renderer: TemplateRenderer, batch: pl.DataFrame) -> _Rendered:
     return messages, errors
 
 
+def _batches(frame: pl.DataFrame, size: int, first: int) -> Iterator[pl.DataFrame]:
+    """``frame`` in slices of ``size`` rows, the first no longer than ``first`` (the largest
+    provider window): the first messages leave once that many are rendered and their intents
+    written, not a whole batch; the slices after it are rendered while it is handed over."""
+    start = min(size, first)
+    yield from frame.slice(0, start).iter_slices(size)
+    yield from frame.slice(start).iter_slices(size)
+
+
 def _render_ahead(
     rendering: Executor, renderer: TemplateRenderer, batches: Iterator[pl.DataFrame]
 ) -> tuple[pl.DataFrame, Future[_Rendered]] | None:
@@ -398,13 +424,30 @@ class _Window:
     """One channel's messages in flight, kept across the dispatch's batches: the next batch's
     messages take the slots as the last batch's answers come back, so the provider's slots do not
     drain at the end of every batch. ``outcomes`` came back and are not yet in the journal; with
-    ``in_flight`` they are never more than ``size``."""
+    ``in_flight`` they are never more than ``size``. ``answered`` receives each future as it
+    completes (a done-callback): waiting on it costs the same whatever the window's size, where
+    ``concurrent.futures.wait`` locks and unlocks every future in flight on each call."""
 
     def __init__(self, size: int):
         self.size = size
         self.pool = _executor(size)
         self.in_flight: dict[Future[SendOutcome], tuple[RenderedMessage, int]] = {}
         self.outcomes: list[ledger.Outcome] = []
+        self.answered: queue.SimpleQueue[Future[SendOutcome]] = queue.SimpleQueue()
+
+    def submit(self, sending: _Sending, message: RenderedMessage, attempt: int) -> None:
+        future = self.pool.submit(sending.send, message)
+        self.in_flight[future] = (message, attempt)
+        future.add_done_callback(self.answered.put)
+
+    def answers(self) -> list[Future[SendOutcome]]:
+        """The futures answered since the last call, waiting for at least one."""
+        done = [self.answered.get()]
+        while True:
+            try:
+                done.append(self.answered.get_nowait())
+            except queue.Empty:
+                return done
 
 
 def _hand_over(
@@ -422,8 +465,9 @@ def _hand_over(
     holding up to its ``concurrency`` messages in flight; messages of a channel that was
     stopped, or of a journey paused, meanwhile are released (pending again). Without ``drain``
     the last messages are left in flight for the next batch's turns; with it every window is
-    emptied (the end of the dispatch). The journal is folded into the ledger either way: the
-    rows of messages still in flight stay in it for their outcomes."""
+    emptied (the end of the dispatch) and the journal folded into the ledger; without it, the
+    journal is folded when ``FOLD_INTERVAL_SECONDS`` have passed. A fold keeps the rows of
+    messages still in flight in the journal for their outcomes."""
     unsent: list[tuple[RenderedMessage, str]] = []
     by_channel: dict[str, list[RenderedMessage]] = {channel: [] for channel in windows}
     for message in messages:
@@ -434,7 +478,7 @@ def _hand_over(
         _hand_over_window(windows[channel], channel_messages, attempts, sending, as_of, summary,
                           unsent, drain=drain)  # fmt: skip
     flying = [m.idempotency_key for w in windows.values() for m, _ in w.in_flight.values()]
-    sending.journal.fold(con, keep=flying)
+    sending.fold(con, flying, now=drain)
     if unsent:
         ledger.release(
             con, [m.idempotency_key for m, _ in unsent], reason=unsent[0][1], now=utc_now()
@@ -476,14 +520,12 @@ def _hand_over_window(
         )  # fmt: skip
         window.outcomes = []
         for message in starting:
-            future = window.pool.submit(sending.send, message)
-            in_flight[future] = (message, attempts[message.idempotency_key])
+            window.submit(sending, message, attempts[message.idempotency_key])
         if not queue and not (drain and in_flight):
             return
         if not in_flight:
             continue
-        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-        for future in done:
+        for future in window.answers():
             message, attempt = in_flight.pop(future)
             outcome = future.result()
             if sending.opened_by(message, outcome):
