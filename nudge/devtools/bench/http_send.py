@@ -111,7 +111,7 @@ def slow_provider(port: int, latency: float) -> Any:
 
 
 def measure_http_send(
-    scratch: Path, *, messages: int, concurrency: int = 64, latency: float = 0.05
+    scratch: Path, *, messages: int, concurrency: int = 128, latency: float = 0.05
 ) -> HttpSendResult:
     scratch.mkdir(parents=True, exist_ok=True)
     warehouse = scratch / "http-send.duckdb"
