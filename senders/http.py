@@ -6,6 +6,12 @@ no retries inside urllib3 (it does not retry a POST anyway): retries are the dis
 backoff and jitter, honouring ``Retry-After``. A token bucket (``HttpLimits.rate_limit``) spaces
 the requests of all threads.
 
+The session does not trust the environment (``trust_env`` off): requests would otherwise look up
+proxies and ``~/.netrc`` on every request, which costs as much CPU as a fifth of the request
+itself, and would hand a provider whatever credentials ``~/.netrc`` holds for its host. Provider
+requests therefore go direct (no ``HTTP(S)_PROXY``); a CA bundle named by ``REQUESTS_CA_BUNDLE``
+(or ``CURL_CA_BUNDLE``) is still used, read once when the provider starts.
+
 A failure is classified by where it happened, as for SMTP (docs/delivery.md):
 
 - no connection (refused, DNS, connect timeout): nothing was sent; transient, safe to retry;
@@ -18,6 +24,7 @@ A failure is classified by where it happened, as for SMTP (docs/delivery.md):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +76,10 @@ class HttpClient:
         self.limits = limits
         self.bucket = TokenBucket(limits.rate_limit) if limits.rate_limit else None
         self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=limits.concurrency, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

@@ -316,6 +316,28 @@ def test_slack_posts_text_to_the_default_hook_and_a_dead_hook_is_permanent(con):
     assert rows["slack-u1"][:2] == ("failed", True) and "no_service" in rows["slack-u1"][2]
 
 
+def test_a_provider_ignores_netrc_credentials_and_proxies_of_the_environment(
+    con, tmp_path, monkeypatch
+):
+    # requests would add ~/.netrc's password for the host as Basic auth, and send through the
+    # proxy of HTTP_PROXY (here a port nobody listens on)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-for-providers\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port('127.0.0.1')}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    send_each(con, users(con), "alert", "slack")
+    with standin(always(Reply(200, "ok"))) as server:
+        provider = SlackProvider(SlackSettings(webhook_url=f"{server.url}/services/T/B/X"))
+        summary = run(con, {"slack": provider})
+
+    assert summary.total("sent") == 1
+    [request] = server.requests
+    assert "authorization" not in request.headers
+
+
 def test_in_app_messages_land_in_an_inbox_readable_while_the_sender_writes(con, tmp_path):
     send_each(con, users(con, 2), "tip", "in_app")
     path = tmp_path / "inbox.sqlite3"

@@ -51,7 +51,7 @@ _DIFF_NODES = ("fct_segment_membership_history",)
 # Messages and threads of the HTTP provider stage (the same at every scale: it measures the
 # dispatch's overhead per message against the provider's latency, not the data's size).
 HTTP_SEND_MESSAGES = 3_000
-HTTP_CONCURRENCY = 64
+HTTP_CONCURRENCY = 128
 # How many of a build's slowest nodes results.json lists (info.slowest_nodes), for profiling.
 SLOWEST_NODES = 15
 
