@@ -8,9 +8,11 @@ the requests of all threads.
 
 The session does not trust the environment (``trust_env`` off): requests would otherwise look up
 proxies and ``~/.netrc`` on every request, which costs as much CPU as a fifth of the request
-itself, and would hand a provider whatever credentials ``~/.netrc`` holds for its host. Provider
-requests therefore go direct (no ``HTTP(S)_PROXY``); a CA bundle named by ``REQUESTS_CA_BUNDLE``
-(or ``CURL_CA_BUNDLE``) is still used, read once when the provider starts.
+itself, and would hand a provider whatever credentials ``~/.netrc`` holds for its host. What the
+environment says that a provider call needs is read here instead: a CA bundle named by
+``REQUESTS_CA_BUNDLE`` (or ``CURL_CA_BUNDLE``), read once when the provider starts, and the
+proxies of ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``, applied per request only where one is
+set (outbound traffic of many companies must go through one).
 
 A failure is classified by where it happened, as for SMTP (docs/delivery.md):
 
@@ -30,6 +32,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies, getproxies
 from urllib3.exceptions import NewConnectionError
 
 from nudge.core.clock import utc_now
@@ -80,6 +83,8 @@ class HttpClient:
         self.session.verify = (
             os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         )
+        # Any proxy at all in the environment: each request then asks which applies to its URL.
+        self.proxied = any(key != "no" for key in getproxies())
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=limits.concurrency, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -89,6 +94,8 @@ class HttpClient:
     ) -> requests.Response | SendOutcome:
         if self.bucket is not None:
             self.bucket.acquire()
+        if self.proxied:
+            kwargs.setdefault("proxies", get_environ_proxies(url))
         try:
             return self.session.request(method, url, timeout=self.limits.timeout, **kwargs)
         except requests.exceptions.ConnectTimeout as err:
