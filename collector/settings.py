@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from nudge.core.landing.messages import MAX_MESSAGE_BYTES
+from nudge.core.landing.messages import MAX_MESSAGE_BYTES, MAX_TRACK_MESSAGE_BYTES
 from senders.unsubscribe import MIN_SECRET_LENGTH
 
 DEFAULT_PORT = 8000
 MAX_BATCH_BYTES = 500 * 1024
-# A Track API message: Customer.io's 100 KB of event data, plus Segment's 32 KB for the rest.
-MAX_TRACK_MESSAGE_BYTES = 100 * 1024 + MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True)
