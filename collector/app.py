@@ -34,6 +34,7 @@ from collector.subscription_centre import SubscriptionCentre
 from collector.transactional import TransactionalApi
 from nudge.core.landing.messages import InvalidMessage
 from nudge.core.landing.quarantine import keep, quarantine_record
+from nudge.core.landing.quarantine import max_bytes_from_env as quarantine_max_bytes_from_env
 from nudge.core.landing.suppressions import SuppressionList
 from nudge.core.workspace import Workspace
 
@@ -361,6 +362,7 @@ def create_app(
     ]
     centre = SubscriptionCentre(workspace)
     centre.topics  # noqa: B018 - check the content now, not at the first request
+    quarantine_max_bytes_from_env()  # a wrong setting is said at start, not at a bad request
     routes += centre.routes() + FeedbackReceiver(workspace).routes()
     routes += Inbox(workspace, InboxSettings.from_env(), c.intaker, c._track_auth).routes()
     app = Starlette(

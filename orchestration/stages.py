@@ -230,7 +230,7 @@ def plan_journeys(
     """Give merged people their ids' journey entries (``journeys.merges``), then run every
     journey."""
     with connect(workspace.warehouse_path) as con:
-        follow_merges(con, as_of)
+        follow_merges(con, as_of, run_id)
         return run_journeys(con, content, as_of=as_of, run_id=run_id)
 
 

@@ -21,6 +21,13 @@ import orjson
 from nudge.core.clock import to_utc_naive
 
 MAX_MESSAGE_BYTES = 32 * 1024
+# A Customer.io Track API message: Customer.io's 100 KB of event data, plus Segment's 32 KB for
+# the rest.
+MAX_TRACK_MESSAGE_BYTES = 100 * 1024 + MAX_MESSAGE_BYTES
+# The APIs a message can come from, and the size limit of one message from each.
+SEGMENT_API = "segment"
+CUSTOMERIO_API = "customerio"
+MESSAGE_LIMITS = {SEGMENT_API: MAX_MESSAGE_BYTES, CUSTOMERIO_API: MAX_TRACK_MESSAGE_BYTES}
 _MAX_ID_BYTES = 150
 # Unix timestamps from here on are milliseconds (1e11 seconds is in the year 5138).
 MILLISECONDS_FROM = 100_000_000_000
@@ -238,6 +245,12 @@ def _traits(msg: Mapping[str, Any], context: Mapping[str, Any] | None) -> Mappin
 
 def _encoded(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else canonical_json(value)
+
+
+def api_of_source(source: str) -> str:
+    """The API a collector request's source (``"<METHOD> <path>"``) belongs to: the Track API's
+    paths start with ``/api/``; everything else (Segment's paths, a file) is Segment's."""
+    return CUSTOMERIO_API if source.partition(" ")[2].startswith("/api/") else SEGMENT_API
 
 
 def normalise_message(
