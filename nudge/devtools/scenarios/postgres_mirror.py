@@ -55,7 +55,9 @@ COMPARED: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _normalized(rows: Sequence[Sequence[Any]], columns: list[str], json_columns: tuple[str, ...]):
+def normalized_rows(
+    rows: Sequence[Sequence[Any]], columns: list[str], json_columns: tuple[str, ...]
+):
     """Rows as sorted tuples, JSON documents parsed (DuckDB gives text, psycopg2 objects)."""
     positions = [columns.index(name) for name in json_columns]
     result = []
@@ -122,8 +124,8 @@ class PostgresMirror:
         for name, (query, json_columns) in COMPARED.items():
             columns, duck = _duckdb_rows(self.run.workspace.warehouse_path, query)
             pg_columns, pg = _postgres_rows(self.url, query)
-            duck_rows = _normalized(duck, columns, json_columns)
-            pg_rows = _normalized(pg, pg_columns, json_columns)
+            duck_rows = normalized_rows(duck, columns, json_columns)
+            pg_rows = normalized_rows(pg, pg_columns, json_columns)
             if duck_rows != pg_rows:
                 only_duck = [r for r in duck_rows if r not in pg_rows]
                 only_pg = [r for r in pg_rows if r not in duck_rows]
