@@ -101,3 +101,16 @@ def test_dbt_profile_connects_where_the_setting_points(
     assert _dbt_debug(project, tmp_path)
     monkeypatch.setenv("NUDGE_POSTGRES_URL", postgres_database + "_missing")
     assert not _dbt_debug(project, tmp_path)
+
+
+def test_spark_builds_the_dbt_project_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NUDGE_WAREHOUSE", "spark")
+    assert warehouse() == "spark"
+    # Spark 4 reads VARIANT documents with Databricks's functions.
+    assert sql_dialect() == "databricks"
+    with (
+        pytest.raises(WarehouseSettingError, match=r"only the dbt project builds on spark"),
+        connect(tmp_path / "warehouse.duckdb"),
+    ):
+        pass
+    assert not (tmp_path / "warehouse.duckdb").exists()
