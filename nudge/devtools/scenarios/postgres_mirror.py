@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +56,31 @@ COMPARED: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+def _numbers_as_values(value: Any) -> Any:
+    """``value`` (parsed JSON) with every number as its normalised decimal text, so that numbers
+    compare as JSON values: DuckDB keeps the text ``5.0``, Spark's VARIANT the decimal 5."""
+    if isinstance(value, dict):
+        return {key: _numbers_as_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_values(item) for item in value]
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return {"$number": str(Decimal(str(value)).normalize())}
+    return value
+
+
 def normalized_rows(
     rows: Sequence[Sequence[Any]], columns: list[str], json_columns: tuple[str, ...]
 ):
-    """Rows as sorted tuples, JSON documents parsed (DuckDB gives text, psycopg2 objects)."""
+    """Rows as sorted tuples, JSON documents parsed (DuckDB gives text, psycopg2 objects) and
+    compared as values."""
     positions = [columns.index(name) for name in json_columns]
     result = []
     for row in rows:
         values = list(row)
         for position in positions:
             if isinstance(values[position], str):
-                values[position] = json.loads(values[position])
-            values[position] = json.dumps(values[position], sort_keys=True)
+                values[position] = json.loads(values[position], parse_float=Decimal)
+            values[position] = json.dumps(_numbers_as_values(values[position]), sort_keys=True)
         result.append(tuple(values))
     return sorted(result, key=repr)
 
