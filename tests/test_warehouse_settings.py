@@ -114,3 +114,24 @@ def test_spark_builds_the_dbt_project_only(monkeypatch: pytest.MonkeyPatch, tmp_
     ):
         pass
     assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def test_the_spark_mirror_starts_the_session_dbt_would() -> None:
+    """dbt reuses a session already started in the process: the mirror's must carry the
+    settings of the profile's spark output (static ones only apply at start)."""
+    import yaml
+
+    from nudge.devtools.scenarios.spark_mirror import SESSION_SETTINGS
+
+    profile = yaml.safe_load((Path(__file__).parents[1] / "dbt_project/profiles.yml").read_text())
+    spark = profile["nudge"]["outputs"]["spark"]
+    assert (spark["type"], spark["method"]) == ("spark", "session")
+    configured = {
+        name: str(value)
+        for name, value in spark["server_side_parameters"].items()
+        if "{{" not in str(value)
+    }
+    # dbt-spark adds spark.sql.ansi.enabled=false itself.
+    assert configured == {
+        k: v for k, v in SESSION_SETTINGS.items() if k != "spark.sql.ansi.enabled"
+    }
