@@ -23,7 +23,14 @@ import pytest
 
 from nudge.devtools.scenarios.model import load_scenario
 
-SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("seg_*.yml"))
+SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("seg_*.y*ml"))
+# Scenarios whose dbt build does not run on Spark yet, and why (docs/warehouses.md, Spark).
+KNOWN_DIFFERENCES = {
+    "seg_sql_tagged_outside_segments": (
+        "a segment model outside the segments schema needs an alias view marked with a comment,"
+        " which Spark's session catalog cannot be asked for: the build stops with a sentence"
+    ),
+}
 
 pytestmark = [
     pytest.mark.slow,
@@ -47,7 +54,23 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     session.stop()
 
 
-@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def _name(path: Path) -> str:
+    return path.name.split(".")[0]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(
+            p,
+            id=_name(p),
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_DIFFERENCES[_name(p)])]
+            if _name(p) in KNOWN_DIFFERENCES
+            else [],
+        )
+        for p in SCENARIOS
+    ],
+)
 def test_spark_matches_duckdb(path: Path, tmp_path: Path, spark: Any) -> None:
     from nudge.devtools.scenarios.spark_mirror import run_mirrored_spark
 
