@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nudge.core.dsl.problems import DefinitionError
 from nudge.core.warehouse.connection import WarehouseBusy
-from nudge.core.warehouse.settings import WAREHOUSES
+from nudge.core.warehouse.settings import ENGINE_WAREHOUSES
 from nudge.core.workspace import Workspace
 from orchestration.earlier_as_of import EarlierThanLastRun
 from orchestration.instance import ensure_instance
@@ -614,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_run.add_argument("files", nargs="+")
     scenario_run.add_argument(
         "--warehouse",
-        choices=WAREHOUSES,
+        choices=ENGINE_WAREHOUSES,
         default="duckdb",
         help="where each scenario runs; postgres: a database of its own on the server of "
         "NUDGE_POSTGRES_URL, dropped afterwards (default: duckdb)",

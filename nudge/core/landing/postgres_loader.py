@@ -44,7 +44,7 @@ def _as_csv(table: pa.Table) -> io.BytesIO:
     return buffer
 
 
-def _landing_columns(table: pa.Table) -> pa.Table:
+def landing_columns(table: pa.Table) -> pa.Table:
     """The landing columns in order; a column an older file lacks is null (as DuckDB's
     ``union_by_name`` reads it)."""
     columns = [
@@ -66,7 +66,7 @@ def load_new_files_postgres(con: Any, landing_dir: Path) -> LoadResult:
     parts = []
     counts = []
     for name, path in new.items():
-        table = _landing_columns(pq.read_table(path))
+        table = landing_columns(pq.read_table(path))
         table = table.append_column("landing_file", pa.array([name] * table.num_rows, pa.string()))
         table = table.append_column(
             "loaded_at", pa.array([loaded_at] * table.num_rows, pa.timestamp("us"))
