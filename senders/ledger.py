@@ -182,9 +182,9 @@ def hand_over(
 ) -> None:
     """One committed turn in the hand-over journal: the ``outcomes`` of messages handed over
     earlier, and the ``handed`` messages marked handed over, right before their provider gets
-    them. Either may be empty. So the rows handed over without an outcome are at most the messages in flight
-    (one per provider slot, ``senders.dispatch``). ``HandoverJournal.fold`` applies the turns to
-    the ledger."""
+    them. Either may be empty. So the rows handed over without an outcome are at most the
+    messages in flight (one per provider slot, ``senders.dispatch``). ``HandoverJournal.fold``
+    applies the turns to the ledger."""
     rows = [_outcome_row(o.message, o.outcome, o.attempts, as_of) for o in outcomes]
     journal.write(outcomes=rows, handed=[(m.idempotency_key, m.channel) for m in handed], now=now)
 
