@@ -13,7 +13,7 @@ NEWEST_PYTHON ?= $(shell p=$$(pyenv prefix 3.13 2>/dev/null) && echo $$p/bin/pyt
 NEWEST_VENV := .venv-newest
 NEWEST_STAMP := $(NEWEST_VENV)/.installed-stamp
 
-.PHONY: install browser demo test test-fast test-newest-python ui bench lint clean
+.PHONY: install browser demo test test-fast test-spark test-newest-python ui bench lint clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ test-newest-python: $(NEWEST_STAMP)
 
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow" $(PYTEST_ARGS)
+
+# The dbt project on a local Spark (the `spark` extra, Java 17): every seg_* scenario mirrored on
+# Spark and compared with DuckDB (tests/test_warehouse_parity_spark.py). One Spark session for
+# all of them, so one pytest process. Not part of `make test`: minutes per scenario
+# (docs/warehouses.md, Spark).
+test-spark: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	NUDGE_TEST_SPARK=1 $(BIN)/python -m pytest -p no:xdist tests/test_warehouse_parity_spark.py $(PYTEST_ARGS)
 
 # Every stage timed against its floor on generated data (BENCHMARKS.md). BENCH_SCALE=small|medium|large;
 # large (1M users, 10M events) takes tens of minutes on 2 cores. Writes bench/results.json.

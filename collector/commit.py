@@ -42,6 +42,9 @@ class GroupCommitter:
         self.flushes = 0
         self.recovered = 0
         self._opened = False
+        # The rows durable in the open segment, handed to its publishing so that it need not
+        # read them back; only rows whose append returned (fsync'ed) are here.
+        self._segment_rows: list[list[Any]] = []
         self._unpublished: list[Path] = []
         self._unpublished_lock = threading.Lock()
 
@@ -108,13 +111,15 @@ class GroupCommitter:
             # later groups go to a new segment (this one keeps what was acknowledged before).
             self._rotate()
             raise
+        self._segment_rows.extend(rows)
         if self.journal.rows >= self.rotate_rows:
             self._rotate()
 
     def _rotate(self) -> None:
         closed = self.journal.rotate()
+        written, self._segment_rows = self._segment_rows, []
         if closed is not None:
-            self._publisher.submit(self._publish, closed)
+            self._publisher.submit(self._publish, closed, written)
 
     def _rotate_if_old(self) -> None:
         age = time.monotonic() - self.journal.opened_at
@@ -122,9 +127,9 @@ class GroupCommitter:
             self._rotate()
         self._retry_unpublished()
 
-    def _publish(self, segment: Path) -> None:
+    def _publish(self, segment: Path, written: list[list[Any]] | None = None) -> None:
         try:
-            publish_segment(self.journal.landing_dir, segment)
+            publish_segment(self.journal.landing_dir, segment, written)
         except Exception:  # the segment stays on disk and is tried again at the next rotation
             log.exception("publishing %s failed; it is tried again", segment)
             with self._unpublished_lock:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from collector.commit import GroupCommitter
 from collector.customerio import USER_SUPPRESSED, USER_UNSUPPRESSED
+from nudge.core.clock import utc_now
 from nudge.core.landing.journal import encode_row
 from nudge.core.landing.messages import MAX_MESSAGE_BYTES, InvalidMessage, normalise_message
 from nudge.core.landing.quarantine import keep, quarantine_record
@@ -71,7 +71,7 @@ class Intaker:
         endpoint already refused, as ``(index, what was sent, reason)``; ``max_bytes`` is the
         size limit of one message from this endpoint's API."""
         intake = Intake()
-        received = datetime.now(UTC)
+        received = utc_now()  # naive UTC already: not converted again per message
         rows: list[list[Any]] = []
         records = [quarantine_record(source, i, reason, sent) for i, sent, reason in failures]
         intake.rejected.extend(Rejected(i, _message_id(sent), r) for i, sent, r in failures)

@@ -8,7 +8,8 @@ import socket
 import uvicorn
 
 from collector.app import create_app
-from collector.settings import Credentials
+from collector.settings import Credentials, Limits
+from collector.slow_headers import header_timeout_protocol
 from nudge.core.landing.journal import JournalBusy
 from nudge.core.workspace import Workspace
 
@@ -21,7 +22,8 @@ def serve(workspace: Workspace, host: str, port: int) -> int:
             "warning: none of NUDGE_WRITE_KEYS, NUDGE_TRACK_CREDENTIALS, NUDGE_APP_API_KEYS is "
             "set: every request carrying data will be refused."
         )
-    app = create_app(workspace, credentials)
+    limits = Limits.from_env()
+    app = create_app(workspace, credentials, limits)
     try:
         recovered = app.state.collector.committer.open()
     except JournalBusy as busy:
@@ -43,6 +45,11 @@ def serve(workspace: Workspace, host: str, port: int) -> int:
         app,
         host=host,
         port=port,
+        # uvloop and httptools (uvicorn[standard]) named rather than "auto", which would fall
+        # back silently to asyncio's loop and the pure-Python h11 parser, both slower per request;
+        # httptools' protocol with a deadline on the headers (collector.slow_headers).
+        loop="uvloop",
+        http=header_timeout_protocol(limits.header_seconds),
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,

@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from nudge.core.landing.messages import MAX_MESSAGE_BYTES
+from nudge.core.landing.messages import MAX_MESSAGE_BYTES, MAX_TRACK_MESSAGE_BYTES
 from senders.unsubscribe import MIN_SECRET_LENGTH
 
 DEFAULT_PORT = 8000
 MAX_BATCH_BYTES = 500 * 1024
-# A Track API message: Customer.io's 100 KB of event data, plus Segment's 32 KB for the rest.
-MAX_TRACK_MESSAGE_BYTES = 100 * 1024 + MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True)
@@ -50,28 +48,36 @@ class Credentials:
 @dataclass(frozen=True)
 class Limits:
     """``batch_bytes``: a request body, also once decompressed (Segment's batch limit);
-    ``body_seconds``: time allowed for a body. One message is held, when it is landed, to
+    ``body_seconds``: time allowed for a body; ``header_seconds``: for a request's line and
+    headers (``collector.slow_headers``). One message is held, when it is landed, to
     ``message_bytes`` from the Segment API (Segment's 32 KB) and to ``track_message_bytes``
     from the Track API (room for Customer.io's 100 KB of event data)."""
 
     batch_bytes: int = MAX_BATCH_BYTES
     body_seconds: float = 10.0
+    header_seconds: float = 10.0
     message_bytes: int = MAX_MESSAGE_BYTES
     track_message_bytes: int = MAX_TRACK_MESSAGE_BYTES
 
     @classmethod
     def from_env(cls) -> Limits:
-        """``NUDGE_COLLECTOR_BODY_SECONDS`` (default 10) is the time allowed for a body."""
-        text = os.environ.get("NUDGE_COLLECTOR_BODY_SECONDS", str(cls.body_seconds))
-        try:
-            seconds = float(text)
-        except ValueError:
-            seconds = -1.0
-        if not 0 < seconds < 3600:
-            raise ValueError(
-                f"NUDGE_COLLECTOR_BODY_SECONDS must be a number of seconds (0-3600), not {text!r}."
-            )
-        return cls(body_seconds=seconds)
+        """``NUDGE_COLLECTOR_BODY_SECONDS`` (default 10) is the time allowed for a body,
+        ``NUDGE_COLLECTOR_HEADER_SECONDS`` (default 10) for a request's line and headers."""
+        return cls(
+            body_seconds=_seconds("NUDGE_COLLECTOR_BODY_SECONDS", cls.body_seconds),
+            header_seconds=_seconds("NUDGE_COLLECTOR_HEADER_SECONDS", cls.header_seconds),
+        )
+
+
+def _seconds(name: str, default: float) -> float:
+    text = os.environ.get(name, str(default))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 3600:
+        raise ValueError(f"{name} must be a number of seconds (0-3600), not {text!r}.")
+    return seconds
 
 
 def port_from_env() -> int:

@@ -35,7 +35,7 @@ from senders.providers import Provider
 from senders.registry import (
     CHANNELS,
     ProviderPlaces,
-    choose_providers,
+    choose_provider,
     open_provider,
     provider_variable,
 )
@@ -159,7 +159,7 @@ class _Providers:
         with self._lock:
             if channel not in self._opened:
                 try:
-                    choice = choose_providers(require_secrets=False).get(channel)
+                    choice = choose_provider(channel)
                     if choice is None:
                         raise Refusal(
                             400,

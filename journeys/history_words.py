@@ -67,6 +67,8 @@ def transition_words(
             return f"{at} skipped: its if did not hold; {_onward(to_step)}"
         case "moved":
             return f"{at} was removed from the journey; {_onward(to_step)}"
+        case "merged":
+            return f"{detail} was merged into this person: the entry, at {at}, is theirs now"
         case "exited":
             return f"exited at {at} (reason: {detail})"
         case "converted":

@@ -19,13 +19,45 @@ from nudge.core.identity import merged_users
 from nudge.core.warehouse.connection import transaction
 
 EXIT_REASON = "merged"
+# The transition that records an entry moving from a merged id to its person (detail: the id).
+MERGED_ACTION = "merged"
+
+# The active entries that do not go on: all but the earliest of a person's in a journey.
+_LOSERS = """select entry_id from (
+        select entry_id, row_number() over (
+            partition by journey, user_id order by started_at, entry_id) as rank
+        from nudge.journey_entries where status = 'active')
+    where rank > 1"""
 
 
-def follow_merges(con: duckdb.DuckDBPyConnection, as_of: datetime) -> int:
+def _record(con: duckdb.DuckDBPyConnection, select_sql: str, params: list[object]) -> None:
+    """Insert the transitions of ``select_sql`` (``entry_id, journey, user_id, from_step,
+    to_step, action, detail``), numbered after the table's ``seq`` in entry order."""
+    con.execute(
+        f"""insert into nudge.journey_transitions
+                (run_id, as_of, entry_id, journey, user_id, from_step, to_step, action, detail,
+                 seq)
+            select ?, ?, t.*,
+                   (select coalesce(max(seq), 0) from nudge.journey_transitions)
+                   + row_number() over (order by t.entry_id, t.action)
+            from ({select_sql}) t(entry_id, journey, user_id, from_step, to_step, action, detail)""",
+        params,
+    )
+
+
+def follow_merges(con: duckdb.DuckDBPyConnection, as_of: datetime, run_id: str) -> int:
     """Give the entries and undecided messages of merged ids to their person; return how many
-    entries moved."""
+    entries moved. Each move is a ``merged`` transition in the entry's history, and each entry
+    that then does not go on exits with reason ``merged``, so ``nudge explain`` shows both."""
     relation = merged_users(con)
     with transaction(con):
+        _record(
+            con,
+            f"""select e.entry_id, e.journey, m.merged_into, e.current_step, e.current_step,
+                       '{MERGED_ACTION}', e.user_id
+                from nudge.journey_entries e join {relation} m on m.user_id = e.user_id""",
+            [run_id, as_of],
+        )
         moved = con.execute(
             f"""update nudge.journey_entries e set user_id = m.merged_into
                 from {relation} m where m.user_id = e.user_id"""
@@ -38,16 +70,16 @@ def follow_merges(con: duckdb.DuckDBPyConnection, as_of: datetime) -> int:
                     where l.idempotency_key = o.idempotency_key)"""
         )
         if moved:
+            _record(
+                con,
+                f"""select entry_id, journey, user_id, current_step, null, 'exited', ?
+                    from nudge.journey_entries where entry_id in ({_LOSERS})""",
+                [run_id, as_of, EXIT_REASON],
+            )
             con.execute(
-                """update nudge.journey_entries
+                f"""update nudge.journey_entries
                    set status = 'exited', exit_reason = ?, ended_at = ?, next_wake_at = null
-                   where entry_id in (
-                       select entry_id from (
-                           select entry_id, row_number() over (
-                               partition by journey, user_id order by started_at, entry_id
-                           ) as rank
-                           from nudge.journey_entries where status = 'active')
-                       where rank > 1)""",
+                   where entry_id in ({_LOSERS})""",
                 [EXIT_REASON, as_of],
             )
     return moved

@@ -1,8 +1,9 @@
 """What one run did, in plain text for the operator: read back from the warehouse by run id.
 
-Entries, exits and completions per journey (``nudge.journey_transitions``), messages per channel
-and status and the most frequent failure reasons (``nudge.delivery_ledger``), and where to look
-next. ``nudge run`` prints it after its progress lines.
+Entries, exits and completions per journey (``nudge.journey_transitions``), the journeys' messages
+per channel and status and the most frequent failure reasons (``nudge.delivery_ledger``), the
+transactional sends this run copied into the ledger (the collector sent them when asked, not the
+run), and where to look next. ``nudge run`` prints it after its progress lines.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class RunSummary:
     status: str | None = None
     journeys: dict[str, dict[str, int]] = field(default_factory=dict)  # journey -> action -> n
     messages: dict[str, dict[str, int]] = field(default_factory=dict)  # channel -> status -> n
+    transactional: dict[str, dict[str, int]] = field(default_factory=dict)  # the same, copied
     failure_reasons: list[tuple[str, int]] = field(default_factory=list)
     failed_steps: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -36,10 +38,10 @@ class RunSummary:
             for journey, a in sorted(self.journeys.items())
         ] or ["  (no entries changed)"]
         lines.append("messages:")
-        lines += [
-            f"  {channel:10} " + ", ".join(f"{n:,} {status}" for status, n in sorted(s.items()))
-            for channel, s in sorted(self.messages.items())
-        ] or ["  (none handed to a provider or decided)"]
+        lines += _per_channel(self.messages) or ["  (none handed to a provider or decided)"]
+        if self.transactional:
+            lines.append("transactional sends recorded (sent by the collector when asked):")
+            lines += _per_channel(self.transactional)
         if self.failure_reasons:
             lines.append("top failure reasons:")
             lines += [f"  {n:>7}  {reason}" for reason, n in self.failure_reasons]
@@ -61,6 +63,13 @@ class RunSummary:
         return "\n".join(lines)
 
 
+def _per_channel(counts: dict[str, dict[str, int]]) -> list[str]:
+    return [
+        f"  {channel:10} " + ", ".join(f"{n:,} {status}" for status, n in sorted(s.items()))
+        for channel, s in sorted(counts.items())
+    ]
+
+
 def summarize_run(workspace: Workspace, run_id: str) -> RunSummary:
     summary = RunSummary(run_id)
     if not warehouse_exists(workspace.warehouse_path):
@@ -74,12 +83,14 @@ def summarize_run(workspace: Workspace, run_id: str) -> RunSummary:
             [run_id],
         ).fetchall():
             summary.journeys.setdefault(journey, {})[action] = n
-        for channel, status, n in con.execute(
-            "select channel, status, count(*) from nudge.delivery_ledger where run_id = ?"
-            " group by all",
+        # Transactional rows are the only ledger rows without a journey (copy_into_ledger).
+        for transactional, channel, status, n in con.execute(
+            "select journey is null, channel, status, count(*) from nudge.delivery_ledger"
+            " where run_id = ? group by all",
             [run_id],
         ).fetchall():
-            summary.messages.setdefault(channel, {})[status] = n
+            counts = summary.transactional if transactional else summary.messages
+            counts.setdefault(channel, {})[status] = n
         for channel, n in con.execute(
             "select o.channel, count(*) from nudge.outbox o"
             " anti join nudge.delivery_ledger l using (idempotency_key)"

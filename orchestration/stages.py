@@ -29,7 +29,10 @@ from nudge.core.dsl.spec import Content
 from nudge.core.landing.erasure import purge_erased_calls
 from nudge.core.landing.journal import recover_abandoned
 from nudge.core.landing.loader import LoadResult, load_new_files
-from nudge.core.landing.postgres_loader import load_new_files_postgres
+from nudge.core.landing.postgres_loader import (
+    load_manual_segments_postgres,
+    load_new_files_postgres,
+)
 from nudge.core.segments.dbt_models import generated_segment_models
 from nudge.core.segments.manual import load_manual_segments, manual_segment_models
 from nudge.core.warehouse.connection import connect, warehouse_exists
@@ -37,7 +40,7 @@ from nudge.core.warehouse.dbt import DbtWorkspaceProject, NodeResult
 from nudge.core.warehouse.journey_controls import pending_paused_journeys
 from nudge.core.warehouse.postgres import connect_postgres
 from nudge.core.warehouse.schema import ensure_tables
-from nudge.core.warehouse.settings import WarehouseSettingError, warehouse
+from nudge.core.warehouse.settings import warehouse
 from nudge.core.workspace import Workspace
 from orchestration.earlier_as_of import EarlierThanLastRun
 from senders.dispatch import DispatchSummary, dispatch_pending
@@ -209,14 +212,10 @@ def load_landing(workspace: Workspace) -> LoadResult:
 
 
 def _load_landing_postgres(workspace: Workspace) -> LoadResult:
-    """The landing files into Postgres with ``COPY`` (manual segment lists are DuckDB-only)."""
-    if any(workspace.manual_segments_landing_dir.rglob("*.parquet")):
-        raise WarehouseSettingError(
-            f"manual segment uploads under {workspace.manual_segments_landing_dir} load into "
-            "DuckDB only so far: unset NUDGE_WAREHOUSE to use them (docs/warehouses.md)"
-        )
+    """The landing files and manual segment uploads into Postgres with ``COPY``."""
     recover_abandoned(workspace.events_landing_dir.resolve())
     with connect_postgres() as con:
+        load_manual_segments_postgres(con, workspace.manual_segments_landing_dir)
         return load_new_files_postgres(con, workspace.events_landing_dir)
 
 
@@ -231,7 +230,7 @@ def plan_journeys(
     """Give merged people their ids' journey entries (``journeys.merges``), then run every
     journey."""
     with connect(workspace.warehouse_path) as con:
-        follow_merges(con, as_of)
+        follow_merges(con, as_of, run_id)
         return run_journeys(con, content, as_of=as_of, run_id=run_id)
 
 

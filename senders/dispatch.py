@@ -7,12 +7,14 @@ Order of work in one dispatch (the ledger protocol is in ``senders.ledger`` and 
 2. decide every pending row at once in SQL (``senders.policy``): new outbox rows and transient
    failures whose retry is due; write the final decisions (skipped, dropped, undeliverable, no
    provider) in one insert; held rows stay pending;
-3. per batch: render each message (the only per-row Python work besides the send itself; on a
+3. per batch (the first no larger than the largest provider window, so that sending starts
+   early): render each message (the only per-row Python work besides the send itself; on a
    thread of its own, the next batch while this one is handed over), write
    the batch's intents in one committed transaction, then each channel's messages are handed
    over: one committed turn in the hand-over journal (``senders.handover_journal``) records the
    outcomes come back and marks the next messages handed over, right before their provider gets
-   them, and the journal is folded into the ledger at the end of the batch; a provider with ``concurrency`` N holds
+   them, and the journal is folded into the ledger at the end of a batch every
+   ``FOLD_INTERVAL_SECONDS`` and at the end of the dispatch; a provider with ``concurrency`` N holds
    up to N messages in flight on its threads, any other one at a time (a transient failure is tried again a couple of times right away, with a short jittered
    pause); a failure still transient is scheduled for a later dispatch (``senders.retry``);
    a channel's messages in flight at the end of a batch stay in flight while the next batch's
@@ -29,11 +31,12 @@ lazily if the caller reuses them).
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,6 +61,11 @@ from senders.unsubscribe import unsubscribe_url
 FINAL_DECISIONS = ("skipped", "dropped", "undeliverable")
 # A provider asking for a longer pause than this is left to a later dispatch.
 MAX_RETRY_PAUSE = timedelta(seconds=5)
+# The hand-over journal is folded into the ledger at the end of a batch once this many seconds
+# have passed since the last fold, and at the end of the dispatch: a fold is a DuckDB commit
+# during which no turn is taken and the free slots wait (tens of milliseconds), so folding
+# after every batch cost more than the ledger gains by it; it stays this fresh.
+FOLD_INTERVAL_SECONDS = 5.0
 # Messages a channel did not get because it was stopped (breaker, budget, signal): not in the
 # ledger, or back to their transient failure; the next run sends them.
 LEFT_PENDING = "pending"
@@ -211,18 +219,25 @@ def dispatch_pending(
     with deferred_interrupts() as interrupts:
         sending = _Sending(providers, settings, interrupts, paused_journeys or frozenset, journal)
         windows: dict[str, _Window] = {}
-        rendering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nudge-render")
+        preparing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nudge-prepare")
         try:
-            batches = to_send.iter_slices(batch_size)
-            ahead = _render_ahead(rendering, renderer, batches)
+            first = max((sending.concurrency(c) for c in providers), default=1)
+            batches = _batches(to_send, batch_size, first)
+
+            def prepare_next() -> Future[_Prepared] | None:
+                batch = next(batches, None)
+                if batch is None:
+                    return None
+                return preparing.submit(_prepare, con, renderer, batch, sending, run_id, as_of)
+
+            ahead = prepare_next()
             while ahead is not None:
-                batch, rendered = ahead
-                ahead = _render_ahead(rendering, renderer, batches)
-                _dispatch_batch(con, batch, rendered.result(), sending, windows, run_id, as_of,
-                                summary)  # fmt: skip
+                prepared = ahead.result()
+                ahead = prepare_next()
+                _dispatch_batch(con, prepared, sending, windows, as_of, summary)
             _hand_over(con, [], {}, sending, windows, as_of, summary, drain=True)
         finally:
-            rendering.shutdown(cancel_futures=True)
+            preparing.shutdown(cancel_futures=True)
             for window in windows.values():
                 window.pool.shutdown()
             for provider in providers.values():
@@ -256,6 +271,18 @@ class _Sending:
         self._breaker_lock = threading.Lock()
         budget = settings.time_budget
         self.deadline = None if budget is None else time.monotonic() + budget.total_seconds()
+        self.folded_at = time.monotonic()
+        # The warehouse connection is shared by the thread handing messages over (folds,
+        # releases) and the one preparing the next batch (intents): one statement at a time.
+        self.warehouse_lock = threading.Lock()
+
+    def fold(self, con: duckdb.DuckDBPyConnection, keep: list[str], *, now: bool) -> None:
+        """Fold the journal into the ledger (``now``, or when ``FOLD_INTERVAL_SECONDS`` passed),
+        but for the rows of ``keep`` (messages still in flight)."""
+        if now or time.monotonic() - self.folded_at >= FOLD_INTERVAL_SECONDS:
+            with self.warehouse_lock:
+                self.journal.fold(con, keep=keep)
+            self.folded_at = time.monotonic()
 
     def concurrency(self, channel: str) -> int:
         """Messages the channel's provider takes in flight at once (1 unless it says more)."""
@@ -328,10 +355,10 @@ def _leave_pending(summary: DispatchSummary, channel: str, n: int, why: str) -> 
     summary.stopped.setdefault(channel, why)
 
 
-_Rendered = tuple[list[RenderedMessage], dict[str, str]]  # messages, render errors by key
-
-
-def _render(renderer: TemplateRenderer, batch: pl.DataFrame) -> _Rendered:
+def _render(
+    renderer: TemplateRenderer, batch: pl.DataFrame
+) -> tuple[list[RenderedMessage], dict[str, str]]:
+    """The batch's messages rendered, and the render errors by idempotency key."""
     messages: list[RenderedMessage] = []
     errors: dict[str, str] = {}
     for row in batch.iter_rows(named=True):
@@ -342,42 +369,51 @@ def _render(renderer: TemplateRenderer, batch: pl.DataFrame) -> _Rendered:
     return messages, errors
 
 
-def _render_ahead(
-    rendering: Executor, renderer: TemplateRenderer, batches: Iterator[pl.DataFrame]
-) -> tuple[pl.DataFrame, Future[_Rendered]] | None:
-    """The next batch, rendered on ``rendering``'s one thread while the batch before it is
-    handed over (rendering is most of the per-message work besides the send; one thread, since
-    an environment renders one template at a time), or None after the last batch."""
-    batch = next(batches, None)
-    return None if batch is None else (batch, rendering.submit(_render, renderer, batch))
+def _batches(frame: pl.DataFrame, size: int, first: int) -> Iterator[pl.DataFrame]:
+    """``frame`` in slices of ``size`` rows, the first no longer than ``first`` (the largest
+    provider window): the first messages leave once that many are rendered and their intents
+    written, not a whole batch; the slices after it are prepared while it is handed over."""
+    start = min(size, first)
+    yield from frame.slice(0, start).iter_slices(size)
+    yield from frame.slice(start).iter_slices(size)
 
 
-def _dispatch_batch(
+@dataclass(frozen=True)
+class _Prepared:
+    """A batch ready to hand over: its messages whose intent is written (with their attempt
+    numbers), its render errors (recorded as failed), and its rows of channels already stopped
+    (not written: pending, with why)."""
+
+    messages: list[RenderedMessage]
+    attempts: dict[str, int]
+    render_errors: pl.DataFrame
+    stopped: list[tuple[str, int, str]]
+
+
+def _prepare(
     con: duckdb.DuckDBPyConnection,
+    renderer: TemplateRenderer,
     batch: pl.DataFrame,
-    rendered: _Rendered,
     sending: _Sending,
-    windows: dict[str, _Window],
     run_id: str,
     as_of: datetime,
-    summary: DispatchSummary,
-) -> None:
-    """Write the intents of the batch's messages of channels still running (rendered ahead;
-    those of channels stopped meanwhile stay pending, their render errors unrecorded), hand them
-    over one by one."""
+) -> _Prepared:
+    """Render a batch and write the intents of its messages of channels still running, on the
+    dispatch's one preparing thread while the batch before it is handed over, so that the free
+    slots do not wait for a batch's rendering and its intents' commit (one thread: an environment
+    renders one template at a time). The intents are committed before any of their messages can
+    leave, as always; a channel stopped after they were written gets its messages released
+    (``hold_reason``). ``con`` is shared with the handing-over thread under
+    ``sending.warehouse_lock``."""
     stopped = {c: why for c in batch["channel"].unique() if (why := sending.stop_reason(c))}
-    for channel, n in (
-        batch.filter(pl.col("channel").is_in(list(stopped)))["channel"]
+    stopped_counts = [
+        (channel, n, stopped[channel])
+        for channel, n in batch.filter(pl.col("channel").is_in(list(stopped)))["channel"]
         .value_counts(name="n")
         .rows()
-    ):
-        _leave_pending(summary, channel, n, stopped[channel])
+    ]
     batch = batch.filter(~pl.col("channel").is_in(list(stopped)))
-    if batch.is_empty():
-        return
-    messages = [m for m in rendered[0] if m.channel not in stopped]
-    keys = set(batch["idempotency_key"])
-    errors = {key: why for key, why in rendered[1].items() if key in keys}
+    messages, errors = _render(renderer, batch)
     failed = pl.col("idempotency_key").is_in(list(errors))
     rows = batch.with_columns(
         pl.when(failed).then(pl.lit("failed")).otherwise(pl.lit("sending")).alias("status"),
@@ -385,26 +421,67 @@ def _dispatch_batch(
         .replace_strict(errors, default=None, return_dtype=pl.String)
         .alias("reason"),
     )
-    written = ledger.record_intents(
-        con, ledger.ledger_rows(rows, run_id=run_id, as_of=as_of, now=utc_now())
+    written: dict[str, int] = {}
+    if not rows.is_empty():
+        with sending.warehouse_lock:
+            written = ledger.record_intents(
+                con, ledger.ledger_rows(rows, run_id=run_id, as_of=as_of, now=utc_now())
+            )
+    return _Prepared(
+        [m for m in messages if m.idempotency_key in written],
+        written,
+        rows.filter(failed),
+        stopped_counts,
     )
-    if errors:
-        _count(summary, rows.filter(failed))
-    _hand_over(con, [m for m in messages if m.idempotency_key in written], written, sending,
-               windows, as_of, summary, drain=False)  # fmt: skip
+
+
+def _dispatch_batch(
+    con: duckdb.DuckDBPyConnection,
+    prepared: _Prepared,
+    sending: _Sending,
+    windows: dict[str, _Window],
+    as_of: datetime,
+    summary: DispatchSummary,
+) -> None:
+    """Count what the preparation decided (stopped channels' rows pending, render errors
+    failed) and hand the batch's messages over."""
+    for channel, n, why in prepared.stopped:
+        _leave_pending(summary, channel, n, why)
+    if not prepared.render_errors.is_empty():
+        _count(summary, prepared.render_errors)
+    if prepared.messages:
+        _hand_over(con, prepared.messages, prepared.attempts, sending, windows, as_of, summary,
+                   drain=False)  # fmt: skip
 
 
 class _Window:
     """One channel's messages in flight, kept across the dispatch's batches: the next batch's
     messages take the slots as the last batch's answers come back, so the provider's slots do not
     drain at the end of every batch. ``outcomes`` came back and are not yet in the journal; with
-    ``in_flight`` they are never more than ``size``."""
+    ``in_flight`` they are never more than ``size``. ``answered`` receives each future as it
+    completes (a done-callback): waiting on it costs the same whatever the window's size, where
+    ``concurrent.futures.wait`` locks and unlocks every future in flight on each call."""
 
     def __init__(self, size: int):
         self.size = size
         self.pool = _executor(size)
         self.in_flight: dict[Future[SendOutcome], tuple[RenderedMessage, int]] = {}
         self.outcomes: list[ledger.Outcome] = []
+        self.answered: queue.SimpleQueue[Future[SendOutcome]] = queue.SimpleQueue()
+
+    def submit(self, sending: _Sending, message: RenderedMessage, attempt: int) -> None:
+        future = self.pool.submit(sending.send, message)
+        self.in_flight[future] = (message, attempt)
+        future.add_done_callback(self.answered.put)
+
+    def answers(self) -> list[Future[SendOutcome]]:
+        """The futures answered since the last call, waiting for at least one."""
+        done = [self.answered.get()]
+        while True:
+            try:
+                done.append(self.answered.get_nowait())
+            except queue.Empty:
+                return done
 
 
 def _hand_over(
@@ -422,8 +499,11 @@ def _hand_over(
     holding up to its ``concurrency`` messages in flight; messages of a channel that was
     stopped, or of a journey paused, meanwhile are released (pending again). Without ``drain``
     the last messages are left in flight for the next batch's turns; with it every window is
-    emptied (the end of the dispatch). The journal is folded into the ledger either way: the
-    rows of messages still in flight stay in it for their outcomes."""
+    emptied (the end of the dispatch) and the journal folded into the ledger; without it, the
+    journal is folded when ``FOLD_INTERVAL_SECONDS`` have passed. A fold keeps the rows of
+    messages still in flight in the journal for their outcomes."""
+    if drain:  # nothing left to hand over: fold what was answered while the last answers come
+        sending.fold(con, _flying(windows), now=True)
     unsent: list[tuple[RenderedMessage, str]] = []
     by_channel: dict[str, list[RenderedMessage]] = {channel: [] for channel in windows}
     for message in messages:
@@ -433,14 +513,18 @@ def _hand_over(
             windows[channel] = _Window(sending.concurrency(channel))
         _hand_over_window(windows[channel], channel_messages, attempts, sending, as_of, summary,
                           unsent, drain=drain)  # fmt: skip
-    flying = [m.idempotency_key for w in windows.values() for m, _ in w.in_flight.values()]
-    sending.journal.fold(con, keep=flying)
+    sending.fold(con, _flying(windows), now=drain)
     if unsent:
-        ledger.release(
-            con, [m.idempotency_key for m, _ in unsent], reason=unsent[0][1], now=utc_now()
-        )
+        with sending.warehouse_lock:
+            ledger.release(
+                con, [m.idempotency_key for m, _ in unsent], reason=unsent[0][1], now=utc_now()
+            )
         for message, why in unsent:
             _leave_pending(summary, message.channel, 1, why)
+
+
+def _flying(windows: Mapping[str, _Window]) -> list[str]:
+    return [m.idempotency_key for w in windows.values() for m, _ in w.in_flight.values()]
 
 
 def _hand_over_window(
@@ -476,14 +560,12 @@ def _hand_over_window(
         )  # fmt: skip
         window.outcomes = []
         for message in starting:
-            future = window.pool.submit(sending.send, message)
-            in_flight[future] = (message, attempts[message.idempotency_key])
+            window.submit(sending, message, attempts[message.idempotency_key])
         if not queue and not (drain and in_flight):
             return
         if not in_flight:
             continue
-        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-        for future in done:
+        for future in window.answers():
             message, attempt = in_flight.pop(future)
             outcome = future.result()
             if sending.opened_by(message, outcome):

@@ -76,33 +76,37 @@ class HandoverJournal:
         self, *, outcomes: Sequence[Mapping[str, Any]], keys: Sequence[str], now: datetime
     ) -> None:
         """One committed turn: ``outcomes`` (rows of ``key`` plus ``OUTCOME_COLUMNS`` but
-        ``completed_at``) of messages handed over earlier, and ``keys`` handed over now."""
+        ``completed_at``) of messages handed over earlier, and ``keys`` handed over now.
+
+        One statement over one JSON parameter, committed on its own (autocommit): the calling
+        thread gives up the interpreter lock once for the whole turn rather than once per row
+        and per statement, and with a hundred sender threads wanting the lock, getting it back
+        cost more than the row itself. A key handed over now is inserted without an outcome; an
+        outcome fills its row only while it has none."""
         if not outcomes and not keys:
             return
         stamp = now.isoformat()
-        con = self._con
-        con.execute("begin")
-        try:
-            con.executemany(
-                """insert into handovers (idempotency_key, attempted_at) values (?, ?)
-                   on conflict (idempotency_key) do nothing""",
-                [(key, stamp) for key in keys],
-            )
-            con.executemany(
-                """update handovers set status = ?, reason = ?, permanent = ?,
-                       next_attempt_at = ?, provider_message_id = ?, details = ?, completed_at = ?
-                   where idempotency_key = ? and status is null""",
-                [
-                    (o["status"], o["reason"], o["permanent"],
-                     o["next_attempt_at"].isoformat() if o["next_attempt_at"] else None,
-                     o["provider_message_id"], o["details"], stamp, o["key"])
-                    for o in outcomes
-                ],
-            )  # fmt: skip
-        except BaseException:
-            con.execute("rollback")
-            raise
-        con.execute("commit")
+        rows = [[key, None, None, None, None, None, None] for key in keys]
+        rows.extend(
+            [o["key"], o["status"], o["reason"], o["permanent"],
+             o["next_attempt_at"].isoformat() if o["next_attempt_at"] else None,
+             o["provider_message_id"], o["details"]]
+            for o in outcomes
+        )  # fmt: skip
+        self._con.execute(
+            """insert into handovers (idempotency_key, attempted_at, status, reason, permanent,
+                   next_attempt_at, provider_message_id, details, completed_at)
+               select value ->> 0, ?1, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
+                      value ->> 5, value ->> 6, case when value ->> 1 is null then null else ?1 end
+               from json_each(?2) where true
+               on conflict (idempotency_key) do update set
+                   status = excluded.status, reason = excluded.reason,
+                   permanent = excluded.permanent, next_attempt_at = excluded.next_attempt_at,
+                   provider_message_id = excluded.provider_message_id,
+                   details = excluded.details, completed_at = excluded.completed_at
+               where handovers.status is null and excluded.status is not null""",
+            (stamp, json.dumps(rows)),
+        )
 
     def fold(self, ledger: duckdb.DuckDBPyConnection, *, keep: Collection[str] = ()) -> int:
         """Apply the journal to the ledger in one DuckDB transaction, then empty it but for the

@@ -6,6 +6,14 @@ no retries inside urllib3 (it does not retry a POST anyway): retries are the dis
 backoff and jitter, honouring ``Retry-After``. A token bucket (``HttpLimits.rate_limit``) spaces
 the requests of all threads.
 
+The session does not trust the environment (``trust_env`` off): requests would otherwise look up
+proxies and ``~/.netrc`` on every request, which costs as much CPU as a fifth of the request
+itself, and would hand a provider whatever credentials ``~/.netrc`` holds for its host. What the
+environment says that a provider call needs is read here instead: a CA bundle named by
+``REQUESTS_CA_BUNDLE`` (or ``CURL_CA_BUNDLE``), read once when the provider starts, and the
+proxies of ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``, applied per request only where one is
+set (outbound traffic of many companies must go through one).
+
 A failure is classified by where it happened, as for SMTP (docs/delivery.md):
 
 - no connection (refused, DNS, connect timeout): nothing was sent; transient, safe to retry;
@@ -18,11 +26,13 @@ A failure is classified by where it happened, as for SMTP (docs/delivery.md):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies, getproxies
 from urllib3.exceptions import NewConnectionError
 
 from nudge.core.clock import utc_now
@@ -69,6 +79,12 @@ class HttpClient:
         self.limits = limits
         self.bucket = TokenBucket(limits.rate_limit) if limits.rate_limit else None
         self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
+        # Any proxy at all in the environment: each request then asks which applies to its URL.
+        self.proxied = any(key != "no" for key in getproxies())
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=limits.concurrency, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -78,6 +94,8 @@ class HttpClient:
     ) -> requests.Response | SendOutcome:
         if self.bucket is not None:
             self.bucket.acquire()
+        if self.proxied:
+            kwargs.setdefault("proxies", get_environ_proxies(url))
         try:
             return self.session.request(method, url, timeout=self.limits.timeout, **kwargs)
         except requests.exceptions.ConnectTimeout as err:

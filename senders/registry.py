@@ -108,28 +108,34 @@ class ProviderChoice:
     settings: Any
 
 
+def choose_provider(channel: str, env: Mapping[str, str] | None = None) -> ProviderChoice | None:
+    """The channel's provider with its settings parsed and validated (``ValueError`` naming the
+    variable), or None when the channel has none. Settings of other channels are not read, so a
+    mistake in one channel's variables never stops another's sends."""
+    env = os.environ if env is None else env
+    variable = provider_variable(channel)
+    name = env.get(variable, "").strip().lower() or DEFAULT_PROVIDER.get(channel, NO_PROVIDER)
+    if name == NO_PROVIDER:
+        return None
+    spec = REGISTRY.get((channel, name))
+    if spec is None:
+        expected = ", ".join(repr(n) for n in [*provider_names(channel), NO_PROVIDER])
+        raise ValueError(f"{variable}={name!r} is not a {channel} provider; expected {expected}")
+    settings = spec.settings_type.from_env(env) if spec.settings_type else None
+    return ProviderChoice(spec, settings)
+
+
 def choose_providers(
     env: Mapping[str, str] | None = None, *, require_secrets: bool = True
 ) -> dict[str, ProviderChoice]:
-    """Every channel with a provider, its settings parsed and validated (``ValueError`` naming
-    the variable), live providers checked for a real secret key and public URL unless
-    ``require_secrets`` is false (loading the Dagster definitions: a provider checks again when
-    a run opens it)."""
-    env = os.environ if env is None else env
-    chosen: dict[str, ProviderChoice] = {}
-    for channel in CHANNELS:
-        variable = provider_variable(channel)
-        name = env.get(variable, "").strip().lower() or DEFAULT_PROVIDER.get(channel, NO_PROVIDER)
-        if name == NO_PROVIDER:
-            continue
-        spec = REGISTRY.get((channel, name))
-        if spec is None:
-            expected = ", ".join(repr(n) for n in [*provider_names(channel), NO_PROVIDER])
-            raise ValueError(
-                f"{variable}={name!r} is not a {channel} provider; expected {expected}"
-            )
-        settings = spec.settings_type.from_env(env) if spec.settings_type else None
-        chosen[channel] = ProviderChoice(spec, settings)
+    """Every channel with a provider (``choose_provider``), live providers checked for a real
+    secret key and public URL unless ``require_secrets`` is false (loading the Dagster
+    definitions: a provider checks again when a run opens it)."""
+    chosen = {
+        channel: choice
+        for channel in CHANNELS
+        if (choice := choose_provider(channel, env)) is not None
+    }
     if require_secrets and any(choice.spec.live for choice in chosen.values()):
         require_live_settings()
     return chosen

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -261,3 +262,37 @@ def test_the_served_openapi_description_covers_every_route(collector: CollectorP
     assert pages <= {r.path for r in app.routes}  # nudge serve serves them too
     described = {(p, m) for p, ops in served["paths"].items() for m in ops if m != "parameters"}
     assert described == routes
+
+
+def test_a_client_sending_its_headers_a_byte_at_a_time_is_cut_off_and_others_served(
+    tmp_path: Path,
+) -> None:
+    env = {**COLLECTOR_ENV, "NUDGE_COLLECTOR_HEADER_SECONDS": "2"}
+    server = CollectorProcess(tmp_path / "home", tmp_path / "content", env)
+    server.start()
+    try:
+        head = (
+            b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Basic dGVzdC13cml0ZS1rZXk6\r\nContent-Length: 2\r\n\r\n"
+        )
+        answer = b""
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as slow:
+            # One byte every half second (a slowloris); the headers would take about 70 s.
+            for sent, byte in enumerate(head, start=1):
+                try:
+                    slow.sendall(bytes([byte]))
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                if select.select([slow], [], [], 0.5)[0]:
+                    answer = slow.recv(4096)
+                    break
+                if sent % 4 == 0:  # other clients are served meanwhile
+                    assert requests.get(f"{server.url}/health", timeout=10).ok
+        assert sent < 24, "the slow client was not cut off"
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"headers did not arrive within 2 seconds" in answer
+        track = {"type": "track", "userId": "u1", "event": "e"}
+        assert post(server, "/v1/track", json=track).status_code == 200
+    finally:
+        output = server.stop(signal.SIGTERM)
+    assert "Traceback" not in output, output

@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -175,10 +176,10 @@ def test_a_segment_that_failed_to_publish_is_published_later(
     real_publish = collector.commit.publish_segment
     failures = iter([True])
 
-    def failing_once(landing_dir: Path, segment: Path) -> int:
+    def failing_once(landing_dir: Path, segment: Path, written: Any = None) -> int:
         if next(failures, False):
             raise OSError(28, "No space left on device")
-        return real_publish(landing_dir, segment)
+        return real_publish(landing_dir, segment, written)
 
     monkeypatch.setattr(collector.commit, "publish_segment", failing_once)
     landing = tmp_path / "landing"

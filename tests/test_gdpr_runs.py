@@ -193,3 +193,71 @@ def test_a_suppression_addressed_by_email_stops_every_message_to_the_address(
     run(START + 7 * H)
     assert ledger(workspace)[-1] == ("fay", "Dee@example.com", "sent")
     assert len(email.messages) == sent_before + 1
+
+
+def anonymous_calls(workspace: Workspace) -> dict[str, set[str]]:
+    """The anonymous ids whose anonymous calls each copy of the landed calls still holds."""
+    with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
+        return {
+            table: {
+                a
+                for (a,) in con.execute(
+                    f"select anonymous_id from {table} where user_id is null"
+                ).fetchall()
+            }
+            for table in ("raw.events", "staging.stg_events")
+        }
+
+
+def test_the_anonymous_calls_stitched_to_an_erased_person_are_purged_too(tmp_path: Path) -> None:
+    runs = CapturedRuns(tmp_path, CONTENT)
+    workspace, run = runs.workspace, runs.run
+
+    def browse(anonymous_id: str, at: datetime) -> dict[str, Any]:
+        return {"type": "page", "anonymousId": anonymous_id, "name": "Pricing",
+                "timestamp": stamp(at)}  # fmt: skip
+
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            *(browse(a, START) for a in ("anon-1", "anon-2", "shared", "stranger")),
+            # ann is stitched to anon-1 by an identify, to anon-2 by an alias; "shared" is
+            # stitched to ann and to cy, who is not erased: its calls stay.
+            {"type": "identify", "userId": "ann", "anonymousId": "anon-1",
+             "timestamp": stamp(START + H / 4), "traits": {"email": "ann@example.com"}},
+            {"type": "alias", "previousId": "anon-2", "userId": "ann",
+             "timestamp": stamp(START + H / 4)},
+            {"type": "identify", "userId": "ann", "anonymousId": "shared",
+             "timestamp": stamp(START + H / 4)},
+            {"type": "identify", "userId": "cy", "anonymousId": "shared",
+             "timestamp": stamp(START + H / 2)},
+        ],
+    )  # fmt: skip
+    run(START + H)
+    everyone = {"anon-1", "anon-2", "shared", "stranger"}
+    assert anonymous_calls(workspace) == {"raw.events": everyone, "staging.stg_events": everyone}
+
+    land_messages(
+        workspace.events_landing_dir,
+        [{"type": "delete", "userId": "ann", "timestamp": stamp(START + 2 * H)}],
+    )
+    run(START + 3 * H)
+    kept = {"shared", "stranger"}
+    assert anonymous_calls(workspace) == {"raw.events": kept, "staging.stg_events": kept}
+    # The calls that stitched ann's anonymous ids stay, with the ids only.
+    with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
+        links = con.execute(
+            "select type, anonymous_id, previous_id, traits, context from raw.events"
+            " where user_id = 'ann' order by type, anonymous_id"
+        ).fetchall()
+    assert links == [
+        ("alias", None, "anon-2", None, None),
+        ("delete", None, None, None, None),
+        ("identify", "anon-1", None, None, None),
+        ("identify", "shared", None, None, None),
+    ]
+
+    # An anonymous call of anon-1 from before the delete arrives late: it goes too.
+    land_messages(workspace.events_landing_dir, [browse("anon-1", START + H)])
+    run(START + 4 * H)
+    assert anonymous_calls(workspace) == {"raw.events": kept, "staging.stg_events": kept}

@@ -7,12 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pytest
 
+from nudge.core.landing.inputs import input_file, items
 from nudge.core.landing.loader import load_new_files
+from nudge.core.landing.messages import InvalidMessage
 from nudge.core.landing.suppressions import SuppressionList
 
 
@@ -97,3 +101,34 @@ def test_a_whole_file_that_cannot_be_read_says_why(tmp_path: Path) -> None:
     assert "names no user_id column (it has email, plan)" in result.stderr
     assert "Traceback" not in result.stderr
     assert Counter(landed(home, tmp_path / "w.duckdb")) == Counter()
+
+
+def test_a_json_array_is_read_item_by_item_not_whole(tmp_path: Path) -> None:
+    """The first message of a JSON array comes out while the rest is still being written (a
+    named pipe stands for a file larger than memory), and a break later says which item."""
+    pipe = tmp_path / "events.json"
+    os.mkfifo(pipe)
+    first_read = threading.Event()
+    closed = threading.Event()
+
+    def write() -> None:
+        with open(pipe, "w") as writer:
+            writer.write('[{"type": "track", "userId": "u1", "event": "A"},' + " " * 70_000)
+            writer.flush()
+            first_read.wait(timeout=20)
+            writer.write('{"type": "track", "userId": "u1", "event": "B"}, {"type": ')
+        closed.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        messages = items(input_file(pipe))
+        assert next(messages) == (1, {"type": "track", "userId": "u1", "event": "A"})
+        assert not closed.is_set()  # read before the writer was done
+        first_read.set()
+        assert next(messages)[0] == 2
+        with pytest.raises(InvalidMessage, match=r"is not JSON: .* \(after item 2\)"):
+            next(messages)
+    finally:
+        first_read.set()
+        writer.join()

@@ -120,9 +120,17 @@ def test_cli_upload_reports_and_fails_clearly(workspace: Workspace, tmp_path: Pa
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
 def test_manual_segment_membership_history_and_in_segment(
-    workspace: Workspace, tmp_path: Path
+    workspace: Workspace,
+    tmp_path: Path,
+    warehouse: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if warehouse == "postgres":
+        monkeypatch.setenv("NUDGE_WAREHOUSE", "postgres")
+        monkeypatch.setenv("NUDGE_POSTGRES_URL", request.getfixturevalue("postgres_database"))
     land_messages(
         workspace.events_landing_dir,
         [

@@ -124,3 +124,8 @@ def test_a_merged_person_keeps_the_secondarys_journey_and_gets_each_step_once(
     ]
     explained = explain_journey(workspace, runs.content, user_id="p1", journey="onboarding")
     assert "template welcome" in explained and "template tips" in explained, explained
+    # The move is in the entry's history; so is the exit of the entry that did not go on.
+    assert "s1 was merged into this person" in explained, explained
+    explained = explain_journey(workspace, runs.content, user_id="q1", journey="onboarding")
+    assert "r1 was merged into this person" in explained, explained
+    assert "(reason: merged)" in explained, explained

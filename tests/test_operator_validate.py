@@ -76,3 +76,23 @@ def test_with_data_traits_and_event_properties_are_checked_too(
 def test_the_list_of_template_variables_is_what_the_renderer_gives() -> None:
     context = RenderContext("u1", {}, None, "j", "s", "d", "https://example.com/u")
     assert set(context.variables()) == set(TEMPLATE_VARIABLES)
+
+
+def test_a_segment_name_longer_than_postgres_allows_is_refused_there_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = tmp_path / "content"
+    content.mkdir()
+    name = "customers_on_the_professional_plan_who_signed_up_this_quarter_bb"  # 64 characters
+    (content / "segments.yml").write_text(
+        f"segments:\n  - {{name: {name}, condition: {{attribute: {{name: plan, eq: pro}}}}}}\n"
+    )
+    args = ["--home", str(tmp_path / "home"), "--content", str(content), "validate"]
+    assert main(args) == 0  # DuckDB: no limit
+    capsys.readouterr()
+    monkeypatch.setenv("NUDGE_WAREHOUSE", "postgres")
+    assert main(args) == 2
+    assert (
+        f"segment '{name}': name: 64 characters, and postgres table names are at most 63:"
+        " shorten it" in capsys.readouterr().err
+    )

@@ -316,6 +316,38 @@ def test_slack_posts_text_to_the_default_hook_and_a_dead_hook_is_permanent(con):
     assert rows["slack-u1"][:2] == ("failed", True) and "no_service" in rows["slack-u1"][2]
 
 
+def test_a_provider_ignores_netrc_credentials_and_follows_the_environments_proxies(
+    con, tmp_path, monkeypatch
+):
+    # requests would add ~/.netrc's password for the host as Basic auth: never to a provider
+    netrc = tmp_path / "netrc"
+    netrc.write_text(
+        "machine hooks.slack.test login someone password not-for-providers\n"
+        "machine 127.0.0.1 login someone password not-for-providers\n"
+    )
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.delenv("no_proxy", raising=False)
+    [first, second] = users(con, 2)
+    with standin(always(Reply(200, "ok"))) as proxy, standin(always(Reply(200, "ok"))) as direct:
+        # through the proxy of HTTP_PROXY: a host that does not resolve reaches it all the same
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        send_each(con, [first], "alert", "slack")
+        via_proxy = SlackProvider(SlackSettings(webhook_url="http://hooks.slack.test/services/T"))
+        assert run(con, {"slack": via_proxy}).total("sent") == 1
+        # a host NO_PROXY names goes direct
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        send_each(con, [second], "alert", "slack")
+        around = SlackProvider(SlackSettings(webhook_url=f"{direct.url}/services/T/B/X"))
+        assert run(con, {"slack": around}, as_of=T0 + timedelta(minutes=1)).total("sent") == 1
+
+    [proxied] = proxy.requests
+    [sent] = direct.requests
+    assert proxied.path.endswith("/services/T") and sent.path == "/services/T/B/X"
+    assert "authorization" not in proxied.headers and "authorization" not in sent.headers
+
+
 def test_in_app_messages_land_in_an_inbox_readable_while_the_sender_writes(con, tmp_path):
     send_each(con, users(con, 2), "tip", "in_app")
     path = tmp_path / "inbox.sqlite3"

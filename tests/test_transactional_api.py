@@ -12,6 +12,7 @@ import contextlib
 import email
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -177,6 +178,11 @@ def test_send_repeat_conflict_concurrency_suppression_then_a_run_records_each_on
         timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
+    # the summary tells the collector's sends from the run's own (it sent none)
+    summary = run.stdout[run.stdout.index("messages:") :]
+    assert "(none handed to a provider or decided)" in summary
+    assert "transactional sends recorded (sent by the collector when asked):" in summary
+    assert re.search(r"^  email +3 sent$", summary, re.M), summary
     rows = ledger_rows(serving.home)
     sent_ids = sorted({answer["delivery_id"], other.json()["delivery_id"],
                        answers[0].json()["delivery_id"]})  # fmt: skip
@@ -418,3 +424,24 @@ def test_an_address_suppressed_by_a_call_addressed_by_email_is_refused_in_any_ca
     assert "recipient suppressed: 'ada@example.COM'" in refused.value.reason
     assert sender.send(transactional_request("bob@example.com")).status == 200
     store.close()
+
+
+def test_a_mistake_in_one_channels_settings_stops_only_that_channel(
+    tmp_path: Path, sink: SmtpSink
+) -> None:
+    env = smtp_env(sink) | {"NUDGE_SMS_PROVIDER": "pigeon"}
+    server = CollectorProcess(tmp_path / "home", write_content(tmp_path), env)
+    server.start()
+    try:
+        reset = post(server, RESET)
+        sms = post(server, RESET | {"transactional_message_id": "login_code", "to": "+15550001"},
+                   channel="sms")  # fmt: skip
+    finally:
+        output = server.stop()
+    assert "Traceback" not in output, output
+    assert reset.status_code == 200, reset.text
+    assert [email.message_from_bytes(m.read_bytes())["To"] for m in sink.messages()] == [
+        "ada@example.com"
+    ]
+    assert sms.status_code == 503, sms.text
+    assert "NUDGE_SMS_PROVIDER='pigeon' is not a sms provider" in sms.json()["meta"]["error"]

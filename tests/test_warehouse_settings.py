@@ -101,3 +101,37 @@ def test_dbt_profile_connects_where_the_setting_points(
     assert _dbt_debug(project, tmp_path)
     monkeypatch.setenv("NUDGE_POSTGRES_URL", postgres_database + "_missing")
     assert not _dbt_debug(project, tmp_path)
+
+
+def test_spark_builds_the_dbt_project_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NUDGE_WAREHOUSE", "spark")
+    assert warehouse() == "spark"
+    # Spark 4 reads VARIANT documents with Databricks's functions.
+    assert sql_dialect() == "databricks"
+    with (
+        pytest.raises(WarehouseSettingError, match=r"only the dbt project builds on spark"),
+        connect(tmp_path / "warehouse.duckdb"),
+    ):
+        pass
+    assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def test_the_spark_mirror_starts_the_session_dbt_would() -> None:
+    """dbt reuses a session already started in the process: the mirror's must carry the
+    settings of the profile's spark output (static ones only apply at start)."""
+    import yaml
+
+    from nudge.devtools.scenarios.spark_mirror import SESSION_SETTINGS
+
+    profile = yaml.safe_load((Path(__file__).parents[1] / "dbt_project/profiles.yml").read_text())
+    spark = profile["nudge"]["outputs"]["spark"]
+    assert (spark["type"], spark["method"]) == ("spark", "session")
+    configured = {
+        name: str(value)
+        for name, value in spark["server_side_parameters"].items()
+        if "{{" not in str(value)
+    }
+    # dbt-spark adds spark.sql.ansi.enabled=false itself.
+    assert configured == {
+        k: v for k, v in SESSION_SETTINGS.items() if k != "spark.sql.ansi.enabled"
+    }

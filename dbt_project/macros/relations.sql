@@ -1,11 +1,17 @@
 {#- Where things live: tables a model keeps beside itself between builds, and relation lookups. -#}
 
 {#- The table named `<relation>` + `suffix` in the same schema: where a model keeps what a build
-    of it recorded (segment_changes_relation, increment_relation, replaced_rows_relation). -#}
+    of it recorded (segment_changes_relation, increment_relation, replaced_rows_relation). Where
+    that name is longer than the warehouse allows (Postgres: 63), the model's name is cut and
+    8 characters of its md5 keep the cut names of two models apart. -#}
 {% macro _beside(relation, suffix) -%}
-    {{- return(relation.incorporate(
-        path={"identifier": relation.identifier ~ suffix}, type="table"
-    )) -}}
+    {%- set identifier = relation.identifier ~ suffix -%}
+    {%- set limit = nudge.max_relation_name_length() -%}
+    {%- if limit is not none and identifier | length > limit -%}
+        {%- set kept = relation.identifier[:limit - (suffix | length) - 9] -%}
+        {%- set identifier = kept ~ "_" ~ local_md5(relation.identifier)[:8] ~ suffix -%}
+    {%- endif -%}
+    {{- return(relation.incorporate(path={"identifier": identifier}, type="table")) -}}
 {%- endmacro %}
 
 {#- Where an incremental build stages the rows it computed (macros/materializations): a table

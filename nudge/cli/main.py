@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nudge.core.dsl.problems import DefinitionError
 from nudge.core.warehouse.connection import WarehouseBusy
-from nudge.core.warehouse.settings import WAREHOUSES, warehouse
+from nudge.core.warehouse.settings import ENGINE_WAREHOUSES, require_engine_warehouse
 from nudge.core.workspace import Workspace
 from orchestration.earlier_as_of import EarlierThanLastRun
 from orchestration.instance import ensure_instance
@@ -113,7 +113,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from nudge.core.landing.inputs import input_file, items
-    from nudge.core.landing.messages import InvalidMessage
+    from nudge.core.landing.messages import MESSAGE_LIMITS, InvalidMessage
     from nudge.core.landing.quarantine import keep, quarantine_record
     from nudge.core.landing.suppressions import SuppressionList
     from nudge.core.landing.writer import land_items
@@ -130,7 +130,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         else:
             print(f"{given}: no such file or directory", file=sys.stderr)
             status = 1
-    accepted = rejected = suppressed = 0
+    accepted = rejected = suppressed = not_kept = 0
     for path in paths:
         source = input_file(path)
         try:
@@ -139,7 +139,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             )
             try:
                 result = land_items(
-                    workspace.events_landing_dir, progress, suppressions=suppressions
+                    workspace.events_landing_dir,
+                    progress,
+                    suppressions=suppressions,
+                    max_bytes=MESSAGE_LIMITS[args.api],
                 )
             finally:
                 progress.close()
@@ -153,10 +156,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
         for rejection in result.rejected:
             print(f"  {source.position} {rejection.index}: {rejection.reason}", file=sys.stderr)
-        keep(
-            workspace.quarantine_dir,
-            [quarantine_record(str(path), r.index, r.reason, r.given) for r in result.rejected],
-        )
+        records = [
+            quarantine_record(str(path), r.index, r.reason, r.given, api=args.api)
+            for r in result.rejected
+        ]
+        if records and keep(workspace.quarantine_dir, records) is None:
+            not_kept += len(records)
         accepted += result.accepted
         rejected += len(result.rejected)
         suppressed += result.suppressed
@@ -166,8 +171,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             f"{len(paths)} files: {accepted} accepted, {rejected} rejected, "
             f"{suppressed} dropped (suppressed)"
         )
-    if rejected:
+    if rejected > not_kept:
         print("rejected messages are kept: `nudge quarantine list` shows them")
+    if not_kept:
+        print(
+            f"{not_kept} rejected messages not kept: the quarantine is at its cap "
+            "(NUDGE_QUARANTINE_MAX_BYTES)"
+        )
     return status
 
 
@@ -179,7 +189,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    from nudge.core.landing.quarantine import entries, replay
+    from nudge.core.landing.quarantine import entries, not_kept, replay
     from nudge.core.landing.suppressions import SuppressionList
 
     workspace = workspace_from_args(args)
@@ -191,6 +201,11 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
             print(f"{entry.name}  {entry.received_at}  {entry.source}  {entry.reason}")
             print(f"    {message[:200]}{'...' if len(message) > 200 else ''}")
         print(f"{found} quarantined")
+        if dropped := not_kept(workspace.quarantine_dir):
+            print(
+                f"{dropped} more rejected but not kept: the quarantine was at its cap "
+                "(NUDGE_QUARANTINE_MAX_BYTES)"
+            )
         return 0
     result = replay(
         workspace.quarantine_dir,
@@ -404,7 +419,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         results_path=Path(args.results).resolve(),
         progress=lambda line: print(line, flush=True),
         keep=args.keep,
-        warehouse=args.warehouse or warehouse(),
+        warehouse=require_engine_warehouse(args.warehouse),
     )
     print(results_table(results))
     return 0
@@ -511,6 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="land Segment-spec messages from NDJSON, JSON or CSV (identifies) files or folders",
     )
     ingest.add_argument("files", nargs="+")
+    ingest.add_argument(
+        "--api",
+        choices=("segment", "customerio"),
+        default="segment",
+        help="the API the messages were sent to, whose size limit applies: Segment's 32 KB "
+        "(default) or Customer.io's 132 KB",
+    )
     ingest.set_defaults(func=cmd_ingest)
     serve = commands.add_parser(
         "serve",
@@ -575,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--keep", action="store_true", help="keep the scratch workspace")
     bench.add_argument(
         "--warehouse",
-        choices=WAREHOUSES,
+        choices=ENGINE_WAREHOUSES,
         help="where the stages run; postgres: a database of its own on the server of "
         "NUDGE_POSTGRES_URL, dropped afterwards (default: NUDGE_WAREHOUSE, else duckdb)",
     )
@@ -599,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_run.add_argument("files", nargs="+")
     scenario_run.add_argument(
         "--warehouse",
-        choices=WAREHOUSES,
+        choices=ENGINE_WAREHOUSES,
         default="duckdb",
         help="where each scenario runs; postgres: a database of its own on the server of "
         "NUDGE_POSTGRES_URL, dropped afterwards (default: duckdb)",

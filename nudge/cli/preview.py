@@ -215,7 +215,7 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     )
     from senders.registry import (
         ProviderPlaces,
-        choose_providers,
+        choose_provider,
         open_provider,
         provider_names,
         provider_variable,
@@ -227,7 +227,7 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     if template is None:
         return _unknown_template(workspace, content, args.template)
     # Only this channel's provider must be ready to send (open_provider checks its settings).
-    choice = choose_providers(require_secrets=False).get(template.channel)
+    choice = choose_provider(template.channel)
     if choice is None:
         names = " or ".join(provider_names(template.channel))
         print(

@@ -11,6 +11,7 @@ from nudge.core.dsl.problems import DefinitionError, DefinitionProblem
 from nudge.core.dsl.spec import Content
 from nudge.core.segments.manual import manual_segment_names
 from nudge.core.warehouse.dbt import sql_segment_models
+from nudge.core.warehouse.settings import warehouse
 from nudge.core.workspace import Workspace
 
 
@@ -35,6 +36,27 @@ def clash_problems(content: Content, sql_segments: Mapping[str, Path]) -> list[D
     ]
 
 
+# The longest table name of each warehouse that has a limit a segment name could reach.
+MAX_TABLE_NAME = {"postgres": 63}
+
+
+def name_length_problems(content: Content, kind: str) -> list[DefinitionProblem]:
+    """A YAML segment is the table `segments.<name>`: its name must fit the warehouse's limit
+    (dbt would refuse it mid-build)."""
+    limit = MAX_TABLE_NAME.get(kind)
+    return [
+        DefinitionProblem(
+            segment.origin.file,
+            segment.origin.item,
+            "name",
+            f"{len(segment.name)} characters, and {kind} table names are at most {limit}: "
+            "shorten it",
+        )
+        for segment in content.segments
+        if limit is not None and len(segment.name) > limit
+    ]
+
+
 def validate_content(content: Content, sql_segments: Mapping[str, Path]) -> None:
     """Raise ``DefinitionError`` listing every cross-reference problem and name clash.
 
@@ -52,7 +74,7 @@ def load_workspace_content(workspace: Workspace) -> Content:
     # Manual segments exist only as data: their names come from the landing area's uploads.
     known = set(sql_segments) | manual_segment_names(workspace)
     content = load_content_dir(workspace.content_dir, sql_segments=known)
-    problems = clash_problems(content, sql_segments)
+    problems = clash_problems(content, sql_segments) + name_length_problems(content, warehouse())
     if problems:
         raise DefinitionError(problems)
     return content

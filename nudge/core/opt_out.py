@@ -37,7 +37,7 @@ from typing import Any
 from sqlglot import exp
 
 from nudge.core.segments.comparisons import JsonValue
-from nudge.core.segments.dialects import DIALECTS, json_dialect
+from nudge.core.segments.dialects import DIALECTS, dispatch_aliases, json_dialect
 
 UNSUBSCRIBED_TRAIT = "unsubscribed"
 TOPIC_PREFERENCES = ("cio_subscription_preferences", "topics")
@@ -222,4 +222,4 @@ def trait_is_yes_macro() -> str:
             flag_sql_text("{{ value }}", True, dialect),
             "{%- endmacro %}",
         ]
-    return "\n".join([*lines, ""])
+    return "\n".join([*lines, *dispatch_aliases("trait_is_yes"), ""])

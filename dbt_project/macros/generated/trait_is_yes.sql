@@ -19,3 +19,4 @@ COALESCE((LOWER(JSON_VALUE({{ value }})) IN ('true', 't', 'yes', 'y', '1') OR CA
 {% macro databricks__trait_is_yes(value) -%}
 COALESCE((LOWER(TRY_VARIANT_GET({{ value }}, '$', 'string')) IN ('true', 't', 'yes', 'y', '1') OR CASE WHEN SCHEMA_OF_VARIANT({{ value }}) IN ('TINYINT', 'SMALLINT', 'INT', 'BIGINT', 'FLOAT', 'DOUBLE') OR SCHEMA_OF_VARIANT({{ value }}) LIKE 'DECIMAL%' THEN CAST(TRY_VARIANT_GET({{ value }}, '$', 'string') AS DOUBLE) END = 1), FALSE)
 {%- endmacro %}
+{% macro spark__trait_is_yes(value) -%}{{ databricks__trait_is_yes(value) }}{%- endmacro %}

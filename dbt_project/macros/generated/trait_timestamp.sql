@@ -339,3 +339,4 @@ CASE
   END
 END
 {%- endmacro %}
+{% macro spark__trait_timestamp(value) -%}{{ databricks__trait_timestamp(value) }}{%- endmacro %}

@@ -24,7 +24,7 @@
         database=this.database, schema='intermediate', identifier='int_incremental_watermarks'
     ) if execute else none -%}
     {%- set last = run_query(
-        "select cast(as_of as varchar), cast(loaded_through as varchar) from " ~ watermarks
+        "select cast(as_of as " ~ text_type() ~ "), cast(loaded_through as " ~ text_type() ~ ") from " ~ watermarks
         ~ " order by build_number desc limit 1"
     ).rows if watermarks is not none else [] -%}
     {{- return(last[0] if last else none) -}}

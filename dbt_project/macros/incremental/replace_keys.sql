@@ -48,22 +48,32 @@
     the keys of every computed row are replaced as well (for a model that merges new data into
     what it holds: it computes the whole new state of the keys the new data touches). With
     `rebuild_on_new_definition` (generated segments), a build that sees a new definition of the
-    model replaces every row instead. Plain SQL: runs on DuckDB and Postgres alike. -#}
+    model replaces every row instead. Plain SQL: runs on DuckDB and Postgres alike (Spark's
+    materialization, which cannot delete, keeps the other rows instead: macros/materializations). -#}
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
     {%- set key = arg_dict['unique_key'] -%}
-    {%- set changed = changed_keys_relation() -%}
+    {%- set replaced = replaced_keys(arg_dict['temp_relation']) -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    {%- if config.get('rebuild_on_new_definition') and not segment_definition_unchanged() -%}
+    {%- if replaced is none -%}
     delete from {{ arg_dict['target_relation'] }};
     {%- else -%}
     delete from {{ arg_dict['target_relation'] }}
-    where {{ key }} in (select {{ key }} from {{ changed }})
-    {%- if config.get('replace_computed_keys') %}
-       or {{ key }} in (select {{ key }} from {{ arg_dict['temp_relation'] }})
-    {%- endif -%};
+    where {% for relation in replaced -%}
+        {{ key }} in (select {{ key }} from {{ relation }})
+        {%- if not loop.last %} or {% endif -%}
+    {%- endfor -%};
     {%- endif %}
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
     select {{ columns }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
+
+{#- The relations whose `unique_key` values a replace_keys build of the current model replaces
+    (`staged`: the rows it computed), or none when it replaces every row. -#}
+{% macro replaced_keys(staged) -%}
+    {%- if config.get('rebuild_on_new_definition') and not segment_definition_unchanged() -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {{- return([changed_keys_relation()] + ([staged] if config.get('replace_computed_keys') else [])) -}}
 {%- endmacro %}
 
 {#- The keys an incremental build of the current model replaces: the model named by its

@@ -14,3 +14,10 @@
         when lower({{ text }}) in ('false', 'f', 'no', 'n', '0') then false
     end
 {%- endmacro %}
+
+{#- The type of text columns: varchar, which Spark only knows with a length (its text is string). -#}
+{% macro text_type() -%}
+    {{- return(adapter.dispatch('text_type', 'nudge')()) -}}
+{%- endmacro %}
+{% macro default__text_type() -%}varchar{%- endmacro %}
+{% macro spark__text_type() -%}string{%- endmacro %}

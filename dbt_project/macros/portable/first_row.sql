@@ -1,5 +1,5 @@
-{#- Keeping one row per group: QUALIFY (DuckDB, Snowflake, BigQuery, Databricks), which Postgres
-    does not have. -#}
+{#- Keeping one row per group: QUALIFY (DuckDB, Snowflake, BigQuery, Databricks, Spark), which
+    Postgres does not have. -#}
 
 {#- Wraps one select (the call block: `select ... from ... [where ...]`, no group by or order by)
     so that it keeps, per distinct `partition_by` (a list of expressions), the first row by
@@ -30,4 +30,13 @@
     {%- endfor -%}
     (select distinct on ({{ partition_by | join(', ') }}) {{ query[6:] | trim }}
     order by {{ ordered | join(', ') }})
+{%- endmacro %}
+
+{#- Spark sorts nulls first in ascending order: each term says nulls last, as DuckDB sorts. -#}
+{% macro spark__first_row_per(query, partition_by, order_by) -%}
+    {%- set ordered = [] -%}
+    {%- for term in order_by -%}
+        {%- do ordered.append(term ~ ('' if 'nulls' in term | lower else ' nulls last')) -%}
+    {%- endfor -%}
+    {{ default__first_row_per(query, partition_by, ordered) }}
 {%- endmacro %}

@@ -1,6 +1,8 @@
 {#- JSON documents (traits, properties, context) on every warehouse. DuckDB stores them as JSON,
-    Postgres as jsonb (what the segment compiler's Postgres SQL reads). Each macro is dispatched
-    on the adapter; DuckDB's version is the SQL the models used before they became portable. -#}
+    Postgres as jsonb, Spark 4 as VARIANT (what the segment compiler's SQL for each reads: the
+    `databricks` dialect on Spark). Each macro is dispatched on the adapter; DuckDB's version is
+    the SQL the models used before they became portable. On Spark every read goes through
+    try_variant_get, which gives null for a missing key as DuckDB's operators do. -#}
 
 {#- The column type of a JSON document. -#}
 {% macro json_type_name() -%}
@@ -8,15 +10,23 @@
 {%- endmacro %}
 {% macro default__json_type_name() -%}json{%- endmacro %}
 {% macro postgres__json_type_name() -%}jsonb{%- endmacro %}
+{% macro spark__json_type_name() -%}variant{%- endmacro %}
 
-{#- `value` cast to a JSON document. -#}
+{#- `value` (SQL null or a JSON document) cast to the JSON document type. -#}
 {% macro as_json(value) -%}
     cast({{ value }} as {{ json_type_name() }})
 {%- endmacro %}
 
 {#- The empty JSON object. -#}
 {% macro empty_json_object() -%}
+    {{- adapter.dispatch('empty_json_object', 'nudge')() -}}
+{%- endmacro %}
+{% macro default__empty_json_object() -%}
     {{ as_json("'{}'") }}
+{%- endmacro %}
+{#- A text cast to VARIANT is a JSON string: the object is parsed. -#}
+{% macro spark__empty_json_object() -%}
+    parse_json('{}')
 {%- endmacro %}
 
 {#- The text of the top-level key `key` of the JSON object `doc` (a string without its quotes;
@@ -30,6 +40,9 @@
 {% macro postgres__json_text(doc, key) -%}
     {{ doc }} ->> '{{ key }}'
 {%- endmacro %}
+{% macro spark__json_text(doc, key) -%}
+    try_variant_get({{ doc }}, '$.{{ key }}', 'string')
+{%- endmacro %}
 
 {#- A table function over the JSON object `doc`: one row per top-level key, columns `key` (text)
     and `value` (a JSON document). Use as `cross join {{ json_entries('doc') }} alias`. -#}
@@ -42,6 +55,10 @@
 {% macro postgres__json_entries(doc) -%}
     jsonb_each({{ doc }})
 {%- endmacro %}
+{#- variant_explode's columns are pos, key and value: no rows for SQL null or a non-object. -#}
+{% macro spark__json_entries(doc) -%}
+    lateral variant_explode({{ doc }})
+{%- endmacro %}
 
 {#- Aggregate: the JSON object of every (key, value) pair of the group. -#}
 {% macro json_object_agg(key, value) -%}
@@ -52,6 +69,9 @@
 {%- endmacro %}
 {% macro postgres__json_object_agg(key, value) -%}
     jsonb_object_agg({{ key }}, {{ value }})
+{%- endmacro %}
+{% macro spark__json_object_agg(key, value) -%}
+    to_variant_object(map_from_entries(collect_list(struct({{ key }}, {{ value }}))))
 {%- endmacro %}
 
 {#- True when the JSON document `value` is JSON null (null when `value` is SQL null). -#}
@@ -64,6 +84,9 @@
 {% macro postgres__json_is_null(value) -%}
     jsonb_typeof({{ value }}) = 'null'
 {%- endmacro %}
+{% macro spark__json_is_null(value) -%}
+    case when {{ value }} is not null then is_variant_null({{ value }}) end
+{%- endmacro %}
 
 {#- The text at a nested path of keys in the JSON object `doc` (null when missing). -#}
 {% macro json_path_text(doc, keys) -%}
@@ -75,6 +98,9 @@
 {% macro postgres__json_path_text(doc, keys) -%}
     {{ doc }} #>> '{ {{- keys | join(",") -}} }'
 {%- endmacro %}
+{% macro spark__json_path_text(doc, keys) -%}
+    try_variant_get({{ doc }}, '$.{{ keys | join(".") }}', 'string')
+{%- endmacro %}
 
 {#- The JSON value of the top-level key `key` of the JSON object `doc` (null when missing). -#}
 {% macro json_value(doc, key) -%}
@@ -85,4 +111,7 @@
 {%- endmacro %}
 {% macro postgres__json_value(doc, key) -%}
     {{ doc }} -> '{{ key }}'
+{%- endmacro %}
+{% macro spark__json_value(doc, key) -%}
+    try_variant_get({{ doc }}, '$.{{ key }}', 'variant')
 {%- endmacro %}

@@ -50,10 +50,7 @@
 {#- `schema.table` (lower case) of every table whose name ends in `nudge_changed` (the
     `__nudge_changed` records among them). -#}
 {% macro recorded_segment_changes() -%}
-    {{- return(run_query(
-        "select lower(table_schema || '.' || table_name) from information_schema.tables"
-        ~ " where table_catalog = current_database() and table_name like '%nudge_changed'"
-    ).columns[0].values()) -}}
+    {{- return(tables_ending_with('nudge_changed')) -}}
 {%- endmacro %}
 
 {% macro _recomputed_per_user(node, redefined) -%}

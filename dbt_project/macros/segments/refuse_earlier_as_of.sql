@@ -9,7 +9,7 @@
                 union all
                 select max(as_of) from {{ source('nudge', 'runs') }} where status = 'succeeded'
             )
-            select cast(max(latest_at) as varchar), coalesce(max(latest_at) > {{ as_of() }}, false)
+            select cast(max(latest_at) as {{ text_type() }}), coalesce(max(latest_at) > {{ as_of() }}, false)
             from latest
         {%- endset -%}
         {%- set row = run_query(check).rows[0] -%}

@@ -23,26 +23,23 @@
         {%- do check_segment_relations(segment_nodes()) -%}
     {%- endif -%}
     {%- for name in segment_models %}
-    select '{{ name }}' as segment, cast(user_id as varchar) as user_id
+    select '{{ name }}' as segment, cast(user_id as {{ text_type() }}) as user_id
     from {{ ref(name) }}
     where user_id is not null
     {%- if not loop.last %}
     union all
     {%- endif %}
     {%- else %}
-    select cast(null as varchar) as segment, cast(null as varchar) as user_id
+    select cast(null as {{ text_type() }}) as segment, cast(null as {{ text_type() }}) as user_id
     where false
     {%- endfor %}
 {%- endmacro %}
 
 {#- The part of the segment contract that must hold before the union can read a model (the
     singular test segment_models_contract checks the rest): a relation the engine can read, with
-    a user_id column. One catalog query for every segment. -#}
+    a user_id column. -#}
 {% macro check_segment_relations(nodes) -%}
-    {%- set with_user_id = run_query(
-        "select lower(table_schema || '.' || table_name) from information_schema.columns"
-        ~ " where table_catalog = current_database() and lower(column_name) = 'user_id'"
-    ).columns[0].values() -%}
+    {%- set with_user_id = relations_with_column(nodes, 'user_id') -%}
     {%- for node in nodes -%}
         {%- if node.config.materialized == 'ephemeral' -%}
             {{ exceptions.raise_compiler_error(
@@ -76,16 +73,18 @@
             views_with_comment('segments', marker)
         ).columns[0].values() -%}
         {%- for name in existing if name not in wanted -%}
-            {%- do run_query('drop view if exists segments."' ~ name ~ '"') -%}
+            {%- do run_query('drop view if exists segments.' ~ adapter.quote(name)) -%}
         {%- endfor -%}
         {%- if wanted -%}
             {%- do run_query('create schema if not exists segments') -%}
         {%- endif -%}
         {%- for name, relation in wanted.items() -%}
+            {%- set comment = comment_on_view('segments', name, marker) -%}
             {%- do run_query(
-                'create or replace view segments."' ~ name ~ '" as select * from ' ~ relation
+                'create or replace view segments.' ~ adapter.quote(name) ~ ' as select * from '
+                ~ relation
             ) -%}
-            {%- do run_query("comment on view segments.\"" ~ name ~ "\" is '" ~ marker ~ "'") -%}
+            {%- do run_query(comment) -%}
         {%- endfor -%}
     {%- endif -%}
 {%- endmacro %}

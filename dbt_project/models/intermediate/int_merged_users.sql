@@ -3,7 +3,7 @@
 -- either direction and through any chain, becomes the same person, known by the primary of the
 -- latest of those merges (so merging A into B, then B into A, leaves A). One row per id that is
 -- not that person's own id. Small (merges and email-addressed people are rare), so rebuilt in
--- full; standard SQL only.
+-- full; standard SQL only (the recursion in macros/portable/graphs.sql).
 with recursive merges as (
     select
         e.user_id as primary_id,
@@ -20,14 +20,8 @@ edges as (
     select secondary_id, primary_id, merged_at from merges
 ),
 
--- Every id each id is joined to (itself included). UNION, not UNION ALL: it stops at the fixpoint.
-reach (user_id, member_id) as (
-    select user_id, user_id from edges
-    union
-    select r.user_id, e.other_id
-    from reach r
-    join edges e on e.user_id = r.member_id
-),
+-- Every id each id is joined to (itself included).
+{{ reachable_ids('reach', 'edges') }},
 
 ranked as (
     select

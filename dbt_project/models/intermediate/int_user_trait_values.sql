@@ -9,7 +9,7 @@
 -- identify arriving late sets it or not. Incremental: the identifies new to this build are merged
 -- into what the previous build held for their users, and the users in int_rewritten_users are
 -- recomputed from all their identifies.
-with identifies as materialized (
+with identifies as {{ materialized_cte() }} (
     -- Materialized so that the incremental filter runs before json_each expands the traits.
     {% call new_or_rewritten_calls() %}
     select

@@ -32,9 +32,9 @@ union all
 select
     l.segment,
     'removed' as change,
-    cast(null as varchar) as definition_version,
+    cast(null as {{ text_type() }}) as definition_version,
     l.definition_version as previous_version,
-    cast(null as varchar) as kind,
+    cast(null as {{ text_type() }}) as kind,
     {{ as_of() }} as changed_at
 from latest l
 where l.change <> 'removed'
@@ -44,7 +44,7 @@ select
     segment,
     'created' as change,
     definition_version,
-    cast(null as varchar) as previous_version,
+    cast(null as {{ text_type() }}) as previous_version,
     kind,
     {{ as_of() }} as changed_at
 from current_definitions

@@ -14,9 +14,9 @@ select segment, kind, definition_version, {{ as_of() }} as as_of
 from (values {{ rows | join(', ') }}) as d(segment, kind, definition_version)
 {%- else %}
 select
-    cast(null as varchar) as segment,
-    cast(null as varchar) as kind,
-    cast(null as varchar) as definition_version,
+    cast(null as {{ text_type() }}) as segment,
+    cast(null as {{ text_type() }}) as kind,
+    cast(null as {{ text_type() }}) as definition_version,
     {{ as_of() }} as as_of
 where false
 {%- endif %}

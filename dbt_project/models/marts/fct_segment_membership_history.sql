@@ -54,7 +54,7 @@ deletions as (
 ).columns[0].values() if execute else [] %}
 {%- set scope = segment_scope(redefined) %}
 {%- set in_scope = membership_scope(scope, 'scope_users') %}
-scope_users as materialized (
+scope_users as {{ materialized_cte() }} (
     {{ scope_users(scope) }}
 ),
 
@@ -126,7 +126,7 @@ select
     {{ as_of() }} as entered_at,
     cast(null as timestamp) as exited_at,
     d.definition_version,
-    cast(null as varchar) as exit_reason
+    cast(null as {{ text_type() }}) as exit_reason
 from judged j
 join definitions d on d.segment = j.segment
 where j.is_member and (not j.was_open or j.deleted_since_entry)
@@ -137,7 +137,7 @@ select
     {{ as_of() }} as entered_at,
     cast(null as timestamp) as exited_at,
     d.definition_version,
-    cast(null as varchar) as exit_reason
+    cast(null as {{ text_type() }}) as exit_reason
 from current_members c
 join definitions d on d.segment = c.segment
 {% endif %}

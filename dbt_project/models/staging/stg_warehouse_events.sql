@@ -7,20 +7,20 @@
 {{ segment_warehouse_calls(event_source_schema()) }}
 {% else %}
 select
-    cast(null as varchar) as message_id,
-    cast(null as varchar) as type,
-    cast(null as varchar) as user_id,
-    cast(null as varchar) as anonymous_id,
-    cast(null as varchar) as previous_id,
-    cast(null as varchar) as group_id,
-    cast(null as varchar) as event,
-    cast(null as varchar) as name,
+    cast(null as {{ text_type() }}) as message_id,
+    cast(null as {{ text_type() }}) as type,
+    cast(null as {{ text_type() }}) as user_id,
+    cast(null as {{ text_type() }}) as anonymous_id,
+    cast(null as {{ text_type() }}) as previous_id,
+    cast(null as {{ text_type() }}) as group_id,
+    cast(null as {{ text_type() }}) as event,
+    cast(null as {{ text_type() }}) as name,
     cast(null as timestamp) as timestamp,
     cast(null as timestamp) as received_at,
     {{ as_json('null') }} as properties,
     {{ as_json('null') }} as traits,
     {{ as_json('null') }} as context,
-    cast(null as varchar) as landing_file,
+    cast(null as {{ text_type() }}) as landing_file,
     cast(null as timestamp) as loaded_at
 where false
 {% endif %}

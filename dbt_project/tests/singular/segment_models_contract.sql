@@ -9,7 +9,7 @@
     {%- set added = existing_relation(increment_relation(node_relation(node)))
         if node.config.materialized == 'incremental' else none %}
     {%- do checks.append(
-        "select '" ~ node.name ~ "' as segment, cast(user_id as varchar) as user_id, "
+        "select '" ~ node.name ~ "' as segment, cast(user_id as " ~ text_type() ~ ") as user_id, "
         ~ "case when user_id is null then 'user_id is null' else 'user_id is not unique' end "
         ~ "as problem, count(*) as rows from " ~ node.relation_name
         ~ (" where user_id is null or user_id in (select user_id from " ~ added ~ ")"
@@ -21,9 +21,9 @@
 {{ checks | join('\nunion all\n') }}
 {%- else %}
 select
-    cast(null as varchar) as segment,
-    cast(null as varchar) as user_id,
-    cast(null as varchar) as problem,
+    cast(null as {{ text_type() }}) as segment,
+    cast(null as {{ text_type() }}) as user_id,
+    cast(null as {{ text_type() }}) as problem,
     0 as rows
 where false
 {%- endif %}

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import codecs
 import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nudge.core.landing.messages import InvalidMessage, integer_too_long, nested_too_deep
+import ijson
+
+from nudge.core.landing.messages import InvalidMessage, nested_too_deep
 from nudge.core.landing.writer import MAX_LINE_BYTES, Rejection, ndjson_items
 
 _CSV_FIELDS = {
@@ -69,26 +70,53 @@ def items(given: InputFile) -> Iterator[tuple[int, Any]]:
 
 
 def _json_items(path: Path) -> Iterator[tuple[int, Any]]:
-    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
-    try:
-        value = json.loads(data.decode())
-    except UnicodeDecodeError as exc:
-        raise InvalidMessage(
-            f"{path} is not UTF-8 (byte 0x{data[exc.start]:02x} at byte {exc.start + 1}); "
-            "as NDJSON (one message per line) a bad line would reject only itself."
-        ) from exc
-    except json.JSONDecodeError as exc:
-        raise InvalidMessage(
-            f"{path} is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from exc
-    except RecursionError as exc:
-        raise nested_too_deep() from exc
-    except ValueError as exc:
-        raise integer_too_long() from exc
-    if isinstance(value, dict) and isinstance(value.get("batch"), list):
-        value = value["batch"]
-    messages = value if isinstance(value, list) else [value]
-    return iter(enumerate(messages, start=1))
+    """The messages of a JSON file, streamed: an array's items (or a batch's) are parsed one
+    at a time, so a file larger than memory is read in constant memory. A file that turns out
+    not to be JSON lands nothing (the error is raised from the iteration, inside the landing
+    unit)."""
+    position = 0
+    with open(path, "rb") as source:
+        if source.peek(len(codecs.BOM_UTF8)).startswith(codecs.BOM_UTF8):
+            source.read(len(codecs.BOM_UTF8))
+        first = source.peek(64).lstrip()[:1]
+        prefix = "item" if first == b"[" else "batch.item" if _is_batch(path, first) else ""
+        try:
+            for position, message in enumerate(ijson.items(source, prefix, use_float=True), 1):
+                yield position, message
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path) from exc
+        except ijson.JSONError as exc:
+            reason = str(exc).splitlines()[0].strip()
+            if "UTF8" in reason or "UTF-8" in reason:
+                raise _not_utf8(path) from exc
+            where = f"after item {position}" if prefix else "in the message"
+            raise InvalidMessage(f"{path} is not JSON: {reason} ({where})") from exc
+        except RecursionError as exc:
+            raise nested_too_deep() from exc
+
+
+def _not_utf8(path: Path) -> InvalidMessage:
+    return InvalidMessage(
+        f"{path} is not UTF-8; as NDJSON (one message per line) a bad line would reject only "
+        "itself."
+    )
+
+
+def _is_batch(path: Path, first: bytes) -> bool:
+    """Whether a file starting with ``first`` is an object whose ``batch`` is an array (a
+    Segment batch), found by a streaming pass that stops at the answer."""
+    if first != b"{":
+        return False
+    with open(path, "rb") as source:
+        if source.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+            source.seek(0)
+        try:
+            for prefix, event, _ in ijson.parse(source):
+                if prefix == "batch":
+                    return event == "start_array"
+        except (ijson.JSONError, UnicodeDecodeError):
+            return False  # reading it as one message says what is wrong
+    return False
 
 
 def _csv_items(path: Path) -> Iterator[tuple[int, Any]]:

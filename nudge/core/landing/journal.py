@@ -31,7 +31,8 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ _LOCK_NAME = "lock"
 LOCK_WAIT_SECONDS = 10.0
 _TIMESTAMP_INDEXES = (LANDING_COLUMNS.index("timestamp"), LANDING_COLUMNS.index("received_at"))
 _EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+_IN_COLUMN_ORDER = itemgetter(*LANDING_COLUMNS)
 
 
 class JournalBusy(RuntimeError):
@@ -57,13 +60,12 @@ class JournalBusy(RuntimeError):
 
 def _micros(value: datetime) -> int:
     """A naive UTC datetime as microseconds since the epoch (exact, unlike a float)."""
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (value - _EPOCH) // _MICROSECOND
 
 
 def encode_row(row: dict[str, Any]) -> list[Any]:
     """A landing row as a JSON-ready list in ``LANDING_COLUMNS`` order."""
-    encoded = [row[c] for c in LANDING_COLUMNS]
+    encoded = list(_IN_COLUMN_ORDER(row))
     for i in _TIMESTAMP_INDEXES:
         if encoded[i] is not None:
             encoded[i] = _micros(encoded[i])
@@ -100,15 +102,20 @@ def _table(rows: list[list[Any]]) -> pa.Table:
     )
 
 
-def publish_segment(landing_dir: Path, segment: Path) -> int:
+def publish_segment(
+    landing_dir: Path, segment: Path, written: list[list[Any]] | None = None
+) -> int:
     """Turn a closed segment into its landing file and remove it; return the rows published.
+    ``written`` are the segment's rows as its writer appended them, when it still has them:
+    they are then not read back from the file (which costs about as much as building the
+    landing file itself).
 
     Safe to repeat: a landing file already published under the segment's name is kept as is.
     """
     final = landing_dir / (segment.name.removesuffix(SEGMENT_SUFFIX) + ".parquet")
     rows = 0
     if not final.exists():
-        encoded = list(read_segment(segment))
+        encoded = list(read_segment(segment)) if written is None else written
         rows = len(encoded)
         if encoded:
             with staged_parts(landing_dir) as staged:

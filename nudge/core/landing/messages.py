@@ -21,6 +21,13 @@ import orjson
 from nudge.core.clock import to_utc_naive
 
 MAX_MESSAGE_BYTES = 32 * 1024
+# A Customer.io Track API message: Customer.io's 100 KB of event data, plus Segment's 32 KB for
+# the rest.
+MAX_TRACK_MESSAGE_BYTES = 100 * 1024 + MAX_MESSAGE_BYTES
+# The APIs a message can come from, and the size limit of one message from each.
+SEGMENT_API = "segment"
+CUSTOMERIO_API = "customerio"
+MESSAGE_LIMITS = {SEGMENT_API: MAX_MESSAGE_BYTES, CUSTOMERIO_API: MAX_TRACK_MESSAGE_BYTES}
 _MAX_ID_BYTES = 150
 # Unix timestamps from here on are milliseconds (1e11 seconds is in the year 5138).
 MILLISECONDS_FROM = 100_000_000_000
@@ -160,9 +167,14 @@ def parse_timestamp(value: Any, field: str) -> datetime:
     The UTC value must fall in years 1 to 9999 (what Python's datetime holds): an offset can
     push a timestamp written at either end outside it, e.g. ``0001-01-01T00:00:00+01:00``.
     """
-    if isinstance(value, bool):
+    if isinstance(value, str):  # the common case first (the types below are disjoint from it)
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise InvalidMessage(f"{field} is not an ISO 8601 timestamp: {shown(value)}") from exc
+    elif isinstance(value, bool):
         raise InvalidMessage(f"{field} must be an ISO 8601 string or unix seconds, got a boolean")
-    if isinstance(value, int | float):
+    elif isinstance(value, int | float):
         if not math.isfinite(value):
             raise InvalidMessage(f"{field} is not a finite number: {shown(value)}")
         try:
@@ -172,11 +184,6 @@ def parse_timestamp(value: Any, field: str) -> datetime:
             raise InvalidMessage(
                 f"{field} is out of range as unix seconds: {shown(value)}"
             ) from exc
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise InvalidMessage(f"{field} is not an ISO 8601 timestamp: {shown(value)}") from exc
     if isinstance(value, datetime):
         try:
             return to_utc_naive(value)
@@ -238,6 +245,12 @@ def _traits(msg: Mapping[str, Any], context: Mapping[str, Any] | None) -> Mappin
 
 def _encoded(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else canonical_json(value)
+
+
+def api_of_source(source: str) -> str:
+    """The API a collector request's source (``"<METHOD> <path>"``) belongs to: the Track API's
+    paths start with ``/api/``; everything else (Segment's paths, a file) is Segment's."""
+    return CUSTOMERIO_API if source.partition(" ")[2].startswith("/api/") else SEGMENT_API
 
 
 def normalise_message(

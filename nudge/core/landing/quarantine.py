@@ -4,8 +4,16 @@ Every message the collector or ``nudge ingest`` rejects is written here rather t
 one NDJSON file per rejecting request or input file, ``<stamp>-<uuid>.ndjson`` in the
 workspace's ``quarantine/`` folder, one record per rejected message::
 
-    {"source": "POST /v1/batch" or "events.ndjson", "index": 3, "reason": "...",
-     "received_at": "2026-12-04T22:14:50.123456", "message": <the message, or the text given>}
+    {"source": "POST /v1/batch" or "events.ndjson", "api": "segment" or "customerio",
+     "index": 3, "reason": "...", "received_at": "2026-12-04T22:14:50.123456",
+     "message": <the message, or the text given>}
+
+``api`` is the API the message came from, whose size limit a replay applies (a record
+without it: the Track API's when its source is a ``/api/`` path, else Segment's).
+
+The folder is capped (``NUDGE_QUARANTINE_MAX_BYTES``, default 256 MiB) so that a flood of bad
+input cannot fill the disk: rejected input that would take it past the cap is not kept, only
+counted (in ``.not-kept``); the answer to the sender still lists every rejected message.
 
 ``message`` is the Segment-spec message that was refused (for Customer.io calls, the message
 the call was turned into when it got that far, else the body as sent). An entry is named
@@ -16,7 +24,10 @@ them; the others stay, with their new reason.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,12 +38,29 @@ import orjson
 
 from nudge.core.clock import utc_now
 from nudge.core.landing.durable import replace_durably
-from nudge.core.landing.messages import InvalidMessage, normalise_message
+from nudge.core.landing.messages import (
+    MESSAGE_LIMITS,
+    InvalidMessage,
+    api_of_source,
+    normalise_message,
+)
 from nudge.core.landing.suppressions import SuppressionList
 from nudge.core.landing.writer import land_messages
 
 # A text body kept in quarantine is cut to this many characters: enough to see what was sent.
 MAX_KEPT_TEXT = 64 * 1024
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+NOT_KEPT = ".not-kept"
+
+
+def max_bytes_from_env() -> int:
+    """The quarantine's cap in bytes: ``NUDGE_QUARANTINE_MAX_BYTES`` (default 256 MiB)."""
+    text = os.environ.get("NUDGE_QUARANTINE_MAX_BYTES", str(DEFAULT_MAX_BYTES)).strip()
+    if not text.isdigit():
+        raise ValueError(
+            f"NUDGE_QUARANTINE_MAX_BYTES must be a number of bytes (0 keeps nothing), not {text!r}."
+        )
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -47,13 +75,18 @@ class Entry:
     message: Any
 
 
-def quarantine_record(source: str, index: int | None, reason: str, message: Any) -> dict[str, Any]:
+def quarantine_record(
+    source: str, index: int | None, reason: str, message: Any, api: str | None = None
+) -> dict[str, Any]:
+    """A record for ``keep``; ``api`` (default: the one ``source`` belongs to) is the API the
+    message came from."""
     if isinstance(message, bytes):
         message = message.decode(errors="replace")
     if isinstance(message, str) and len(message) > MAX_KEPT_TEXT:
         message = message[:MAX_KEPT_TEXT]
     return {
         "source": source,
+        "api": api or api_of_source(source),
         "index": index,
         "reason": reason,
         "received_at": utc_now().isoformat(),
@@ -68,15 +101,54 @@ def _line(record: dict[str, Any]) -> bytes:
         return orjson.dumps({**record, "message": repr(record["message"])[:MAX_KEPT_TEXT]}) + b"\n"
 
 
-def keep(quarantine_dir: Path, records: list[dict[str, Any]]) -> Path | None:
-    """Write ``records`` (from ``quarantine_record``) as one new quarantine file."""
+def keep(
+    quarantine_dir: Path, records: list[dict[str, Any]], max_bytes: int | None = None
+) -> Path | None:
+    """Write ``records`` (from ``quarantine_record``) as one new quarantine file, unless that
+    would take the folder past ``max_bytes`` (default ``max_bytes_from_env()``): then they are
+    only counted (``not_kept``) and None is returned."""
     if not records:
         return None
     quarantine_dir.mkdir(parents=True, exist_ok=True)
+    lines = [_line(record) for record in records]
+    cap = max_bytes_from_env() if max_bytes is None else max_bytes
+    if _size(quarantine_dir) + sum(map(len, lines)) > cap:
+        _count_not_kept(quarantine_dir, len(records))
+        return None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     path = quarantine_dir / f"{stamp}-{uuid.uuid4().hex[:12]}.ndjson"
-    replace_durably(path, map(_line, records))
+    replace_durably(path, lines)
     return path
+
+
+def _size(quarantine_dir: Path) -> int:
+    with os.scandir(quarantine_dir) as found:
+        return sum(e.stat().st_size for e in found if e.name.endswith(".ndjson"))
+
+
+def _count_not_kept(quarantine_dir: Path, count: int) -> None:
+    """Add ``count`` to the folder's count of rejected messages not kept; a lock keeps the
+    counts of concurrent writers (the collector's threads, ``nudge ingest``) from clashing."""
+    fd = os.open(quarantine_dir / NOT_KEPT, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        text = os.read(fd, 32).strip()
+        total = (int(text) if text.isdigit() else 0) + count
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{total}\n".encode())
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def not_kept(quarantine_dir: Path) -> int:
+    """How many rejected messages were not kept because the folder was at its cap (since
+    ``.not-kept`` was last removed)."""
+    try:
+        text = (quarantine_dir / NOT_KEPT).read_text().strip()
+    except FileNotFoundError:
+        return 0
+    return int(text) if text.isdigit() else 0
 
 
 def _files(quarantine_dir: Path) -> list[Path]:
@@ -134,13 +206,14 @@ def replay(
     now = datetime.now(UTC)
     for path in _files(quarantine_dir):
         kept: list[bytes] = []
-        landing: list[Any] = []
+        landing: dict[int, list[Any]] = defaultdict(list)  # by size limit
         for number, record in _records(path):
             if names is not None and f"{path.stem}:{number}" not in names:
                 kept.append(_line(record))
                 continue
+            limit = _limit(record)
             try:
-                row = normalise_message(record["message"], now)
+                row = normalise_message(record["message"], now, max_bytes=limit)
             except InvalidMessage as exc:
                 kept.append(_line({**record, "reason": exc.reason}))
                 result.still_rejected += 1
@@ -148,11 +221,20 @@ def replay(
             if suppressions.suppressed_id(row) is not None:
                 result.suppressed += 1
             else:
-                landing.append(record["message"])
-        if landing:
-            result.landed += land_messages(landing_dir, landing, received_at=now).accepted
+                landing[limit].append(record["message"])
+        for limit, messages in landing.items():
+            landed = land_messages(landing_dir, messages, received_at=now, max_bytes=limit)
+            result.landed += landed.accepted
         if kept:
             replace_durably(path, kept)
         else:
             path.unlink()
     return result
+
+
+def _limit(record: dict[str, Any]) -> int:
+    """The size limit of the API a quarantined message came from."""
+    api = record.get("api")
+    if api not in MESSAGE_LIMITS:
+        api = api_of_source(str(record.get("source", "")))
+    return MESSAGE_LIMITS[api]

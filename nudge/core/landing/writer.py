@@ -103,16 +103,17 @@ def _valid_rows(
     received: datetime,
     result: LandResult,
     suppressions: SuppressionList | None,
+    max_bytes: int,
 ) -> Iterator[dict[str, Any]]:
     """The landing rows of ``(index, message_or_rejection)`` pairs; the rest go to ``result``
-    (rejected, or counted as suppressed)."""
+    (rejected, or counted as suppressed). One message is held to ``max_bytes``."""
     suppressed_ids = suppressions.current() if suppressions is not None else frozenset()
     for index, item in items:
         if isinstance(item, Rejection):
             result.rejected.append(item)
             continue
         try:
-            row = normalise_message(item, received)
+            row = normalise_message(item, received, max_bytes=max_bytes)
         except InvalidMessage as exc:
             result.rejected.append(Rejection(index, _message_id(item), exc.reason, item))
             continue
@@ -129,15 +130,17 @@ def land_items(
     received_at: datetime | None = None,
     rows_per_file: int = ROWS_PER_FILE,
     suppressions: SuppressionList | None = None,
+    max_bytes: int = MAX_MESSAGE_BYTES,
 ) -> LandResult:
     """Land the valid messages of ``(index, message or Rejection)`` pairs as one unit: written
     in parts of ``rows_per_file`` rows and published together at the end. Messages of people
-    on ``suppressions`` are dropped and counted."""
+    on ``suppressions`` are dropped and counted; one message is held to ``max_bytes`` (the
+    limit of the API it came from)."""
     if rows_per_file < 1:
         raise ValueError(f"rows_per_file must be at least 1, got {rows_per_file}")
     landing_dir.mkdir(parents=True, exist_ok=True)
     result = LandResult()
-    rows = _valid_rows(items, received_at or datetime.now(UTC), result, suppressions)
+    rows = _valid_rows(items, received_at or datetime.now(UTC), result, suppressions, max_bytes)
     with ExitStack() as stack:
         staged: StagedParts | None = None
         while part := list(itertools.islice(rows, rows_per_file)):
@@ -155,8 +158,10 @@ def land_messages(
     *,
     received_at: datetime | None = None,
     rows_per_file: int = ROWS_PER_FILE,
+    max_bytes: int = MAX_MESSAGE_BYTES,
 ) -> LandResult:
-    """Land every valid message (a bad one rejects only itself) into ``landing_dir``.
+    """Land every valid message (a bad one rejects only itself, as does one over ``max_bytes``)
+    into ``landing_dir``.
 
     ``landing_dir`` is the folder the parquet files go into (``Workspace.events_landing_dir``).
     ``received_at`` (default: now) is the landing time recorded on every row; it is also the
@@ -164,7 +169,11 @@ def land_messages(
     once, or none if the call fails or is killed.
     """
     return land_items(
-        landing_dir, enumerate(messages), received_at=received_at, rows_per_file=rows_per_file
+        landing_dir,
+        enumerate(messages),
+        received_at=received_at,
+        rows_per_file=rows_per_file,
+        max_bytes=max_bytes,
     )
 
 

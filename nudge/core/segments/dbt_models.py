@@ -28,7 +28,7 @@ from nudge.core.segments.compiler import (
     compile_json_timestamp,
     compile_time_changes,
 )
-from nudge.core.segments.dialects import DIALECTS
+from nudge.core.segments.dialects import DIALECTS, dispatch_aliases
 from nudge.core.segments.incremental import (
     recomputed_per_user,
     records_own_changes,
@@ -145,7 +145,7 @@ def trait_timestamp_macro() -> str:
             compile_json_timestamp("{{ value }}", dialect=dialect),
             "{%- endmacro %}",
         ]
-    return "\n".join([*lines, ""])
+    return "\n".join([*lines, *dispatch_aliases("trait_timestamp"), ""])
 
 
 def _checked_name(name: str, segment: Segment | None = None) -> str:

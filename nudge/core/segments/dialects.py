@@ -43,6 +43,18 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "databricks")
+# dbt adapters whose SQL is another adapter's dialect: Spark 4 reads VARIANT like Databricks.
+ADAPTER_DIALECTS = {"spark": "databricks"}
+
+
+def dispatch_aliases(macro: str) -> list[str]:
+    """dbt macro lines making ``<adapter>__<macro>(value)`` the dialect's own implementation for
+    each adapter of ADAPTER_DIALECTS (dbt dispatches on the adapter's name, not the dialect's)."""
+    return [
+        f"{{% macro {adapter}__{macro}(value) -%}}{{{{ {dialect}__{macro}(value) }}}}{{%- endmacro %}}"
+        for adapter, dialect in ADAPTER_DIALECTS.items()
+    ]
+
 
 # Unix seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: outside, a number is no timestamp.
 MIN_UNIX_SECONDS = -62135596800

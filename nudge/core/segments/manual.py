@@ -141,7 +141,7 @@ def upload_manual_segment(
     return Upload(segment=name, members=len(ids), path=final, uploaded_at=moment)
 
 
-def _upload_files(landing_dir: Path) -> dict[str, Path]:
+def upload_files(landing_dir: Path) -> dict[str, Path]:
     """Every finished upload file by its ``raw.loaded_files`` name."""
     if not landing_dir.is_dir():
         return {}
@@ -155,19 +155,24 @@ def _upload_files(landing_dir: Path) -> dict[str, Path]:
 def manual_segment_names(workspace: Workspace) -> set[str]:
     """Every manual segment with at least one upload in the landing area."""
     return {
-        path.parent.name for path in _upload_files(workspace.manual_segments_landing_dir).values()
+        path.parent.name for path in upload_files(workspace.manual_segments_landing_dir).values()
     }
+
+
+def upload_time(path: Path) -> datetime:
+    """When an upload file's list takes effect: the timestamp its name starts with."""
+    return datetime.strptime(path.name.split("-", 1)[0], _STAMP)
 
 
 def load_manual_segments(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> LoadResult:
     """Copy every upload file not yet loaded into ``raw.manual_segment_*``, in one transaction."""
     ensure_tables(con)
-    new = not_yet_loaded(con, _upload_files(landing_dir.resolve()))
+    new = not_yet_loaded(con, upload_files(landing_dir.resolve()))
     if not new:
         return LoadResult(files=0, rows=0)
     names, paths = list(new), [str(p) for p in new.values()]
     segments = [p.parent.name for p in new.values()]
-    stamps = [datetime.strptime(p.name.split("-", 1)[0], _STAMP) for p in new.values()]
+    stamps = [upload_time(p) for p in new.values()]
     loaded_at = utc_now()
     con.begin()
     try:

@@ -28,7 +28,12 @@ from typing import Any
 import duckdb
 
 from nudge.core.warehouse.journey_controls import apply_pending_requests
-from nudge.core.warehouse.settings import postgres_url, warehouse, without_password
+from nudge.core.warehouse.settings import (
+    postgres_url,
+    require_engine_warehouse,
+    warehouse,
+    without_password,
+)
 from nudge.core.workspace import CONTROL_REQUESTS_DIR
 
 DEFAULT_MEMORY_LIMIT = "3GB"
@@ -76,10 +81,12 @@ def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyC
     """Yield a connection to the workspace's warehouse, closed when the block ends: the DuckDB
     file at ``path``, or with ``NUDGE_WAREHOUSE=postgres`` a ``PostgresConnection`` to
     ``NUDGE_POSTGRES_URL`` (``path``'s folder still holds the files kept beside the warehouse:
-    queued journey controls, the handover journal)."""
+    queued journey controls, the handover journal). Any other warehouse is refused with a
+    ``WarehouseSettingError`` saying nudge's own SQL does not run there."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open_postgres(path) if warehouse() == "postgres" else _open(path, read_only)
+    kind = require_engine_warehouse()
+    con = _open_postgres(path) if kind == "postgres" else _open(path, read_only)
     try:
         if not read_only:
             apply_pending_requests(con, path.parent / CONTROL_REQUESTS_DIR)

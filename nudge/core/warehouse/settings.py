@@ -1,7 +1,9 @@
 """Which warehouse nudge uses: the one setting every part reads.
 
-``NUDGE_WAREHOUSE`` is ``duckdb`` (the default: one embedded file per workspace) or ``postgres``
-(a server; ``NUDGE_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/nudge``). dbt's
+``NUDGE_WAREHOUSE`` is ``duckdb`` (the default: one embedded file per workspace), ``postgres``
+(a server; ``NUDGE_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/nudge``) or
+``spark`` (the dbt project only, through dbt-spark's ``session`` method on a local pyspark; the
+journey engine and the senders refuse it: ``require_engine_warehouse``). dbt's
 profile (``dbt_project/profiles.yml``) reads the same two variables through ``env_var``, so a
 hand-run ``dbt build`` and nudge's own builds agree. A password belongs in the URL held in the
 environment (or in PostgreSQL's own ``PGPASSWORD``/``.pgpass``), never in a file in git.
@@ -18,8 +20,12 @@ POSTGRES_URL_ENV = "NUDGE_POSTGRES_URL"
 DEFAULT_WAREHOUSE = "duckdb"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/nudge"
 # Warehouse -> the sqlglot dialect nudge's own SQL (the segment compiler) is rendered in.
-SQL_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres"}
+# Spark 4 reads JSON documents as VARIANT with the same functions as Databricks.
+SQL_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "spark": "databricks"}
 WAREHOUSES = tuple(SQL_DIALECTS)
+# The warehouses nudge's own SQL (the journey engine, the senders, the ledger, the read commands)
+# runs on; on the others only the dbt project builds (docs/warehouses.md).
+ENGINE_WAREHOUSES = ("duckdb", "postgres")
 
 
 class WarehouseSettingError(ValueError):
@@ -58,6 +64,19 @@ def warehouse() -> str:
             f"set it to one of {', '.join(WAREHOUSES)} (or leave it unset for duckdb)"
         )
     return value
+
+
+def require_engine_warehouse(kind: str | None = None) -> str:
+    """The configured warehouse (or ``kind``), refused with a sentence when nudge's own SQL does
+    not run there."""
+    kind = kind or warehouse()
+    if kind not in ENGINE_WAREHOUSES:
+        raise WarehouseSettingError(
+            f"{WAREHOUSE_ENV}={kind}: only the dbt project builds on {kind} so far; the journey "
+            f"engine, the senders and the read commands run on {' or '.join(ENGINE_WAREHOUSES)} "
+            "(docs/warehouses.md)"
+        )
+    return kind
 
 
 def sql_dialect(kind: str | None = None) -> str:

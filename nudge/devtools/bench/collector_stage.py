@@ -10,7 +10,9 @@ an application on the same machine would. Three loads, each on the collector and
 - ``collector_at_1000``: single-event requests sent at 1,000 per second (latency at that rate).
 
 Every message is a distinct track call (its own messageId). Latency counts from when a request
-was due to its answer; p50/p99 are in ``info.collector``.
+was due to its answer; p50/p99 are in ``info.collector``, with each server's CPU time per event
+(read from ``/proc`` around each load): on a machine shared with other work the CPU a server
+spends is disturbed far less than the seconds it takes, so the CPU ratio is the steadier one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import orjson
 
 from nudge.devtools.bench.http_load import LoadResult, http_request, run_load
-from nudge.devtools.bench.server_process import server_process
+from nudge.devtools.bench.server_process import cpu_seconds, server_process
 from nudge.devtools.free_port import free_port
 
 WRITE_KEY = "bench-write-key"
@@ -98,16 +100,21 @@ def floor_server(scratch: Path, port: int) -> Any:
     )
 
 
-def summary(result: LoadResult, events_per_request: int) -> dict[str, Any]:
+def summary(
+    result: LoadResult, events_per_request: int, cpu: float | None = None
+) -> dict[str, Any]:
+    """What one load measured; ``cpu`` is the CPU seconds the server spent during it."""
+    events = result.requests * events_per_request
     return {
         "requests": result.requests,
-        "events": result.requests * events_per_request,
+        "events": events,
         "seconds": round(result.seconds, 3),
         "requests_per_second": round(result.per_second),
         "events_per_second": round(result.per_second * events_per_request),
         "p50_ms": round(result.percentile(50) * 1000, 2),
         "p99_ms": round(result.percentile(99) * 1000, 2),
         "failures": result.failures,
+        "server_cpu_us_per_event": None if cpu is None else round(cpu / events * 1e6, 2),
     }
 
 
@@ -129,13 +136,16 @@ def measure_collector(scratch: Path) -> dict[str, dict[str, dict[str, Any]]]:
     # Both serve throughout and each load runs on one right after the other, so that a change
     # in what else the machine runs affects both sides alike.
     with (
-        collector_server(scratch / "collector", ports["collector"]),
-        floor_server(scratch, ports["floor"]),
+        collector_server(scratch / "collector", ports["collector"]) as collector,
+        floor_server(scratch, ports["floor"]) as floor,
     ):
+        pids = {"collector": collector.pid, "floor": floor.pid}
         for port in ports.values():
             run_load("127.0.0.1", port, single_requests(200, first=10**7), connections=8)
         for name, (bodies, rate, per_request) in loads.items():
             for side, port in ports.items():
+                before = cpu_seconds(pids[side])
                 result = run_load("127.0.0.1", port, bodies, connections=CONNECTIONS, rate=rate)
-                results[name][side] = summary(result, per_request)
+                cpu = cpu_seconds(pids[side]) - before
+                results[name][side] = summary(result, per_request, cpu)
     return results

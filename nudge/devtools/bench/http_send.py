@@ -5,8 +5,10 @@ ASGI endpoint under uvicorn in a process of its own (``slow_provider``), as a pr
 machine of its own. The measured path is ``senders.dispatch.dispatch_pending`` with the real
 ``SendgridEmailProvider`` (policies, rendering, ledger intents, hand-overs and outcomes) over
 ``messages`` pending outbox rows; the floor is a bare ``requests`` loop posting the same
-payloads to the same server from as many threads as the provider's concurrency, over one pooled
-session. Its own small warehouse: the dispatch is what is timed, not the journeys before it.
+requests (the provider's own JSON bodies for the same messages, rendered before the clock starts,
+and its headers) to the same server from as many threads as the provider's concurrency, over one
+session set up as the provider's (``HttpClient``: the pool, no retries, ``trust_env`` off). Its
+own small warehouse: the dispatch is what is timed, not the journeys before it.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from typing import Any
 
 import duckdb
 import requests
-from requests.adapters import HTTPAdapter
 
 from nudge.core.dsl.spec import Content, Origin, Template
 from nudge.core.warehouse.schema import ensure_tables
 from nudge.devtools.bench.server_process import server_process
 from nudge.devtools.free_port import free_port
 from senders.channels.sendgrid import SendgridEmailProvider, SendgridSettings
-from senders.dispatch import dispatch_pending
+from senders.dispatch import dispatch_pending, render_message
+from senders.http import HttpClient, HttpLimits
+from senders.templates import TemplateRenderer
 
 AS_OF = datetime(2026, 1, 1, 12, 0, 0)
 TEMPLATE = Template(
@@ -68,11 +71,23 @@ def _pending_outbox(path: Path, messages: int) -> None:
         )
 
 
-def _bare_loop(url: str, payloads: list[dict[str, Any]], concurrency: int) -> float:
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_maxsize=concurrency, max_retries=0)
-    session.mount("http://", adapter)
-    headers = {"Authorization": "Bearer bench"}
+def _same_payloads(provider: SendgridEmailProvider, messages: int) -> list[dict[str, Any]]:
+    """The bodies the provider posts for the outbox rows of ``_pending_outbox``."""
+    renderer = TemplateRenderer([TEMPLATE])
+    rows = (
+        {"template": TEMPLATE.name, "channel": "email", "user_id": f"u{i}", "topic": None,
+         "traits": f'{{"first_name": "U{i}"}}', "event_properties": None, "journey": "bench",
+         "step": "news", "delivery_id": f"d{i}", "idempotency_key": f"k{i}",
+         "address": f"u{i}@example.com"}
+        for i in range(messages)
+    )  # fmt: skip
+    return [provider.payload(render_message(renderer, row)) for row in rows]
+
+
+def _bare_loop(
+    url: str, payloads: list[dict[str, Any]], headers: dict[str, str], concurrency: int
+) -> float:
+    session = HttpClient("floor", HttpLimits(concurrency=concurrency)).session
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         for response in pool.map(
@@ -96,7 +111,7 @@ def slow_provider(port: int, latency: float) -> Any:
 
 
 def measure_http_send(
-    scratch: Path, *, messages: int, concurrency: int = 64, latency: float = 0.05
+    scratch: Path, *, messages: int, concurrency: int = 128, latency: float = 0.05
 ) -> HttpSendResult:
     scratch.mkdir(parents=True, exist_ok=True)
     warehouse = scratch / "http-send.duckdb"
@@ -118,9 +133,6 @@ def measure_http_send(
             )  # fmt: skip
             seconds = time.perf_counter() - started
         received = int(requests.get(f"{base_url}/received", timeout=10).text)
-        payloads = [
-            {"personalizations": [{"to": [{"email": f"u{i}@example.com"}]}], "subject": f"Hi U{i}"}
-            for i in range(messages)
-        ]
-        floor = _bare_loop(provider.url, payloads, concurrency)
+        headers = {"Authorization": f"Bearer {settings.api_key}"}
+        floor = _bare_loop(provider.url, _same_payloads(provider, messages), headers, concurrency)
     return HttpSendResult(seconds, floor, summary.total("sent"), received)

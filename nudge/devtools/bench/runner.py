@@ -59,7 +59,7 @@ _DIFF_NODES = ("fct_segment_membership_history",)
 # Messages and threads of the HTTP provider stage (the same at every scale: it measures the
 # dispatch's overhead per message against the provider's latency, not the data's size).
 HTTP_SEND_MESSAGES = 3_000
-HTTP_CONCURRENCY = 64
+HTTP_CONCURRENCY = 128
 # How many of a build's slowest nodes results.json lists (info.slowest_nodes), for profiling.
 SLOWEST_NODES = 15
 # Stages not run on Postgres, and why (printed, and kept in results.json as info.skipped).
@@ -391,7 +391,8 @@ class BenchRun:
                 f"{ours['requests_per_second']:,} requests/s, {ours['events_per_second']:,} "
                 f"events/s, p50 {ours['p50_ms']} ms, p99 {ours['p99_ms']} ms (floor "
                 f"{floor['requests_per_second']:,}/s, p50 {floor['p50_ms']} ms, p99 "
-                f"{floor['p99_ms']} ms); {CONNECTIONS} connections"
+                f"{floor['p99_ms']} ms); server CPU {ours['server_cpu_us_per_event']} µs per "
+                f"event (floor {floor['server_cpu_us_per_event']}); {CONNECTIONS} connections"
             )
             self.record(name, _stage(ours["seconds"], floor["seconds"], None, ours["events"], note))
 

@@ -14,7 +14,9 @@ import requests
 
 
 @contextmanager
-def server_process(command: list[str], env: dict[str, str], port: int) -> Iterator[None]:
+def server_process(
+    command: list[str], env: dict[str, str], port: int
+) -> Iterator[subprocess.Popen[bytes]]:
     """A server process on ``port`` until the block ends (SIGTERM, then SIGKILL)."""
     process = subprocess.Popen(
         command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -31,7 +33,7 @@ def server_process(command: list[str], env: dict[str, str], port: int) -> Iterat
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{command} did not start within 60 s") from None
                 time.sleep(0.1)
-        yield
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -39,3 +41,13 @@ def server_process(command: list[str], env: dict[str, str], port: int) -> Iterat
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system, all threads) process ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,16 +56,31 @@ COMPARED: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _normalized(rows: Sequence[Sequence[Any]], columns: list[str], json_columns: tuple[str, ...]):
-    """Rows as sorted tuples, JSON documents parsed (DuckDB gives text, psycopg2 objects)."""
+def _numbers_as_values(value: Any) -> Any:
+    """``value`` (parsed JSON) with every number as its normalised decimal text, so that numbers
+    compare as JSON values: DuckDB keeps the text ``5.0``, Spark's VARIANT the decimal 5."""
+    if isinstance(value, dict):
+        return {key: _numbers_as_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_values(item) for item in value]
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return {"$number": str(Decimal(str(value)).normalize())}
+    return value
+
+
+def normalized_rows(
+    rows: Sequence[Sequence[Any]], columns: list[str], json_columns: tuple[str, ...]
+):
+    """Rows as sorted tuples, JSON documents parsed (DuckDB gives text, psycopg2 objects) and
+    compared as values."""
     positions = [columns.index(name) for name in json_columns]
     result = []
     for row in rows:
         values = list(row)
         for position in positions:
             if isinstance(values[position], str):
-                values[position] = json.loads(values[position])
-            values[position] = json.dumps(values[position], sort_keys=True)
+                values[position] = json.loads(values[position], parse_float=Decimal)
+            values[position] = json.dumps(_numbers_as_values(values[position]), sort_keys=True)
         result.append(tuple(values))
     return sorted(result, key=repr)
 
@@ -122,8 +138,8 @@ class PostgresMirror:
         for name, (query, json_columns) in COMPARED.items():
             columns, duck = _duckdb_rows(self.run.workspace.warehouse_path, query)
             pg_columns, pg = _postgres_rows(self.url, query)
-            duck_rows = _normalized(duck, columns, json_columns)
-            pg_rows = _normalized(pg, pg_columns, json_columns)
+            duck_rows = normalized_rows(duck, columns, json_columns)
+            pg_rows = normalized_rows(pg, pg_columns, json_columns)
             if duck_rows != pg_rows:
                 only_duck = [r for r in duck_rows if r not in pg_rows]
                 only_pg = [r for r in pg_rows if r not in duck_rows]
