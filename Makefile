@@ -60,9 +60,11 @@ test-spark: install
 
 # Every stage timed against its floor on generated data (BENCHMARKS.md). BENCH_SCALE=small|medium|large;
 # large (1M users, 10M events) takes tens of minutes on 2 cores. Writes bench/results.json.
+# BENCH_WAREHOUSE=postgres runs it in a database of its own on NUDGE_POSTGRES_URL's server.
 BENCH_SCALE ?= large
+BENCH_WAREHOUSE ?= duckdb
 bench: install
-	$(BIN)/nudge bench --scale $(BENCH_SCALE)
+	$(BIN)/nudge bench --scale $(BENCH_SCALE) --warehouse $(BENCH_WAREHOUSE)
 
 ui: install
 	$(BIN)/nudge validate

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nudge.core.dsl.problems import DefinitionError
 from nudge.core.warehouse.connection import WarehouseBusy
-from nudge.core.warehouse.settings import ENGINE_WAREHOUSES
+from nudge.core.warehouse.settings import ENGINE_WAREHOUSES, require_engine_warehouse
 from nudge.core.workspace import Workspace
 from orchestration.earlier_as_of import EarlierThanLastRun
 from orchestration.instance import ensure_instance
@@ -419,6 +419,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         results_path=Path(args.results).resolve(),
         progress=lambda line: print(line, flush=True),
         keep=args.keep,
+        warehouse=require_engine_warehouse(args.warehouse),
     )
     print(results_table(results))
     return 0
@@ -590,10 +591,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="time every stage against its floor on generated data (BENCHMARKS.md)"
     )
-    bench.add_argument("--scale", choices=("small", "medium", "large"), default="small")
+    bench.add_argument("--scale", choices=("tiny", "small", "medium", "large"), default="small")
     bench.add_argument("--results", default="bench/results.json", help="where to write results")
     bench.add_argument("--work-dir", default="bench/work", help="scratch workspace (removed after)")
     bench.add_argument("--keep", action="store_true", help="keep the scratch workspace")
+    bench.add_argument(
+        "--warehouse",
+        choices=ENGINE_WAREHOUSES,
+        help="where the stages run; postgres: a database of its own on the server of "
+        "NUDGE_POSTGRES_URL, dropped afterwards (default: NUDGE_WAREHOUSE, else duckdb)",
+    )
     bench.set_defaults(func=cmd_bench)
     journeys = commands.add_parser("journeys", help="pause or resume a journey").add_subparsers(
         dest="action", required=True

@@ -9,6 +9,8 @@ long as the block that opened it, as DuckDB's do.
 from __future__ import annotations
 
 import functools
+import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,7 +19,12 @@ import sqlglot
 from sqlglot import exp
 
 from nudge.core.warehouse import schema
-from nudge.core.warehouse.settings import postgres_address, postgres_url
+from nudge.core.warehouse.settings import (
+    POSTGRES_URL_ENV,
+    WAREHOUSE_ENV,
+    postgres_address,
+    postgres_url,
+)
 
 
 def _jsonb(node: exp.Expression) -> exp.Expression:
@@ -89,6 +96,26 @@ def create_database(dbname: str, url: str | None = None) -> str:
 def drop_database(dbname: str, url: str | None = None) -> None:
     """Drop the database ``dbname`` on the server of ``url`` if it exists."""
     _administer(f'drop database if exists "{_checked_database(dbname)}" with (force)', url)
+
+
+@contextmanager
+def database_of_its_own(prefix: str) -> Iterator[str]:
+    """A new database (``prefix`` and a unique suffix, collation C) on the server of
+    ``NUDGE_POSTGRES_URL``, which ``NUDGE_WAREHOUSE`` and ``NUDGE_POSTGRES_URL`` point at while the
+    block runs; then the two variables are restored and the database dropped. Yields its URL."""
+    dbname = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    url = create_database(dbname)
+    saved = {name: os.environ.get(name) for name in (WAREHOUSE_ENV, POSTGRES_URL_ENV)}
+    os.environ.update({WAREHOUSE_ENV: "postgres", POSTGRES_URL_ENV: url})
+    try:
+        yield url
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        drop_database(dbname, url)
 
 
 def _checked_database(dbname: str) -> str:

@@ -7,6 +7,11 @@ later adds 1% new events, landed through ``land_messages``, and measures increme
 Then the HTTP collector is loaded beside its floor (``collector_stage.py``). Last,
 ``dagster dev`` runs on the same workspace and one landed event is timed to its email
 with the sensor running (``latency.py``).
+
+``warehouse="postgres"`` runs the same stages in a database of its own on the server of
+``NUDGE_POSTGRES_URL`` (collation C, dropped afterwards), each warehouse floor being the same
+compiled SQL run directly on Postgres (``floors.direct_sql``); the stages that never touch the
+warehouse, and the latency stage, are skipped there with a line saying so.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import json
 import platform
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +31,8 @@ from nudge.core.landing.loader import landing_files
 from nudge.core.landing.writer import land_messages
 from nudge.core.warehouse.connection import connect
 from nudge.core.warehouse.dbt import NodeResult
+from nudge.core.warehouse.postgres import database_of_its_own
+from nudge.core.warehouse.settings import postgres_address
 from nudge.core.workspace import Workspace
 from nudge.devtools.bench import floors
 from nudge.devtools.bench.collector_stage import CONNECTIONS, measure_collector
@@ -54,6 +62,13 @@ HTTP_SEND_MESSAGES = 3_000
 HTTP_CONCURRENCY = 128
 # How many of a build's slowest nodes results.json lists (info.slowest_nodes), for profiling.
 SLOWEST_NODES = 15
+# Stages not run on Postgres, and why (printed, and kept in results.json as info.skipped).
+SKIPPED_ON_POSTGRES = {
+    "collector": "the collector appends to the landing area and never opens the warehouse",
+    "http_send": "it measures dispatch against an HTTP provider's latency in a workspace of its "
+    "own; the warehouse's part of sending is the send stages",
+    "latency": "dagster dev with the sensor is timed on DuckDB only so far",
+}
 
 
 @dataclass
@@ -77,8 +92,11 @@ def _stage(
 class BenchRun:
     """One benchmark at one scale in a fresh workspace under ``work_dir``."""
 
-    def __init__(self, scale: Scale, work_dir: Path, progress: Callable[[str], None]) -> None:
+    def __init__(
+        self, scale: Scale, work_dir: Path, progress: Callable[[str], None], warehouse: str
+    ) -> None:
         self.scale = scale
+        self.warehouse = warehouse
         self.workspace = Workspace(home=work_dir / "workspace", content_dir=BENCH_CONTENT_DIR)
         self.scratch = work_dir / "scratch"
         self.progress = progress
@@ -230,6 +248,8 @@ class BenchRun:
     def http_send(self, name: str) -> None:
         """Email to a local HTTP provider answering after 50 ms, against a bare requests loop at
         the same concurrency (``nudge.devtools.bench.http_send``)."""
+        if self.skipped(name):
+            return
         messages = min(self.scale.users, HTTP_SEND_MESSAGES)
         with measured() as m:
             result = measure_http_send(
@@ -351,7 +371,17 @@ class BenchRun:
             ),
         )
 
+    def skipped(self, name: str) -> bool:
+        """Whether stage ``name`` is skipped on this warehouse (saying so when it is)."""
+        reason = SKIPPED_ON_POSTGRES.get(name) if self.warehouse == "postgres" else None
+        if reason is not None:
+            self.info.setdefault("skipped", {})[name] = reason
+            self.progress(f"  {name}: skipped on {self.warehouse}: {reason}")
+        return reason is not None
+
     def collector(self) -> None:
+        if self.skipped("collector"):
+            return
         self.progress("collector: nudge serve and its floor under the same HTTP loads")
         measured_loads = measure_collector(self.scratch)
         self.info["collector"] = measured_loads
@@ -367,6 +397,8 @@ class BenchRun:
             self.record(name, _stage(ours["seconds"], floor["seconds"], None, ours["events"], note))
 
     def latency(self, name: str) -> None:
+        if self.skipped(name):
+            return
         self.progress("latency: dagster dev on the bench workspace, one event landed, sensor on")
         result = measure_latency(
             self.workspace, self.scratch, sender=SENDER, progress=self.progress
@@ -402,6 +434,18 @@ def machine() -> dict[str, Any]:
     return info
 
 
+@contextmanager
+def bench_warehouse(kind: str, info: dict[str, Any]) -> Iterator[None]:
+    """Nothing for DuckDB (the workspace holds its file); for Postgres a database of its own,
+    named in ``info``, dropped when the block ends."""
+    if kind != "postgres":
+        yield
+        return
+    with database_of_its_own("nudge_bench") as url:
+        info["postgres_database"] = postgres_address(url).dbname
+        yield
+
+
 def run_bench(
     scale: Scale,
     *,
@@ -409,22 +453,27 @@ def run_bench(
     results_path: Path,
     progress: Callable[[str], None] = print,
     keep: bool = False,
+    warehouse: str = "duckdb",
 ) -> dict[str, Any]:
-    """Run the benchmark at ``scale`` and write ``results_path``; returns the results."""
+    """Run the benchmark at ``scale`` on ``warehouse`` and write ``results_path``; returns the
+    results."""
     started = time.perf_counter()
-    bench = BenchRun(scale, work_dir, progress)
+    bench = BenchRun(scale, work_dir, progress, warehouse)
     try:
-        bench.prepare()
-        bench.full_run()
-        bench.incremental_run()
-        bench.collector()
-        bench.http_send("http_send")
-        bench.latency("latency")
+        with bench_warehouse(warehouse, bench.info):
+            progress(f"warehouse: {warehouse}")
+            bench.prepare()
+            bench.full_run()
+            bench.incremental_run()
+            bench.collector()
+            bench.http_send("http_send")
+            bench.latency("latency")
     finally:
         if not keep:
             shutil.rmtree(work_dir, ignore_errors=True)
     results = {
         "scale": scale.name,
+        "warehouse": warehouse,
         "users": scale.users,
         "events": scale.events,
         "machine": machine(),

@@ -19,6 +19,8 @@ class Scale:
 
 
 SCALES = {
+    # A check that every stage runs (tests/test_bench_postgres.py), not a measurement.
+    "tiny": Scale("tiny", users=1_000, events=10_000),
     "small": Scale("small", users=10_000, events=100_000),
     "medium": Scale("medium", users=100_000, events=1_000_000),
     "large": Scale("large", users=1_000_000, events=10_000_000),

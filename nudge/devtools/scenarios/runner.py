@@ -8,8 +8,6 @@ dbt project with those files added (``scenario_dbt_source``).
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,9 +21,8 @@ from nudge.core.dsl.spec import CHANNELS, Content
 from nudge.core.landing.writer import land_messages
 from nudge.core.warehouse.connection import connect
 from nudge.core.warehouse.dbt import DbtWorkspaceProject, copy_dbt_project, sql_segment_models
-from nudge.core.warehouse.postgres import create_database, drop_database
+from nudge.core.warehouse.postgres import database_of_its_own
 from nudge.core.warehouse.schema import ensure_tables
-from nudge.core.warehouse.settings import POSTGRES_URL_ENV, WAREHOUSE_ENV
 from nudge.core.workspace import Workspace
 from nudge.devtools.scenarios.model import Scenario, ScenarioFormatError, Step
 from orchestration.stages import prepare_project, run_pipeline
@@ -226,24 +223,12 @@ def run_scenario(
 
 @contextmanager
 def scenario_warehouse(kind: str) -> Iterator[None]:
-    """Nothing for DuckDB (the workspace holds its file). For Postgres: a new database (unique
-    name, collation C) that ``NUDGE_WAREHOUSE`` and ``NUDGE_POSTGRES_URL`` point at while the
-    block runs, then dropped and the two variables restored."""
+    """Nothing for DuckDB (the workspace holds its file). For Postgres: a database of its own
+    (``database_of_its_own``) while the block runs, dropped afterwards."""
     if kind == "duckdb":
         yield
         return
     if kind != "postgres":
         raise ScenarioFormatError(f"--warehouse {kind}: scenarios run on duckdb or postgres")
-    dbname = f"nudge_scenario_{uuid.uuid4().hex[:16]}"
-    url = create_database(dbname)
-    saved = {name: os.environ.get(name) for name in (WAREHOUSE_ENV, POSTGRES_URL_ENV)}
-    os.environ.update({WAREHOUSE_ENV: "postgres", POSTGRES_URL_ENV: url})
-    try:
+    with database_of_its_own("nudge_scenario"):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        drop_database(dbname, url)
