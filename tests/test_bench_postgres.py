@@ -41,6 +41,7 @@ def _databases() -> set[str]:
         return {name for (name,) in cursor.fetchall()}
 
 
+@pytest.mark.slow  # 50-100 s: a whole bench run on a fresh database
 def test_tiny_bench_on_postgres(tmp_path, monkeypatch, capsys):
     try:
         before = _databases()
