@@ -32,6 +32,12 @@ from orchestration.stages import prepare_project, run_pipeline
 from senders.capture import CapturingProvider
 
 SENT_FIELDS = ("user", "journey", "step", "channel")
+# The name of every scenario's Postgres database in this process (one scenario at a time): dbt's
+# manifest names the database in each relation and its partial parsing is thrown away when the
+# URL in profiles.yml changes, so a name kept from one scenario to the next lets the next parse
+# start from the last one's state (seconds per scenario). Each scenario still gets a database of
+# its own: created before it, dropped after it.
+_SCENARIO_DATABASE = f"nudge_scenario_{uuid.uuid4().hex[:16]}"
 
 
 @dataclass(frozen=True)
@@ -225,25 +231,34 @@ def run_scenario(
 
 
 @contextmanager
+def scenario_database() -> Iterator[str]:
+    """A new database for one scenario (collation C, named ``_SCENARIO_DATABASE``) on the server
+    of ``NUDGE_POSTGRES_URL``; yields its URL and drops it when the block ends."""
+    url = create_database(_SCENARIO_DATABASE)
+    try:
+        yield url
+    finally:
+        drop_database(_SCENARIO_DATABASE, url)
+
+
+@contextmanager
 def scenario_warehouse(kind: str) -> Iterator[None]:
-    """Nothing for DuckDB (the workspace holds its file). For Postgres: a new database (unique
-    name, collation C) that ``NUDGE_WAREHOUSE`` and ``NUDGE_POSTGRES_URL`` point at while the
-    block runs, then dropped and the two variables restored."""
+    """Nothing for DuckDB (the workspace holds its file). For Postgres: a ``scenario_database``
+    that ``NUDGE_WAREHOUSE`` and ``NUDGE_POSTGRES_URL`` point at while the block runs, then the
+    two variables restored."""
     if kind == "duckdb":
         yield
         return
     if kind != "postgres":
         raise ScenarioFormatError(f"--warehouse {kind}: scenarios run on duckdb or postgres")
-    dbname = f"nudge_scenario_{uuid.uuid4().hex[:16]}"
-    url = create_database(dbname)
     saved = {name: os.environ.get(name) for name in (WAREHOUSE_ENV, POSTGRES_URL_ENV)}
-    os.environ.update({WAREHOUSE_ENV: "postgres", POSTGRES_URL_ENV: url})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        drop_database(dbname, url)
+    with scenario_database() as url:
+        os.environ.update({WAREHOUSE_ENV: "postgres", POSTGRES_URL_ENV: url})
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
