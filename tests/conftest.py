@@ -25,6 +25,18 @@ from nudge.devtools.free_port import free_port
 from nudge.devtools.smtp_sink import SmtpSink
 
 CHROMIUM = Path("/usr/bin/chromium")
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+SCENARIO_SUFFIXES = (".yml", ".yaml")
+
+
+def scenario_files(prefix: str = "") -> list[Path]:
+    """The scenario files of tests/scenarios/ whose names start with ``prefix``, ``.yml`` and
+    ``.yaml`` alike."""
+    return sorted(
+        p
+        for p in SCENARIO_DIR.iterdir()
+        if p.suffix in SCENARIO_SUFFIXES and p.name.startswith(prefix)
+    )
 
 
 @pytest.fixture
@@ -162,6 +174,18 @@ class CapturedRuns:
         from orchestration.stages import run_pipeline
 
         run_pipeline(self.workspace, self.content, self.project, {"email": self.email}, as_of=as_of)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> None:
+    """The local PostgreSQL server answers (checked once per worker); a test using this fixture
+    is skipped, saying so, when it does not."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres").close()
+    except psycopg2.OperationalError as error:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {error}")
 
 
 @pytest.fixture

@@ -1,16 +1,14 @@
-"""Scenario files pass on PostgreSQL too: the whole pipeline (load, dbt, journeys, sending,
+"""Every scenario file passes on PostgreSQL too: the whole pipeline (load, dbt, journeys, sending,
 reports) on a database of its own per scenario (``run_scenario(..., warehouse="postgres")``,
-created with a unique name and dropped afterwards, so pytest-xdist workers never share one).
+created before it and dropped after it; each pytest-xdist worker is a process of its own, with
+its own database name).
 
-A scenario takes 20-70 s on Postgres (dbt-postgres builds; measured on a loaded 2-core machine),
-several times its DuckDB time, so the whole directory would double ``make test``: by default a
-few run in the fast suite and one of each other family in the slow one, and
-``NUDGE_TEST_POSTGRES_SCENARIOS=all`` runs every file (docs/warehouses.md).
+Two scenarios run in the fast suite; every other file is marked slow, so ``make test`` runs the
+whole directory on Postgres and ``make test-fast`` stays short (docs/warehouses.md).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -22,39 +20,22 @@ from nudge.core.segments.explain import explain_segment
 from nudge.core.workspace import Workspace
 from nudge.devtools.scenarios.model import Scenario, load_scenario
 from nudge.devtools.scenarios.runner import run_scenario
+from tests.conftest import scenario_files
 
-SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.yml"))
-# A send policy with frequency caps and a segment over typed traits (about a minute each on a
-# busy machine); jrn_step_wait runs in the read-commands test below.
+# A send policy with frequency caps and a segment over typed traits; jrn_step_wait runs in the
+# read-commands test below.
 FAST = {"jrn_policy_frequency_cap_email", "seg_attr_eq_typed"}
-# One of each other family: channels, edits, keyed conditions on event properties, quiet hours in a user's zone, goals, DST windows,
-# date and attribute triggers, re-entry, deletes, traits as of a run.
-FAMILIES = {
-    "dsl_example",
-    "jrn_channel_in_app",
-    "jrn_edit_removed_step_moves_on",
-    "jrn_keyed_where_cart",
-    "jrn_policy_quiet_hours_user_zone",
-    "jrn_setting_goal_exit",
-    "jrn_step_window_dst_berlin",
-    "jrn_trigger_date_at_local_time",
-    "jrn_trigger_attribute_changed",
-    "reentry_never_segment_entered",
-    "seg_delete_user",
-    "traits_as_of_and_unset",
-}
-EVERY_FILE = os.environ.get("NUDGE_TEST_POSTGRES_SCENARIOS") == "all"
 
 
 @pytest.mark.parametrize(
     "path",
     [
         pytest.param(p, marks=() if p.stem in FAST else pytest.mark.slow, id=p.stem)
-        for p in SCENARIOS
-        if EVERY_FILE or p.stem in FAST | FAMILIES
+        for p in scenario_files()
     ],
 )
-def test_scenario_on_postgres(path: Path, tmp_path: Path, postgres_database: str) -> None:
+@pytest.mark.usefixtures("postgres_server")
+def test_scenario_on_postgres(path: Path, tmp_path: Path) -> None:
     result = run_scenario(load_scenario(path), tmp_path / "workspace", warehouse="postgres")
     assert result.runs > 0
     assert result.passed, "\n".join(str(f) for f in result.failures)

@@ -48,6 +48,12 @@ QUERIES: list[tuple[str, Any]] = [
         {"p": "$.tz"},
     ),
     ("select k, json_extract(doc, '$.o.p') ->> '$' from nudge.t order by k", []),
+    # a path computed in SQL, of two keys (the send policy's per-channel topic preference)
+    (
+        "select k, json_extract(doc, '$.' || 'o' || '.' || 'p') ->> '$',"
+        " json_extract(doc, '$.' || 'tz') ->> '$' from nudge.t order by k",
+        [],
+    ),
     (
         "select k, json_type(doc, '$.n'), json_type(doc, '$.neg'), json_type(doc, '$.x'),"
         " json_type(doc, '$.s'), json_type(doc, '$.o'), json_type(doc) from nudge.t order by k",

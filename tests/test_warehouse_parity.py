@@ -14,8 +14,10 @@ import pytest
 
 from nudge.devtools.scenarios.model import load_scenario
 from nudge.devtools.scenarios.postgres_mirror import run_mirrored
+from nudge.devtools.scenarios.runner import scenario_database
+from tests.conftest import scenario_files
 
-SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("seg_*.yml"))
+SCENARIOS = scenario_files("seg_")
 # One scenario (deletes, re-created profiles, several runs) in the fast suite; about a minute
 # each, so the rest are slow.
 FAST = {"seg_delete_user"}
@@ -28,6 +30,10 @@ FAST = {"seg_delete_user"}
         for p in SCENARIOS
     ],
 )
-def test_postgres_matches_duckdb(path: Path, tmp_path: Path, postgres_database: str) -> None:
-    problems = run_mirrored(load_scenario(path), tmp_path, postgres_database)
+@pytest.mark.usefixtures("postgres_server")
+def test_postgres_matches_duckdb(path: Path, tmp_path: Path) -> None:
+    # The database named once per process (scenario_database) keeps dbt's partial parsing valid
+    # from one scenario to the next.
+    with scenario_database() as url:
+        problems = run_mirrored(load_scenario(path), tmp_path, url)
     assert not problems, "\n".join(problems)

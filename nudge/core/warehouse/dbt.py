@@ -57,8 +57,10 @@ _MANIFEST_CACHE_SIZE = 8
 # dbt keeps global state (flags, adapters, the DuckDB environment): one invocation at a time.
 _DBT_LOCK = threading.RLock()
 _MANIFESTS: OrderedDict[str, Any] = OrderedDict()
-# dbt's partial-parse state from the last parse in this process (see DbtWorkspaceProject._parse).
-_PARTIAL_PARSE_SEED: bytes | None = None
+# dbt's partial-parse state from the last parse in this process per warehouse, with the profile it
+# was parsed for (on Postgres the URL too: dbt throws the state away when the profile differs), so
+# a process alternating between warehouses (the test suite) keeps both (DbtWorkspaceProject._parse).
+_PARTIAL_PARSE_SEEDS: dict[str, tuple[str, bytes]] = {}
 # The database name comes from the file's stem, so the placeholder keeps "warehouse".
 _PARSE_WAREHOUSE_PATH = Path(tempfile.gettempdir()) / "nudge-dbt-parse" / "warehouse.duckdb"
 # The dbt project a workspace is assembled from, when not the repo's dbt_project/.
@@ -433,13 +435,16 @@ class DbtWorkspaceProject:
         placeholder (parsing never opens it), so dbt's partial-parse state does not depend on
         the workspace: a fresh workspace starts from the last parse's state (seeded into its
         target/) and only re-reads the files that differ, instead of a full parse."""
-        global _PARTIAL_PARSE_SEED
         from dbt.cli.main import dbtRunner
 
+        profile = self.warehouse
+        if self.warehouse == "postgres":
+            profile += ":" + (self.postgres_url or settings.postgres_url())
         state = self.target_dir / "partial_parse.msgpack"
-        if _PARTIAL_PARSE_SEED is not None and not state.is_file():
+        seeded_profile, seed = _PARTIAL_PARSE_SEEDS.get(self.warehouse, ("", b""))
+        if seeded_profile == profile and not state.is_file():
             self.target_dir.mkdir(parents=True, exist_ok=True)
-            state.write_bytes(_PARTIAL_PARSE_SEED)
+            state.write_bytes(seed)
         try:
             with _warehouse_env(_PARSE_WAREHOUSE_PATH, self.warehouse, self.postgres_url):
                 result = dbtRunner().invoke(["parse", *self._common_args()])
@@ -448,7 +453,7 @@ class DbtWorkspaceProject:
         if not result.success or result.result is None:
             raise DbtBuildError(f"dbt parse of {self.project_dir} failed: {result.exception}", [])
         if state.is_file():
-            _PARTIAL_PARSE_SEED = state.read_bytes()
+            _PARTIAL_PARSE_SEEDS[self.warehouse] = (profile, state.read_bytes())
         return result.result
 
     def _sync_manifest_json(self, manifest: Any, key: str, *, already_written: bool) -> None:

@@ -23,7 +23,8 @@ constructs sqlglot leaves as they are get their Postgres form here, in one place
 - JSON paths (``doc ->> '$.key'``, ``json_extract_string``) become ``doc ->> 'key'`` (``jsonb``),
   ``doc ->> '$.a.b'`` ``doc #>> array['a', 'b']``, the path ``$`` (the whole document)
   ``#>> '{}'``; a path passed as a parameter is unwrapped
-  from ``$."key"`` by the database; ``json_type(doc[, path])`` comes from ``jsonb_typeof`` with
+  from ``$."key"`` by the database, a path computed in SQL (``'$.' || topic || '.' || channel``)
+  split at its dots into the keys of ``#>``/``#>>``; ``json_type(doc[, path])`` comes from ``jsonb_typeof`` with
   DuckDB's names (``UBIGINT``, ``BIGINT`` or ``DOUBLE`` for a number);
 - ``?`` and ``$name`` parameters become psycopg2's ``%s`` and ``%(name)s``, with every literal
   ``%`` doubled, so statements always run with parameters.
@@ -82,12 +83,24 @@ def _parsed(template: str, **parts: exp.Expression) -> exp.Expression:
     return tree
 
 
-def _json_path_key(path: exp.Expression) -> exp.Expression:
-    """A DuckDB JSON path as the key ``->>`` takes on Postgres: literal paths as sqlglot
-    renders them, a path given as a parameter unwrapped from ``$."key"`` by the database."""
+def _json_path_lookup(node: exp.JSONExtract | exp.JSONExtractScalar) -> exp.Expression:
+    """A DuckDB JSON path lookup on Postgres: literal paths as sqlglot renders them, a path given
+    as a parameter unwrapped from ``$."key"`` by the database (one key), a path computed in SQL
+    (``'$.' || topic || '.' || channel``) split at its dots into the keys ``#>``/``#>>`` take."""
+    path = node.expression
     if isinstance(path, exp.JSONPath):
-        return path
-    return _parsed("regexp_replace(path, '^[$][.]\"?(.*?)\"?$', '\\1')", path=path)
+        node.set("only_json_types", True)
+        return node
+    if isinstance(path, exp.Placeholder):
+        node.set("only_json_types", True)
+        node.set(
+            "expression", _parsed("regexp_replace(path, '^[$][.]\"?(.*?)\"?$', '\\1')", path=path)
+        )
+        return node
+    keys = _parsed("string_to_array(substr(path, 3), '.')", path=path)
+    if isinstance(node, exp.JSONExtractScalar):
+        return exp.JSONBExtractScalar(this=node.this, expression=keys)
+    return exp.JSONBExtract(this=node.this, expression=keys)
 
 
 def _is_root(path: exp.Expression) -> bool:
@@ -161,9 +174,7 @@ def _postgres_node(node: exp.Expression) -> exp.Expression:
         keys = [exp.Literal.string(k) for k in _nested_keys(node.expression)]
         return exp.JSONBExtractScalar(this=node.this, expression=exp.Array(expressions=keys))
     if isinstance(node, (exp.JSONExtractScalar, exp.JSONExtract)):
-        node.set("only_json_types", True)
-        node.set("expression", _json_path_key(node.expression))
-        return node
+        return _json_path_lookup(node)
     if isinstance(node, exp.IgnoreNulls) and isinstance(node.this, exp.AnyValue):
         return _parsed(_ANY_VALUE, v=node.this.this)
     if isinstance(node, exp.AnyValue):

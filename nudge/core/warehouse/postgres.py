@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -99,23 +98,31 @@ def drop_database(dbname: str, url: str | None = None) -> None:
 
 
 @contextmanager
-def database_of_its_own(prefix: str) -> Iterator[str]:
-    """A new database (``prefix`` and a unique suffix, collation C) on the server of
-    ``NUDGE_POSTGRES_URL``, which ``NUDGE_WAREHOUSE`` and ``NUDGE_POSTGRES_URL`` point at while the
-    block runs; then the two variables are restored and the database dropped. Yields its URL."""
-    dbname = f"{prefix}_{uuid.uuid4().hex[:16]}"
+def new_database(dbname: str) -> Iterator[str]:
+    """A new database ``dbname`` (collation C) on the server of ``NUDGE_POSTGRES_URL``, dropped
+    when the block ends. Yields its URL."""
     url = create_database(dbname)
-    saved = {name: os.environ.get(name) for name in (WAREHOUSE_ENV, POSTGRES_URL_ENV)}
-    os.environ.update({WAREHOUSE_ENV: "postgres", POSTGRES_URL_ENV: url})
     try:
         yield url
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         drop_database(dbname, url)
+
+
+@contextmanager
+def database_of_its_own(dbname: str) -> Iterator[str]:
+    """A ``new_database`` that ``NUDGE_WAREHOUSE`` and ``NUDGE_POSTGRES_URL`` point at while the
+    block runs; then the two variables are restored and the database dropped. Yields its URL."""
+    with new_database(dbname) as url:
+        saved = {name: os.environ.get(name) for name in (WAREHOUSE_ENV, POSTGRES_URL_ENV)}
+        os.environ.update({WAREHOUSE_ENV: "postgres", POSTGRES_URL_ENV: url})
+        try:
+            yield url
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _checked_database(dbname: str) -> str:

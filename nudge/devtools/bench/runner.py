@@ -20,6 +20,7 @@ import json
 import platform
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -441,7 +442,7 @@ def bench_warehouse(kind: str, info: dict[str, Any]) -> Iterator[None]:
     if kind != "postgres":
         yield
         return
-    with database_of_its_own("nudge_bench") as url:
+    with database_of_its_own(f"nudge_bench_{uuid.uuid4().hex[:16]}") as url:
         info["postgres_database"] = postgres_address(url).dbname
         yield
 

@@ -8,8 +8,9 @@ dbt project with those files added (``scenario_dbt_source``).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from nudge.core.dsl.spec import CHANNELS, Content
 from nudge.core.landing.writer import land_messages
 from nudge.core.warehouse.connection import connect
 from nudge.core.warehouse.dbt import DbtWorkspaceProject, copy_dbt_project, sql_segment_models
-from nudge.core.warehouse.postgres import database_of_its_own
+from nudge.core.warehouse.postgres import database_of_its_own, new_database
 from nudge.core.warehouse.schema import ensure_tables
 from nudge.core.workspace import Workspace
 from nudge.devtools.scenarios.model import Scenario, ScenarioFormatError, Step
@@ -29,6 +30,12 @@ from orchestration.stages import prepare_project, run_pipeline
 from senders.capture import CapturingProvider
 
 SENT_FIELDS = ("user", "journey", "step", "channel")
+# The name of every scenario's Postgres database in this process (one scenario at a time): dbt's
+# manifest names the database in each relation and its partial parsing is thrown away when the
+# URL in profiles.yml changes, so a name kept from one scenario to the next lets the next parse
+# start from the last one's state (seconds per scenario). Each scenario still gets a database of
+# its own: created before it, dropped after it.
+_SCENARIO_DATABASE = f"nudge_scenario_{uuid.uuid4().hex[:16]}"
 
 
 @dataclass(frozen=True)
@@ -221,14 +228,22 @@ def run_scenario(
     return result
 
 
+def scenario_database() -> AbstractContextManager[str]:
+    """A new database for one scenario (collation C, named ``_SCENARIO_DATABASE``: one name per
+    process keeps dbt's partial parsing valid) on the server of ``NUDGE_POSTGRES_URL``; yields
+    its URL and drops it when the block ends."""
+    return new_database(_SCENARIO_DATABASE)
+
+
 @contextmanager
 def scenario_warehouse(kind: str) -> Iterator[None]:
     """Nothing for DuckDB (the workspace holds its file). For Postgres: a database of its own
-    (``database_of_its_own``) while the block runs, dropped afterwards."""
+    (``database_of_its_own``, named ``_SCENARIO_DATABASE``) while the block runs, dropped
+    afterwards."""
     if kind == "duckdb":
         yield
         return
     if kind != "postgres":
         raise ScenarioFormatError(f"--warehouse {kind}: scenarios run on duckdb or postgres")
-    with database_of_its_own("nudge_scenario"):
+    with database_of_its_own(_SCENARIO_DATABASE):
         yield
