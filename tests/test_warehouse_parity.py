@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nudge.devtools.scenarios.model import load_scenario
-from nudge.devtools.scenarios.postgres_mirror import run_mirrored
+from nudge.devtools.scenarios.postgres_mirror import run_mirrored_postgres
 from nudge.devtools.scenarios.runner import scenario_database
 from tests.conftest import scenario_files
 
@@ -35,5 +35,5 @@ def test_postgres_matches_duckdb(path: Path, tmp_path: Path) -> None:
     # The database named once per process (scenario_database) keeps dbt's partial parsing valid
     # from one scenario to the next.
     with scenario_database() as url:
-        problems = run_mirrored(load_scenario(path), tmp_path, url)
+        problems = run_mirrored_postgres(load_scenario(path), tmp_path, url)
     assert not problems, "\n".join(problems)

@@ -1,6 +1,6 @@
 """A scenario run on DuckDB, mirrored step by step by dbt builds on Spark, and compared.
 
-The Spark counterpart of ``postgres_mirror``: the same landing files, loaded into ``raw.events``
+The Spark counterpart of ``postgres_mirror`` (``nudge.devtools.scenarios.mirror``): the same landing files, loaded into ``raw.events``
 on Spark (``load_new_files_spark``), built at the same ``as_of`` values by dbt-spark's
 ``session`` method with the YAML segments compiled in the ``databricks`` dialect (Spark 4 reads
 VARIANT with the same functions), must give the same users, events, segment memberships and
@@ -28,8 +28,8 @@ from nudge.core.segments.dbt_models import generated_segment_models
 from nudge.core.warehouse.connection import connect
 from nudge.core.warehouse.dbt import DbtWorkspaceProject
 from nudge.core.workspace import Workspace
+from nudge.devtools.scenarios.mirror import Mirror, run_mirrored
 from nudge.devtools.scenarios.model import Scenario
-from nudge.devtools.scenarios.postgres_mirror import COMPARED, normalized_rows
 from nudge.devtools.scenarios.runner import ScenarioRun
 
 # The tables of nudge's engine that the dbt project reads as sources (dbt_project's _sources.yml).
@@ -88,8 +88,10 @@ def _spark_query(query: str, json_columns: tuple[str, ...]) -> str:
     return f"select {', '.join(columns)} {query[query.index(' from ') :]}"
 
 
-class SparkMirror:
+class SparkMirror(Mirror):
     """The Spark side of one scenario: its own dbt project, building in ``spark``'s catalog."""
+
+    label = "Spark"
 
     def __init__(self, run: ScenarioRun, home: Path, spark: Any) -> None:
         self.run = run
@@ -140,25 +142,9 @@ class SparkMirror:
         self._copy_engine_tables()
         self.project.build(as_of)
 
-    def differences(self) -> list[str]:
-        """One line per compared table whose rows differ between DuckDB and Spark."""
-        found = []
-        for name, (query, json_columns) in COMPARED.items():
-            with connect(self.run.workspace.warehouse_path, read_only=True) as con:
-                cursor = con.execute(query)
-                columns = [d[0] for d in cursor.description]
-                duck = normalized_rows(cursor.fetchall(), columns, json_columns)
-            result = self.spark.sql(_spark_query(query, json_columns))
-            spark = normalized_rows(
-                [tuple(row) for row in result.collect()], result.columns, json_columns
-            )
-            if duck != spark:
-                only_duck = [r for r in duck if r not in spark]
-                only_spark = [r for r in spark if r not in duck]
-                found.append(
-                    f"{name}: only on DuckDB {only_duck[:5]}; only on Spark {only_spark[:5]}"
-                )
-        return found
+    def rows(self, query: str, json_columns: tuple[str, ...]) -> tuple[list[str], list[Any]]:
+        result = self.spark.sql(_spark_query(query, json_columns))
+        return result.columns, [tuple(row) for row in result.collect()]
 
 
 def run_mirrored_spark(
@@ -167,21 +153,7 @@ def run_mirrored_spark(
     spark: Any,
     progress: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Run ``scenario`` on DuckDB and mirror every run on Spark; returns every difference
-    (after which run) and every failed expectation of the DuckDB run."""
-    state = ScenarioRun(scenario, home / "duckdb")
-    mirror = SparkMirror(state, home / "spark", spark)
-    problems: list[str] = []
-    for step in scenario.steps:
-        if progress:
-            progress(f"{scenario.name}: steps[{step.index}] {step.kind}")
-        if step.kind == "run":
-            as_of = scenario.resolve_time(step.body["at"], f"steps[{step.index}].run.at")
-            mirror.build(as_of)
-            state.run(step)
-            problems += [f"after steps[{step.index}] {d}" for d in mirror.differences()]
-            continue
-        problems += [str(failure) for failure in getattr(state, step.kind)(step)]
-        if step.kind == "define":
-            mirror.assemble()
-    return problems
+    """``run_mirrored`` with a ``SparkMirror`` building in ``spark``'s catalog."""
+    return run_mirrored(
+        scenario, home, lambda run: SparkMirror(run, home / "spark", spark), progress
+    )
