@@ -12,27 +12,12 @@ import pytest
 
 from nudge.cli.main import main
 from nudge.core.warehouse.postgres import connect_postgres
+from tests.test_bench_smoke import STAGES
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-PIPELINE_STAGES = {
-    "load",
-    "dbt_build",
-    "segments",
-    "eligibility_diff",
-    "journeys",
-    "send",
-    "reports",
-    "full_run_excluding_send",
-    "landing",
-    "incremental_load",
-    "incremental_dbt_build",
-    "incremental_segments",
-    "incremental_eligibility_diff",
-    "incremental_journeys",
-    "incremental_send",
-    "incremental_reports",
-    "incremental_run_excluding_send",
-}
+# Every stage of the DuckDB bench but those that never touch the warehouse.
+PIPELINE_STAGES = STAGES - {"collector_single", "collector_batch", "collector_at_1000", "http_send",
+                            "latency"}  # fmt: skip
 
 
 def _databases() -> set[str]:

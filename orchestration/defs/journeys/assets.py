@@ -53,6 +53,18 @@ def journey_state_counts() -> dict[str, int]:
     )
 
 
+def _planned(context: dg.AssetExecutionContext, only: tuple[str, ...] | None = None):
+    """Plan the run's journeys (or those in ``only``) in the code location's workspace."""
+    location = load_location()
+    return plan_journeys(
+        location.workspace,
+        location.content,
+        as_of=as_of_for(context),
+        run_id=context.run.run_id,
+        only=only,
+    )
+
+
 def journeys_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name="plan_journeys",
@@ -61,13 +73,7 @@ def journeys_asset(journeys: list[Journey]) -> dg.AssetsDefinition:
         op_tags=stage_tags(Stage.PLAN_JOURNEYS),
     )
     def _plan(context: dg.AssetExecutionContext):
-        location = load_location()
-        summary = plan_journeys(
-            location.workspace,
-            location.content,
-            as_of=as_of_for(context),
-            run_id=context.run.run_id,
-        )
+        summary = _planned(context)
         for journey in journeys:
             yield dg.MaterializeResult(
                 asset_key=journey_key(journey.name), metadata=summary.metadata_for(journey.name)
@@ -86,14 +92,7 @@ def journey_asset(journey: Journey) -> dg.AssetsDefinition:
         op_tags=stage_tags(Stage.PLAN_JOURNEYS),
     )
     def _plan(context: dg.AssetExecutionContext):
-        location = load_location()
-        summary = plan_journeys(
-            location.workspace,
-            location.content,
-            as_of=as_of_for(context),
-            run_id=context.run.run_id,
-            only=(journey.name,),
-        )
+        summary = _planned(context, only=(journey.name,))
         yield dg.MaterializeResult(
             asset_key=journey_key(journey.name), metadata=summary.metadata_for(journey.name)
         )
