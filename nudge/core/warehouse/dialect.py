@@ -314,6 +314,24 @@ def _tables() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
 
 
 @functools.cache
+def written_tables(sql: str) -> tuple[tuple[str, bool], ...]:
+    """The tables whose rows ``sql`` (DuckDB) inserts, updates, deletes or creates from a query,
+    each with whether the statement (re)creates it: what ``PostgresConnection`` analyses after a
+    large change."""
+    written: dict[str, bool] = {}
+    for statement in sqlglot.parse(sql, read="duckdb"):
+        created = isinstance(statement, exp.Create) and statement.expression is not None
+        if not (created or isinstance(statement, (exp.Insert, exp.Update, exp.Delete))):
+            continue
+        target = statement.this
+        table = target.this if isinstance(target, exp.Schema) else target
+        if isinstance(table, exp.Table):
+            name = _table_name(table)
+            written[name] = written.get(name, False) or created
+    return tuple(written.items())
+
+
+@functools.cache
 def to_postgres(sql: str) -> str:
     """``sql`` (DuckDB, ``?``/``$name`` parameters) as psycopg2-ready Postgres text."""
     statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]

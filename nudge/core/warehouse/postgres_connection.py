@@ -16,7 +16,14 @@ statements transpiled (``nudge.core.warehouse.dialect``) and answers as DuckDB w
   frame in place), dropped by ``unregister``;
 - a statement without results answers the number of rows it changed, as DuckDB's do;
 - a missing table raises ``MissingRelation``, a ``duckdb.CatalogException``, so code catching
-  DuckDB's error for "not built yet" catches it too.
+  DuckDB's error for "not built yet" catches it too;
+- a table a statement (or a registered frame) changes by more than autovacuum's threshold (50
+  rows + 10% of its size when last analysed) is analysed at once. Without statistics the planner
+  takes a freshly filled table for a few rows and chooses nested loops over 100,000 users
+  (30-40 s a statement at the medium bench); autovacuum, where it runs at all, analyses later
+  than the next statement. ``skip_locked``: inside a transaction ANALYZE holds its lock until
+  commit, so waiting for another connection's could deadlock; a table being analysed elsewhere
+  gets its statistics there.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.extras
 
-from nudge.core.warehouse.dialect import to_postgres
+from nudge.core.warehouse.dialect import to_postgres, written_tables
 from nudge.core.warehouse.settings import postgres_address
 
 # Postgres type oids -> the polars type of a result column (others: inferred from the values).
@@ -72,6 +79,9 @@ _COLUMN_TYPES: dict[type[pl.DataType], str] = {
     pl.Null: "text",
 }
 _NULL = "\\N"
+# Autovacuum's default rule for analysing: this many changed rows plus a fraction of the table.
+_ANALYZE_BASE_ROWS = 50
+_ANALYZE_FRACTION = 0.1
 
 
 class MissingRelation(duckdb.CatalogException):
@@ -105,6 +115,8 @@ class PostgresConnection:
         self._con.autocommit = True
         _cast_like_duckdb(self._con)
         self._cursor = self._con.cursor()
+        # table -> (its rows when last analysed, rows changed since), for ``_changed_rows``.
+        self._tables: dict[str, tuple[float, int]] = {}
         # Where files kept beside the warehouse go (the delivery ledger's handover journal).
         self.file_path = file_path
 
@@ -118,6 +130,7 @@ class PostgresConnection:
             self._cursor.execute(to_postgres(sql), args)
         except psycopg2.errors.UndefinedTable as error:
             raise MissingRelation(str(error).strip()) from error
+        self._changed_rows(written_tables(sql), self._cursor.rowcount)
         return self
 
     def sql(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
@@ -125,7 +138,33 @@ class PostgresConnection:
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> PostgresConnection:
         psycopg2.extras.execute_batch(self._cursor, to_postgres(sql), [tuple(r) for r in rows])
+        self._changed_rows(written_tables(sql), len(rows))
         return self
+
+    def _changed_rows(self, tables: Sequence[tuple[str, bool]], rows: int) -> None:
+        """Count ``rows`` changed in each of ``tables`` (name, whether just (re)created); analyse
+        those past the threshold (module docstring). A cursor of its own, so the statement's
+        results and row count stay for the caller to fetch."""
+        with self._con.cursor() as cursor:
+            for table, created in tables:
+                if created:
+                    self._tables[table] = (0.0, 0)
+                if rows <= 0:
+                    continue
+                if table not in self._tables:
+                    cursor.execute(
+                        "select greatest(reltuples, 0) from pg_class where oid = to_regclass(%s)",
+                        (table,),
+                    )
+                    known = cursor.fetchone()
+                    self._tables[table] = (float(known[0]) if known else 0.0, 0)
+                size, changed = self._tables[table]
+                changed += rows
+                if changed < _ANALYZE_BASE_ROWS + _ANALYZE_FRACTION * size:
+                    self._tables[table] = (size, changed)
+                    continue
+                cursor.execute(f"analyze (skip_locked) {table}")
+                self._tables[table] = (size + changed, 0)
 
     @property
     def description(self) -> Any:
@@ -201,6 +240,7 @@ class PostgresConnection:
         csv = frame.write_csv(include_header=False, null_value=_NULL, quote_style="non_numeric")
         data = io.StringIO(csv)
         self._cursor.copy_expert(f"copy {name} from stdin with (format csv, null '{_NULL}')", data)
+        self._changed_rows([(name, True)], frame.height)
 
     def unregister(self, name: str) -> None:
         self._cursor.execute(f"drop table if exists {name}")
