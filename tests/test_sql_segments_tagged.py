@@ -28,7 +28,7 @@ from nudge.devtools.scenarios.model import ScenarioFormatError, load_scenario
 from nudge.devtools.scenarios.runner import run_scenario
 from orchestration.asset_keys import journey_key, model_key, segment_key
 
-SCENARIO = Path(__file__).parent / "scenarios" / "seg_sql_tagged_outside_segments.yaml"
+SCENARIO = Path(__file__).parent / "scenarios" / "seg_sql_tagged_outside_segments.yml"
 VIP = "{{ config(tags=['segment']) }}\nselect user_id from {{ ref('dim_users') }} where plan = 'vip'\n"
 GERMANS = "select user_id from {{ ref('dim_users') }} where country = 'DE'\n"
 GERMANS_TAG = "version: 2\nmodels:\n  - name: germans\n    config: {tags: [segment]}\n"
