@@ -236,6 +236,20 @@ def test_no_duckdb_handle_survives_a_build(timeline: dict[str, Any]) -> None:
     assert other.returncode == 0, other.stderr
 
 
+def test_assembling_leaves_another_process_s_file_in_progress_alone(tmp_path: Path) -> None:
+    """A step of a parallel run assembling the project must not count, or delete, the temporary
+    file another process is writing before it replaces a model (assemble writes whole files)."""
+    workspace = Workspace(home=tmp_path, content_dir=tmp_path / "content").ensure()
+    project = DbtWorkspaceProject(workspace)
+    assert project.assemble({"pro_plan": PRO_PLAN}) is True
+    model = next(project.project_dir.rglob("pro_plan.sql"))
+    in_progress = model.with_name(f".{model.name}.99999.tmp")
+    in_progress.write_text("-- half")
+    assert project.assemble({"pro_plan": PRO_PLAN}) is False
+    assert in_progress.read_text() == "-- half"
+    assert list(project.project_dir.rglob(".*.tmp")) == [in_progress]  # none of its own
+
+
 def test_manifest_is_reused_by_another_workspace_with_the_same_project(
     timeline: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -106,10 +106,15 @@ def _project_files(root: Path) -> dict[str, bytes]:
         return files
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if relative.parts[0] in _OUTPUT_DIRS or not path.is_file():
+        if relative.parts[0] in _OUTPUT_DIRS or not path.is_file() or _is_being_written(path):
             continue
         files[relative.as_posix()] = path.read_bytes()
     return files
+
+
+def _is_being_written(path: Path) -> bool:
+    """A file ``assemble`` is writing, before it replaces the real one."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 def _content_hash(files: Mapping[str, bytes]) -> str:
@@ -377,7 +382,11 @@ class DbtWorkspaceProject:
             if current.get(name) != content:
                 path = self.project_dir / name
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(content)
+                # Whole files only: a step of a parallel run may be parsing the project while
+                # another process assembles it.
+                temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                temporary.write_bytes(content)
+                os.replace(temporary, path)
                 changed = True
         if changed:
             self._remove_empty_dirs()
