@@ -21,7 +21,7 @@ from dagster._core.execution.retries import RetryMode
 from dagster._core.execution.step_dependency_config import StepDependencyConfig
 from dagster._utils.interrupts import check_captured_interrupt
 
-from orchestration.location import LOCK_WAIT_SECONDS, load_location
+from orchestration.location import load_location, lock_wait_seconds
 from orchestration.run_lock import hold_run_lock
 from orchestration.run_recovery import pid_tag, recover_dead_runs
 from orchestration.stages import finish_unfinished_runs
@@ -45,7 +45,7 @@ class OneRunAtATimeExecutor(dg.Executor):
         workspace = load_location().workspace
         run_id = plan_context.run_id
         with hold_run_lock(
-            workspace, run_id, wait_seconds=LOCK_WAIT_SECONDS, stop=check_captured_interrupt
+            workspace, run_id, wait_seconds=lock_wait_seconds(), stop=check_captured_interrupt
         ):
             plan_context.instance.add_run_tags(run_id, pid_tag())
             recover_dead_runs(plan_context.instance, workspace, own_run_id=run_id)
@@ -62,11 +62,25 @@ class OneRunAtATimeExecutor(dg.Executor):
                 finish_unfinished_runs(workspace, [run_id], status=status)
 
 
-@dg.executor(
-    name="in_process_one_run_at_a_time",
-    config_schema=dg.in_process_executor.config_schema,
-)
-def one_run_at_a_time_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
-    creation = dg.in_process_executor.executor_creation_fn
+def one_run_at_a_time(base: dg.ExecutorDefinition, name: str) -> dg.ExecutorDefinition:
+    """``base`` (Dagster's in-process or multiprocess executor) under the workspace's run lock.
+
+    Under the multiprocess executor the lock is held by the run's orchestrating process; its step
+    processes work under it (``orchestration.run_lock`` lets a holder's descendants through)."""
+    creation = base.executor_creation_fn
     assert creation is not None
-    return OneRunAtATimeExecutor(creation(init_context))
+
+    def create(init_context: dg.InitExecutorContext) -> dg.Executor:
+        return OneRunAtATimeExecutor(creation(init_context))
+
+    return dg.ExecutorDefinition(
+        name=name,
+        config_schema=base.config_schema,
+        requirements=base.get_requirements,
+        executor_creation_fn=create,
+    )
+
+
+one_run_at_a_time_executor = one_run_at_a_time(
+    dg.in_process_executor, "in_process_one_run_at_a_time"
+)

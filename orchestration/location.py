@@ -8,10 +8,16 @@ Loading writes: it creates missing warehouse tables and re-assembles and parses 
 dbt project. So it holds the workspace's run lock (``orchestration.run_lock``), waiting for a run in
 progress to end: a run worker the daemon starts while another run works would otherwise rewrite
 the dbt project under that run and find the warehouse held. ``nudge run`` already holds the lock.
+The step processes of a multiprocess run work under their run's lock, so they load one at a time
+under a lock of their own.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -31,15 +37,49 @@ class Location:
 
 
 # How long a process of the code location (code server, run worker) waits for a run to end.
-LOCK_WAIT_SECONDS = 1800.0
+LOCK_WAIT_ENV = "NUDGE_RUN_LOCK_WAIT_SECONDS"
+DEFAULT_LOCK_WAIT_SECONDS = 1800.0
+
+
+def lock_wait_seconds() -> float:
+    """``NUDGE_RUN_LOCK_WAIT_SECONDS``, else half an hour."""
+    value = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    if not value:
+        return DEFAULT_LOCK_WAIT_SECONDS
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        raise ValueError(
+            f"{LOCK_WAIT_ENV}={value!r} is not a number of seconds; set it to a number such as "
+            f"{DEFAULT_LOCK_WAIT_SECONDS:.0f}, or unset it."
+        ) from None
 
 
 @cache
 def load_location() -> Location:
     workspace = Workspace.from_env()
-    with hold_run_lock(workspace, "loading-definitions", wait_seconds=LOCK_WAIT_SECONDS):
+    with (
+        hold_run_lock(workspace, "loading-definitions", wait_seconds=lock_wait_seconds()),
+        _one_loader_at_a_time(workspace),
+    ):
         content, project = prepare_workspace(workspace)
     return Location(workspace, content, project)
+
+
+@contextmanager
+def _one_loader_at_a_time(workspace: Workspace) -> Iterator[None]:
+    """An exclusive ``flock`` beside the run lock, for as long as the code location loads.
+
+    The step processes of a multiprocess run all work under their run's lock, and each loads the
+    code location: assembling and parsing one dbt project (dbt writes ``target/manifest.json``)
+    in several processes at once would let one read what another is writing."""
+    path = workspace.run_lock_path.with_name("loading.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def count_rows(sql: str) -> dict[str, int]:

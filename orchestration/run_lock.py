@@ -1,7 +1,10 @@
 """One run at a time per workspace: an exclusive ``flock`` on ``<home>/run.lock``.
 
 The kernel drops an flock when the process holding it ends, however it ends (``kill -9``
-included), so the lock is never stale and needs no clean-up. The holder writes its pid, run id
+included), so the lock is never stale and needs no clean-up. The processes a holder starts (a
+multiprocess run's step workers) work under its lock: the holder names itself in
+``NUDGE_RUN_LOCK_HOLDER``, which they inherit, and a process whose ancestor holds the lock goes on
+without taking it. The holder writes its pid, run id
 and start time into the file, for the sentence a refused run or a read command prints. That text
 may outlive its writer (a killed run leaves it behind), so it is only believed while that pid
 is alive.
@@ -22,6 +25,7 @@ from pathlib import Path
 from nudge.core.workspace import Workspace
 
 POLL_SECONDS = 0.5
+HOLDER_ENV = "NUDGE_RUN_LOCK_HOLDER"
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,31 @@ def live_holder(workspace: Workspace) -> RunHolder | None:
     return None if process_is_gone(holder.pid) else holder
 
 
+def _ancestors() -> set[int]:
+    """The pids of this process's parent, its parent, and so on up to init."""
+    found: set[int] = set()
+    pid = os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            # /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return found
+
+
+def _held_by_an_ancestor(workspace: Workspace) -> RunHolder | None:
+    """The lock's holder, when it is the process that started this one (directly or not)."""
+    named = os.environ.get(HOLDER_ENV, "")
+    if not named.isdigit():
+        return None
+    holder = live_holder(workspace)
+    if holder is None or holder.pid != int(named) or holder.pid not in _ancestors():
+        return None
+    return holder
+
+
 def _take(fd: int, wait_seconds: float, stop: Callable[[], bool]) -> bool:
     """Try for the lock every ``POLL_SECONDS`` up to ``wait_seconds``; False if not taken."""
     deadline = time.monotonic() + wait_seconds
@@ -107,6 +136,9 @@ def hold_run_lock(
     if path in _held:
         yield _held[path]
         return
+    if (inherited := _held_by_an_ancestor(workspace)) is not None:
+        yield inherited
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -117,10 +149,16 @@ def hold_run_lock(
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder.__dict__).encode(), 0)
         _held[path] = holder
+        named_before = os.environ.get(HOLDER_ENV)
+        os.environ[HOLDER_ENV] = str(holder.pid)
         try:
             yield holder
         finally:
             del _held[path]
+            if named_before is None:
+                os.environ.pop(HOLDER_ENV, None)
+            else:
+                os.environ[HOLDER_ENV] = named_before
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # releases the flock

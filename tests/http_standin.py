@@ -57,9 +57,15 @@ class StandIn:
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    # The client went away mid-body (a sender killed by a test): like a real
+                    # provider, take nothing from a request that never arrived whole.
+                    self.close_connection = True
+                    return
                 request = Request(self.command, self.path,
                                   {k.lower(): v for k, v in self.headers.items()},
-                                  self.rfile.read(length))  # fmt: skip
+                                  body)  # fmt: skip
                 standin._answer(self, request)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle

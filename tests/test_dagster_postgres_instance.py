@@ -14,11 +14,14 @@ import email
 import itertools
 import secrets
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import psycopg2
 import pytest
 from dagster._core.definitions.reconstruct import ReconstructableJob
@@ -33,6 +36,7 @@ from orchestration.instance import (
     ensure_instance,
     instance_config,
 )
+from orchestration.location import LOCK_WAIT_ENV
 from orchestration.multiprocess_job import multiprocess_pipeline_job
 from orchestration.run_context import as_of_tag
 from senders.registry import CHANNELS
@@ -144,6 +148,73 @@ def test_pipeline_runs_multiprocess_on_a_postgres_instance(
 
     mails = [email.message_from_bytes(p.read_bytes()) for p in smtp_sink.maildir.glob("*.eml")]
     assert [m["To"] for m in mails] == ["ada@example.com"]
+    # The run recorded its outcome, as a run of the code location's own executor does.
+    with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
+        assert con.execute(
+            "select status from nudge.runs where run_id = ?", [result.run_id]
+        ).fetchall() == [("succeeded",)]
+
+
+def test_a_multiprocess_run_waits_for_the_run_in_progress(
+    workspace: Workspace, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One run per workspace at a time holds for the multiprocess job too: while another process
+    holds the workspace's run lock, the run waits (here one second) and fails naming that run."""
+    ensure_instance(workspace)
+    stamp = START.isoformat() + "Z"
+    land_messages(
+        workspace.events_landing_dir,
+        [
+            {"type": "identify", "userId": "ada", "timestamp": stamp,
+             "traits": {"email": "ada@example.com"}},
+            {"type": "track", "userId": "ada", "event": "signed_up", "timestamp": stamp},
+        ],
+    )  # fmt: skip
+    # The code location is loaded (under the lock) before the other run takes it: what is
+    # checked is the executor's own wait.
+    from orchestration.location import load_location
+
+    load_location()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv(LOCK_WAIT_ENV, "1")
+        with dg.DagsterInstance.get() as instance:
+            result = dg.execute_job(
+                pipeline_job(),
+                instance=instance,
+                tags=as_of_tag(START + timedelta(hours=1)),
+                raise_on_error=False,
+            )
+            errors = [
+                error.to_string()
+                for record in instance.all_logs(result.run_id)
+                if record.dagster_event is not None
+                and (error := getattr(record.dagster_event.event_specific_data, "error", None))
+            ]
+    finally:
+        holder.communicate("", timeout=60)
+    assert not result.success
+    assert any(f"run (pid {holder.pid}, run other-run" in e for e in errors), errors
+    # The run waited before launching any step process (not each step on loading the location).
+    assert [e for e in result.all_events if e.event_type_value == "STEP_WORKER_STARTING"] == []
+    assert list(smtp_sink.maildir.glob("*.eml")) == []
+
+
+# Holds the run lock of the workspace NUDGE_HOME names until its standard input closes.
+HOLD_THE_LOCK = """
+import sys
+from nudge.core.workspace import Workspace
+from orchestration.run_lock import hold_run_lock
+with hold_run_lock(Workspace.from_env(), "other-run"):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
 
 
 def test_a_bare_postgresql_url_is_refused_naming_the_scheme(
@@ -206,8 +277,8 @@ def dagster_database() -> Iterator[str]:
 def step_windows(records: list[dg.EventLogEntry]) -> dict[str, tuple[float, float]]:
     """(start, end) of every step of the run from its event log: from the launch of the step's
     process (which waits for the step's pool slot) to the step's success. Each step process
-    then loads the code location under the workspace's run lock (orchestration.location), seconds
-    per step on a busy machine, so the steps' own STEP_START events are spread by that."""
+    then loads the code location (under its run's lock, orchestration.location), seconds per step
+    on a busy machine, so the steps' own STEP_START events are spread by that."""
     starts: dict[str, float] = {}
     ends: dict[str, float] = {}
     for record in records:
