@@ -50,7 +50,7 @@ from nudge.core.dsl.spec import Content
 from nudge.core.warehouse.locks import CROSS_CHANNEL_CAPS, exclusive
 from senders import ledger
 from senders.breaker import CircuitBreaker
-from senders.handover_journal import HandoverJournal
+from senders.handover_journal import HandoverJournal, journal_path
 from senders.interrupts import Interrupts, deferred_interrupts
 from senders.policy import evaluate_policies
 from senders.providers import Provider, RenderedMessage, SendOutcome
@@ -222,11 +222,13 @@ def _dispatch(
 ) -> DispatchSummary:
     # Only this dispatch's channels: another channel's dispatch may run at the same time (a
     # server warehouse), and its rows in the journal and in ``sending`` are its own in flight.
-    journal = HandoverJournal.beside(con, channels)
-    journal.fold(con)  # what a stopped run handed over, before the ledger is reconciled
-    released, unknown = ledger.reconcile_in_flight(con, now=utc_now(), channels=channels)
+    def decide() -> tuple[int, int, pl.DataFrame]:
+        released, unknown = ledger.reconcile_in_flight(con, now=utc_now(), channels=channels)
+        decided = evaluate_policies(con, as_of=as_of, content=content, channels=channels)
+        return released, unknown, decided
+
+    journal, (released, unknown, decided) = _open_journal(con, channels, decide)
     summary = DispatchSummary(reconciled=unknown, released=released)
-    decided = evaluate_policies(con, as_of=as_of, content=content, channels=channels)
     provider_names = pl.DataFrame(
         {"channel": list(providers), "provider": [p.name for p in providers.values()]},
         schema={"channel": pl.String, "provider": pl.String},
@@ -273,12 +275,36 @@ def _dispatch(
         finally:
             preparing.shutdown(cancel_futures=True)
             for window in windows.values():
-                window.pool.shutdown()
+                # A drained window's threads are idle and end on their own; joining a hundred
+                # of them took tens of milliseconds at the end of every dispatch.
+                window.pool.shutdown(wait=bool(window.in_flight))
             for provider in providers.values():
                 provider.close()
             journal.close()
             record_run_counts(con, summary.steps, run_id=run_id, as_of=as_of)
     return summary
+
+
+def _open_journal(
+    con: duckdb.DuckDBPyConnection,
+    channels: Collection[str] | None,
+    decide: Callable[[], tuple[int, int, pl.DataFrame]],
+) -> tuple[HandoverJournal, tuple[int, int, pl.DataFrame]]:
+    """The dispatch's hand-over journal, with what ``decide`` returns (reconciling the ledger and
+    deciding the policies). A journal on disk is folded first: what a stopped run handed over
+    must reach the ledger before it is reconciled. A journal not yet on disk holds nothing to
+    fold, so it is created on another thread while ``decide`` runs (creating the file syncs it
+    to disk several times)."""
+    path = journal_path(con)
+    if path.exists():
+        journal = HandoverJournal(path, channels)
+        journal.fold(con)
+        return journal, decide()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nudge-journal") as side:
+        created = side.submit(HandoverJournal.create, path)
+        decided = decide()
+        created.result()
+    return HandoverJournal(path, channels), decided
 
 
 class _Sending:
@@ -310,12 +336,20 @@ class _Sending:
         # releases) and the one preparing the next batch (intents): one statement at a time.
         self.warehouse_lock = threading.Lock()
 
-    def fold(self, con: duckdb.DuckDBPyConnection, keep: list[str], *, now: bool) -> None:
+    def fold(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        keep: list[str],
+        *,
+        now: bool,
+        outcomes: list[dict[str, object]] | None = None,
+    ) -> None:
         """Fold the journal into the ledger (``now``, or when ``FOLD_INTERVAL_SECONDS`` passed),
-        but for the rows of ``keep`` (messages still in flight)."""
+        but for the rows of ``keep`` (messages still in flight), with ``outcomes`` that no turn
+        wrote (``HandoverJournal.fold``)."""
         if now or time.monotonic() - self.folded_at >= FOLD_INTERVAL_SECONDS:
             with self.warehouse_lock:
-                self.journal.fold(con, keep=keep)
+                self.journal.fold(con, keep=keep, outcomes=outcomes or (), now=utc_now())
             self.folded_at = time.monotonic()
 
     def concurrency(self, channel: str) -> int:
@@ -535,19 +569,26 @@ def _hand_over(
     the last messages are left in flight for the next batch's turns; with it every window is
     emptied (the end of the dispatch) and the journal folded into the ledger; without it, the
     journal is folded when ``FOLD_INTERVAL_SECONDS`` have passed. A fold keeps the rows of
-    messages still in flight in the journal for their outcomes."""
+    messages still in flight in the journal for their outcomes. The last window drained leaves
+    its last outcomes to that last fold rather than to one more turn before it."""
     if drain:  # nothing left to hand over: fold what was answered while the last answers come
         sending.fold(con, _flying(windows), now=True)
     unsent: list[tuple[RenderedMessage, str]] = []
     by_channel: dict[str, list[RenderedMessage]] = {channel: [] for channel in windows}
     for message in messages:
         by_channel.setdefault(message.channel, []).append(message)
-    for channel, channel_messages in by_channel.items():
+    for index, (channel, channel_messages) in enumerate(by_channel.items()):
         if channel not in windows:
             windows[channel] = _Window(sending.concurrency(channel))
         _hand_over_window(windows[channel], channel_messages, attempts, sending, as_of, summary,
-                          unsent, drain=drain)  # fmt: skip
-    sending.fold(con, _flying(windows), now=drain)
+                          unsent, drain=drain,
+                          last=drain and index == len(by_channel) - 1)  # fmt: skip
+    last_outcomes = [o for window in windows.values() for o in window.outcomes] if drain else []
+    sending.fold(con, _flying(windows), now=drain,
+                 outcomes=ledger.outcome_rows(last_outcomes, as_of))  # fmt: skip
+    if drain:
+        for window in windows.values():
+            window.outcomes = []
     if unsent:
         with sending.warehouse_lock:
             ledger.release(
@@ -571,15 +612,20 @@ def _hand_over_window(
     unsent: list[tuple[RenderedMessage, str]],
     *,
     drain: bool,
+    last: bool = False,
 ) -> None:
     """Keep up to ``window.size`` messages in flight until ``messages`` are all handed over
     (and, with ``drain``, answered). Each turn is one committed transaction that records the
     outcomes come back since the last turn and marks the messages that take the free slots
     handed over; then those go to the provider's threads. So a crash leaves at most
-    ``window.size`` messages with an unknown outcome."""
+    ``window.size`` messages with an unknown outcome. ``last`` (draining the dispatch's last
+    window): once every answer is in, the outcomes not yet journaled stay in
+    ``window.outcomes`` for the fold that follows, which writes them to the ledger."""
     queue = deque(messages)
     in_flight = window.in_flight
     while True:
+        if last and not queue and not in_flight:
+            return
         starting: list[RenderedMessage] = []
         paused = sending.paused_journeys() if queue else ()
         while queue and len(in_flight) + len(starting) < window.size:

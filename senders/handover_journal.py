@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,13 @@ OUTCOME_COLUMNS = {
 }
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
+    con.execute("pragma journal_mode=wal")
+    con.execute("pragma synchronous=full")
+    return con
+
+
 def journal_path(con: duckdb.DuckDBPyConnection) -> Path:
     """``<warehouse file>.handovers`` for the connection's database file (on Postgres, the
     workspace's ``warehouse.duckdb`` path, which names the journal and nothing else)."""
@@ -71,9 +79,7 @@ class HandoverJournal:
     def __init__(self, path: Path, channels: Collection[str] | None = None):
         self.path = path
         self.channels = None if channels is None else sorted(channels)
-        self._con = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
-        self._con.execute("pragma journal_mode=wal")
-        self._con.execute("pragma synchronous=full")
+        self._con = _connect(path)
         self._con.execute(SCHEMA)
         columns = {row[1] for row in self._con.execute("pragma table_info(handovers)")}
         if "channel" not in columns:  # a journal left by a version without the column
@@ -82,6 +88,14 @@ class HandoverJournal:
             except sqlite3.OperationalError as error:  # another dispatch added it meanwhile
                 if "duplicate column" not in str(error):
                     raise
+
+    @staticmethod
+    def create(path: Path) -> None:
+        """Make a new journal file (WAL mode, the table): several syncs to disk, tens of
+        milliseconds, which a dispatch does on another thread while it decides its policies,
+        since a journal not yet on disk holds nothing to fold (``dispatch``)."""
+        with closing(_connect(path)) as con:
+            con.execute(SCHEMA)
 
     @classmethod
     def beside(
@@ -141,17 +155,32 @@ class HandoverJournal:
             (stamp, json.dumps(rows)),
         )
 
-    def fold(self, ledger: duckdb.DuckDBPyConnection, *, keep: Collection[str] = ()) -> int:
+    def fold(
+        self,
+        ledger: duckdb.DuckDBPyConnection,
+        *,
+        keep: Collection[str] = (),
+        outcomes: Sequence[Mapping[str, Any]] = (),
+        now: datetime | None = None,
+    ) -> int:
         """Apply the journal's rows of this dispatch's channels to the ledger in one DuckDB
         transaction, then remove them but those of ``keep``: messages still in flight, whose
         outcome a later turn writes (folding them again is harmless). Returns how many messages
-        it held."""
+        it held.
+
+        ``outcomes`` (rows as for ``write``, completed at ``now``) are outcomes of messages whose
+        hand-over is in the journal but which no turn wrote: the last answers of a dispatch go
+        to the ledger with its last fold, made durable by the ledger's commit rather than by one
+        more turn first. A crash before that commit leaves them handed over without an outcome,
+        as a crash before their turn would."""
         own, own_params = self._own()
         rows = self._con.execute(
             f"select idempotency_key, attempted_at, {', '.join(OUTCOME_COLUMNS)} from handovers"
             f" where {own}",
             own_params,
         ).fetchall()
+        if outcomes:
+            rows = _with_outcomes(rows, outcomes, now)
         if not rows:
             return 0
         columns = list(zip(*rows, strict=True))
@@ -199,3 +228,26 @@ class HandoverJournal:
 
     def close(self) -> None:
         self._con.close()
+
+
+def _with_outcomes(
+    rows: list[tuple[Any, ...]], outcomes: Sequence[Mapping[str, Any]], now: datetime | None
+) -> list[tuple[Any, ...]]:
+    """The journal's ``rows`` (key, attempted_at, ``OUTCOME_COLUMNS``) with ``outcomes`` filled
+    into the rows still without one, as ``write`` would have stored them."""
+    if now is None:
+        raise ValueError("outcomes folded without a turn need the time they completed")
+    stamp = now.isoformat()
+    by_key = {o["key"]: o for o in outcomes}
+    filled = []
+    for key, attempted_at, status, *rest in rows:
+        o = by_key.get(key)
+        if status is None and o is not None:
+            next_at = o["next_attempt_at"].isoformat() if o["next_attempt_at"] else None
+            filled.append(
+                (key, attempted_at, o["status"], o["reason"], o["permanent"], next_at,
+                 o["provider_message_id"], o["details"], stamp)
+            )  # fmt: skip
+        else:
+            filled.append((key, attempted_at, status, *rest))
+    return filled

@@ -185,8 +185,13 @@ def hand_over(
     them. Either may be empty. So the rows handed over without an outcome are at most the
     messages in flight (one per provider slot, ``senders.dispatch``). ``HandoverJournal.fold``
     applies the turns to the ledger."""
-    rows = [_outcome_row(o.message, o.outcome, o.attempts, as_of) for o in outcomes]
+    rows = outcome_rows(outcomes, as_of)
     journal.write(outcomes=rows, handed=[(m.idempotency_key, m.channel) for m in handed], now=now)
+
+
+def outcome_rows(outcomes: Sequence[Outcome], as_of: datetime) -> list[dict[str, object]]:
+    """The journal's rows for ``outcomes`` (``HandoverJournal.write`` and ``fold``)."""
+    return [_outcome_row(o.message, o.outcome, o.attempts, as_of) for o in outcomes]
 
 
 def _of_channels(channels: Collection[str] | None, params: dict[str, object]) -> str:

@@ -94,16 +94,21 @@ class RenderContext:
     delivery_id: str
     unsubscribe_url: str
 
-    def variables(self) -> dict[str, Any]:
-        return {
+    def variables(self, *, preferences: bool = True) -> dict[str, Any]:
+        """The template's variables; without ``preferences``, no ``preferences_url`` (a signed
+        link, a good part of the cost of rendering a short email, which a template not naming it
+        does not need)."""
+        variables = {
             "user": _Scope("user", {**self.traits, "id": self.user_id}),
             "event": _Scope("event", self.event or {}),
             "journey": self.journey,
             "step": self.step,
             "delivery_id": self.delivery_id,
             "unsubscribe_url": self.unsubscribe_url,
-            "preferences_url": preferences_url(self.user_id),
         }
+        if preferences:
+            variables["preferences_url"] = preferences_url(self.user_id)
+        return variables
 
 
 class TemplateRenderer:
@@ -116,6 +121,7 @@ class TemplateRenderer:
         self._html_env = BoundedEnvironment(undefined=_NamingUndefined, autoescape=True)
         self._compiled: dict[tuple[str, str, bool], JinjaTemplate] = {}
         self._text_sources: dict[str, str] = {}
+        self._names_preferences: dict[str, bool] = {}
 
     def template(self, name: str) -> Template:
         try:
@@ -126,7 +132,7 @@ class TemplateRenderer:
     def render(self, name: str, context: RenderContext) -> dict[str, Any]:
         """Render every field of template ``name``; for email, derive ``text`` from ``html``."""
         template = self.template(name)
-        variables = context.variables()
+        variables = context.variables(preferences=self._uses_preferences_url(template))
         content = {
             key: self._render_value(template.name, key, value, variables, key in HTML_FIELDS)
             for key, value in template.fields.items()
@@ -154,6 +160,17 @@ class TemplateRenderer:
                     template.name, layout.html, inside, content["html"], layout=layout.name
                 )
         return content
+
+    def _uses_preferences_url(self, template: Template) -> bool:
+        """Whether ``preferences_url`` is written anywhere in the template's fields or its
+        layout (a template can only name a variable literally)."""
+        uses = self._names_preferences.get(template.name)
+        if uses is None:
+            layout = self._layouts.get(template.layout) if template.layout else None
+            sources = [*_strings(template.fields), *([layout.html] if layout else [])]
+            uses = any("preferences_url" in source for source in sources)
+            self._names_preferences[template.name] = uses
+        return uses
 
     def _layout(self, template: Template) -> Layout | None:
         if template.layout is None:
@@ -245,6 +262,18 @@ class TemplateRenderer:
             compiled.globals = dict(compiled.globals)
             self._compiled[key] = compiled
         return compiled
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string inside a template field's value (nested ``data``, ``json``, ``blocks``...)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
 
 
 # --- HTML to text ------------------------------------------------------------------------------

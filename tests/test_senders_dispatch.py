@@ -24,7 +24,7 @@ from nudge.core.warehouse.journey_controls import pending_paused_journeys, reque
 from nudge.core.warehouse.schema import ensure_tables
 from senders.capture import CapturingProvider
 from senders.dispatch import dispatch_pending
-from senders.handover_journal import journal_path
+from senders.handover_journal import HandoverJournal, journal_path
 from senders.ledger import IN_FLIGHT_REASON
 from senders.policy import PolicyError
 from senders.providers import RenderedMessage, SendOutcome
@@ -189,6 +189,37 @@ def test_after_a_crash_only_the_message_in_flight_is_unknown(con):
         "k-u2": ("failed", IN_FLIGHT_REASON),
         "k-u3": ("sent", None),
     }
+
+
+def test_a_fold_writes_outcomes_no_turn_wrote_to_the_messages_handed_over(con):
+    # The last answers of a dispatch reach the ledger with its last fold, not through a turn.
+    for key in ("k-1", "k-2"):
+        con.execute(
+            """insert into nudge.delivery_ledger (idempotency_key, delivery_id, user_id, channel,
+                   status, attempts, as_of)
+               values (?, ?, 'u1', 'email', 'sending', 1, ?)""",
+            [key, f"d{key}", T0],
+        )
+    journal = HandoverJournal.beside(con)
+    journal.write(outcomes=[], handed=[("k-1", "email"), ("k-2", "email")], now=T0)
+
+    def outcome(key: str, status: str) -> dict[str, object]:
+        return {"key": key, "status": status, "reason": None, "permanent": None,
+                "next_attempt_at": None, "provider_message_id": f"p{key}", "details": None}  # fmt: skip
+
+    journal.write(outcomes=[outcome("k-1", "sent")], handed=[], now=T0)
+    done = T0 + timedelta(seconds=1)
+    # k-1's outcome is in the journal already: the one given again is not applied over it
+    journal.fold(con, outcomes=[outcome("k-1", "failed"), outcome("k-2", "sent")], now=done)
+    journal.close()
+
+    rows = con.execute(
+        """select idempotency_key, status, provider_message_id, attempted_at, completed_at
+           from nudge.delivery_ledger order by 1"""
+    ).fetchall()
+    assert rows == [("k-1", "sent", "pk-1", T0, T0), ("k-2", "sent", "pk-2", T0, done)]
+    with sqlite3.connect(journal_path(con)) as db:
+        assert db.execute("select count(*) from handovers").fetchone() == (0,)
 
 
 def test_a_dispatch_of_one_channel_leaves_another_channels_messages_in_flight_alone(con):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 
-from nudge.core.dsl.spec import Origin, Template
+from nudge.core.dsl.spec import Layout, Origin, Template
 from senders.templates import RenderContext, RenderError, TemplateRenderer, html_to_text
-from senders.unsubscribe import InvalidToken, unsubscribe_url, verify_token
+from senders.unsubscribe import InvalidToken, sign_token, unsubscribe_url, verify_token
 
 ORIGIN = Origin("templates.yml", "templates")
 
@@ -97,6 +101,24 @@ def test_nested_fields_are_rendered():
     assert out == {"url": "https://hooks.example/u1", "json": {"id": "u1", "n": 3}}
 
 
+def test_preferences_link_is_there_wherever_a_template_names_it(monkeypatch):
+    # The link is signed only for templates naming it: a nested field or a layout still gets it.
+    monkeypatch.setenv("NUDGE_PUBLIC_URL", "https://nudge.example")
+    out = render({"url": "https://hooks.example", "json": {"p": ["{{ preferences_url }}"]}},
+                 channel="webhook")  # fmt: skip
+    assert out["json"]["p"][0].startswith("https://nudge.example/preferences/")
+    assert verify_token(out["json"]["p"][0].rsplit("/", 1)[1]) == ("u1", None, None)
+    layout = Layout(
+        "frame", ORIGIN, "<div>{{ content }}</div><a href='{{ preferences_url }}'>P</a>"
+    )
+    renderer = TemplateRenderer(
+        [Template("t", "email", ORIGIN, {"subject": "S", "html": "<p>Hi</p>"}, layout="frame")],
+        [layout],
+    )
+    context = RenderContext("u1", {}, None, "j", "s", "d-1", "https://nudge.example/u/t")
+    assert "https://nudge.example/preferences/" in renderer.render("t", context)["html"]
+
+
 def test_text_part_is_derived_from_html_when_absent():
     out = render(
         {
@@ -117,6 +139,15 @@ def test_unknown_template_is_a_render_error():
     renderer = TemplateRenderer([])
     with pytest.raises(RenderError, match="no template"):
         renderer.template("missing")
+
+
+def test_a_token_is_the_compact_json_and_its_hmac_sha256(monkeypatch):
+    # Links already sent must keep verifying: the token's bytes are fixed by this format.
+    monkeypatch.setenv("NUDGE_SECRET_KEY", "s3cret")
+    payload = b'{"u":"user-1","t":"news \\u00e9","c":"sms"}'
+    signature = hmac.new(b"s3cret", payload, hashlib.sha256).digest()
+    b64 = [base64.urlsafe_b64encode(part).rstrip(b"=").decode() for part in (payload, signature)]
+    assert sign_token("user-1", "news \u00e9", "sms") == ".".join(b64)
 
 
 def test_unsubscribe_links_are_signed(monkeypatch):
