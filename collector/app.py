@@ -45,6 +45,9 @@ _BEARER = {"WWW-Authenticate": 'Bearer realm="nudge"'}
 
 
 CUSTOMERS = "/api/v1/customers/"
+# Authorization header values remembered as accepted (``Collector._segment_auth``); bounded so
+# that clients varying the password part cannot grow it.
+ACCEPTED_HEADERS = 64
 
 
 class EncodedCustomerIds:
@@ -96,11 +99,20 @@ class Collector:
         self.transactional = TransactionalApi(
             workspace, credentials.app_keys, limits, self.suppressions
         )
+        self._accepted_headers: set[str] = set()  # see _segment_auth
 
     # authentication -------------------------------------------------------------------------
 
     def _segment_auth(self, authorization: str | None) -> None:
-        """Check the ``Authorization`` header's value for a known write key."""
+        """Check the ``Authorization`` header's value for a known write key.
+
+        A header value that passed the check is remembered (up to ``ACCEPTED_HEADERS`` of
+        them): a client sends the same one on every request, and decoding and comparing it
+        again was a few microseconds of each single-event request. The set is looked up by
+        the value's hash (keyed per process), so the lookup says nothing about the keys.
+        """
+        if authorization is not None and authorization in self._accepted_headers:
+            return
         if not self.credentials.write_keys:
             raise Refused(403, "this collector takes no Segment data: NUDGE_WRITE_KEYS is not set")
         given = parse_basic(authorization)
@@ -108,6 +120,8 @@ class Collector:
             raise Refused(401, "missing credentials: use HTTP Basic with a write key as user name")
         if not _known(given[0], self.credentials.write_keys):
             raise Refused(401, "unknown write key")
+        if authorization is not None and len(self._accepted_headers) < ACCEPTED_HEADERS:
+            self._accepted_headers.add(authorization)
 
     def _track_auth(self, request: Request) -> None:
         if not self.credentials.track:

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
-from collector.app import create_app
+from collector.app import ACCEPTED_HEADERS, create_app
+from collector.bodies import Refused
 from collector.front import IngestFront
 from collector.settings import Credentials, Limits
 from nudge.core.landing.quarantine import entries
@@ -183,3 +185,28 @@ def test_the_front_serves_segment_ingest_and_answers_as_the_routes_behind_it(
     assert front["a batch"]["body"]["accepted"] == 1
     assert [r["index"] for r in front["a batch"]["body"]["rejected"]] == [1, 2]
     assert {source for source, *_ in front_kept} >= {"POST /v1/batch", "POST /v1/track"}
+
+
+def test_accepted_credentials_are_remembered_up_to_a_bound_and_refusals_never(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "content").mkdir()
+    app = create_app(
+        Workspace(tmp_path / "home", tmp_path / "content"),
+        Credentials(write_keys=frozenset({KEY})),
+        Limits(),
+    )
+    collector = app.state.collector
+
+    def basic(user: str, password: str) -> str:
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    for n in range(ACCEPTED_HEADERS + 10):  # Segment's clients may send any password
+        collector._segment_auth(basic(KEY, f"p{n}"))
+    for n in range(ACCEPTED_HEADERS + 10):  # remembered or not, each is still accepted
+        collector._segment_auth(basic(KEY, f"p{n}"))
+    for refused in (basic("other", ""), basic("other", ""), "Bearer x", None):
+        with pytest.raises(Refused):
+            collector._segment_auth(refused)
+    assert len(collector._accepted_headers) == ACCEPTED_HEADERS
+    assert basic("other", "") not in collector._accepted_headers
