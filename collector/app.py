@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -23,9 +24,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector import customerio
-from collector.bodies import Refused, basic_credentials, read_json
+from collector.bodies import Refused, basic_credentials, parse_basic, read_json
 from collector.commit import CommitFailed, GroupCommitter
 from collector.feedback import FeedbackReceiver
+from collector.front import SEGMENT_TYPES, IngestFront
 from collector.inbox import Inbox
 from collector.intake import Intake, Intaker
 from collector.openapi import openapi_document
@@ -38,12 +40,14 @@ from nudge.core.landing.quarantine import max_bytes_from_env as quarantine_max_b
 from nudge.core.landing.suppressions import SuppressionList
 from nudge.core.workspace import Workspace
 
-SEGMENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 _REALM = {"WWW-Authenticate": 'Basic realm="nudge"'}
 _BEARER = {"WWW-Authenticate": 'Bearer realm="nudge"'}
 
 
 CUSTOMERS = "/api/v1/customers/"
+# Authorization header values remembered as accepted (``Collector._segment_auth``); bounded so
+# that clients varying the password part cannot grow it.
+ACCEPTED_HEADERS = 64
 
 
 class EncodedCustomerIds:
@@ -95,17 +99,29 @@ class Collector:
         self.transactional = TransactionalApi(
             workspace, credentials.app_keys, limits, self.suppressions
         )
+        self._accepted_headers: set[str] = set()  # see _segment_auth
 
     # authentication -------------------------------------------------------------------------
 
-    def _segment_auth(self, request: Request) -> None:
+    def _segment_auth(self, authorization: str | None) -> None:
+        """Check the ``Authorization`` header's value for a known write key.
+
+        A header value that passed the check is remembered (up to ``ACCEPTED_HEADERS`` of
+        them): a client sends the same one on every request, and decoding and comparing it
+        again was a few microseconds of each single-event request. The set is looked up by
+        the value's hash (keyed per process), so the lookup says nothing about the keys.
+        """
+        if authorization is not None and authorization in self._accepted_headers:
+            return
         if not self.credentials.write_keys:
             raise Refused(403, "this collector takes no Segment data: NUDGE_WRITE_KEYS is not set")
-        given = basic_credentials(request)
+        given = parse_basic(authorization)
         if given is None:
             raise Refused(401, "missing credentials: use HTTP Basic with a write key as user name")
         if not _known(given[0], self.credentials.write_keys):
             raise Refused(401, "unknown write key")
+        if authorization is not None and len(self._accepted_headers) < ACCEPTED_HEADERS:
+            self._accepted_headers.add(authorization)
 
     def _track_auth(self, request: Request) -> None:
         if not self.credentials.track:
@@ -126,25 +142,46 @@ class Collector:
     # Segment ---------------------------------------------------------------------------------
 
     async def segment_batch(self, request: Request) -> Response:
-        self._segment_auth(request)
-        body = await self._body(request)
+        return await self.take_batch(
+            _source(request), request.headers.get("authorization"), partial(self._body, request)
+        )
+
+    async def segment_single(self, request: Request) -> Response:
+        kind = request.scope["path"].rsplit("/", 1)[-1]
+        return await self.take_single(
+            _source(request),
+            kind,
+            request.headers.get("authorization"),
+            partial(self._body, request),
+        )
+
+    async def take_batch(
+        self, source: str, authorization: str | None, read: Callable[[], Awaitable[Any]]
+    ) -> JSONAnswer:
+        """``POST /v1/batch``: ``read`` reads the body, once the credentials are checked."""
+        self._segment_auth(authorization)
+        body = await read()
         if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
-            await self._keep(request, body, "the body must be a JSON object with a batch array")
+            await self._keep(source, body, "the body must be a JSON object with a batch array")
             raise Refused(400, "the body must be a JSON object with a batch array")
         shared = {k: body[k] for k in ("context", "integrations", "sentAt") if k in body}
         batch = body["batch"]
         if shared:
             batch = [{**shared, **m} if isinstance(m, dict) else m for m in batch]
         messages = list(enumerate(batch))
-        intake = await self.intaker.take(
-            _source(request), messages, max_bytes=self.limits.message_bytes
-        )
+        intake = await self.intaker.take(source, messages, max_bytes=self.limits.message_bytes)
         return _segment_answer(intake)
 
-    async def segment_single(self, request: Request) -> Response:
-        self._segment_auth(request)
-        kind = request.scope["path"].rsplit("/", 1)[-1]
-        body = await self._body(request)
+    async def take_single(
+        self,
+        source: str,
+        kind: str,
+        authorization: str | None,
+        read: Callable[[], Awaitable[Any]],
+    ) -> JSONAnswer:
+        """``POST /v1/<kind>``: one message of that type (see ``take_batch``)."""
+        self._segment_auth(authorization)
+        body = await read()
         failures: list[tuple[int, Any, str]] = []
         messages: list[tuple[int, Any]] = []
         if not isinstance(body, dict):
@@ -154,7 +191,7 @@ class Collector:
         else:
             messages.append((0, {**body, "type": kind}))
         intake = await self.intaker.take(
-            _source(request), messages, failures=failures, max_bytes=self.limits.message_bytes
+            source, messages, failures=failures, max_bytes=self.limits.message_bytes
         )
         return _segment_answer(intake)
 
@@ -235,7 +272,9 @@ class Collector:
         self._track_auth(request)
         body = await self._body(request)
         if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
-            await self._keep(request, body, "the body must be a JSON object with a batch array")
+            await self._keep(
+                _source(request), body, "the body must be a JSON object with a batch array"
+            )
             raise Refused(400, "the body must be a JSON object with a batch array")
         messages: list[tuple[int, Any]] = []
         failures: list[tuple[int, Any, str]] = []
@@ -268,21 +307,29 @@ class Collector:
     async def openapi(self, request: Request) -> Response:
         return JSONAnswer(openapi_document())
 
-    async def _keep(self, request: Request, body: Any, reason: str) -> None:
-        record = quarantine_record(_source(request), None, reason, body)
+    async def _keep(self, source: str, body: Any, reason: str) -> None:
+        record = quarantine_record(source, None, reason, body)
         await asyncio.to_thread(keep, self.workspace.quarantine_dir, [record])
 
     async def refused(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refused)
+        return await self.refusal(_source(request), request.url.path, exc)
+
+    async def refusal(self, source: str, path: str, exc: Refused) -> JSONAnswer:
+        """The answer to a refused request to ``path`` (its body, if any, is quarantined)."""
         if exc.body is not None:
-            await self._keep(request, exc.body, exc.reason)
+            await self._keep(source, exc.body, exc.reason)
         headers = None
         if exc.status == 401:
-            headers = _BEARER if request.url.path.startswith("/v1/send/") else _REALM
-        return _error(request, exc.status, exc.reason, headers)
+            headers = _BEARER if path.startswith("/v1/send/") else _REALM
+        return _error(path, exc.status, exc.reason, headers)
 
     async def commit_failed(self, request: Request, exc: Exception) -> Response:
-        return _error(request, 503, str(exc), {"Retry-After": "5"})
+        return self.commit_failure(request.url.path, exc)
+
+    def commit_failure(self, path: str, exc: Exception) -> JSONAnswer:
+        """503: the rows were not made durable, so nothing was acknowledged."""
+        return _error(path, 503, str(exc), {"Retry-After": "5"})
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -300,10 +347,8 @@ def _source(request: Request) -> str:
     return f"{request.method} {request.scope['path']}"
 
 
-def _error(
-    request: Request, status: int, reason: str, headers: dict[str, str] | None
-) -> JSONAnswer:
-    if request.url.path.startswith(("/api/", "/v1/send/")):  # Customer.io's error shape
+def _error(path: str, status: int, reason: str, headers: dict[str, str] | None) -> JSONAnswer:
+    if path.startswith(("/api/", "/v1/send/")):  # Customer.io's error shape
         body: dict[str, Any] = {"meta": {"error": reason}}
     else:
         body = {"success": False, "error": reason}
@@ -367,7 +412,7 @@ def create_app(
     routes += Inbox(workspace, InboxSettings.from_env(), c.intaker, c._track_auth).routes()
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(EncodedCustomerIds)],
+        middleware=[Middleware(IngestFront, collector=c), Middleware(EncodedCustomerIds)],
         lifespan=c.lifespan,
         exception_handlers={Refused: c.refused, CommitFailed: c.commit_failed},
     )

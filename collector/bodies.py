@@ -11,7 +11,8 @@ import base64
 import binascii
 import json
 import zlib
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -29,7 +30,11 @@ class Refused(Exception):
 
 def basic_credentials(request: Request) -> tuple[str, str] | None:
     """The user name and password of an HTTP Basic ``Authorization`` header, if any."""
-    header = request.headers.get("authorization")
+    return parse_basic(request.headers.get("authorization"))
+
+
+def parse_basic(header: str | None) -> tuple[str, str] | None:
+    """The user name and password of an ``Authorization`` header's value (``None``: no header)."""
     if header is None:
         return None
     scheme, _, encoded = header.partition(" ")
@@ -43,8 +48,7 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return user, password
 
 
-def _check_content_type(request: Request) -> None:
-    content_type = request.headers.get("content-type")
+def _check_content_type(content_type: str | None) -> None:
     if content_type is None:
         return
     media_type = content_type.partition(";")[0].strip().lower()
@@ -54,24 +58,25 @@ def _check_content_type(request: Request) -> None:
         )
 
 
-async def _raw_body(request: Request, limit: int, timeout: float) -> bytes:
-    length = request.headers.get("content-length")
+async def _raw_body(
+    length: str | None, chunks: AsyncIterator[bytes], limit: int, timeout: float
+) -> bytes:
     if length is not None and length.isdigit() and int(length) > limit:
         raise Refused(413, f"the body is {length} bytes, over the limit of {limit}")
-    chunks: list[bytes] = []
+    parts: list[bytes] = []
     size = 0
     try:
         async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
+            async for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
                     raise Refused(413, f"the body is over the limit of {limit} bytes")
-                chunks.append(chunk)
+                parts.append(chunk)
     except TimeoutError:
         raise Refused(408, f"the body did not arrive within {timeout:g} seconds") from None
     except ClientDisconnect:
         raise Refused(400, "the client closed the connection before the body ended") from None
-    return b"".join(chunks)
+    return b"".join(parts)
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:
@@ -90,11 +95,36 @@ def _gunzip(data: bytes, limit: int) -> bytes:
 async def read_json(request: Request, *, limit: int, timeout: float) -> Any:
     """The request's JSON body (``None`` when it is empty), within ``limit`` bytes (also once
     decompressed) and ``timeout`` seconds."""
-    _check_content_type(request)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    headers = request.headers
+    return await read_json_parts(
+        BodyHeaders(
+            headers.get("content-type"),
+            headers.get("content-encoding"),
+            headers.get("content-length"),
+        ),
+        request.stream(),
+        limit=limit,
+        timeout=timeout,
+    )
+
+
+class BodyHeaders(NamedTuple):
+    """The headers that say how to read a body, as sent (``None`` when absent)."""
+
+    content_type: str | None
+    content_encoding: str | None
+    content_length: str | None
+
+
+async def read_json_parts(
+    headers: BodyHeaders, chunks: AsyncIterator[bytes], *, limit: int, timeout: float
+) -> Any:
+    """``read_json`` from a body's headers and its chunks as they arrive."""
+    _check_content_type(headers.content_type)
+    encoding = (headers.content_encoding or "identity").strip().lower()
     if encoding not in ("identity", "gzip", ""):
         raise Refused(415, f"Content-Encoding {encoding} is not supported (gzip is)")
-    body = await _raw_body(request, limit, timeout)
+    body = await _raw_body(headers.content_length, chunks, limit, timeout)
     if encoding == "gzip" and body:
         body = _gunzip(body, limit)
     if not body.strip():
