@@ -38,16 +38,7 @@
         {{ compiled_code }}
       )
     {%- endcall %}
-    {%- set target_columns = adapter.get_columns_in_relation(target_relation) -%}
-    {%- set built = target_columns | map(attribute="name") | list -%}
-    {%- set computed = adapter.get_columns_in_relation(staged) | map(attribute="name") | list -%}
-    {%- if built | sort != computed | sort -%}
-      {{ exceptions.raise_compiler_error(
-          "model " ~ model.name ~ " now computes the columns " ~ computed | join(", ")
-          ~ ", but its table " ~ this ~ " was built with " ~ built | join(", ")
-          ~ model_changed_since()
-      ) }}
-    {%- endif -%}
+    {%- set target_columns = checked_target_columns(target_relation, staged) -%}
     {%- set strategy = config.get("incremental_strategy") or "append" -%}
     {%- set strategy_sql = adapter.get_incremental_strategy_macro(context, strategy) -%}
     {%- set build_sql = strategy_sql({

@@ -37,17 +37,8 @@
       create table {{ staged }} using parquet as
       {{ compiled_code }}
     {%- endcall %}
-    {%- set target_columns = adapter.get_columns_in_relation(target_relation) -%}
-    {%- set built = target_columns | map(attribute="name") | list -%}
-    {%- set computed = adapter.get_columns_in_relation(staged) | map(attribute="name") | list -%}
-    {%- if built | sort != computed | sort -%}
-      {{ exceptions.raise_compiler_error(
-          "model " ~ model.name ~ " now computes the columns " ~ computed | join(", ")
-          ~ ", but its table " ~ this ~ " was built with " ~ built | join(", ")
-          ~ model_changed_since()
-      ) }}
-    {%- endif -%}
-    {%- set columns = built | join(", ") -%}
+    {%- set target_columns = checked_target_columns(target_relation, staged) -%}
+    {%- set columns = target_columns | map(attribute="name") | join(", ") -%}
     {%- set strategy = config.get("incremental_strategy") or "append" -%}
     {% if strategy == "append" %}
       {% call statement("main") -%}

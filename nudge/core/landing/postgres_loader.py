@@ -11,6 +11,7 @@ and streamed to the server as CSV (``COPY ... FROM STDIN``), which casts the JSO
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,23 @@ def landing_columns(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=list(LANDING_COLUMNS))
 
 
+def tagged_rows(
+    new: dict[str, Path], read: Callable[[Path], pa.Table]
+) -> tuple[pa.Table, list[tuple[str, int]]]:
+    """The rows of every new file (name: path) as ``read`` gives them, each followed by a
+    ``landing_file`` column naming its file, in one table; and each file's name and row count
+    (what ``raw.loaded_files`` records). The Postgres and Spark loaders' shared first step."""
+    parts = []
+    counts = []
+    for name, path in new.items():
+        table = read(path)
+        parts.append(
+            table.append_column("landing_file", pa.array([name] * table.num_rows, pa.string()))
+        )
+        counts.append((name, table.num_rows))
+    return pa.concat_tables(parts), counts
+
+
 def load_new_files_postgres(con: Any, landing_dir: Path) -> LoadResult:
     """Copy every parquet file under ``landing_dir`` not yet in ``raw.loaded_files``."""
     ensure_postgres_tables(con)
@@ -63,17 +81,10 @@ def load_new_files_postgres(con: Any, landing_dir: Path) -> LoadResult:
     if not new:
         return LoadResult(files=0, rows=0)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
-    parts = []
-    counts = []
-    for name, path in new.items():
-        table = landing_columns(pq.read_table(path))
-        table = table.append_column("landing_file", pa.array([name] * table.num_rows, pa.string()))
-        table = table.append_column(
-            "loaded_at", pa.array([loaded_at] * table.num_rows, pa.timestamp("us"))
-        )
-        parts.append(table)
-        counts.append((name, table.num_rows, loaded_at))
-    rows = pa.concat_tables(parts)
+    rows, counts = tagged_rows(new, lambda path: landing_columns(pq.read_table(path)))
+    rows = rows.append_column(
+        "loaded_at", pa.array([loaded_at] * rows.num_rows, pa.timestamp("us"))
+    )
     columns = ", ".join(f'"{c}"' for c in rows.column_names)
     try:
         with con.cursor() as cursor:
@@ -82,13 +93,25 @@ def load_new_files_postgres(con: Any, landing_dir: Path) -> LoadResult:
             )
             cursor.executemany(
                 "insert into raw.loaded_files (file_name, rows, loaded_at) values (%s, %s, %s)",
-                counts,
+                [(name, count, loaded_at) for name, count in counts],
             )
         con.commit()
     except BaseException:
         con.rollback()
         raise
     return LoadResult(files=len(new), rows=rows.num_rows)
+
+
+def _upload_members(path: Path) -> pa.Table:
+    """An upload file's ids (nulls dropped) with its segment and the time its list takes effect."""
+    ids = pq.read_table(path, columns=["user_id"]).column("user_id").drop_null()
+    return pa.table(
+        {
+            "segment": pa.array([path.parent.name] * len(ids), pa.string()),
+            "user_id": ids,
+            "uploaded_at": pa.array([upload_time(path)] * len(ids), pa.timestamp("us")),
+        }
+    )
 
 
 def load_manual_segments_postgres(con: Any, landing_dir: Path) -> LoadResult:
@@ -100,28 +123,17 @@ def load_manual_segments_postgres(con: Any, landing_dir: Path) -> LoadResult:
     if not new:
         return LoadResult(files=0, rows=0)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
-    members = []
-    uploads = []
-    for name, path in new.items():
-        ids = pq.read_table(path, columns=["user_id"]).column("user_id").drop_null()
-        segment, uploaded_at = path.parent.name, upload_time(path)
-        members.append(
-            pa.table(
-                {
-                    "landing_file": pa.array([name] * len(ids), pa.string()),
-                    "segment": pa.array([segment] * len(ids), pa.string()),
-                    "user_id": ids,
-                    "uploaded_at": pa.array([uploaded_at] * len(ids), pa.timestamp("us")),
-                }
-            )
-        )
-        uploads.append((name, segment, uploaded_at, len(ids), loaded_at))
+    members, counts = tagged_rows(new, _upload_members)
+    uploads = [
+        (name, new[name].parent.name, upload_time(new[name]), count, loaded_at)
+        for name, count in counts
+    ]
+    columns = ", ".join(members.column_names)
     try:
         with con.cursor() as cursor:
             cursor.copy_expert(
-                "copy raw.manual_segment_members (landing_file, segment, user_id, uploaded_at)"
-                " from stdin with (format csv)",
-                _as_csv(pa.concat_tables(members)),
+                f"copy raw.manual_segment_members ({columns}) from stdin with (format csv)",
+                _as_csv(members),
             )
             cursor.executemany(
                 "insert into raw.manual_segment_uploads"

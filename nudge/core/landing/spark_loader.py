@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nudge.core.landing.loader import LoadResult, landing_files
-from nudge.core.landing.postgres_loader import landing_columns
+from nudge.core.landing.postgres_loader import landing_columns, tagged_rows
 
 JSON_COLUMNS = ("properties", "traits", "context")
 
@@ -56,15 +55,7 @@ def load_new_files_spark(spark: Any, landing_dir: Path) -> LoadResult:
     if not new:
         return LoadResult(files=0, rows=0)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
-    parts = []
-    counts = []
-    for name, path in new.items():
-        table = landing_columns(pq.read_table(path))
-        parts.append(
-            table.append_column("landing_file", pa.array([name] * table.num_rows, pa.string()))
-        )
-        counts.append((name, table.num_rows))
-    rows = pa.concat_tables(parts)
+    rows, counts = tagged_rows(new, lambda path: landing_columns(pq.read_table(path)))
     columns = [
         f"parse_json({name}) as {name}" if name in JSON_COLUMNS else name
         for name in rows.column_names
