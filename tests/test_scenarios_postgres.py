@@ -3,14 +3,13 @@ reports) on a database of its own per scenario (``run_scenario(..., warehouse="p
 created before it and dropped after it; each pytest-xdist worker is a process of its own, with
 its own database name).
 
-Two scenarios run in the fast suite and one of each other family in the slow one;
-``NUDGE_TEST_POSTGRES_SCENARIOS=all`` runs every file (docs/warehouses.md). Every file on
-Postgres took ``make test`` past an hour on a loaded 2-core machine, too close to CI's limit.
+The seg_* files run on Postgres in tests/test_warehouse_parity.py, side by side with DuckDB and
+compared table by table; this module runs every other file. One runs in the fast suite, the rest
+in the slow one (``make test``).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -24,29 +23,8 @@ from nudge.devtools.scenarios.model import Scenario, load_scenario
 from nudge.devtools.scenarios.runner import run_scenario
 from tests.conftest import scenario_files
 
-# A send policy with frequency caps and a segment over typed traits; jrn_step_wait runs in the
-# read-commands test below.
-FAST = {"jrn_policy_frequency_cap_email", "seg_attr_eq_typed"}
-# One of each other family: channels, edits, keyed conditions, quiet hours in a user's zone,
-# goals, DST windows, date and attribute triggers, re-entry, deletes, traits as of a run, topic
-# preferences per channel, manual-length names.
-FAMILIES = {
-    "dsl_example",
-    "jrn_channel_in_app",
-    "jrn_edit_removed_step_moves_on",
-    "jrn_keyed_where_cart",
-    "jrn_policy_quiet_hours_user_zone",
-    "jrn_policy_topic_channel_preference",
-    "jrn_setting_goal_exit",
-    "jrn_step_window_dst_berlin",
-    "jrn_trigger_date_at_local_time",
-    "jrn_trigger_attribute_changed",
-    "reentry_never_segment_entered",
-    "seg_delete_user",
-    "seg_long_segment_name",
-    "traits_as_of_and_unset",
-}
-EVERY_FILE = os.environ.get("NUDGE_TEST_POSTGRES_SCENARIOS") == "all"
+# A send policy with frequency caps; jrn_step_wait runs in the read-commands test below.
+FAST = {"jrn_policy_frequency_cap_email"}
 
 
 @pytest.mark.parametrize(
@@ -54,7 +32,7 @@ EVERY_FILE = os.environ.get("NUDGE_TEST_POSTGRES_SCENARIOS") == "all"
     [
         pytest.param(p, marks=() if p.stem in FAST else pytest.mark.slow, id=p.stem)
         for p in scenario_files()
-        if EVERY_FILE or p.stem in FAST | FAMILIES
+        if not p.stem.startswith("seg_")
     ],
 )
 @pytest.mark.usefixtures("postgres_server")

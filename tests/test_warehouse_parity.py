@@ -1,9 +1,10 @@
-"""The dbt project on PostgreSQL gives what it gives on DuckDB.
+"""Each seg_* scenario of tests/scenarios/ on DuckDB and on PostgreSQL side by side
+(nudge.devtools.scenarios.side_by_side): the whole pipeline (load, dbt, journeys, sending) on
+both, each held to the file's expectations; after each run dim_users, fct_events, the
+memberships, the membership history and the messages sent must be the same on both.
 
-Each seg_* scenario of tests/scenarios/ runs on DuckDB (the whole pipeline) while every run is
-mirrored by a dbt build on a fresh Postgres database at the same as_of, from the same landing
-files (nudge.devtools.scenarios.postgres_mirror); after each run dim_users, fct_events, the
-memberships and the membership history must hold the same rows on both.
+This is the Postgres run of the seg_* files: tests/test_scenarios_postgres.py runs the others.
+The DuckDB-only run of every file stays in tests/test_scenarios.py.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from pathlib import Path
 import pytest
 
 from nudge.devtools.scenarios.model import load_scenario
-from nudge.devtools.scenarios.postgres_mirror import run_mirrored_postgres
-from nudge.devtools.scenarios.runner import scenario_database
+from nudge.devtools.scenarios.side_by_side import run_side_by_side
 from tests.conftest import scenario_files
 
 SCENARIOS = scenario_files("seg_")
-# One scenario (deletes, re-created profiles, several runs) in the fast suite; about a minute
-# each, so the rest are slow.
-FAST = {"seg_delete_user"}
+# Deletes, re-created profiles and several runs; typed traits. The rest are slow.
+FAST = {"seg_delete_user", "seg_attr_eq_typed"}
 
 
 @pytest.mark.parametrize(
@@ -32,8 +31,5 @@ FAST = {"seg_delete_user"}
 )
 @pytest.mark.usefixtures("postgres_server")
 def test_postgres_matches_duckdb(path: Path, tmp_path: Path) -> None:
-    # The database named once per process (scenario_database) keeps dbt's partial parsing valid
-    # from one scenario to the next.
-    with scenario_database() as url:
-        problems = run_mirrored_postgres(load_scenario(path), tmp_path, url)
+    problems = run_side_by_side(load_scenario(path), tmp_path)
     assert not problems, "\n".join(problems)

@@ -112,17 +112,25 @@ def new_database(dbname: str) -> Iterator[str]:
 def database_of_its_own(dbname: str) -> Iterator[str]:
     """A ``new_database`` that ``NUDGE_WAREHOUSE`` and ``NUDGE_POSTGRES_URL`` point at while the
     block runs; then the two variables are restored and the database dropped. Yields its URL."""
-    with new_database(dbname) as url:
-        saved = {name: os.environ.get(name) for name in (WAREHOUSE_ENV, POSTGRES_URL_ENV)}
-        os.environ.update({WAREHOUSE_ENV: "postgres", POSTGRES_URL_ENV: url})
-        try:
-            yield url
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with new_database(dbname) as url, pointing_at(url):
+        yield url
+
+
+@contextmanager
+def pointing_at(url: str) -> Iterator[None]:
+    """``NUDGE_WAREHOUSE`` and ``NUDGE_POSTGRES_URL`` point at the Postgres database ``url``
+    while the block runs, and are restored afterwards (a process can alternate between DuckDB
+    and Postgres, as the side-by-side scenario runs do)."""
+    saved = {name: os.environ.get(name) for name in (WAREHOUSE_ENV, POSTGRES_URL_ENV)}
+    os.environ.update({WAREHOUSE_ENV: "postgres", POSTGRES_URL_ENV: url})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _checked_database(dbname: str) -> str:

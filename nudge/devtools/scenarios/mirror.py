@@ -1,5 +1,5 @@
 """A scenario run on DuckDB, mirrored step by step by dbt builds on another warehouse, and
-compared (``postgres_mirror``, ``spark_mirror``).
+compared (``spark_mirror``; ``compared_differences`` also serves ``side_by_side``).
 
 What this checks is the dbt project on the other warehouse: the same landing files, built at the
 same ``as_of`` values with the YAML segments compiled for that warehouse, must give the same
@@ -104,20 +104,29 @@ class Mirror(ABC):
 
     def differences(self) -> list[str]:
         """One line per compared table whose rows differ between DuckDB and this warehouse."""
-        found = []
-        for name, (query, json_columns) in COMPARED.items():
-            columns, duck = duckdb_rows(self.run.workspace.warehouse_path, query)
-            their_columns, theirs = self.rows(query, json_columns)
-            duck_rows = normalized_rows(duck, columns, json_columns)
-            their_rows = normalized_rows(theirs, their_columns, json_columns)
-            if duck_rows != their_rows:
-                only_duck = [r for r in duck_rows if r not in their_rows]
-                only_theirs = [r for r in their_rows if r not in duck_rows]
-                found.append(
-                    f"{name}: only on DuckDB {only_duck[:5]}; "
-                    f"only on {self.label} {only_theirs[:5]}"
-                )
-        return found
+        return compared_differences(self.run.workspace.warehouse_path, self.rows, self.label)
+
+
+def compared_differences(
+    duckdb_path: Path,
+    rows: Callable[[str, tuple[str, ...]], tuple[list[str], list[Any]]],
+    label: str,
+) -> list[str]:
+    """One line per ``COMPARED`` table whose rows differ between the DuckDB file at
+    ``duckdb_path`` and the warehouse ``rows`` queries (named ``label``)."""
+    found = []
+    for name, (query, json_columns) in COMPARED.items():
+        columns, duck = duckdb_rows(duckdb_path, query)
+        their_columns, theirs = rows(query, json_columns)
+        duck_rows = normalized_rows(duck, columns, json_columns)
+        their_rows = normalized_rows(theirs, their_columns, json_columns)
+        if duck_rows != their_rows:
+            only_duck = [r for r in duck_rows if r not in their_rows]
+            only_theirs = [r for r in their_rows if r not in duck_rows]
+            found.append(
+                f"{name}: only on DuckDB {only_duck[:5]}; only on {label} {only_theirs[:5]}"
+            )
+    return found
 
 
 def run_mirrored(
