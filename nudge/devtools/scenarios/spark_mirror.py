@@ -1,7 +1,7 @@
 """A scenario run on DuckDB, mirrored step by step by dbt builds on Spark, and compared.
 
-The Spark counterpart of ``postgres_mirror`` (``nudge.devtools.scenarios.mirror``): the same landing files, loaded into ``raw.events``
-on Spark (``load_new_files_spark``), built at the same ``as_of`` values by dbt-spark's
+Built on ``nudge.devtools.scenarios.mirror`` (the comparison the Postgres side-by-side run uses
+too): the same landing files, loaded into ``raw.events`` on Spark (``load_new_files_spark``), built at the same ``as_of`` values by dbt-spark's
 ``session`` method with the YAML segments compiled in the ``databricks`` dialect (Spark 4 reads
 VARIANT with the same functions), must give the same users, events, segment memberships and
 membership history as the DuckDB run. The journey engine and the senders run on DuckDB (they do
