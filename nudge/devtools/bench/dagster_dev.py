@@ -155,28 +155,22 @@ class DagsterDev:
         assert self.process is not None, "dagster dev is not started"
         return self.process.pid
 
-    def stop(self, grace_seconds: float = 60) -> bool:
-        """SIGTERM to the process group, SIGKILL to what is left after ``grace_seconds``.
-
-        True when ``dagster dev`` ended on the SIGTERM alone (a clean shutdown), False when it
-        had to be killed."""
+    def stop(self, grace_seconds: float = 60) -> None:
+        """SIGTERM to the process group, SIGKILL to what is left after ``grace_seconds``."""
         if self.process is None:
-            return True
+            return
         process, self.process = self.process, None
-        graceful = True
         try:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=grace_seconds)
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:
-            graceful = False
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=grace_seconds)
         with contextlib.suppress(ProcessLookupError):
             # The group may outlive its leader (a run worker finishing its step).
             os.killpg(process.pid, signal.SIGKILL)
-        return graceful
 
     def __enter__(self) -> DagsterDev:
         return self.start()
