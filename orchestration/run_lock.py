@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nudge.core.environment import environment
 from nudge.core.workspace import Workspace
 
 POLL_SECONDS = 0.5
@@ -149,16 +150,11 @@ def hold_run_lock(
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder.__dict__).encode(), 0)
         _held[path] = holder
-        named_before = os.environ.get(HOLDER_ENV)
-        os.environ[HOLDER_ENV] = str(holder.pid)
         try:
-            yield holder
+            with environment({HOLDER_ENV: str(holder.pid)}):
+                yield holder
         finally:
             del _held[path]
-            if named_before is None:
-                os.environ.pop(HOLDER_ENV, None)
-            else:
-                os.environ[HOLDER_ENV] = named_before
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # releases the flock

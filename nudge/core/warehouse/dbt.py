@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from nudge.core.clock import to_utc_naive
+from nudge.core.environment import environment
 from nudge.core.opt_out import trait_is_yes_macro
 from nudge.core.segments.dbt_models import trait_timestamp_macro
 from nudge.core.warehouse import settings
@@ -290,16 +291,8 @@ def _warehouse_env(
         values[WAREHOUSE_ENV] = warehouse
     if postgres_url is not None:
         values[POSTGRES_URL_ENV] = postgres_url
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
+    with environment(values):
         yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _close_duckdb() -> None:

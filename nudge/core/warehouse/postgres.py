@@ -9,7 +9,6 @@ long as the block that opened it, as DuckDB's do.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from nudge.core.environment import environment
 from nudge.core.warehouse import schema
 from nudge.core.warehouse.settings import (
     POSTGRES_URL_ENV,
@@ -121,16 +121,8 @@ def pointing_at(url: str) -> Iterator[None]:
     """``NUDGE_WAREHOUSE`` and ``NUDGE_POSTGRES_URL`` point at the Postgres database ``url``
     while the block runs, and are restored afterwards (a process can alternate between DuckDB
     and Postgres, as the side-by-side scenario runs do)."""
-    saved = {name: os.environ.get(name) for name in (WAREHOUSE_ENV, POSTGRES_URL_ENV)}
-    os.environ.update({WAREHOUSE_ENV: "postgres", POSTGRES_URL_ENV: url})
-    try:
+    with environment({WAREHOUSE_ENV: "postgres", POSTGRES_URL_ENV: url}):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _checked_database(dbname: str) -> str:
