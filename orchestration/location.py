@@ -27,6 +27,7 @@ from nudge.core.warehouse.dbt import DbtWorkspaceProject
 from nudge.core.workspace import Workspace
 from orchestration.run_lock import hold_run_lock
 from orchestration.stages import prepare_workspace
+from senders.settings import env_seconds
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,7 @@ DEFAULT_LOCK_WAIT_SECONDS = 1800.0
 
 def lock_wait_seconds() -> float:
     """``NUDGE_RUN_LOCK_WAIT_SECONDS``, else half an hour."""
-    value = os.environ.get(LOCK_WAIT_ENV, "").strip()
-    if not value:
-        return DEFAULT_LOCK_WAIT_SECONDS
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        raise ValueError(
-            f"{LOCK_WAIT_ENV}={value!r} is not a number of seconds; set it to a number such as "
-            f"{DEFAULT_LOCK_WAIT_SECONDS:.0f}, or unset it."
-        ) from None
+    return env_seconds(os.environ, LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_SECONDS, zero=True)
 
 
 @cache
