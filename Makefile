@@ -30,10 +30,10 @@ browser:
 demo: install
 	$(BIN)/nudge demo --yes
 
-# Lint, the whole suite on two workers, then the fast suite on the newest Python. `make test-fast` skips
-# the slow end-to-end tests.
+# Lint, the whole suite on two workers (less the fast suite's copies of checks that slow tests make too),
+# then the fast suite on the newest Python. `make test-fast` skips the slow end-to-end tests.
 test: lint browser
-	$(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not fast_suite_only" $(PYTEST_ARGS)
 	$(MAKE) test-newest-python
 
 $(NEWEST_STAMP): pyproject.toml setup.py

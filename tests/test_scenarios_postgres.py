@@ -4,16 +4,12 @@ created before it and dropped after it; each pytest-xdist worker is a process of
 its own database name).
 
 The seg_* files run on Postgres in tests/test_warehouse_parity.py, side by side with DuckDB and
-compared table by table; this module runs the other files. One runs in the fast suite, one of
-each other family in the slow one (``make test``), and every file with
-``NUDGE_TEST_POSTGRES_SCENARIOS=all``: every file in ``make test`` took the Python 3.11 suite to
-58 minutes on a quiet 2-core machine, which with the fast suite on Python 3.13 comes too close to
-CI's 90-minute limit (docs/warehouses.md).
+compared table by table; this module runs every other file. One runs in the fast suite, the
+rest in the slow one (``make test``).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -29,24 +25,6 @@ from tests.conftest import scenario_files
 
 # A send policy with frequency caps; jrn_step_wait runs in the read-commands test below.
 FAST = {"jrn_policy_frequency_cap_email"}
-# One of each other family: channels, edits, keyed conditions, quiet hours in a user's zone,
-# goals, DST windows, date and attribute triggers, re-entry, traits as of a run, topic
-# preferences per channel.
-FAMILIES = {
-    "dsl_example",
-    "jrn_channel_in_app",
-    "jrn_edit_removed_step_moves_on",
-    "jrn_keyed_where_cart",
-    "jrn_policy_quiet_hours_user_zone",
-    "jrn_policy_topic_channel_preference",
-    "jrn_setting_goal_exit",
-    "jrn_step_window_dst_berlin",
-    "jrn_trigger_date_at_local_time",
-    "jrn_trigger_attribute_changed",
-    "reentry_never_segment_entered",
-    "traits_as_of_and_unset",
-}
-EVERY_FILE = os.environ.get("NUDGE_TEST_POSTGRES_SCENARIOS") == "all"
 
 
 @pytest.mark.parametrize(
@@ -54,7 +32,7 @@ EVERY_FILE = os.environ.get("NUDGE_TEST_POSTGRES_SCENARIOS") == "all"
     [
         pytest.param(p, marks=() if p.stem in FAST else pytest.mark.slow, id=p.stem)
         for p in scenario_files()
-        if not p.stem.startswith("seg_") and (EVERY_FILE or p.stem in FAST | FAMILIES)
+        if not p.stem.startswith("seg_")
     ],
 )
 @pytest.mark.usefixtures("postgres_server")
