@@ -72,6 +72,7 @@ def test_bad_definitions_are_refused_naming_file_item_and_field(
     assert "did you mean 'eq'" in result.stderr
     assert "journey 'pro_welcome'" in result.stderr and "pros" in result.stderr
     assert not (tmp_path / "home" / "warehouse.duckdb").exists() or "run" not in command
+    assert "running the pipeline" not in result.stdout  # refused before a run starts
 
 
 @pytest.mark.slow

@@ -223,6 +223,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import uuid
 
+    from nudge.core.checked_content import load_workspace_content
     from orchestration.dagster_run import run_through_dagster
     from orchestration.run_lock import hold_run_lock
     from orchestration.run_summary import summarize_run
@@ -230,11 +231,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workspace = workspace_from_args(args)
     as_of = parse_as_of(args.as_of)
+    # Checked here as well as where the code location loads them: a mistake in the definitions
+    # is said at once, before Dagster is imported and a run is started (seconds).
+    content = load_workspace_content(workspace)
     if args.dry_run:
-        from nudge.core.checked_content import load_workspace_content
         from orchestration.dry_run import dry_run
 
-        print(dry_run(workspace, load_workspace_content(workspace), as_of).render())
+        print(dry_run(workspace, content, as_of).render())
         return 0
     from orchestration.resources import check_delivery_settings
 
