@@ -21,9 +21,10 @@ skipped            topic unsub...  not transactional, topic preference off on th
 undeliverable      no address      no email / phone / device / URL for the channel
 held               quiet hours     not transactional, not in_app, inside quiet hours: the
                                    row stays pending and goes out at the first later dispatch
-undeliverable      frequency cap   not transactional, not in_app, over a cap counting sends
-                                   in the ledger (not those of the transactional API, which
-                                   have no journey) and earlier sends of this same dispatch
+undeliverable      frequency cap   not transactional, not in_app, over a cap counting the
+                                   person's sends in the ledger (to any id merged into them;
+                                   not those of the transactional API, which have no journey)
+                                   and earlier sends of this same dispatch
 send               (none)          everything else
 =================  ==============  ========================================================
 
@@ -41,6 +42,7 @@ import polars as pl
 
 from nudge.core.clock import clock_time, clock_window_state, user_zone
 from nudge.core.dsl.spec import Content, FrequencyCap, QuietHours, Template
+from nudge.core.identity import merged_users
 from nudge.core.opt_out import opt_out_values_sql, topic_off_sql, unsubscribed_sql
 from senders.ledger import retryable
 
@@ -217,8 +219,10 @@ def _quiet_table(
     return pl.DataFrame(rows, schema={"tz": pl.String, "quiet": pl.Boolean}, orient="row")
 
 
-def _cap_sql(index: int, cap: FrequencyCap) -> tuple[str, str]:
-    """A CTE counting prior sends under ``cap`` and the condition that blocks a row."""
+def _cap_sql(index: int, cap: FrequencyCap, merged: str) -> tuple[str, str]:
+    """A CTE counting prior sends under ``cap`` and the condition that blocks a row. A send
+    counts for the person its id is now part of (``merged``: ``(user_id, merged_into)``), whose
+    id the pending rows already carry (``journeys.merges``)."""
     scope = "" if cap.channel == "any" else f" and l.channel = $cap{index}_channel"
     rank_scope = "" if cap.channel == "any" else f" and c.channel = $cap{index}_channel"
     partition = "c.user_id" if cap.channel == "any" else "c.user_id, c.channel"
@@ -229,14 +233,15 @@ def _cap_sql(index: int, cap: FrequencyCap) -> tuple[str, str]:
                ) as n
         from capped c
         left join (
-            select l.user_id, count(*) as sent
+            select coalesce(m.merged_into, l.user_id) as user_id, count(*) as sent
             from nudge.delivery_ledger l
             left join nudge.outbox ob on ob.idempotency_key = l.idempotency_key
+            left join {merged} m on m.user_id = l.user_id
             where l.status = 'sent' and l.channel <> 'in_app'
               and not coalesce(ob.transactional, false) and l.journey is not null{scope}
               and l.as_of > $as_of - to_seconds({int(cap.per.total_seconds())})
               and l.as_of <= $as_of
-            group by l.user_id
+            group by 1
         ) prior on prior.user_id = c.user_id
         where true{rank_scope}
     )"""
@@ -269,7 +274,8 @@ def evaluate_policies(
         pending_params["channels"] = list(channels)
     quiet = _quiet_table(con, policies.quiet_hours, as_of, (pending_sql, pending_params), tz_path)
     params = {**pending_params, "tz_path": tz_path}
-    caps = [_cap_sql(i, cap) for i, cap in enumerate(policies.frequency_caps)]
+    merged = merged_users(con)
+    caps = [_cap_sql(i, cap, merged) for i, cap in enumerate(policies.frequency_caps)]
     for i, cap in enumerate(policies.frequency_caps):
         if cap.channel != "any":
             params[f"cap{i}_channel"] = cap.channel
