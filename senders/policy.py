@@ -274,7 +274,8 @@ def evaluate_policies(
         pending_params["channels"] = list(channels)
     quiet = _quiet_table(con, policies.quiet_hours, as_of, (pending_sql, pending_params), tz_path)
     params = {**pending_params, "tz_path": tz_path}
-    merged = merged_users(con)
+    # Asked of the catalog only where a cap needs it: every dispatch decides its policies.
+    merged = merged_users(con) if policies.frequency_caps else ""
     caps = [_cap_sql(i, cap, merged) for i, cap in enumerate(policies.frequency_caps)]
     for i, cap in enumerate(policies.frequency_caps):
         if cap.channel != "any":
