@@ -15,13 +15,14 @@ from typing import Any
 from collector.commit import GroupCommitter
 from collector.customerio import USER_SUPPRESSED, USER_UNSUPPRESSED
 from nudge.core.clock import utc_now
-from nudge.core.landing.journal import encode_row
-from nudge.core.landing.messages import MAX_MESSAGE_BYTES, InvalidMessage, normalise_message
+from nudge.core.landing.messages import LANDING_COLUMNS, MAX_MESSAGE_BYTES, InvalidMessage
 from nudge.core.landing.quarantine import keep, quarantine_record
+from nudge.core.landing.rows import journal_row, received_micros
 from nudge.core.landing.suppressions import SuppressionList, suppressed_id
 
 # A person's suppression and its end are recorded even while they are suppressed.
 SUPPRESSION_EVENTS = frozenset({USER_SUPPRESSED, USER_UNSUPPRESSED})
+_EVENT = LANDING_COLUMNS.index("event")
 
 
 @dataclass(frozen=True)
@@ -71,25 +72,28 @@ class Intaker:
         endpoint already refused, as ``(index, what was sent, reason)``; ``max_bytes`` is the
         size limit of one message from this endpoint's API."""
         intake = Intake()
-        received = utc_now()  # naive UTC already: not converted again per message
+        received = utc_now()
+        received_at = received_micros(received)  # once per request, not per message
         rows: list[list[Any]] = []
         records = [quarantine_record(source, i, reason, sent) for i, sent, reason in failures]
         intake.rejected.extend(Rejected(i, _message_id(sent), r) for i, sent, r in failures)
         suppressed_ids = self.suppressions.current()
         for index, message in messages:
             try:
-                row = normalise_message(message, received, max_bytes=max_bytes)
+                row = journal_row(message, received, received_at, max_bytes=max_bytes)
             except InvalidMessage as exc:
                 intake.rejected.append(Rejected(index, _message_id(message), exc.reason))
                 records.append(quarantine_record(source, index, exc.reason, message))
                 continue
             if (
-                suppressed_id(row, suppressed_ids) is not None
-                and row["event"] not in SUPPRESSION_EVENTS
+                suppressed_ids
+                and suppressed_id(dict(zip(LANDING_COLUMNS, row, strict=True)), suppressed_ids)
+                is not None
+                and row[_EVENT] not in SUPPRESSION_EVENTS
             ):
                 intake.suppressed += 1
                 continue
-            rows.append(encode_row(row))
+            rows.append(row)
         intake.rejected.sort(key=lambda r: r.index)
         if records:
             await asyncio.to_thread(keep, self.quarantine_dir, records)

@@ -58,7 +58,7 @@ class JournalBusy(RuntimeError):
     """Another live process writes this landing folder's journal."""
 
 
-def _micros(value: datetime) -> int:
+def micros(value: datetime) -> int:
     """A naive UTC datetime as microseconds since the epoch (exact, unlike a float)."""
     return (value - _EPOCH) // _MICROSECOND
 
@@ -68,7 +68,7 @@ def encode_row(row: dict[str, Any]) -> list[Any]:
     encoded = list(_IN_COLUMN_ORDER(row))
     for i in _TIMESTAMP_INDEXES:
         if encoded[i] is not None:
-            encoded[i] = _micros(encoded[i])
+            encoded[i] = micros(encoded[i])
     return encoded
 
 

@@ -28,12 +28,12 @@ MAX_TRACK_MESSAGE_BYTES = 100 * 1024 + MAX_MESSAGE_BYTES
 SEGMENT_API = "segment"
 CUSTOMERIO_API = "customerio"
 MESSAGE_LIMITS = {SEGMENT_API: MAX_MESSAGE_BYTES, CUSTOMERIO_API: MAX_TRACK_MESSAGE_BYTES}
-_MAX_ID_BYTES = 150
+MAX_ID_BYTES = 150
 # Unix timestamps from here on are milliseconds (1e11 seconds is in the year 5138).
 MILLISECONDS_FROM = 100_000_000_000
 MESSAGE_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias", "delete"})
-_PROPERTY_TYPES = frozenset({"track", "page", "screen"})
-_TRAIT_TYPES = frozenset({"identify", "group"})
+PROPERTY_TYPES = frozenset({"track", "page", "screen"})
+TRAIT_TYPES = frozenset({"identify", "group"})
 
 LANDING_COLUMNS = (
     "message_id",
@@ -208,8 +208,8 @@ def _identifier(msg: Mapping[str, Any], field: str) -> str | None:
     else:
         text = str(value)
     # A character is at most 4 bytes in UTF-8: only longer text needs encoding to be measured.
-    if len(text) > _MAX_ID_BYTES // 4 and len(text.encode()) > _MAX_ID_BYTES:
-        raise InvalidMessage(f"{field} is longer than {_MAX_ID_BYTES} bytes")
+    if len(text) > MAX_ID_BYTES // 4 and len(text.encode()) > MAX_ID_BYTES:
+        raise InvalidMessage(f"{field} is longer than {MAX_ID_BYTES} bytes")
     return text or None
 
 
@@ -321,7 +321,7 @@ def normalise_message(
         "name": name if kind in ("page", "screen") else None,
         "timestamp": timestamp or received,
         "received_at": received,
-        "properties": _encoded(properties) if kind in _PROPERTY_TYPES else None,
-        "traits": _encoded(traits) if kind in _TRAIT_TYPES else None,
+        "properties": _encoded(properties) if kind in PROPERTY_TYPES else None,
+        "traits": _encoded(traits) if kind in TRAIT_TYPES else None,
         "context": _encoded(context),
     }
