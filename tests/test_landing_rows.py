@@ -135,7 +135,7 @@ def messages(draw: st.DrawFn) -> Any:
     return mostly(draw, st.just(message), json_values)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     message=messages(),
     received=st.sampled_from([RECEIVED, RECEIVED.replace(tzinfo=UTC)]),
