@@ -13,7 +13,7 @@ NEWEST_PYTHON ?= $(shell p=$$(pyenv prefix 3.13 2>/dev/null) && echo $$p/bin/pyt
 NEWEST_VENV := .venv-newest
 NEWEST_STAMP := $(NEWEST_VENV)/.installed-stamp
 
-.PHONY: install browser demo test test-fast test-spark test-newest-python ui bench lint clean
+.PHONY: install browser demo test test-fast test-postgres test-spark test-newest-python ui bench lint clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ demo: install
 # Lint, the whole suite on two workers (less the fast suite's copies of checks that slow tests make too),
 # then the fast suite on the newest Python. `make test-fast` skips the slow end-to-end tests.
 test: lint browser
-	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not fast_suite_only" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not postgres_every_file" $(PYTEST_ARGS)
 	$(MAKE) test-newest-python
 
 $(NEWEST_STAMP): pyproject.toml setup.py
@@ -55,6 +55,13 @@ test-newest-python: $(NEWEST_STAMP)
 
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow" $(PYTEST_ARGS)
+
+# Every scenario file on PostgreSQL (the machine's server): \`make test\` runs one of each family
+# (tests/test_scenarios_postgres.py, tests/test_warehouse_parity.py); with every file it came too
+# close to CI's 90-minute limit on a slow host (docs/warehouses.md).
+test-postgres: install
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m postgres_every_file $(PYTEST_ARGS) \
+		tests/test_scenarios_postgres.py tests/test_warehouse_parity.py
 
 # The dbt project on a local Spark (the `spark` extra, Java 17): every seg_* scenario mirrored on
 # Spark and compared with DuckDB (tests/test_warehouse_parity_spark.py). One Spark session for

@@ -1,9 +1,5 @@
-"""Every scenario file under tests/scenarios/ passes on DuckDB (docs/scenarios.md).
-
-The seg_* files are marked ``fast_suite_only``: ``make test`` runs each of them on DuckDB and
-Postgres side by side (tests/test_warehouse_parity.py), held to the same expectations on both, so
-it deselects their DuckDB-only run here; ``make test-fast`` keeps it.
-"""
+"""Every scenario file under tests/scenarios/ passes on DuckDB (docs/scenarios.md), in the fast
+suite and in ``make test``."""
 
 from __future__ import annotations
 
@@ -25,15 +21,7 @@ def test_every_file_of_the_scenario_folder_is_run() -> None:
     assert "seg_sql_tagged_outside_segments" in {p.stem for p in SCENARIOS}
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            p, marks=pytest.mark.fast_suite_only if p.stem.startswith("seg_") else (), id=p.stem
-        )
-        for p in SCENARIOS
-    ],
-)
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_scenario(path: Path, tmp_path: Path) -> None:
     result = run_scenario(load_scenario(path), tmp_path / "workspace")
     assert result.runs > 0
