@@ -30,8 +30,8 @@ browser:
 demo: install
 	$(BIN)/nudge demo --yes
 
-# Lint, the whole suite on two workers (less the fast suite's copies of checks that slow tests make too),
-# then the fast suite on the newest Python. `make test-fast` skips the slow end-to-end tests.
+# Lint, the whole suite on two workers (less the scenario files on Postgres that only
+# `make test-postgres` runs), then the fast suite on the newest Python. `make test-fast` skips the slow end-to-end tests.
 test: lint browser
 	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not postgres_every_file" $(PYTEST_ARGS)
 	$(MAKE) test-newest-python
@@ -56,7 +56,7 @@ test-newest-python: $(NEWEST_STAMP)
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
-# Every scenario file on PostgreSQL (the machine's server): \`make test\` runs one of each family
+# Every scenario file on PostgreSQL (the machine's server): `make test` runs one of each family
 # (tests/test_scenarios_postgres.py, tests/test_warehouse_parity.py); with every file it came too
 # close to CI's 90-minute limit on a slow host (docs/warehouses.md).
 test-postgres: install

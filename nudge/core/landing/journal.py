@@ -50,6 +50,7 @@ _LOCK_NAME = "lock"
 LOCK_WAIT_SECONDS = 10.0
 _TIMESTAMP_INDEXES = (LANDING_COLUMNS.index("timestamp"), LANDING_COLUMNS.index("received_at"))
 _EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _IN_COLUMN_ORDER = itemgetter(*LANDING_COLUMNS)
 
@@ -59,8 +60,8 @@ class JournalBusy(RuntimeError):
 
 
 def micros(value: datetime) -> int:
-    """A naive UTC datetime as microseconds since the epoch (exact, unlike a float)."""
-    return (value - _EPOCH) // _MICROSECOND
+    """A datetime as microseconds since the epoch (exact, unlike a float); a naive one is UTC."""
+    return (value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)) // _MICROSECOND
 
 
 def encode_row(row: dict[str, Any]) -> list[Any]:

@@ -16,10 +16,9 @@ messages, valid and not).
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from nudge.core.clock import to_utc_naive
 from nudge.core.landing.journal import encode_row, micros
 from nudge.core.landing.messages import (
     MAX_ID_BYTES,
@@ -35,9 +34,6 @@ from nudge.core.landing.messages import (
 # Text this many characters long is at most MAX_ID_BYTES bytes in UTF-8 (4 bytes a character):
 # its size needs no encoding to be checked. Longer ids take the full check.
 _QUICK_ID_CHARS = MAX_ID_BYTES // 4
-_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH = datetime(1970, 1, 1)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def journal_row(
@@ -57,7 +53,7 @@ def journal_row(
 
 def received_micros(received_at: datetime) -> int:
     """An arrival time as the journal writes it."""
-    return micros(to_utc_naive(received_at))
+    return micros(received_at)
 
 
 def _iso_micros(value: Any) -> int | None:
@@ -72,7 +68,7 @@ def _iso_micros(value: Any) -> int | None:
         return None
     if not 1 < moment.year < 9999:
         return None
-    return (moment - (_EPOCH if moment.tzinfo is None else _EPOCH_UTC)) // _MICROSECOND
+    return micros(moment)
 
 
 def _plain_id(value: Any) -> bool:
