@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SPARK_STAMP := $(VENV)/.spark-stamp
 export NUDGE_HOME ?= $(CURDIR)/workspace
 export NUDGE_CONTENT ?= $(CURDIR)/content
 export DAGSTER_HOME ?= $(NUDGE_HOME)/dagster
@@ -13,7 +14,7 @@ NEWEST_PYTHON ?= $(shell p=$$(pyenv prefix 3.13 2>/dev/null) && echo $$p/bin/pyt
 NEWEST_VENV := .venv-newest
 NEWEST_STAMP := $(NEWEST_VENV)/.installed-stamp
 
-.PHONY: install browser demo test test-fast test-postgres test-spark test-newest-python ui bench lint clean
+.PHONY: install browser demo test test-fast test-warehouses test-newest-python ui bench lint clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,11 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
+# The spark extra (pyspark and dbt-spark, about 400 MB) for the tests that build on Spark.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
 # Debian's chromium, for the browser tests of the web pages (as root, like CI).
 browser:
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
@@ -30,10 +36,11 @@ browser:
 demo: install
 	$(BIN)/nudge demo --yes
 
-# Lint, the whole suite on two workers (less the scenario files on Postgres that only
-# `make test-postgres` runs), then the fast suite on the newest Python. `make test-fast` skips the slow end-to-end tests.
-test: lint browser
-	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not postgres_every_file" $(PYTEST_ARGS)
+# Lint, the whole suite on two workers (every scenario file on DuckDB and on PostgreSQL, the
+# seg_* files on Spark too), then the fast suite on the newest Python. `make test-fast` skips
+# the slow end-to-end tests.
+test: lint browser $(SPARK_STAMP)
+	NUDGE_TEST_SPARK=1 $(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 	$(MAKE) test-newest-python
 
 $(NEWEST_STAMP): pyproject.toml setup.py
@@ -48,7 +55,7 @@ $(NEWEST_STAMP): pyproject.toml setup.py
 # differs between Python versions; every one of them runs on 3.11 above, and the Dagster, CLI,
 # collector and sender tests that run here build the dbt project too.
 NEWEST_PYTHON_SKIPS := --ignore=tests/test_scenarios.py --ignore=tests/test_scenarios_postgres.py \
-	--ignore=tests/test_warehouse_parity.py --ignore=tests/test_warehouse_parity_spark.py
+	--ignore=tests/test_warehouse_parity.py
 test-newest-python: $(NEWEST_STAMP)
 	$(NEWEST_VENV)/bin/python -m pytest -n 2 --dist worksteal -m "not slow" -p no:cacheprovider \
 		$(NEWEST_PYTHON_SKIPS) $(PYTEST_ARGS)
@@ -56,20 +63,11 @@ test-newest-python: $(NEWEST_STAMP)
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
-# Every scenario file on PostgreSQL (the machine's server): `make test` runs one of each family
-# (tests/test_scenarios_postgres.py, tests/test_warehouse_parity.py); with every file it came too
-# close to CI's 90-minute limit on a slow host (docs/warehouses.md).
-test-postgres: install
-	$(BIN)/python -m pytest -n 2 --dist worksteal -m postgres_every_file $(PYTEST_ARGS) \
+# Every scenario file on PostgreSQL (the machine's server) and the seg_* files on Spark, alone:
+# what `make test` runs beyond the DuckDB suite.
+test-warehouses: $(SPARK_STAMP)
+	NUDGE_TEST_SPARK=1 $(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS) \
 		tests/test_scenarios_postgres.py tests/test_warehouse_parity.py
-
-# The dbt project on a local Spark (the `spark` extra, Java 17): every seg_* scenario mirrored on
-# Spark and compared with DuckDB (tests/test_warehouse_parity_spark.py). One Spark session for
-# all of them, so one pytest process. Not part of `make test`: minutes per scenario
-# (docs/warehouses.md, Spark).
-test-spark: install
-	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
-	NUDGE_TEST_SPARK=1 $(BIN)/python -m pytest -p no:xdist tests/test_warehouse_parity_spark.py $(PYTEST_ARGS)
 
 # Every stage timed against its floor on generated data (BENCHMARKS.md). BENCH_SCALE=small|medium|large;
 # large (1M users, 10M events) takes tens of minutes on 2 cores. Writes bench/results.json.

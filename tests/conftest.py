@@ -251,13 +251,6 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def postgres_marks(
-    stem: str, fast: set[str], families: set[str]
-) -> tuple[pytest.MarkDecorator, ...]:
-    """A scenario file's marks on Postgres: none in the fast suite, ``slow`` for one of each
-    family, ``slow`` and ``postgres_every_file`` for the rest."""
-    if stem in fast:
-        return ()
-    if stem in families:
-        return (pytest.mark.slow,)
-    return (pytest.mark.slow, pytest.mark.postgres_every_file)
+def postgres_marks(stem: str, fast: set[str]) -> tuple[pytest.MarkDecorator, ...]:
+    """A scenario file's marks on Postgres: none in the fast suite, ``slow`` for the rest."""
+    return () if stem in fast else (pytest.mark.slow,)

@@ -4,10 +4,8 @@ created before it and dropped after it; each pytest-xdist worker is a process of
 its own database name).
 
 The seg_* files run on Postgres in tests/test_warehouse_parity.py, side by side with DuckDB and
-compared table by table; this module runs every other file. One runs in the fast suite, one of
-each family in ``make test``, and every file in ``make test-postgres`` (marked
-``postgres_every_file``): with every file, ``make test`` would come too close to CI's 90-minute
-limit on a slow host (docs/warehouses.md).
+compared table by table; this module runs every other file. One runs in the fast suite, every
+file in ``make test`` (and in ``make test-warehouses``, with the seg_* files).
 """
 
 from __future__ import annotations
@@ -27,30 +25,12 @@ from tests.conftest import postgres_marks, scenario_files
 
 # A send policy with frequency caps; jrn_step_wait runs in the read-commands test below.
 FAST = {"jrn_policy_frequency_cap_email"}
-# One of each other family, in make test: channels, edits, keyed conditions, quiet hours in a
-# user's zone, goals, DST windows, date and attribute triggers, re-entry, traits as of a run,
-# topic preferences per channel, caps across merged ids.
-FAMILIES = {
-    "dsl_example",
-    "jrn_channel_in_app",
-    "jrn_edit_removed_step_moves_on",
-    "jrn_keyed_where_cart",
-    "jrn_policy_frequency_cap_merged_person",
-    "jrn_policy_quiet_hours_user_zone",
-    "jrn_policy_topic_channel_preference",
-    "jrn_setting_goal_exit",
-    "jrn_step_window_dst_berlin",
-    "jrn_trigger_date_at_local_time",
-    "jrn_trigger_attribute_changed",
-    "reentry_never_segment_entered",
-    "traits_as_of_and_unset",
-}
 
 
 @pytest.mark.parametrize(
     "path",
     [
-        pytest.param(p, marks=postgres_marks(p.stem, FAST, FAMILIES), id=p.stem)
+        pytest.param(p, marks=postgres_marks(p.stem, FAST), id=p.stem)
         for p in scenario_files()
         if not p.stem.startswith("seg_")
     ],

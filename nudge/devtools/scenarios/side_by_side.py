@@ -9,6 +9,10 @@ sides are held to the file's expectations, and after each run the ``mirror.COMPA
 (users, events, memberships, membership history) and the messages the run sent must be the same
 on both. One run of each side checks what the scenario suite on Postgres and the dbt parity
 check used to check in two.
+
+Given a Spark session, the DuckDB run is also mirrored by dbt builds on Spark
+(``spark_mirror.SparkMirror``: the dbt project only, as the engine does not run on Spark) and
+compared after every run, so that the same DuckDB run serves both comparisons.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from nudge.core.warehouse.postgres import connect_postgres, pointing_at
 from nudge.devtools.scenarios.mirror import compared_differences
 from nudge.devtools.scenarios.model import Scenario
 from nudge.devtools.scenarios.runner import ScenarioRun, scenario_database, sort_sent
+from nudge.devtools.scenarios.spark_mirror import SparkMirror
 
 
 def _copy_new_files(landing_dir: Path, to: ScenarioRun) -> None:
@@ -33,16 +38,22 @@ def _copy_new_files(landing_dir: Path, to: ScenarioRun) -> None:
 
 
 def run_side_by_side(
-    scenario: Scenario, home: Path, progress: Callable[[str], None] | None = None
+    scenario: Scenario,
+    home: Path,
+    progress: Callable[[str], None] | None = None,
+    *,
+    spark: Any | None = None,
 ) -> list[str]:
     """Run ``scenario`` on DuckDB (in ``home/duckdb``) and on Postgres (``home/postgres``, in a
-    database dropped afterwards); returns every failed expectation of either side and every
-    difference between them (after which run)."""
+    database dropped afterwards), and mirror it on ``spark`` if given (``home/spark``); returns
+    every failed expectation of DuckDB and Postgres and every difference from DuckDB (after
+    which run)."""
     problems: list[str] = []
     with scenario_database() as url:
         duckdb = ScenarioRun(scenario, home / "duckdb")
         with pointing_at(url):
             postgres = ScenarioRun(scenario, home / "postgres")
+        mirror = None if spark is None else SparkMirror(duckdb, home / "spark", spark)
 
         def postgres_rows(query: str, json_columns: tuple[str, ...]) -> tuple[list[str], Any]:
             with connect_postgres(url) as con, con.cursor() as cursor:
@@ -53,7 +64,12 @@ def run_side_by_side(
             if progress:
                 progress(f"{scenario.name}: steps[{step.index}] {step.kind}")
             sent = (len(duckdb.captured()), len(postgres.captured()))
+            if mirror is not None and step.kind == "run":
+                # Built first: it copies the engine's tables as DuckDB's build is about to read them.
+                mirror.build(scenario.resolve_time(step.body["at"], f"steps[{step.index}].run.at"))
             problems += [f"on DuckDB {f}" for f in getattr(duckdb, step.kind)(step)]
+            if mirror is not None and step.kind == "define":
+                mirror.assemble()
             if step.kind == "events":
                 _copy_new_files(duckdb.workspace.events_landing_dir, postgres)
                 continue
@@ -66,6 +82,8 @@ def run_side_by_side(
                 duckdb.workspace.warehouse_path, postgres_rows, "Postgres"
             )
             problems += [f"{after} {d}" for d in differences]
+            if mirror is not None:
+                problems += [f"{after} {d}" for d in mirror.differences()]
             on_duckdb = sort_sent(duckdb.captured()[sent[0] :])
             on_postgres = sort_sent(postgres.captured()[sent[1] :])
             if on_duckdb != on_postgres:
