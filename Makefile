@@ -37,10 +37,12 @@ demo: install
 	$(BIN)/nudge demo --yes
 
 # Lint, the whole suite on two workers (every scenario file on DuckDB and on PostgreSQL, the
-# seg_* files on Spark too), then the fast suite on the newest Python. `make test-fast` skips
-# the slow end-to-end tests.
+# seg_* files on Spark too), then the fast suite on the newest Python. The seg_* files' DuckDB
+# runs are those of their side-by-side run with Postgres and Spark (tests/test_warehouse_parity.py),
+# not a second one alone. `make test-fast` skips the slow end-to-end tests.
 test: lint browser $(SPARK_STAMP)
-	NUDGE_TEST_SPARK=1 $(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
+	NUDGE_TEST_SPARK=1 $(BIN)/python -m pytest -n 2 --dist worksteal -m "not duckdb_side_by_side" \
+		$(PYTEST_ARGS)
 	$(MAKE) test-newest-python
 
 $(NEWEST_STAMP): pyproject.toml setup.py
