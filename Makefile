@@ -36,12 +36,13 @@ browser:
 demo: install
 	$(BIN)/nudge demo --yes
 
-# Lint, the whole suite on two workers (every scenario file on DuckDB and on PostgreSQL, the
-# seg_* files on Spark too), then the fast suite on the newest Python. The seg_* files' DuckDB
-# runs are those of their side-by-side run with Postgres and Spark (tests/test_warehouse_parity.py),
-# not a second one alone. `make test-fast` skips the slow end-to-end tests.
+# Lint, the whole suite on two workers (every scenario file on DuckDB and on PostgreSQL, one
+# seg_* file of each family on Spark too), then the fast suite on the newest Python. The seg_*
+# files' DuckDB runs are those of their side-by-side run with Postgres and Spark
+# (tests/test_warehouse_parity.py), not a second one alone. `make test-fast` skips the slow
+# end-to-end tests.
 test: lint browser $(SPARK_STAMP)
-	NUDGE_TEST_SPARK=1 $(BIN)/python -m pytest -n 2 --dist worksteal -m "not duckdb_side_by_side" \
+	NUDGE_TEST_SPARK=families $(BIN)/python -m pytest -n 2 --dist worksteal -m "not duckdb_side_by_side" \
 		$(PYTEST_ARGS)
 	$(MAKE) test-newest-python
 
@@ -65,8 +66,9 @@ test-newest-python: $(NEWEST_STAMP)
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
-# Every scenario file on PostgreSQL (the machine's server) and the seg_* files on Spark, alone:
-# what `make test` runs beyond the DuckDB suite.
+# Every scenario file on PostgreSQL (the machine's server) and every seg_* file on Spark, alone
+# (make test mirrors one seg_* file of each family on Spark: every file would add about 20
+# minutes to it).
 test-warehouses: $(SPARK_STAMP)
 	NUDGE_TEST_SPARK=1 $(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS) \
 		tests/test_scenarios_postgres.py tests/test_warehouse_parity.py

@@ -1,17 +1,19 @@
 """Each seg_* scenario of tests/scenarios/ on DuckDB and on PostgreSQL side by side, and on Spark
-too when ``NUDGE_TEST_SPARK=1`` (nudge.devtools.scenarios.side_by_side): the whole pipeline
-(load, dbt, journeys, sending) on DuckDB and Postgres, each held to the file's expectations, and
-every DuckDB run mirrored by a dbt build on Spark; after each run dim_users, fct_events, the
-memberships and the membership history must be the same on all three, and the messages sent the
-same on DuckDB and Postgres.
+too (nudge.devtools.scenarios.side_by_side): the whole pipeline (load, dbt, journeys, sending) on
+DuckDB and Postgres, each held to the file's expectations, and the DuckDB runs mirrored by dbt
+builds on Spark; after each run dim_users, fct_events, the memberships and the membership history
+must be the same on all of them, and the messages sent the same on DuckDB and Postgres.
 
 This is the Postgres and Spark run of the seg_* files: tests/test_scenarios_postgres.py runs the
-others on Postgres, and the DuckDB-only run of every file stays in tests/test_scenarios.py. Two
-run in the fast suite (on DuckDB and Postgres); ``make test`` runs every file, with Spark.
+others on Postgres, and tests/test_scenarios.py runs every file on DuckDB alone. Two run in the
+fast suite (on DuckDB and Postgres). ``make test`` runs every file, mirroring one of each family
+on Spark (``NUDGE_TEST_SPARK=families``: a Spark build of every file would add about 20 minutes
+to it, docs/warehouses.md); ``make test-warehouses`` mirrors every file
+(``NUDGE_TEST_SPARK=1``).
 
-pyspark and dbt-spark are the ``spark`` extra (about 400 MB, out of the default install):
-``make test`` and ``make test-warehouses`` install it and set ``NUDGE_TEST_SPARK=1``. Then a missing
-extra or Java fails the module; without the variable, Spark is left out.
+pyspark and dbt-spark are the ``spark`` extra (about 400 MB, out of the default install): both
+targets install it. With the variable set, a missing extra or Java fails the module; without
+it, Spark is left out.
 """
 
 from __future__ import annotations
@@ -32,6 +34,30 @@ from tests.conftest import postgres_marks, scenario_files
 SCENARIOS = scenario_files("seg_")
 # Deletes, re-created profiles and several runs; typed traits. The rest are slow.
 FAST = {"seg_delete_user", "seg_attr_eq_typed"}
+# Mirrored on Spark in make test: one of each family (as chosen for the Postgres runs when make
+# test ran one of each there, the cheaper file of a family where there are several), and the two
+# of the fast suite (deletes; typed traits, which Spark keeps as decimals).
+SPARK_FAMILIES = {
+    "seg_anonymous_merge_identify",
+    "seg_merge_customers",
+    "seg_attr_eq_typed",
+    "seg_attr_gt_timestamp_operand",
+    "seg_attr_contains_array",
+    "seg_attr_within_next",
+    "seg_delete_user",
+    "seg_performed_times_operators",
+    "seg_performed_window_boundaries",
+    "seg_late_trait_update",
+    "seg_logic_nested",
+    "seg_random_bucket_bounds",
+    "seg_subscription_topic_defaults",
+    "seg_message_sent",
+    "seg_where_timestamp_ops",
+    "seg_suppress_user",
+    "seg_sql_tagged_outside_segments",
+    "seg_in_segment_chain",
+}
+SPARK_CHOICES = {"1": "every file", "families": "one file of each family"}
 # Scenarios whose dbt build does not run on Spark yet: what the build says instead, and why
 # (docs/warehouses.md, Spark).
 SPARK_REFUSES = {
@@ -43,10 +69,16 @@ SPARK_REFUSES = {
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """This process's Spark session when ``NUDGE_TEST_SPARK=1``, else ``None``."""
-    if os.environ.get("NUDGE_TEST_SPARK") != "1":
+    """This process's Spark session when ``NUDGE_TEST_SPARK`` is set, else ``None``."""
+    choice = os.environ.get("NUDGE_TEST_SPARK")
+    if not choice:
         yield None
         return
+    if choice not in SPARK_CHOICES:
+        pytest.fail(
+            f"NUDGE_TEST_SPARK={choice}: set it to 1 (every file on Spark) or families (one of "
+            "each family), or leave it unset (no Spark)."
+        )
     missing = [
         what
         for what, found in (
@@ -58,7 +90,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     ]
     if missing:
         pytest.fail(
-            f"NUDGE_TEST_SPARK=1 but {', '.join(missing)} is missing: `make test-warehouses` installs "
+            f"NUDGE_TEST_SPARK is set but {', '.join(missing)} is missing: `make test-warehouses` installs "
             "the spark extra; Java 17 comes from the system's packages."
         )
     from nudge.devtools.scenarios.spark_mirror import spark_session
@@ -74,6 +106,8 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.mark.usefixtures("postgres_server")
 def test_warehouses_match_duckdb(path: Path, tmp_path: Path, spark: Any) -> None:
     scenario = load_scenario(path)
+    if os.environ.get("NUDGE_TEST_SPARK") == "families" and path.stem not in SPARK_FAMILIES:
+        spark = None
     refusal = SPARK_REFUSES.get(path.stem)
     problems = run_side_by_side(
         scenario, tmp_path / "side-by-side", spark=None if refusal else spark
@@ -85,3 +119,9 @@ def test_warehouses_match_duckdb(path: Path, tmp_path: Path, spark: Any) -> None
 
         with pytest.raises(DbtBuildError, match=refusal):
             run_mirrored_spark(scenario, tmp_path / "spark", spark)
+
+
+def test_every_spark_family_is_a_seg_file() -> None:
+    """A renamed or removed file would silently leave its family off Spark in make test."""
+    missing = SPARK_FAMILIES - {p.stem for p in SCENARIOS}
+    assert not missing, f"not seg_* files of tests/scenarios/: {sorted(missing)}"

@@ -86,8 +86,10 @@ def _stage(
     seconds: float, floor: float | None, rss: float | None, rows: int | None, note: str = ""
 ) -> Stage:
     ratio = round(seconds / floor, 2) if floor else None
-    floor = None if floor is None else round(floor, 3)
-    return Stage(round(seconds, 3), floor, ratio, rss, rows, note)
+    # To the microsecond: at the tiny scale a floor can take under half a millisecond, which
+    # rounded to the millisecond would read as no floor at all.
+    floor = None if floor is None else round(floor, 6)
+    return Stage(round(seconds, 6), floor, ratio, rss, rows, note)
 
 
 class BenchRun:
