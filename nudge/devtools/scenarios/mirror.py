@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nudge.core.warehouse.connection import connect
-from nudge.devtools.scenarios.model import Scenario
+from nudge.devtools.scenarios.model import Scenario, Step
 from nudge.devtools.scenarios.runner import ScenarioRun
 
 # What is compared after each run: the query (the same text on both warehouses) and which of
@@ -106,6 +106,21 @@ class Mirror(ABC):
         """One line per compared table whose rows differ between DuckDB and this warehouse."""
         return compared_differences(self.run.workspace.warehouse_path, self.rows, self.label)
 
+    def before(self, step: Step) -> None:
+        """What to do before DuckDB takes ``step``: a run is built here first, so that the copies
+        of the engine's tables are as DuckDB's own build is about to read them."""
+        if step.kind == "run":
+            self.build(self.run.scenario.run_at(step))
+
+    def after(self, step: Step) -> list[str]:
+        """What to do once DuckDB took ``step``: the project follows a ``define``; a run is
+        compared (the differences, each prefixed with the step)."""
+        if step.kind == "define":
+            self.assemble()
+        if step.kind != "run":
+            return []
+        return [f"after steps[{step.index}] {d}" for d in self.differences()]
+
 
 def compared_differences(
     duckdb_path: Path,
@@ -143,13 +158,7 @@ def run_mirrored(
     for step in scenario.steps:
         if progress:
             progress(f"{scenario.name}: steps[{step.index}] {step.kind}")
-        if step.kind == "run":
-            as_of = scenario.resolve_time(step.body["at"], f"steps[{step.index}].run.at")
-            mirror.build(as_of)
-            state.run(step)
-            problems += [f"after steps[{step.index}] {d}" for d in mirror.differences()]
-            continue
+        mirror.before(step)
         problems += [str(failure) for failure in getattr(state, step.kind)(step)]
-        if step.kind == "define":
-            mirror.assemble()
+        problems += mirror.after(step)
     return problems

@@ -55,6 +55,10 @@ class Scenario:
         """``"+3s"`` is an offset from ``start``; anything else is an ISO 8601 instant."""
         return resolve_time(self.start, value, f"{self.path}: {where}")
 
+    def run_at(self, step: Step) -> datetime:
+        """The ``as_of`` of a ``run`` step."""
+        return self.resolve_time(step.body["at"], f"steps[{step.index}].run.at")
+
 
 def parse_instant(value: Any, where: str) -> datetime:
     if isinstance(value, datetime):

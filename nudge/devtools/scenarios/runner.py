@@ -120,7 +120,7 @@ class ScenarioRun:
         ]
 
     def run(self, step: Step) -> list[Failure]:
-        as_of = self.scenario.resolve_time(step.body["at"], f"steps[{step.index}].run.at")
+        as_of = self.scenario.run_at(step)
         run_pipeline(self.workspace, self.content, self.project, self.providers, as_of=as_of)
         return []
 

@@ -64,12 +64,11 @@ def run_side_by_side(
             if progress:
                 progress(f"{scenario.name}: steps[{step.index}] {step.kind}")
             sent = (len(duckdb.captured()), len(postgres.captured()))
-            if mirror is not None and step.kind == "run":
-                # Built first: it copies the engine's tables as DuckDB's build is about to read them.
-                mirror.build(scenario.resolve_time(step.body["at"], f"steps[{step.index}].run.at"))
+            if mirror is not None:
+                mirror.before(step)
             problems += [f"on DuckDB {f}" for f in getattr(duckdb, step.kind)(step)]
-            if mirror is not None and step.kind == "define":
-                mirror.assemble()
+            if mirror is not None:
+                problems += mirror.after(step)
             if step.kind == "events":
                 _copy_new_files(duckdb.workspace.events_landing_dir, postgres)
                 continue
@@ -82,8 +81,6 @@ def run_side_by_side(
                 duckdb.workspace.warehouse_path, postgres_rows, "Postgres"
             )
             problems += [f"{after} {d}" for d in differences]
-            if mirror is not None:
-                problems += [f"{after} {d}" for d in mirror.differences()]
             on_duckdb = sort_sent(duckdb.captured()[sent[0] :])
             on_postgres = sort_sent(postgres.captured()[sent[1] :])
             if on_duckdb != on_postgres:
