@@ -226,7 +226,7 @@ def test_the_anonymous_calls_stitched_to_an_erased_person_are_purged_too(tmp_pat
             {"type": "identify", "userId": "ann", "anonymousId": "anon-1",
              "timestamp": stamp(START + H / 4), "traits": {"email": "ann@example.com"}},
             {"type": "alias", "previousId": "anon-2", "userId": "ann",
-             "timestamp": stamp(START + H / 4)},
+             "timestamp": stamp(START + H / 4), "context": {"ip": "203.0.113.7"}},
             {"type": "identify", "userId": "ann", "anonymousId": "shared",
              "timestamp": stamp(START + H / 4)},
             {"type": "identify", "userId": "cy", "anonymousId": "shared",
@@ -244,7 +244,8 @@ def test_the_anonymous_calls_stitched_to_an_erased_person_are_purged_too(tmp_pat
     run(START + 3 * H)
     kept = {"shared", "stranger"}
     assert anonymous_calls(workspace) == {"raw.events": kept, "staging.stg_events": kept}
-    # The calls that stitched ann's anonymous ids stay, with the ids only.
+    # The calls that stitched ann's anonymous ids stay, with the ids only (the alias's context,
+    # with her address, is gone).
     with duckdb.connect(str(workspace.warehouse_path), read_only=True) as con:
         links = con.execute(
             "select type, anonymous_id, previous_id, traits, context from raw.events"

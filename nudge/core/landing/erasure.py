@@ -25,10 +25,11 @@ USER_SUPPRESSED = "User Suppressed"
 USER_UNSUPPRESSED = "User Unsuppressed"
 COPIES = ("raw.events", "staging.stg_events")
 # The calls that are kept: deletes, suppressions and merges (dbt's is_erasure_call and
-# is_merge_call macros).
+# is_merge_call macros). Never NULL: it is negated, and ``not NULL`` would keep a call that is
+# none of them (an alias without nudge's merge mark, whose context then stayed).
 _RECORDS = f"""(e.type = 'delete'
-    or (e.type = 'track' and e.event in ('{USER_SUPPRESSED}', '{USER_UNSUPPRESSED}'))
-    or (e.type = 'alias' and e.context ->> '$.nudge.merge' = 'true'))"""
+    or (e.type = 'track' and coalesce(e.event, '') in ('{USER_SUPPRESSED}', '{USER_UNSUPPRESSED}'))
+    or (e.type = 'alias' and coalesce(e.context ->> '$.nudge.merge', '') = 'true'))"""
 
 
 def _links(alias: str) -> str:
