@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -30,6 +30,8 @@ os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
+# The local PostgreSQL server (its `postgres` database) that tests make databases on.
+SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCENARIO_SUFFIXES = (".yml", ".yaml")
 
 
@@ -197,17 +199,14 @@ def postgres_database() -> Iterator[str]:
     """The URL of a fresh database on the local PostgreSQL server, dropped afterwards."""
     import psycopg2
 
-    from nudge.core.warehouse.postgres import create_database, drop_database
+    from nudge.core.warehouse.postgres import new_database
 
-    name = f"nudge_test_{secrets.token_hex(6)}"
-    try:
-        url = create_database(name, "postgresql://postgres@127.0.0.1:5432/postgres")
-    except psycopg2.OperationalError as error:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {error}")
-    try:
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(new_database(f"nudge_test_{secrets.token_hex(6)}", SERVER))
+        except psycopg2.OperationalError as error:
+            pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {error}")
         yield url
-    finally:
-        drop_database(name, url)
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pytest
 
 from nudge.cli.main import main
 from nudge.core.warehouse.postgres import connect_postgres
+from tests.conftest import SERVER
 from tests.test_bench_smoke import STAGES
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Every stage of the DuckDB bench but those that never touch the warehouse.
 PIPELINE_STAGES = STAGES - {"collector_single", "collector_batch", "collector_at_1000", "http_send",
                             "latency"}  # fmt: skip

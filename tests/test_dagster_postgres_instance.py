@@ -40,6 +40,7 @@ from orchestration.location import LOCK_WAIT_ENV
 from orchestration.multiprocess_job import multiprocess_pipeline_job
 from orchestration.run_context import as_of_tag
 from senders.registry import CHANNELS
+from tests.conftest import SERVER
 
 pytestmark = pytest.mark.slow
 
@@ -264,14 +265,11 @@ PEOPLE = {"ada": "ada@example.com", "grace": "grace@example.com"}
 @pytest.fixture
 def dagster_database() -> Iterator[str]:
     """A second fresh database, for Dagster's storage (the warehouse has its own)."""
-    from nudge.core.warehouse.postgres import create_database, drop_database
+    from nudge.core.warehouse.postgres import new_database
 
     name = f"nudge_test_dagster_{secrets.token_hex(6)}"
-    url = create_database(name, "postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
+    with new_database(name, SERVER) as url:
         yield url
-    finally:
-        drop_database(name, url)
 
 
 def step_windows(records: list[dg.EventLogEntry]) -> dict[str, tuple[float, float]]:

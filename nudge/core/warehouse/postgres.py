@@ -9,6 +9,8 @@ long as the block that opened it, as DuckDB's do.
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -97,15 +99,74 @@ def drop_database(dbname: str, url: str | None = None) -> None:
     _administer(f'drop database if exists "{_checked_database(dbname)}" with (force)', url)
 
 
+# A throwaway database's name: its family (``nudge_scenario_``), then hexadecimal digits.
+_THROWAWAY_NAME = re.compile(r"(?P<family>[a-z][a-z0-9_]*_)[0-9a-f]+")
+
+
+def _claim_key(dbname: str) -> int:
+    """The advisory lock key that claims ``dbname``: 64 bits of its SHA-256."""
+    return int.from_bytes(hashlib.sha256(dbname.encode()).digest()[:8], "big", signed=True)
+
+
 @contextmanager
-def new_database(dbname: str) -> Iterator[str]:
-    """A new database ``dbname`` (collation C) on the server of ``NUDGE_POSTGRES_URL``, dropped
-    when the block ends. Yields its URL."""
-    url = create_database(dbname)
+def _claimed(dbname: str, url: str) -> Iterator[Any]:
+    """A connection to the server's ``postgres`` database holding the advisory lock that claims
+    ``dbname`` while the block runs (the server lets it go when the process dies)."""
+    import psycopg2
+
+    con = psycopg2.connect(**{**postgres_address(url).connect_kwargs(), "dbname": "postgres"})
     try:
-        yield url
+        con.autocommit = True
+        with con.cursor() as cursor:
+            cursor.execute("select pg_advisory_lock(%s)", (_claim_key(dbname),))
+        yield con
     finally:
-        drop_database(dbname, url)
+        con.close()
+
+
+def _drop_abandoned(claim: Any, family: str, url: str) -> list[str]:
+    """Drop the databases of ``family`` that no process claims (their process was killed
+    inside ``new_database``); return their names."""
+    with claim.cursor() as cursor:
+        cursor.execute("select datname from pg_database")
+        names = [
+            name
+            for (name,) in cursor.fetchall()
+            if (match := _THROWAWAY_NAME.fullmatch(name)) and match["family"] == family
+        ]
+        dropped = []
+        for name in names:
+            cursor.execute("select pg_try_advisory_lock(%s)", (_claim_key(name),))
+            if not cursor.fetchone()[0]:
+                continue  # its process is alive
+            try:
+                drop_database(name, url)
+                dropped.append(name)
+            finally:
+                cursor.execute("select pg_advisory_unlock(%s)", (_claim_key(name),))
+    return dropped
+
+
+@contextmanager
+def new_database(dbname: str, url: str | None = None) -> Iterator[str]:
+    """A new database ``dbname`` (collation C) on the server of ``url`` (default
+    ``NUDGE_POSTGRES_URL``), dropped when the block ends. Yields its URL.
+
+    A throwaway name is a family and hexadecimal digits (``nudge_scenario_1f2e...``). While the
+    block runs, this process holds an advisory lock on the name; before creating it, the
+    databases of the same family that nobody holds were left by a process killed inside its
+    block (SIGKILL, a lost machine), and are dropped."""
+    match = _THROWAWAY_NAME.fullmatch(dbname)
+    if match is None:
+        raise ValueError(f"database name {dbname!r}: use a family such as nudge_test_, then hex")
+    server = url or postgres_url()
+    with _claimed(dbname, server) as claim:
+        _drop_abandoned(claim, match["family"], server)
+        created = create_database(dbname, server)
+        try:
+            yield created
+        finally:
+            drop_database(dbname, created)
 
 
 @contextmanager
