@@ -79,8 +79,16 @@ def test_delete_and_suppress_stop_messages_and_scrub_the_ledger(tmp_path: Path) 
 
     land_messages(
         workspace.events_landing_dir,
-        person("ada", START) + person("bob", START) + person("cy", START),
-    )
+        person("ada", START)
+        + person("bob", START)
+        + person("cy", START)
+        + [
+            # An identify without an email, while someone's id is an address: it goes too.
+            {"type": "identify", "userId": "ada", "timestamp": stamp(START),
+             "traits": {"phone": "+44 20 7946 0000"}, "context": {"ip": "203.0.113.7"}},
+            track("dee@example.com", "browse", START),
+        ],
+    )  # fmt: skip
     run(START + H)
     assert ledger(workspace) == [
         ("ada", "ada@example.com", "sent"),
@@ -106,7 +114,7 @@ def test_delete_and_suppress_stop_messages_and_scrub_the_ledger(tmp_path: Path) 
         ],
     )
     run(START + 4 * H)
-    assert users(workspace) == {"cy"}
+    assert users(workspace) == {"cy", "dee@example.com"}
     assert ledger(workspace) == [
         ("ada", None, "sent"),
         ("bob", None, "sent"),
@@ -133,7 +141,7 @@ def test_delete_and_suppress_stop_messages_and_scrub_the_ledger(tmp_path: Path) 
         ],
     )
     run(START + 7 * H)
-    assert users(workspace) == {"bob", "cy"}
+    assert users(workspace) == {"bob", "cy", "dee@example.com"}
     assert ledger(workspace)[1:] == [
         ("bob", None, "sent"),
         ("bob", "bob@example.com", "sent"),

@@ -58,8 +58,8 @@ def purge_erased_calls(con: duckdb.DuckDBPyConnection, erased_users: str) -> int
             erased = f"""from {erased_users} d
                 where e.user_id = d.user_id and e.timestamp <= d.erased_through
                   and not {_RECORDS}"""
-            email_link = f"""(e.type = 'identify' and lower(e.traits ->> '$.email') in (
-                select lower(user_id) from {table} where user_id like '%@%'))"""
+            email_link = f"""(e.type = 'identify' and coalesce(lower(e.traits ->> '$.email') in (
+                select lower(user_id) from {table} where user_id like '%@%'), false))"""
             stitched = f"""(select {_linked_id("l")} as anonymous_id, d.erased_through
                 from {table} l join {erased_users} d
                   on l.user_id = d.user_id and l.timestamp <= d.erased_through
