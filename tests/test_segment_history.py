@@ -15,7 +15,7 @@ import pytest
 from nudge.core.landing.loader import load_new_files
 from nudge.core.landing.writer import land_messages
 from nudge.core.warehouse.connection import connect
-from nudge.core.warehouse.dbt import DbtBuildError, DbtWorkspaceProject
+from nudge.core.warehouse.dbt import DbtBuildError, DbtWorkspaceProject, copy_dbt_project
 from nudge.core.warehouse.schema import ensure_tables
 from nudge.core.workspace import Workspace
 
@@ -202,3 +202,20 @@ def test_segment_contract_is_checked_for_every_segment_model(tmp_path: Path) -> 
     assert "segment_models_contract" in str(raised.value)
     problems = rows(workspace, "select 1")  # the warehouse is still readable
     assert problems == [(1,)]
+
+
+def test_removing_the_last_segment_closes_its_intervals(tmp_path: Path) -> None:
+    source = copy_dbt_project(tmp_path / "dbt_source")
+    for example in (source / "models" / "segments").glob("power_users.*"):
+        example.unlink()  # the project's example SQL segment: then no segment is left
+    workspace = Workspace(home=tmp_path / "home", content_dir=tmp_path / "content").ensure()
+    land_and_load(workspace, [{"type": "identify", "userId": "u1", "timestamp": at(0 * H)}])
+    project = DbtWorkspaceProject(workspace, source_dir=source)
+    project.assemble({"known": KNOWN})
+    project.build(AS_OF_A, exclude="tag:delivery_reports")
+    project.assemble({})
+    project.build(AS_OF_B, exclude="tag:delivery_reports")
+    assert rows(
+        workspace,
+        "select segment, user_id, exited_at, exit_reason from marts.fct_segment_membership_history",
+    ) == [("known", "u1", AS_OF_B, "segment_removed")]

@@ -63,7 +63,9 @@
     {{- return(true) -}}
 {%- endmacro %}
 
-{#- A SQL list of string literals (segment names match [a-z][a-z0-9_]*); never empty. -#}
+{#- A SQL list of string literals (segment names match [a-z][a-z0-9_]*); never empty. An empty
+    list is '', which no segment is called: `null` made `segment not in (null)` NULL, so with no
+    segment left no interval closed. -#}
 {% macro _sql_names(names) -%}
-    {%- if names -%}'{{ names | join("', '") }}'{%- else -%}null{%- endif -%}
+    {%- if names -%}'{{ names | join("', '") }}'{%- else -%}''{%- endif -%}
 {%- endmacro %}
