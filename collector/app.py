@@ -34,6 +34,7 @@ from collector.openapi import openapi_document
 from collector.settings import Credentials, InboxSettings, Limits
 from collector.subscription_centre import SubscriptionCentre
 from collector.transactional import TransactionalApi
+from nudge.core.checked_content import WatchedContent
 from nudge.core.landing.messages import InvalidMessage
 from nudge.core.landing.quarantine import keep, quarantine_record
 from nudge.core.landing.quarantine import max_bytes_from_env as quarantine_max_bytes_from_env
@@ -96,8 +97,11 @@ class Collector:
         # once, so the file need not be looked at on every request.
         self.suppressions = SuppressionList(workspace.suppressions_path, recheck_seconds=0.1)
         self.intaker = Intaker(self.committer, self.suppressions, workspace.quarantine_dir)
+        # The templates and topics, read again after an edit (the transactional API and the
+        # subscription centre share them).
+        self.content = WatchedContent(workspace)
         self.transactional = TransactionalApi(
-            workspace, credentials.app_keys, limits, self.suppressions
+            workspace, credentials.app_keys, limits, self.suppressions, self.content
         )
         self._accepted_headers: set[str] = set()  # see _segment_auth
 
@@ -405,7 +409,7 @@ def create_app(
         Route("/api/v2/batch", c.v2_batch, methods=["POST"]),
         *c.transactional.routes(),
     ]
-    centre = SubscriptionCentre(workspace)
+    centre = SubscriptionCentre(workspace, c.content)
     centre.topics  # noqa: B018 - check the content now, not at the first request
     quarantine_max_bytes_from_env()  # a wrong setting is said at start, not at a bad request
     routes += centre.routes() + FeedbackReceiver(workspace).routes()

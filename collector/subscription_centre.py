@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -31,7 +30,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from nudge.core import opt_out
-from nudge.core.checked_content import load_workspace_content
+from nudge.core.checked_content import WatchedContent
 from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import Topic
 from nudge.core.dsl.walk import topic_channels
@@ -135,8 +134,14 @@ def _identify(user_id: str, traits: Mapping[str, Any]) -> dict[str, Any]:
 class SubscriptionCentre:
     """The pages and the one-click endpoint of one workspace."""
 
-    def __init__(self, workspace: Workspace, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        content: WatchedContent,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self.workspace = workspace
+        self.content = content
         self.now = now or utc_now
 
     def routes(self) -> list[Route]:
@@ -168,11 +173,11 @@ class SubscriptionCentre:
         if result.rejected:
             raise ValueError(f"the subscription centre made an invalid message: {result.rejected}")
 
-    @cached_property
+    @property
     def topics(self) -> tuple[tuple[Topic, tuple[str, ...]], ...]:
-        """The declared topics with the channels a person chooses on, read once: the content is
-        checked when the server starts."""
-        content = load_workspace_content(self.workspace)
+        """The declared topics with the channels a person chooses on, as the content folder
+        holds them now (``WatchedContent``)."""
+        content = self.content.current()
         return tuple((topic, topic_channels(content, topic)) for topic in content.topics)
 
     # -- unsubscribe ----------------------------------------------------------------------------
@@ -270,6 +275,6 @@ class SubscriptionCentre:
 
 def subscription_app(workspace: Workspace) -> Starlette:
     """The subscription centre on its own (the collector mounts the same routes)."""
-    centre = SubscriptionCentre(workspace)
+    centre = SubscriptionCentre(workspace, WatchedContent(workspace))
     centre.topics  # noqa: B018 - check the content now, not at the first request
     return Starlette(routes=centre.routes())

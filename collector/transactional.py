@@ -25,7 +25,7 @@ from starlette.routing import Route
 from collector.bodies import Refused, read_json
 from collector.customerio import person
 from collector.settings import Limits
-from nudge.core.checked_content import load_workspace_content
+from nudge.core.checked_content import WatchedContent
 from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import Content
 from nudge.core.landing.messages import InvalidMessage
@@ -187,6 +187,7 @@ class TransactionalApi:
         app_keys: frozenset[str],
         limits: Limits,
         suppressions: SuppressionList,
+        content: WatchedContent,
     ) -> None:
         self.workspace = workspace
         self.app_keys = app_keys
@@ -194,7 +195,7 @@ class TransactionalApi:
         self.suppressions = suppressions
         self.providers = _Providers(workspace)
         self.settings = DispatchSettings.from_env()  # a bad value stops `nudge serve`, named
-        self._content: Content | None = None
+        self._content = content
         self.sender: TransactionalSender | None = None
 
     def routes(self) -> list[Route]:
@@ -218,10 +219,8 @@ class TransactionalApi:
             self.sender.store.close()
 
     def content(self) -> Content:
-        """The workspace's templates, read at the first send (restart to read edits)."""
-        if self._content is None:
-            self._content = load_workspace_content(self.workspace)
-        return self._content
+        """The workspace's templates as the content folder holds them now (``WatchedContent``)."""
+        return self._content.current()
 
     def _scope(self, request: Request) -> str:
         """A hash of the request's App API key: idempotency keys are per credential."""

@@ -245,13 +245,13 @@ def test_the_served_openapi_description_covers_every_route(collector: CollectorP
 
     from collector.app import create_app
     from collector.subscription_centre import SubscriptionCentre
+    from nudge.core.checked_content import WatchedContent
     from nudge.core.workspace import Workspace
 
     served = requests.get(f"{collector.url}/openapi.json", timeout=10).json()
-    app = create_app(Workspace(collector.home, collector.content))
-    pages = {
-        r.path for r in SubscriptionCentre(Workspace(collector.home, collector.content)).routes()
-    }
+    workspace = Workspace(collector.home, collector.content)
+    app = create_app(workspace)
+    pages = {r.path for r in SubscriptionCentre(workspace, WatchedContent(workspace)).routes()}
     mounted = [(m.path + r.path, r) for m in app.routes if isinstance(m, Mount) for r in m.routes]
     routes = {
         (path, m.lower())

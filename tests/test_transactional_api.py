@@ -445,3 +445,28 @@ def test_a_mistake_in_one_channels_settings_stops_only_that_channel(
     ]
     assert sms.status_code == 503, sms.text
     assert "NUDGE_SMS_PROVIDER='pigeon' is not a sms provider" in sms.json()["meta"]["error"]
+
+
+@pytest.mark.slow
+def test_an_edited_template_is_sent_without_a_restart_and_a_broken_edit_keeps_the_last(
+    serving: CollectorProcess, sink: SmtpSink
+) -> None:
+    def subjects() -> list[str]:
+        return [email.message_from_bytes(m.read_bytes())["Subject"] for m in sink.messages()]
+
+    assert post(serving, RESET).status_code == 200
+    definitions = serving.content / "definitions.yml"
+    definitions.write_text(TEMPLATES.replace("Reset your password,", "Your reset link,"))
+    time.sleep(1.2)  # the collector looks at the content folder at most once a second
+    assert post(serving, RESET).status_code == 200
+    definitions.write_text(TEMPLATES + "  - {name: broken, channel: nowhere}\n")
+    time.sleep(1.2)
+    assert post(serving, RESET).status_code == 200  # the last good templates stay in use
+    assert subjects() == [
+        "Reset your password, Ada",
+        "Your reset link, Ada",
+        "Your reset link, Ada",
+    ]
+    output = serving.stop()
+    assert "has problems; the content read before stays in use" in output
+    assert "nowhere" in output

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,6 +17,8 @@ from nudge.core.segments.manual import manual_segment_names
 from nudge.core.warehouse.dbt import sql_segment_models
 from nudge.core.warehouse.settings import warehouse
 from nudge.core.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 
 def sql_segment_names(dbt_dir: Path | None = None) -> set[str]:
@@ -78,3 +84,55 @@ def load_workspace_content(workspace: Workspace) -> Content:
     if problems:
         raise DefinitionError(problems)
     return content
+
+
+class WatchedContent:
+    """A workspace's checked content for a long-running server (the collector): read again when
+    a file under the content folder changed, looked at no more often than every
+    ``recheck_seconds``. If the edited content has problems, the last content read stays in
+    use (and the problems are logged once per change), so a half-saved edit never stops sends;
+    the first read raises ``DefinitionError`` as ``load_workspace_content`` does."""
+
+    def __init__(self, workspace: Workspace, *, recheck_seconds: float = 1.0) -> None:
+        self.workspace = workspace
+        self.recheck_seconds = recheck_seconds
+        self._lock = threading.Lock()
+        self._content: Content | None = None
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._checked = -math.inf
+
+    def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Every file under the content folder: its path, modification time and size."""
+        found = []
+        for path in sorted(self.workspace.content_dir.rglob("*")):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # removed while listed
+                continue
+            if path.is_file():
+                found.append((str(path), stat.st_mtime_ns, stat.st_size))
+        return tuple(found)
+
+    def current(self) -> Content:
+        """The content as the files hold it now (see the class)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._content is not None and now - self._checked < self.recheck_seconds:
+                return self._content
+            self._checked = now
+            seen = self._fingerprint()
+            if self._content is not None and seen == self._seen:
+                return self._content
+            self._seen = seen
+            try:
+                self._content = load_workspace_content(self.workspace)
+            except DefinitionError as error:
+                if self._content is None:
+                    raise
+                log.warning(
+                    "the edited content in %s has problems; the content read before stays in"
+                    " use until they are fixed:\n%s",
+                    self.workspace.content_dir,
+                    error,
+                )
+            return self._content
