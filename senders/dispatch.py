@@ -162,10 +162,12 @@ def render_message(renderer: TemplateRenderer, row: Mapping[str, Any]) -> Render
 
 
 def send_once(provider: Provider, message: RenderedMessage) -> SendOutcome:
+    """``provider.send``; an exception it raises (a provider bug must not stop the batch) is an
+    unknown outcome, never retried: it may come after the provider accepted the message."""
     try:
         return provider.send(message)
-    except Exception as err:  # a provider bug must not stop the batch; the row records it
-        return SendOutcome.failed(f"provider error: {type(err).__name__}: {err}", permanent=False)
+    except Exception as err:
+        return SendOutcome.unknown(f"provider error: {type(err).__name__}: {err}")
 
 
 def dispatch_pending(

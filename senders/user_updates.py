@@ -4,11 +4,17 @@ Providers never open the warehouse (a run holds it): a device token FCM calls ``
 and the traits a webhook's answer maps are written to the landing area
 (``nudge.core.landing.writer``), and the next run loads them. Message ids derive from the delivery,
 so landing the same fact twice (a retried delivery) is one message to the loader.
+
+Landing never raises: it follows a send the provider accepted, and an exception would reach the
+dispatch as a failed send, which it would retry, delivering the message again. A fact that
+cannot be landed (a full disk, a trait over the size limit) is logged, and its reason returned
+for the ledger's details.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,8 @@ from nudge.core.landing.writer import land_messages
 # Customer.io's semantic event for a device that is gone; the devices model drops the token.
 DEVICE_DELETED = "Device Deleted"
 
+log = logging.getLogger(__name__)
+
 
 def _message_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
@@ -24,8 +32,9 @@ def _message_id(*parts: str) -> str:
 
 def land_device_removed(
     landing_dir: Path, *, user_id: str, token: str, delivery_id: str, why: str
-) -> None:
-    """A track ``Device Deleted`` with the token (``properties.device_token``) and ``why``."""
+) -> str | None:
+    """A track ``Device Deleted`` with the token (``properties.device_token``) and ``why``;
+    returns why it could not be landed, if it could not."""
     message = {
         "type": "track",
         "event": DEVICE_DELETED,
@@ -33,13 +42,14 @@ def land_device_removed(
         "messageId": _message_id("device-deleted", delivery_id, token),
         "properties": {"device_token": token, "reason": why, "delivery_id": delivery_id},
     }
-    _land(landing_dir, message)
+    return _land(landing_dir, message, delivery_id)
 
 
 def land_traits(
     landing_dir: Path, *, user_id: str, traits: dict[str, Any], delivery_id: str
-) -> None:
-    """An identify setting ``traits`` on ``user_id``."""
+) -> str | None:
+    """An identify setting ``traits`` on ``user_id``; returns why it could not be landed, if it
+    could not."""
     message = {
         "type": "identify",
         "userId": user_id,
@@ -47,10 +57,18 @@ def land_traits(
         "traits": traits,
         "context": {"nudge": {"delivery_id": delivery_id}},
     }
-    _land(landing_dir, message)
+    return _land(landing_dir, message, delivery_id)
 
 
-def _land(landing_dir: Path, message: dict[str, Any]) -> None:
-    result = land_messages(landing_dir, [message])
-    if result.rejected:
-        raise ValueError(f"could not land {message['type']}: {result.rejected[0].reason}")
+def _land(landing_dir: Path, message: dict[str, Any], delivery_id: str) -> str | None:
+    try:
+        result = land_messages(landing_dir, [message])
+    except OSError as err:
+        reason = f"the landing area could not be written: {err}"
+    else:
+        if not result.rejected:
+            return None
+        reason = result.rejected[0].reason
+    problem = f"could not land the {message['type']} delivery {delivery_id} taught: {reason}"
+    log.warning("%s", problem)
+    return problem

@@ -163,6 +163,26 @@ class CrashingProvider(CapturingProvider):
         return super().send(message)
 
 
+class RaisesAfterDelivering(CapturingProvider):
+    """Delivers, then raises (a provider bug after the provider's answer)."""
+
+    def send(self, message: RenderedMessage) -> SendOutcome:
+        super().send(message)
+        raise RuntimeError("bug after the answer")
+
+
+def test_a_provider_that_raises_is_an_unknown_outcome_never_sent_again(con):
+    add_user(con, "u1", email="u1@example.com")
+    enqueue(con, "k-u1", "u1")
+    raising = RaisesAfterDelivering("email")
+    run(con, {"email": raising})
+    run(con, {"email": raising}, as_of=T0 + timedelta(hours=1))
+    assert len(raising.messages) == 1
+    status, reason = ledger(con)["k-u1"]
+    assert status == "failed"
+    assert reason is not None and reason.startswith("outcome unknown: provider error: RuntimeError")
+
+
 def test_after_a_crash_only_the_message_in_flight_is_unknown(con):
     for user in ("u1", "u2", "u3"):
         add_user(con, user, email=f"{user}@example.com")

@@ -302,6 +302,32 @@ def test_webhook_is_signed_per_standard_webhooks_and_maps_the_answer_into_traits
     assert json.loads(identify["traits"]) == {"crm_id": "crm-7", "crm_tier": "gold"}
 
 
+def test_a_webhook_answer_that_cannot_be_landed_leaves_the_send_sent_and_made_once(con, tmp_path):
+    # The answer maps a trait over the 32 KB message limit: the identify is refused, the
+    # message was delivered all the same.
+    answer = Reply(200, {"record": {"id": "x" * 40_000, "tier": "gold"}})
+    landing = tmp_path / "landing"
+    with standin(lambda request: answer) as server:
+        add_user(con, "u0", first_name="Ada")
+        con.execute(
+            """insert into nudge.outbox (idempotency_key, delivery_id, run_id, as_of, entry_id,
+                   journey, step, user_id, channel, template, topic, transactional, holdout,
+                   event_properties, created_at)
+               values ('hook-u0', 'd-hook-u0', 'r0', ?, 'e', 'onboarding', 'crm', 'u0', 'webhook',
+                       'hook', null, false, false, ?, ?)""",
+            [T0, json.dumps({"url": f"{server.url}/crm"}), T0],
+        )
+        provider = WebhookProvider(WebhookSettings(secret=WEBHOOK_SECRET), landing)
+        run(con, {"webhook": provider})
+        run(con, {"webhook": provider}, as_of=T0 + timedelta(hours=1))
+
+    assert len(server.requests) == 1
+    status, _, _, _, details = ledger(con)["hook-u0"]
+    assert status == "sent"
+    assert "could not land the identify delivery d-hook-u0 taught" in details["traits_not_landed"]
+    assert not list(landing.rglob("*.parquet"))
+
+
 def test_slack_posts_text_to_the_default_hook_and_a_dead_hook_is_permanent(con):
     send_each(con, users(con, 2), "alert", "slack")
     answers = in_turn(Reply(200, "ok"), Reply(404, "no_service"))

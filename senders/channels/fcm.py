@@ -152,12 +152,12 @@ class FcmPushProvider:
             self.credentials.token = None  # expired or revoked: fetch a new one next time
             return _DeviceOutcome(SendOutcome.failed(outcome.reason or "401", permanent=False))
         if outcome.status == "failed" and _error_code(reply) == UNREGISTERED:
-            land_device_removed(
+            problem = land_device_removed(
                 self.landing_dir, user_id=message.user_id, token=token,
                 delivery_id=message.delivery_id, why=UNREGISTERED,
             )  # fmt: skip
             gone = SendOutcome.failed(f"{self.label}: device token {UNREGISTERED}", permanent=True)
-            return _DeviceOutcome(gone, removed=True)
+            return _DeviceOutcome(gone, removed=problem is None)
         return _DeviceOutcome(outcome)
 
     def close(self) -> None:

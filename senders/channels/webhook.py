@@ -97,9 +97,11 @@ class WebhookProvider:
         if outcome.status == "sent" and isinstance(mapping, dict) and mapping:
             traits = response_fields(json_body(answer), mapping)
             if traits:
-                land_traits(self.landing_dir, user_id=message.user_id, traits=traits,
-                            delivery_id=message.delivery_id)  # fmt: skip
+                problem = land_traits(self.landing_dir, user_id=message.user_id, traits=traits,
+                                      delivery_id=message.delivery_id)  # fmt: skip
                 outcome = outcome.with_details(traits=sorted(traits))
+                if problem is not None:  # still sent: the receiver has it
+                    outcome = outcome.with_details(traits_not_landed=problem)
         return outcome
 
     def close(self) -> None:
