@@ -19,6 +19,8 @@ skipped            unsubscribed    not transactional, email, sms or push, global
 skipped            topic unsub...  not transactional, topic preference off on the row's channel
                                    (or default off): ``topic unsubscribed: <topic> on <channel>``
 undeliverable      no address      no email / phone / device / URL for the channel
+undeliverable      not one email   the email trait is not one bare address (``senders.addresses``:
+                   address         a display name or a list would dodge the suppression list)
 held               quiet hours     not transactional, not in_app, inside quiet hours: the
                                    row stays pending and goes out at the first later dispatch
 undeliverable      frequency cap   not transactional, not in_app, over a cap counting the
@@ -44,6 +46,7 @@ from nudge.core.clock import clock_time, clock_window_state, user_zone
 from nudge.core.dsl.spec import Content, FrequencyCap, QuietHours, Template
 from nudge.core.identity import merged_users
 from nudge.core.opt_out import opt_out_values_sql, topic_off_sql, unsubscribed_sql
+from senders.addresses import BARE_MAILBOX_PATTERN, NOT_ONE_ADDRESS
 from senders.ledger import retryable
 
 DECISION_STATUSES = ("send", "held", "skipped", "dropped", "undeliverable")
@@ -142,6 +145,12 @@ _DECISION_RULES: tuple[tuple[str, str, str], ...] = (
         "'topic unsubscribed: ' || p.topic || ' on ' || p.channel",
     ),
     (f"({_ADDRESS}) is null", "undeliverable", "'no address'"),
+    (
+        f"p.channel = 'email'"
+        f" and not regexp_matches({USER_ADDRESS_SQL['email']}, '{BARE_MAILBOX_PATTERN}')",
+        "undeliverable",
+        f"'{NOT_ONE_ADDRESS}'",
+    ),
     (
         "not p.transactional and p.channel <> 'in_app' and coalesce(q.quiet, false)",
         "held",

@@ -46,6 +46,7 @@ from nudge.core.clock import utc_now
 from nudge.core.dsl.spec import Content
 from nudge.core.landing.suppressions import is_suppressed
 from nudge.core.warehouse.connection import warehouse_file
+from senders.addresses import NOT_ONE_ADDRESS, is_bare_mailbox
 from senders.dispatch import render_message, send_now
 from senders.ledger import IN_FLIGHT_REASON, transaction
 from senders.policy import template_address
@@ -432,6 +433,12 @@ class TransactionalSender:
             what = {"email": "'to' or identifiers.email", "sms": "'to' (a phone number)",
                     "push": "'to' (the device token)"}.get(channel, "'to' (a URL)")  # fmt: skip
             raise Refusal(400, f"missing recipient: {channel} messages need {what}")
+        if channel == "email" and not is_bare_mailbox(address):
+            raise Refusal(
+                400,
+                f"recipient {address!r} is {NOT_ONE_ADDRESS}: send one address (name@domain),"
+                " without a display name",
+            )
         return address
 
     def _check_suppressed(self, request: SendRequest, address: str) -> None:

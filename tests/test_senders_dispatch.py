@@ -514,6 +514,37 @@ def test_dispatch_needs_dim_users(tmp_path):
         run(connection, {"email": CapturingProvider("email")})
 
 
+def test_an_email_trait_that_is_not_one_bare_address_is_never_sent(con):
+    # victim@example.com bounced; the other forms would reach it (or many) past that record.
+    con.execute(
+        "insert into nudge.suppressed_addresses values ('email', 'victim@example.com',"
+        " 'bounced', ?)",
+        [T0],
+    )
+    forms = {
+        "display": "Victim <victim@example.com>",
+        "angle": "<VICTIM@example.com>",
+        "list": "victim@example.com, other@example.com",
+        "bare": "victim@example.com",
+        "fine": "Ann.Lee+news@example.com",
+    }
+    for user, address in forms.items():
+        add_user(con, user, email=address)
+        enqueue(con, f"k-{user}", user)
+    email = CapturingProvider("email")
+
+    run(con, {"email": email})
+
+    assert [m.address for m in email.messages] == ["Ann.Lee+news@example.com"]
+    assert ledger(con) == {
+        "k-display": ("undeliverable", "not one email address"),
+        "k-angle": ("undeliverable", "not one email address"),
+        "k-list": ("undeliverable", "not one email address"),
+        "k-bare": ("dropped", "suppressed address: bounced"),
+        "k-fine": ("sent", None),
+    }
+
+
 def test_addresses_per_channel(con):
     con.execute(
         """create table marts.dim_user_devices (user_id varchar, device_id varchar, last_used_at timestamp);
