@@ -19,7 +19,6 @@ name is usable in ``in_segment`` and ``segment_entered`` from its first upload o
 from __future__ import annotations
 
 import csv
-import os
 import re
 import uuid
 from collections.abc import Collection
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nudge.core.clock import utc_now
+from nudge.core.landing.durable import replace_durably
 from nudge.core.landing.loader import LoadResult, not_yet_loaded
 from nudge.core.warehouse.schema import ensure_tables
 from nudge.core.workspace import Workspace
@@ -128,16 +128,15 @@ def upload_manual_segment(
     folder = workspace.manual_segments_landing_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{moment.strftime(_STAMP)}-{uuid.uuid4().hex}.parquet"
-    temporary = folder / f".{final.name}.tmp"
     table = pa.table(
         {"segment": [name] * len(ids), "user_id": ids, "uploaded_at": [moment] * len(ids)},
         schema=_SCHEMA,
     )
-    try:
-        pq.write_table(table, temporary)
-        os.replace(temporary, final)
-    finally:
-        temporary.unlink(missing_ok=True)
+    encoded = pa.BufferOutputStream()
+    pq.write_table(table, encoded)
+    # Synced before it takes its name, and the name synced: what the upload reported stays
+    # whole after a power loss (a torn file would stop every later run's read).
+    replace_durably(final, [encoded.getvalue().to_pybytes()])
     return Upload(segment=name, members=len(ids), path=final, uploaded_at=moment)
 
 
