@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +63,20 @@ class GroupCommitter:
         self._ticker = asyncio.create_task(self._rotate_when_old())
 
     async def stop(self) -> None:
-        """Finish the flush under way, publish the open segment, let the journal go."""
+        """Finish the flush under way, publish the open segment, let the journal go.
+
+        The segments handed to the publishing thread are published before the journal's lock
+        is let go: a loader or a new collector taking the lock publishes what it finds, and
+        would otherwise publish a segment this one is still publishing."""
         if self._ticker is not None:
             self._ticker.cancel()
         if self._flushing is not None:
             await asyncio.shield(self._flushing)
         loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, lambda: None)  # a rotation under way ends
+        await loop.run_in_executor(None, partial(self._publisher.shutdown, wait=True))
         await loop.run_in_executor(self._writer, self.journal.close)
         self._writer.shutdown(wait=True)
-        self._publisher.shutdown(wait=True)
 
     async def commit(self, rows: list[list[Any]]) -> None:
         """Return once ``rows`` are durable in the journal; ``CommitFailed`` if they are not."""

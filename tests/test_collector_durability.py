@@ -197,3 +197,43 @@ def test_a_segment_that_failed_to_publish_is_published_later(
     assert next(failures, None) is None  # the first try failed
     assert [p.suffix for p in landing.iterdir() if not p.name.startswith(".")] == [".parquet"]
     assert loaded_ids(landing, tmp_path / "w.duckdb") == Counter({"a": 1, "b": 1})
+
+
+def test_a_stopping_collector_finishes_publishing_before_it_lets_the_journal_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loader taking the journal's lock publishes the segments it finds: one still being
+    published by the stopping collector would be published by both (a slow disk is stood in
+    for by a pause in the publishing thread)."""
+    import asyncio
+
+    import collector.commit
+
+    real_publish = collector.commit.publish_segment
+    events: list[str] = []
+
+    def slow_publish(landing_dir: Path, segment: Path, written: Any = None) -> int:
+        time.sleep(0.5)
+        published = real_publish(landing_dir, segment, written)
+        events.append("published")
+        return published
+
+    real_close = Journal.close
+
+    def close(journal: Journal) -> None:
+        events.append("lock let go")  # the closing publishes the open segment itself
+        real_close(journal)
+
+    monkeypatch.setattr(collector.commit, "publish_segment", slow_publish)
+    monkeypatch.setattr(Journal, "close", close)
+    landing = tmp_path / "landing"
+
+    async def commit_and_stop() -> None:
+        committer = collector.commit.GroupCommitter(landing, rotate_rows=1)
+        await committer.start()
+        await committer.commit(rows("a"))  # one row: the segment rotates to the publisher
+        await committer.stop()
+
+    asyncio.run(commit_and_stop())
+    assert events == ["published", "lock let go"]
+    assert loaded_ids(landing, tmp_path / "w.duckdb") == Counter({"a": 1})

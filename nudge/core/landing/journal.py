@@ -122,7 +122,7 @@ def publish_segment(
             with staged_parts(landing_dir) as staged:
                 staged.write(_table(encoded))
                 staged.publish(final.name)
-    segment.unlink()
+    segment.unlink(missing_ok=True)  # published by another already: the same file
     fsync_directory(segment.parent)
     return rows
 
