@@ -1,7 +1,10 @@
 """Render message templates: Jinja2 in a sandbox, strict about undefined variables.
 
 Only the ``html`` field is autoescaped (a subject, a text part or an SMS body must not gain
-``&amp;``). An undefined variable without a ``default`` raises ``RenderError`` naming the template,
+``&amp;``). In a Slack message's ``text`` and ``blocks`` the values written into the template
+have Slack's control characters escaped (``&``, ``<``, ``>``): a trait holding ``<!channel>`` or
+``<https://evil.example|Sign in>`` is shown as written, never a mention or a disguised link; the
+template's own text keeps its links and mentions. An undefined variable without a ``default`` raises ``RenderError`` naming the template,
 the field and the dotted variable (``user.first_name``), so the send is recorded as failed instead
 of going out blank. Rendering is bounded in output size, value sizes and work
 (``senders.template_limits``): a template past a bound is a ``RenderError``, never a MemoryError
@@ -22,7 +25,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Literal
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined
 from jinja2 import Template as JinjaTemplate
@@ -35,6 +38,10 @@ from senders.template_limits import BoundedEnvironment, LimitExceeded
 from senders.unsubscribe import preferences_url
 
 HTML_FIELDS = frozenset({"html"})
+# Per channel, the fields whose values are escaped for the channel's markup (see the module).
+SLACK_FIELDS = frozenset({"text", "blocks"})
+# How the values written into a field are escaped: not at all, as HTML, or for Slack.
+Escaping = Literal["none", "html", "slack"]
 # Per channel, the template fields that become message headers, and the header each becomes.
 HEADER_FIELDS: dict[str, dict[str, str]] = {"email": {"subject": "Subject"}}
 
@@ -117,9 +124,14 @@ class TemplateRenderer:
     def __init__(self, templates: Iterable[Template], layouts: Iterable[Layout] = ()):
         self._templates = {t.name: t for t in templates}
         self._layouts = {layout.name: layout for layout in layouts}
-        self._text_env = BoundedEnvironment(undefined=_NamingUndefined, autoescape=False)
-        self._html_env = BoundedEnvironment(undefined=_NamingUndefined, autoescape=True)
-        self._compiled: dict[tuple[str, str, bool], JinjaTemplate] = {}
+        self._envs: dict[Escaping, BoundedEnvironment] = {
+            "none": BoundedEnvironment(undefined=_NamingUndefined, autoescape=False),
+            "html": BoundedEnvironment(undefined=_NamingUndefined, autoescape=True),
+            "slack": BoundedEnvironment(
+                undefined=_NamingUndefined, autoescape=False, finalize=_slack_escaped
+            ),
+        }
+        self._compiled: dict[tuple[str, str, Escaping], JinjaTemplate] = {}
         self._text_sources: dict[str, str] = {}
         self._names_preferences: dict[str, bool] = {}
 
@@ -134,7 +146,9 @@ class TemplateRenderer:
         template = self.template(name)
         variables = context.variables(preferences=self._uses_preferences_url(template))
         content = {
-            key: self._render_value(template.name, key, value, variables, key in HTML_FIELDS)
+            key: self._render_value(
+                template.name, key, value, variables, _escaping(template.channel, key)
+            )
             for key, value in template.fields.items()
         }
         for field, header in HEADER_FIELDS.get(template.channel, {}).items():
@@ -153,7 +167,7 @@ class TemplateRenderer:
         if layout is not None:
             field = f"html (layout {layout.name!r})"
             inside = {**variables, LAYOUT_CONTENT_VARIABLE: Markup(body)}
-            content["html"] = self._render_string(template.name, field, layout.html, inside, True)
+            content["html"] = self._render_string(template.name, field, layout.html, inside, "html")
             if derive_text:
                 inside = {**variables, LAYOUT_CONTENT_VARIABLE: content["text"]}
                 content["text"] = self._derived_text(
@@ -202,33 +216,43 @@ class TemplateRenderer:
             source = self._text_sources[key] = html_to_text(html_source)
         field = "text (from html)" if layout is None else f"text (from layout {layout!r})"
         try:
-            return self._render_string(template, field, source, variables, False)
+            return self._render_string(template, field, source, variables, "none")
         except RenderError:
             return html_to_text(html)
 
     def _render_value(
-        self, template: str, field: str, value: Any, variables: dict[str, Any], html: bool
+        self,
+        template: str,
+        field: str,
+        value: Any,
+        variables: dict[str, Any],
+        escaping: Escaping,
     ) -> Any:
         """Render strings anywhere inside ``value`` (nested ``data``, ``json``, ``blocks``...)."""
         if isinstance(value, str):
-            return self._render_string(template, field, value, variables, html)
+            return self._render_string(template, field, value, variables, escaping)
         if isinstance(value, Mapping):
             return {
-                k: self._render_value(template, f"{field}.{k}", v, variables, html)
+                k: self._render_value(template, f"{field}.{k}", v, variables, escaping)
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple):
             return [
-                self._render_value(template, f"{field}[{i}]", v, variables, html)
+                self._render_value(template, f"{field}[{i}]", v, variables, escaping)
                 for i, v in enumerate(value)
             ]
         return value
 
     def _render_string(
-        self, template: str, field: str, source: str, variables: dict[str, Any], html: bool
+        self,
+        template: str,
+        field: str,
+        source: str,
+        variables: dict[str, Any],
+        escaping: Escaping,
     ) -> str:
-        compiled = self._compile(template, field, source, html)
-        env = self._html_env if html else self._text_env
+        compiled = self._compile(template, field, source, escaping)
+        env = self._envs[escaping]
         try:
             return env.render_bounded(compiled, variables)
         except LimitExceeded as err:
@@ -245,11 +269,11 @@ class TemplateRenderer:
         except Exception as err:  # a filter or expression failing on this user's data
             raise RenderError(template, field, f"{type(err).__name__}: {err}") from None
 
-    def _compile(self, template: str, field: str, source: str, html: bool) -> JinjaTemplate:
-        key = (template, field, html)
+    def _compile(self, template: str, field: str, source: str, escaping: Escaping) -> JinjaTemplate:
+        key = (template, field, escaping)
         compiled = self._compiled.get(key)
         if compiled is None:
-            env = self._html_env if html else self._text_env
+            env = self._envs[escaping]
             try:
                 compiled = env.from_string(source)
             except TemplateSyntaxError as err:
@@ -262,6 +286,21 @@ class TemplateRenderer:
             compiled.globals = dict(compiled.globals)
             self._compiled[key] = compiled
         return compiled
+
+
+def _escaping(channel: str, field: str) -> Escaping:
+    """How the values written into ``field`` of a ``channel`` template are escaped."""
+    if field in HTML_FIELDS:
+        return "html"
+    if channel == "slack" and field in SLACK_FIELDS:
+        return "slack"
+    return "none"
+
+
+def _slack_escaped(value: Any) -> str:
+    """A value as Slack shows it literally: ``&``, ``<`` and ``>`` escaped (Slack's rule for
+    message text). An undefined value raises here as it would when printed."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _strings(value: Any) -> Iterable[str]:

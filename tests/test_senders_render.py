@@ -52,6 +52,28 @@ def test_sms_body_is_not_escaped():
     assert out == {"body": "Ada & co"}
 
 
+def test_slack_values_cannot_mention_or_link_but_the_template_can():
+    traits = {"email": "<!channel> <https://evil.example/login|Admin: sign in> a@b.c & co"}
+    out = render(
+        {
+            "text": "<!here> {{ user.email }} upgraded, see <https://app.example/u/{{ user.id }}|it>",
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "{{ user.email }}"}}],
+            "url": "https://hooks.example/{{ user.id }}",
+        },
+        channel="slack",
+        traits=traits,
+    )
+    shown = "&lt;!channel&gt; &lt;https://evil.example/login|Admin: sign in&gt; a@b.c &amp; co"
+    assert out["text"] == f"<!here> {shown} upgraded, see <https://app.example/u/u1|it>"
+    assert out["blocks"][0]["text"]["text"] == shown
+    assert out["url"] == "https://hooks.example/u1"
+
+
+def test_a_slack_value_that_is_undefined_is_still_an_error():
+    with pytest.raises(RenderError, match=r"undefined variable 'user\.nope'"):
+        render({"text": "{{ user.nope }}"}, channel="slack")
+
+
 def test_context_has_user_id_event_journey_step_and_delivery_id():
     out = render(
         {"body": "{{ user.id }} {{ event.plan }} {{ journey }}/{{ step }} {{ delivery_id }}"},
