@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfoNotFoundError
 
 from journeys.context import JourneyRun
 from journeys.program import Instruction
@@ -27,10 +26,13 @@ def advance(run: JourneyRun, ins: Instruction) -> None:
             where {run.active_at(ins.id)}"""
     )
     zones = [z for (z,) in run.execute("select distinct zone from _nj_entry_zones").fetchall()]
-    try:
-        states = [(z, *window_state(window, z, run.as_of, where)) for z in zones]
-    except ZoneInfoNotFoundError as error:
-        raise ValueError(f"{where}: unknown time zone {error}") from None
+    # A name the warehouse knows and Python's zone database does not (DuckDB's "PST") is the
+    # default zone, as quiet hours and a name neither knows are: one person's trait must not
+    # stop the journey for everyone.
+    states = [
+        (z, *window_state(window, user_zone(z, window.default_timezone).key, run.as_of, where))
+        for z in zones
+    ]
     run.execute(
         "create or replace temp table _nj_zones (zone varchar, inside boolean, opens timestamp)"
     )
