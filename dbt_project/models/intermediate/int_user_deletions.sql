@@ -30,7 +30,9 @@ erasures as (
             (
                 select min(u.timestamp)
                 from erasure_calls u
-                where u.user_id = s.user_id
+                -- An email address is one id in any case (as the collector's list has it).
+                where (u.user_id = s.user_id
+                       or (s.user_id like '%@%' and lower(u.user_id) = lower(s.user_id)))
                   and u.event = '{{ unsuppressed_event() }}'
                   and u.timestamp >= s.timestamp
             ),
