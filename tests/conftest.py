@@ -197,14 +197,13 @@ def postgres_server() -> None:
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
     """The URL of a fresh database on the local PostgreSQL server, dropped afterwards."""
-    import psycopg2
-
     from nudge.core.warehouse.postgres import new_database
+    from nudge.core.warehouse.settings import PostgresUnreachable
 
     with ExitStack() as stack:
         try:
             url = stack.enter_context(new_database(f"nudge_test_{secrets.token_hex(6)}", SERVER))
-        except psycopg2.OperationalError as error:
+        except PostgresUnreachable as error:
             pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {error}")
         yield url
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 
-import psycopg2
 import pytest
 
 from nudge.cli.main import main
 from nudge.core.warehouse.postgres import connect_postgres
+from nudge.core.warehouse.settings import PostgresUnreachable
 from tests.conftest import SERVER
 from tests.test_bench_smoke import STAGES
 
@@ -30,7 +30,7 @@ def _databases() -> set[str]:
 def test_tiny_bench_on_postgres(tmp_path, monkeypatch, capsys):
     try:
         before = _databases()
-    except psycopg2.OperationalError as error:
+    except PostgresUnreachable as error:
         pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {error}")
     monkeypatch.delenv("NUDGE_WAREHOUSE", raising=False)
     monkeypatch.setenv("NUDGE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/nudge")

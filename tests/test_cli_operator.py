@@ -106,3 +106,45 @@ def test_read_commands_before_any_run_say_what_to_do_and_create_nothing(
 def test_makefile_demo_runs_unattended() -> None:
     makefile = (Path(__file__).parents[1] / "Makefile").read_text()
     assert "nudge demo --yes" in makefile
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (("validate",), {"NUDGE_HOME": "{tmp}/a-file/home"}, "cannot use {tmp}/a-file/home: Not a directory"),
+        (("segments",), {"NUDGE_WAREHOUSE": "postgres",
+                         "NUDGE_POSTGRES_URL": "postgresql://u:p@127.0.0.1:1/db"},
+         "cannot connect to PostgreSQL at 127.0.0.1:1, database db (NUDGE_POSTGRES_URL)"),
+        (("serve", "--port", "70000"), {}, "70000 is not a port number (1-65535)"),
+        (("segments", "members", "pro", "--limit", "9" * 30), {}, "--limit: must be at most"),
+        (("scenario", "run", "{tmp}"), {}, "cannot use {tmp}: Is a directory"),
+    ],
+    ids=["home-under-a-file", "postgres-unreachable", "port-out-of-range", "limit-too-large",
+         "scenario-folder"],
+)  # fmt: skip
+def test_a_mistake_in_a_path_a_setting_or_an_argument_is_a_sentence(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], said: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "defs.yml").write_text(GOOD)
+    fill = {k: v.replace("{tmp}", str(tmp_path)) for k, v in env.items()}
+    result = nudge(tmp_path, *(a.replace("{tmp}", str(tmp_path)) for a in args), **fill)
+    assert result.returncode == 2, result.stderr
+    assert said.replace("{tmp}", str(tmp_path)) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_output_cut_short_by_a_pipe_is_no_traceback(tmp_path: Path) -> None:
+    """``nudge schema | head -1``: the reader has gone before the output is written (here its
+    end of the pipe is closed before the command starts writing)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nudge.cli", "schema"],
+        env={**os.environ, "NUDGE_HOME": str(tmp_path / "home")},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr

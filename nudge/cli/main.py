@@ -477,6 +477,10 @@ def positive(text: str) -> int:
     return value
 
 
+# The largest count or offset a warehouse query takes (a signed 64-bit integer).
+MAX_COUNT = 2**63 - 1
+
+
 def non_negative(text: str) -> int:
     try:
         value = int(text)
@@ -484,6 +488,15 @@ def non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_COUNT}")
+    return value
+
+
+def port(text: str) -> int:
+    value = non_negative(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
     return value
 
 
@@ -542,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the HTTP collector (Segment and Customer.io Track APIs), see docs/collector.md",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, help="port (default $NUDGE_COLLECTOR_PORT, else 8000)")
+    serve.add_argument("--port", type=port, help="port (default $NUDGE_COLLECTOR_PORT, else 8000)")
     serve.set_defaults(func=cmd_serve)
     quarantine = commands.add_parser(
         "quarantine", help="rejected input kept with its reason"
@@ -666,4 +679,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BUSY_EXIT_STATUS
     except (ValueError, FileNotFoundError, MissingLiveSettings) as error:
         print(f"error: {error}", file=sys.stderr)
+        return INVALID_EXIT_STATUS
+    except BrokenPipeError:
+        # What reads the output went away (`nudge schema | head -1`): say nothing more, and
+        # keep Python from failing on the flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as error:
+        if error.filename is None:
+            raise
+        print(
+            f"error: cannot use {error.filename}: {error.strerror}. Check the path (and"
+            " NUDGE_HOME or NUDGE_CONTENT when it comes from them).",
+            file=sys.stderr,
+        )
         return INVALID_EXIT_STATUS

@@ -59,9 +59,8 @@ def postgres_ddl() -> tuple[str, ...]:
 def connect_postgres(url: str | None = None) -> Iterator[Any]:
     """A psycopg2 connection to ``url`` (default ``NUDGE_POSTGRES_URL``), closed when the block
     ends. Uncommitted work is rolled back when the block raises."""
-    import psycopg2
 
-    con = psycopg2.connect(**postgres_address(url).connect_kwargs())
+    con = postgres_address(url).connect()
     try:
         yield con
     finally:
@@ -112,9 +111,8 @@ def _claim_key(dbname: str) -> int:
 def _claimed(dbname: str, url: str) -> Iterator[Any]:
     """A connection to the server's ``postgres`` database holding the advisory lock that claims
     ``dbname`` while the block runs (the server lets it go when the process dies)."""
-    import psycopg2
 
-    con = psycopg2.connect(**{**postgres_address(url).connect_kwargs(), "dbname": "postgres"})
+    con = postgres_address(url).connect("postgres")
     try:
         con.autocommit = True
         with con.cursor() as cursor:
@@ -195,11 +193,7 @@ def _checked_database(dbname: str) -> str:
 def _administer(statement: str, url: str | None) -> None:
     """Run one statement that cannot run in a transaction, connected to the server's
     ``postgres`` database."""
-    import psycopg2
-
-    address = postgres_address(url or postgres_url())
-    kwargs = {**address.connect_kwargs(), "dbname": "postgres"}
-    con = psycopg2.connect(**kwargs)
+    con = postgres_address(url or postgres_url()).connect("postgres")
     try:
         con.autocommit = True
         with con.cursor() as cursor:

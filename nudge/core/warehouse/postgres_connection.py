@@ -111,7 +111,7 @@ class PostgresConnection:
     """One psycopg2 connection behind DuckDB's connection methods (module docstring)."""
 
     def __init__(self, url: str, *, file_path: Path | None = None):
-        self._con = psycopg2.connect(**postgres_address(url).connect_kwargs())
+        self._con = postgres_address(url).connect()
         self._con.autocommit = True
         _cast_like_duckdb(self._con)
         self._cursor = self._con.cursor()

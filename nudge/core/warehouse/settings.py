@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 WAREHOUSE_ENV = "NUDGE_WAREHOUSE"
@@ -30,6 +31,11 @@ ENGINE_WAREHOUSES = ("duckdb", "postgres")
 
 class WarehouseSettingError(ValueError):
     """A warehouse variable holds a value nudge cannot use; the message says which and why."""
+
+
+class PostgresUnreachable(WarehouseSettingError):
+    """The PostgreSQL server the settings name did not take a connection (down, a wrong host,
+    port, user, password or database); the message says where and why."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,22 @@ class PostgresAddress:
         if self.password is not None:
             kwargs["password"] = self.password
         return kwargs
+
+    def connect(self, dbname: str | None = None) -> Any:
+        """A psycopg2 connection to this address (or its server's ``dbname``);
+        ``PostgresUnreachable`` with a sentence when the server refuses it."""
+        import psycopg2
+
+        kwargs = {**self.connect_kwargs(), **({"dbname": dbname} if dbname else {})}
+        try:
+            return psycopg2.connect(**kwargs)
+        except psycopg2.OperationalError as error:
+            lines = str(error).strip().splitlines()
+            why = lines[0] if lines else type(error).__name__
+            raise PostgresUnreachable(
+                f"cannot connect to PostgreSQL at {self.host}:{self.port}, database"
+                f" {kwargs['dbname']} ({POSTGRES_URL_ENV}): {why}"
+            ) from None
 
 
 def warehouse() -> str:
