@@ -53,6 +53,12 @@ def test_ingest_holds_to_segment_limits_unless_told_customerio(tmp_path: Path) -
     # Replayed, the Segment message is held to Segment's limit still.
     replayed = nudge(home, "quarantine", "replay")
     assert "0 landed, 0 dropped (suppressed), 1 still rejected" in replayed.stdout
+    # An entry that is not there (a typo) is said, and nothing is replayed.
+    entry = nudge(home, "quarantine", "list").stdout.split()[0]  # the first entry's name
+    typo = nudge(home, "quarantine", "replay", entry, "nosuch:1")
+    assert typo.returncode == 2
+    assert "no quarantine entry 'nosuch:1'; nothing was replayed" in typo.stderr
+    assert "still rejected" not in typo.stdout
 
     as_customerio = nudge(home, "ingest", "--api", "customerio", str(given))
     assert as_customerio.returncode == 0, as_customerio.stderr

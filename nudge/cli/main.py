@@ -207,11 +207,20 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                 "(NUDGE_QUARANTINE_MAX_BYTES)"
             )
         return 0
+    named = set(args.entries)
+    unknown = sorted(named - {entry.name for entry in entries(workspace.quarantine_dir)})
+    if unknown:
+        print(
+            f"error: no quarantine entry {', '.join(map(repr, unknown))}; nothing was replayed."
+            " `nudge quarantine list` shows the entries.",
+            file=sys.stderr,
+        )
+        return INVALID_EXIT_STATUS
     result = replay(
         workspace.quarantine_dir,
         workspace.events_landing_dir,
         SuppressionList(workspace.suppressions_path),
-        set(args.entries) or None,
+        named or None,
     )
     print(
         f"{result.landed} landed, {result.suppressed} dropped (suppressed), "
