@@ -189,9 +189,10 @@ def test_a_dead_or_hung_server_leaves_every_message_pending_within_seconds(
     assert note.endswith("; 200 email messages left pending for the next run")
 
 
-def test_a_header_that_cannot_be_built_is_a_permanent_failure_tried_once(con, smtp_sink):
+def test_an_address_that_would_add_a_header_is_never_handed_over(con, smtp_sink):
     add_user_with_send(con, "eve", "eve@example.com")
-    # an address only the message builder checks (a subject is refused earlier, at render time)
+    # the dispatch's policy refuses it (not one bare address) before the message builder, which
+    # would refuse it too, sees it
     con.execute(
         "update marts.dim_users set email = 'eve@example.com' || chr(13) || chr(10) || 'Bcc: x@y.z'"
     )
@@ -199,10 +200,9 @@ def test_a_header_that_cannot_be_built_is_a_permanent_failure_tried_once(con, sm
     dispatch(con, smtp(smtp_sink.port), as_of=T0 + timedelta(days=2))
 
     assert smtp_sink.messages() == []
-    status, permanent, reason = ledger(con)["d-eve"]
-    assert (status, permanent) == ("failed", True)
-    assert reason.startswith("message cannot be built: ")
-    assert con.execute("select attempts from nudge.delivery_ledger").fetchone() == (1,)
+    status, _, reason = ledger(con)["d-eve"]
+    assert (status, reason) == ("undeliverable", "not one email address")
+    assert con.execute("select count(*) from nudge.delivery_ledger").fetchone() == (1,)
 
 
 BROADCAST = """
