@@ -270,6 +270,19 @@ def test_fcm_gets_a_token_from_token_uri_sends_to_every_device_and_removes_unreg
     assert {r["event"] for r in landed} == {"Device Deleted"}
 
 
+def enqueue_hook(con, url: str) -> None:
+    """Ada (u0) and an outbox row of the ``hook`` template sending to ``url``."""
+    add_user(con, "u0", first_name="Ada")
+    con.execute(
+        """insert into nudge.outbox (idempotency_key, delivery_id, run_id, as_of, entry_id,
+               journey, step, user_id, channel, template, topic, transactional, holdout,
+               event_properties, created_at)
+           values ('hook-u0', 'd-hook-u0', 'r0', ?, 'e', 'onboarding', 'crm', 'u0', 'webhook',
+                   'hook', null, false, false, ?, ?)""",
+        [T0, json.dumps({"url": url}), T0],
+    )
+
+
 def test_webhook_is_signed_per_standard_webhooks_and_maps_the_answer_into_traits(con, tmp_path):
     verified: list[dict] = []
 
@@ -279,15 +292,7 @@ def test_webhook_is_signed_per_standard_webhooks_and_maps_the_answer_into_traits
 
     landing = tmp_path / "landing"
     with standin(answer) as server:
-        add_user(con, "u0", first_name="Ada")
-        con.execute(
-            """insert into nudge.outbox (idempotency_key, delivery_id, run_id, as_of, entry_id,
-                   journey, step, user_id, channel, template, topic, transactional, holdout,
-                   event_properties, created_at)
-               values ('hook-u0', 'd-hook-u0', 'r0', ?, 'e', 'onboarding', 'crm', 'u0', 'webhook',
-                       'hook', null, false, false, ?, ?)""",
-            [T0, json.dumps({"url": f"{server.url}/crm"}), T0],
-        )
+        enqueue_hook(con, f"{server.url}/crm")
         provider = WebhookProvider(WebhookSettings(secret=WEBHOOK_SECRET), landing)
         run(con, {"webhook": provider})
 
@@ -308,15 +313,7 @@ def test_a_webhook_answer_that_cannot_be_landed_leaves_the_send_sent_and_made_on
     answer = Reply(200, {"record": {"id": "x" * 40_000, "tier": "gold"}})
     landing = tmp_path / "landing"
     with standin(lambda request: answer) as server:
-        add_user(con, "u0", first_name="Ada")
-        con.execute(
-            """insert into nudge.outbox (idempotency_key, delivery_id, run_id, as_of, entry_id,
-                   journey, step, user_id, channel, template, topic, transactional, holdout,
-                   event_properties, created_at)
-               values ('hook-u0', 'd-hook-u0', 'r0', ?, 'e', 'onboarding', 'crm', 'u0', 'webhook',
-                       'hook', null, false, false, ?, ?)""",
-            [T0, json.dumps({"url": f"{server.url}/crm"}), T0],
-        )
+        enqueue_hook(con, f"{server.url}/crm")
         provider = WebhookProvider(WebhookSettings(secret=WEBHOOK_SECRET), landing)
         run(con, {"webhook": provider})
         run(con, {"webhook": provider}, as_of=T0 + timedelta(hours=1))
