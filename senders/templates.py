@@ -4,9 +4,9 @@ Only the ``html`` field is autoescaped (a subject, a text part or an SMS body mu
 ``&amp;``). In a Slack message's ``text`` and ``blocks`` the values written into the template
 have Slack's control characters escaped (``&``, ``<``, ``>``): a trait holding ``<!channel>`` or
 ``<https://evil.example|Sign in>`` is shown as written, never a mention or a disguised link; the
-template's own text keeps its links and mentions. An undefined variable without a ``default`` raises ``RenderError`` naming the template,
-the field and the dotted variable (``user.first_name``), so the send is recorded as failed instead
-of going out blank. Rendering is bounded in output size, value sizes and work
+template's own text keeps its links and mentions. An undefined variable without a ``default``
+raises ``RenderError`` naming the template, the field and the dotted variable
+(``user.first_name``), so the send is recorded as failed instead of going out blank. Rendering is bounded in output size, value sizes and work
 (``senders.template_limits``): a template past a bound is a ``RenderError``, never a MemoryError
 or a hang. A field that becomes an email header (``subject``) is refused with a
 ``RenderError`` when a value put into it could add a header or a body (a line break, also one hidden

@@ -208,7 +208,9 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
             )
         return 0
     named = set(args.entries)
-    unknown = sorted(named - {entry.name for entry in entries(workspace.quarantine_dir)})
+    unknown = (
+        sorted(named - {entry.name for entry in entries(workspace.quarantine_dir)}) if named else []
+    )
     if unknown:
         print(
             f"error: no quarantine entry {', '.join(map(repr, unknown))}; nothing was replayed."

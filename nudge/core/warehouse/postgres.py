@@ -59,7 +59,6 @@ def postgres_ddl() -> tuple[str, ...]:
 def connect_postgres(url: str | None = None) -> Iterator[Any]:
     """A psycopg2 connection to ``url`` (default ``NUDGE_POSTGRES_URL``), closed when the block
     ends. Uncommitted work is rolled back when the block raises."""
-
     con = postgres_address(url).connect()
     try:
         yield con
@@ -111,7 +110,6 @@ def _claim_key(dbname: str) -> int:
 def _claimed(dbname: str, url: str) -> Iterator[Any]:
     """A connection to the server's ``postgres`` database holding the advisory lock that claims
     ``dbname`` while the block runs (the server lets it go when the process dies)."""
-
     con = postgres_address(url).connect("postgres")
     try:
         con.autocommit = True
@@ -122,9 +120,9 @@ def _claimed(dbname: str, url: str) -> Iterator[Any]:
         con.close()
 
 
-def _drop_abandoned(claim: Any, family: str, url: str) -> list[str]:
+def _drop_abandoned(claim: Any, family: str, url: str) -> None:
     """Drop the databases of ``family`` that no process claims (their process was killed
-    inside ``new_database``); return their names."""
+    inside ``new_database``)."""
     with claim.cursor() as cursor:
         cursor.execute("select datname from pg_database")
         names = [
@@ -132,17 +130,14 @@ def _drop_abandoned(claim: Any, family: str, url: str) -> list[str]:
             for (name,) in cursor.fetchall()
             if (match := _THROWAWAY_NAME.fullmatch(name)) and match["family"] == family
         ]
-        dropped = []
         for name in names:
             cursor.execute("select pg_try_advisory_lock(%s)", (_claim_key(name),))
             if not cursor.fetchone()[0]:
                 continue  # its process is alive
             try:
                 drop_database(name, url)
-                dropped.append(name)
             finally:
                 cursor.execute("select pg_advisory_unlock(%s)", (_claim_key(name),))
-    return dropped
 
 
 @contextmanager
