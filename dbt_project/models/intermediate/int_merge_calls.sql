@@ -1,6 +1,7 @@
 {{ config(materialized='ephemeral') }}
 -- Every merge of one id into another person, as merge calls: `user_id` the primary, `previous_id`
--- the secondary, with the timestamp and loaded_at that date it (new_since_last_build reads them).
+-- the secondary, with the timestamp and loaded_at that date it (new_since_last_build reads them),
+-- and whether it is an email link (below) rather than a merge call.
 -- - Merge calls (is_merge_call): Customer.io merge_customers.
 -- - Email links: an id holding '@' is an email address (what a Track API call addressed by email
 --   lands as). It joins the person who has that email: the id (without '@') whose identify first
@@ -33,10 +34,12 @@ owners as (
     {% endcall %}
 )
 
-select e.user_id, e.previous_id, e.timestamp, e.message_id, e.loaded_at
+select e.user_id, e.previous_id, e.timestamp, e.message_id, e.loaded_at, false as is_email_link
 from {{ ref('stg_events') }} e
 where {{ is_merge_call('e') }}
 union all
-select o.user_id, i.email_id as previous_id, o.timestamp, o.message_id, o.loaded_at
+select
+    o.user_id, i.email_id as previous_id, o.timestamp, o.message_id, o.loaded_at,
+    true as is_email_link
 from owners o
 join email_ids i on i.email = o.email

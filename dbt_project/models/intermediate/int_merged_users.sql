@@ -15,9 +15,9 @@ with recursive merges as (
 ),
 
 edges as (
-    select primary_id as user_id, secondary_id as other_id, merged_at from merges
+    select primary_id as user_id, secondary_id as other_id from merges
     union all
-    select secondary_id, primary_id, merged_at from merges
+    select secondary_id, primary_id from merges
 ),
 
 -- Every id each id is joined to (itself included).
@@ -32,16 +32,9 @@ ranked as (
         ) as rank
     from reach r
     join merges m on m.primary_id = r.member_id
-),
-
--- When each id first took part in a merge: a delete of the person it joined reaches back only
--- to ids merged in at or before the delete.
-first_merged as (
-    select user_id, min(merged_at) as merged_at from edges group by user_id
 )
 
-select r.user_id, r.primary_id as merged_into, f.merged_at
+select r.user_id, r.primary_id as merged_into
 from ranked r
-join first_merged f on f.user_id = r.user_id
 where r.rank = 1
   and r.user_id <> r.primary_id
