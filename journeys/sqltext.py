@@ -27,8 +27,17 @@ def user_zone_sql(traits: str, attribute: str | None, default: str) -> str:
     return zone_or_default_sql(f"({traits} ->> {sql_string(json_path(attribute))})", default)
 
 
-def at_local_clock_sql(instant: str, clock: str, zone: str, where: str) -> str:
-    """SQL: the local date of ``instant`` (naive UTC) in ``zone``, at ``clock``, as naive UTC."""
+def at_local_clock_sql(
+    instant: str, clock: str, zone: str, where: str, calendar_day: str = "false"
+) -> str:
+    """SQL: the local date of ``instant`` (naive UTC) in ``zone``, at ``clock``, as naive UTC.
+
+    Where the SQL condition ``calendar_day`` holds, ``instant`` is a calendar day (a date with
+    no time of day, read as its midnight) and is that day wherever the user is: west of UTC,
+    midnight UTC of a date falls on the local day before."""
     seconds = clock_seconds(clock, where)
-    local_day = f"date_trunc('day', timezone({zone}, timezone('UTC', {instant})))"
+    local_day = (
+        f"case when {calendar_day} then date_trunc('day', {instant})"
+        f" else date_trunc('day', timezone({zone}, timezone('UTC', {instant}))) end"
+    )
     return f"timezone('UTC', timezone({zone}, {local_day} + to_seconds({seconds})))"

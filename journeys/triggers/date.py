@@ -60,7 +60,9 @@ def fill(run: JourneyRun, trigger: DateTrigger) -> None:
                     [trigger.timezone_attribute, near],
                 )
         where = f"journey {run.journey.name!r}: date trigger `at`"
-        at_clock = at_local_clock_sql("due_at", trigger.at, zone, where)
+        # A trait holding a date alone ("2026-04-10", as JSON): that day in the user's zone.
+        calendar_day = """cast(raw_value as varchar) like '"____-__-__"'"""
+        at_clock = at_local_clock_sql("due_at", trigger.at, zone, where, calendar_day)
         due = f"case when due_at <= ? then true else {at_clock} <= ? end"
         due_params = [near, run.as_of]
     run.execute(f"delete from _nj_dates where ({due}) is not true", due_params)
