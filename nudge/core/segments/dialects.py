@@ -22,7 +22,8 @@ Differences handled so that every dialect gives the same answers:
   type names; a missing key and JSON null are both "missing".
 - Postgres has no TRY_CAST and a bad timestamp string aborts the whole query, so a string is a
   timestamp only when it matches a strict ISO 8601 pattern (real month/day ranges, 29 February
-  only in leap years, optional time, optional ``Z``/``±hh[:mm]`` offset); every dialect applies the
+  only in leap years, optional time with up to nine fraction digits, optional ``Z``/``±hh[:mm]``
+  offset, with or without a space before it); every dialect applies the
   same pattern, so DuckDB does not accept formats that Postgres would reject.
 - Unix seconds are timestamps between year 1 and 9999 (Postgres rejects years before 4713 BC).
 - Everything is converted to naive UTC timestamps, independent of the session time zone (the
@@ -65,7 +66,8 @@ _MONTH_DAY = (
     "((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
     "|02-(0[1-9]|1[0-9]|2[0-8]))"
 )
-_TIME = "[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{1,6})?)?"
+# Fractions to nanoseconds (Go; .NET writes seven digits); read to the microsecond.
+_TIME = "[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{1,9})?)?"
 _ZONE = " ?(Z|z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)"
 ISO_PATTERN = f"^{_YEAR}-{_MONTH_DAY}({_TIME}({_ZONE})?)?$"
 LEAP_DAY_PATTERN = f"^{_YEAR}-02-29({_TIME}({_ZONE})?)?$"
@@ -175,8 +177,17 @@ class _DuckDB(JsonDialect):
         return exp.GT(this=exp.ArraySize(this=matching), expression=exp.Literal.number(0))
 
     def iso_with_offset(self, text):
+        # DuckDB reads no space before the zone (Ruby's `2026-04-02 10:00:00 +0000`): the only
+        # other space a matching string holds is the date's separator, the 11th character.
+        joined = exp.func(
+            "CONCAT",
+            exp.Substring(
+                this=text.copy(), start=exp.Literal.number(1), length=exp.Literal.number(11)
+            ),
+            _fn("REPLACE", exp.Substring(this=text, start=exp.Literal.number(12)), _s(" "), _s("")),
+        )
         return exp.AtTimeZone(
-            this=exp.TryCast(this=text, to=exp.DataType.build("TIMESTAMPTZ")), zone=_s("UTC")
+            this=exp.TryCast(this=joined, to=exp.DataType.build("TIMESTAMPTZ")), zone=_s("UTC")
         )
 
 
@@ -211,10 +222,16 @@ class _Postgres(JsonDialect):
 
     def iso_with_offset(self, text):
         # Safe without TRY_CAST: only strings matching ISO_PATTERN reach the cast.
-        return exp.AtTimeZone(this=exp.cast(text, "TIMESTAMPTZ"), zone=_s("UTC"))
+        return exp.AtTimeZone(
+            this=exp.cast(self._microseconds(text), "TIMESTAMPTZ"), zone=_s("UTC")
+        )
 
     def iso_naive(self, text):
-        return exp.cast(text, "TIMESTAMP")
+        return exp.cast(self._microseconds(text), "TIMESTAMP")
+
+    def _microseconds(self, text: exp.Expression) -> exp.Expression:
+        # Postgres rounds a fraction past microseconds, the others cut it (Go's nanoseconds).
+        return _fn("REGEXP_REPLACE", text, _s("(?<=[.][0-9]{6})[0-9]+"), _s(""))
 
 
 class _Snowflake(JsonDialect):
