@@ -118,9 +118,14 @@ def test_makefile_demo_runs_unattended() -> None:
         (("serve", "--port", "70000"), {}, "70000 is not a port number (1-65535)"),
         (("segments", "members", "pro", "--limit", "9" * 30), {}, "--limit: must be at most"),
         (("scenario", "run", "{tmp}"), {}, "cannot use {tmp}: Is a directory"),
+        (("run", "--as-of", "+1d"), {}, "--as-of: '+1d' is not an ISO 8601 time"),
+        (("run", "--as-of", "9999-12-31T00:00:00Z"), {},
+         "--as-of 9999-12-31T00:00:00Z is in the future"),
+        (("segments", "upload", "vip", "{tmp}/a-file", "--at", "soon"), {},
+         "--at: 'soon' is not an ISO 8601 time"),
     ],
     ids=["home-under-a-file", "postgres-unreachable", "port-out-of-range", "limit-too-large",
-         "scenario-folder"],
+         "scenario-folder", "as-of-not-a-time", "as-of-in-the-future", "at-not-a-time"],
 )  # fmt: skip
 def test_a_mistake_in_a_path_a_setting_or_an_argument_is_a_sentence(
     tmp_path: Path, args: tuple[str, ...], env: dict[str, str], said: str

@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from nudge.core.dsl.problems import DefinitionError
@@ -70,11 +70,37 @@ def workspace_from_args(args: argparse.Namespace, *, create: bool = True) -> Wor
     return workspace
 
 
-def parse_as_of(text: str | None) -> datetime:
+def parse_as_of(text: str | None, flag: str = "--as-of") -> datetime:
+    """The instant ``text`` names (now when None), as naive UTC; ``ValueError`` saying so when it
+    is not an ISO 8601 time."""
     from nudge.core.clock import to_utc_naive, utc_now
-    from nudge.devtools.scenarios.model import parse_instant
 
-    return utc_now() if text is None else to_utc_naive(parse_instant(text, "--as-of"))
+    if text is None:
+        return utc_now()
+    try:
+        return to_utc_naive(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        raise ValueError(
+            f"{flag}: {text!r} is not an ISO 8601 time (for example 2026-03-01T09:00:00Z)."
+        ) from None
+
+
+# How far ahead of this machine's clock --as-of may be: a clock a little behind another's.
+FUTURE_AS_OF_TOLERANCE = timedelta(minutes=5)
+
+
+def refuse_future_as_of(as_of: datetime) -> None:
+    """A run in the future would send what falls due by then before its time, and the
+    workspace's history only moves forward: no run at an earlier instant could follow."""
+    from nudge.core.clock import utc_now
+
+    now = utc_now()
+    if as_of > now + FUTURE_AS_OF_TOLERANCE:
+        raise ValueError(
+            f"--as-of {as_of.isoformat()}Z is in the future (it is {now:%Y-%m-%dT%H:%M}Z now):"
+            " a run then would send messages before their time, and no later run could be"
+            " earlier than it. See what it would do with --dry-run."
+        )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -242,6 +268,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workspace = workspace_from_args(args)
     as_of = parse_as_of(args.as_of)
+    if not args.dry_run:
+        refuse_future_as_of(as_of)
     # Checked here as well as where the code location loads them: a mistake in the definitions
     # is said at once, before Dagster is imported and a run is started (seconds).
     content = load_workspace_content(workspace)
@@ -320,7 +348,7 @@ def cmd_segments_upload(args: argparse.Namespace) -> int:
         workspace,
         args.name,
         Path(args.file),
-        uploaded_at=parse_as_of(args.at),
+        uploaded_at=parse_as_of(args.at, "--at"),
         taken_names=taken,
     )
     print(
