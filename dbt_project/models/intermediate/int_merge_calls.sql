@@ -9,10 +9,23 @@
 --   nobody has stays a person of its own until someone identifies with it, then joins them, as
 --   Customer.io does when an id is given to a person known by email. The first owner wins, so
 --   one email never joins two people together.
+-- - Email case links: an address is one id in any case. While nobody has it, its spellings
+--   (`Ann@X.com`, `ann@x.com`) join the first one seen, dated by each one's first call; once
+--   someone has it, they join that person instead.
 with email_ids as (
-    select distinct e.user_id as email_id, lower(e.user_id) as email
+    -- Each spelling of an address, with its first call.
+    {% call first_row_per(['e.user_id'], ['e.timestamp', 'e.message_id']) %}
+    select
+        e.user_id as email_id, lower(e.user_id) as email, e.timestamp, e.message_id, e.loaded_at
     from {{ ref('stg_events') }} e
     where e.user_id like '%@%' and e.timestamp <= {{ as_of() }}
+    {% endcall %}
+),
+
+first_spellings as (
+    {% call first_row_per(['i.email'], ['i.timestamp', 'i.message_id', 'i.email_id']) %}
+    select i.email, i.email_id from email_ids i
+    {% endcall %}
 ),
 
 owners as (
@@ -43,3 +56,11 @@ select
     true as is_email_link
 from owners o
 join email_ids i on i.email = o.email
+union all
+select
+    f.email_id, i.email_id as previous_id, i.timestamp, i.message_id, i.loaded_at,
+    true as is_email_link
+from email_ids i
+join first_spellings f on f.email = i.email
+where i.email_id <> f.email_id
+  and i.email not in (select email from owners)
