@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import socket
+import sys
 
 import uvicorn
 
@@ -27,7 +29,7 @@ def serve(workspace: Workspace, host: str, port: int) -> int:
     try:
         recovered = app.state.collector.committer.open()
     except JournalBusy as busy:
-        print(f"error: {busy}")
+        print(f"error: {busy}", file=sys.stderr)
         return 2
     if recovered:
         print(f"published {recovered} messages a stopped collector had acknowledged")
@@ -35,7 +37,10 @@ def serve(workspace: Workspace, host: str, port: int) -> int:
     try:
         listening = _listen(host, port)
     except OSError as exc:
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror}; choose another --port.")
+        print(
+            f"error: cannot listen on {host}:{port}: {exc.strerror}; {_what_to_change(exc)}",
+            file=sys.stderr,
+        )
         return 2
     print(
         f"nudge collector on http://{host}:{port} (landing in {workspace.events_landing_dir})",
@@ -71,6 +76,14 @@ def _listen(host: str, port: int) -> socket.socket:
         listening.close()
         raise
     return listening
+
+
+def _what_to_change(error: OSError) -> str:
+    """What to change when the collector cannot listen: the port when it is taken (or not
+    allowed), else the host, which is not an address of this machine."""
+    if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+        return "choose another --host (an address of this machine: 127.0.0.1, or 0.0.0.0 for all)."
+    return "choose another --port."
 
 
 # Container objects allocated (less those freed) between two collections of the youngest

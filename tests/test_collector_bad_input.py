@@ -236,7 +236,7 @@ def test_a_second_collector_on_the_same_workspace_says_so(
         timeout=60,
     )
     assert second.returncode == 2
-    assert "another collector is writing into" in second.stdout
+    assert "another collector is writing into" in second.stderr
     assert "Traceback" not in second.stdout + second.stderr
 
 

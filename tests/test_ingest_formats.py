@@ -103,6 +103,15 @@ def test_a_whole_file_that_cannot_be_read_says_why(tmp_path: Path) -> None:
     assert Counter(landed(home, tmp_path / "w.duckdb")) == Counter()
 
 
+def test_a_folder_with_nothing_to_ingest_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "exports"
+    empty.mkdir()
+    (empty / ".hidden.json").write_text("[]")
+    result = nudge(tmp_path / "home", "ingest", str(empty))
+    assert result.returncode == 1
+    assert f"{empty}: no file to ingest in this folder" in result.stderr
+
+
 def test_a_json_array_is_read_item_by_item_not_whole(tmp_path: Path) -> None:
     """The first message of a JSON array comes out while the rest is still being written (a
     named pipe stands for a file larger than memory), and a break later says which item."""

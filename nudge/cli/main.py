@@ -150,7 +150,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     paths: list[Path] = []
     for given in map(Path, args.files):
         if given.is_dir():  # every file in it, by name; hidden files are skipped
-            paths += sorted(p for p in given.iterdir() if p.is_file() and p.name[0] != ".")
+            found = sorted(p for p in given.iterdir() if p.is_file() and p.name[0] != ".")
+            if not found:
+                print(f"{given}: no file to ingest in this folder", file=sys.stderr)
+                status = 1
+            paths += found
         elif given.exists():
             paths.append(given)
         else:
