@@ -123,12 +123,14 @@ def test_makefile_demo_runs_unattended() -> None:
          "--as-of 9999-12-31T00:00:00Z is in the future"),
         (("segments", "upload", "vip", "{tmp}/a-file", "--at", "soon"), {},
          "--at: 'soon' is not an ISO 8601 time"),
+        (("validate",), {"NUDGE_CONTENT": "{tmp}/a-file"},
+         "{tmp}/a-file: is a file, not a folder (set NUDGE_CONTENT"),
         (("serve", "--host", "999.1.1.1", "--port", "8999"), {"NUDGE_WRITE_KEYS": "k"},
          "cannot listen on 999.1.1.1:8999: Name or service not known; choose another --host"),
     ],
     ids=["home-under-a-file", "postgres-unreachable", "port-out-of-range", "limit-too-large",
          "scenario-folder", "as-of-not-a-time", "as-of-in-the-future", "at-not-a-time",
-         "host-not-of-this-machine"],
+         "content-is-a-file", "host-not-of-this-machine"],
 )  # fmt: skip
 def test_a_mistake_in_a_path_a_setting_or_an_argument_is_a_sentence(
     tmp_path: Path, args: tuple[str, ...], env: dict[str, str], said: str

@@ -68,6 +68,21 @@ def test_csv_empty_ids_are_named_by_line(tmp_path: Path) -> None:
         read_member_ids(csv)
 
 
+def test_csv_with_a_quote_left_open_is_refused_not_read_as_one_id(tmp_path: Path) -> None:
+    csv = write_csv(tmp_path / "list.csv", 'user_id,email\n"u1,a\nu2,b\n')
+    with pytest.raises(
+        ManualSegmentError, match=r"list.csv: not a valid CSV file \(unexpected end"
+    ):
+        read_member_ids(csv)
+
+
+def test_csv_not_in_utf8_is_named(tmp_path: Path) -> None:
+    csv = tmp_path / "list.csv"
+    csv.write_bytes("user_id\nJosé\n".encode("latin-1"))
+    with pytest.raises(ManualSegmentError, match=r"list.csv: not UTF-8 text; save it as UTF-8"):
+        read_member_ids(csv)
+
+
 def test_csv_ids_are_stripped_and_deduplicated(tmp_path: Path) -> None:
     csv = write_csv(tmp_path / "list.csv", "email,user_id\na, u1\nb,u2\nc,u1\n")
     assert read_member_ids(csv) == ["u1", "u2"]

@@ -82,7 +82,12 @@ def load_content_dir(path: Path, *, sql_segments: Collection[str] = ()) -> Conte
                     str(path),
                     "",
                     "",
-                    "content directory does not exist (set NUDGE_CONTENT to the folder holding your YAML definitions)",
+                    (
+                        "is a file, not a folder"
+                        if path.exists()
+                        else "content directory does not exist"
+                    )
+                    + " (set NUDGE_CONTENT to the folder holding your YAML definitions)",
                 )
             ]
         )

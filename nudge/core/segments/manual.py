@@ -79,22 +79,29 @@ def read_member_ids(path: Path) -> list[str]:
     if not path.is_file():
         raise ManualSegmentError(f"{path}: no such file")
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        if USER_ID_COLUMN not in columns:
-            found = ", ".join(repr(c) for c in columns) or "none (the file is empty)"
-            raise ManualSegmentError(
-                f"{path}: no {USER_ID_COLUMN!r} column in the header line; found {found}. "
-                f"The first line must name the columns, one of them {USER_ID_COLUMN}."
-            )
+        # strict: a quote left open is an error, not one id swallowing the rest of the file.
+        reader = csv.DictReader(handle, strict=True)
         ids: dict[str, None] = {}
         empty: list[int] = []
-        for row in reader:
-            value = (row.get(USER_ID_COLUMN) or "").strip()
-            if value:
-                ids[value] = None
-            else:
-                empty.append(reader.line_num)
+        try:
+            columns = reader.fieldnames or []
+            if USER_ID_COLUMN not in columns:
+                found = ", ".join(repr(c) for c in columns) or "none (the file is empty)"
+                raise ManualSegmentError(
+                    f"{path}: no {USER_ID_COLUMN!r} column in the header line; found {found}. "
+                    f"The first line must name the columns, one of them {USER_ID_COLUMN}."
+                )
+            for row in reader:
+                value = (row.get(USER_ID_COLUMN) or "").strip()
+                if value:
+                    ids[value] = None
+                else:
+                    empty.append(reader.line_num)
+        except UnicodeDecodeError:
+            raise ManualSegmentError(f"{path}: not UTF-8 text; save it as UTF-8 CSV") from None
+        except csv.Error as error:
+            # "unexpected end of data": a quote opened and never closed.
+            raise ManualSegmentError(f"{path}: not a valid CSV file ({error})") from None
     if empty:
         lines = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
         raise ManualSegmentError(
