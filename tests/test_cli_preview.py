@@ -321,6 +321,18 @@ def test_send_test_to_a_suppressed_address_is_refused(built, smtp_env, capsys) -
     assert ledger(workspace, "lower(address) = 'gone@example.org'") == []
 
 
+@pytest.mark.parametrize("to", ["Ann <ann@example.org>", "a@example.org, b@example.org", "ann"])
+def test_send_test_to_more_or_less_than_one_email_address_is_refused(
+    built, smtp_env, capsys, to: str
+) -> None:
+    """A display name or a list would reach every address in it (SMTP and the providers' APIs
+    take lists) while the suppression check above looked at the whole text."""
+    code = nudge(built, "send-test", "welcome_email", "--to", to, "--user", "ada")
+    assert code == 2
+    assert f"--to {to!r} is not one email address, so nothing was sent" in capsys.readouterr().err
+    assert received(smtp_env) == []
+
+
 def test_send_test_needs_only_its_own_channels_provider_settings(
     built, monkeypatch, capsys
 ) -> None:

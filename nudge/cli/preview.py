@@ -205,6 +205,7 @@ def _describe(result: dict[str, Any], message: RenderedMessage, *, show_html: bo
 def cmd_send_test(args: argparse.Namespace) -> int:
     from nudge.core.checked_content import load_workspace_content
     from nudge.core.warehouse.schema import ensure_tables
+    from senders.addresses import NOT_ONE_ADDRESS, is_bare_mailbox
     from senders.one_off import (
         as_test,
         read_recipient,
@@ -226,6 +227,13 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     template = content.template(args.template)
     if template is None:
         return _unknown_template(workspace, content, args.template)
+    if template.channel == "email" and not is_bare_mailbox(args.to):
+        print(
+            f"--to {args.to!r} is {NOT_ONE_ADDRESS}, so nothing was sent: give one address "
+            "(name@example.org), without a display name, angle brackets or a list.",
+            file=sys.stderr,
+        )
+        return INVALID_EXIT_STATUS
     # Only this channel's provider must be ready to send (open_provider checks its settings).
     choice = choose_provider(template.channel)
     if choice is None:
