@@ -24,7 +24,7 @@ with email_ids as (
 
 first_spellings as (
     {% call first_row_per(['i.email'], ['i.timestamp', 'i.message_id', 'i.email_id']) %}
-    select i.email, i.email_id from email_ids i
+    select i.email, i.email_id, i.loaded_at from email_ids i
     {% endcall %}
 ),
 
@@ -57,8 +57,11 @@ select
 from owners o
 join email_ids i on i.email = o.email
 union all
+-- Dated by the later spelling's first call, loaded when the later of the two first calls was:
+-- a late call that comes first changes every link of the address, so that each counts as new.
 select
-    f.email_id, i.email_id as previous_id, i.timestamp, i.message_id, i.loaded_at,
+    f.email_id, i.email_id as previous_id, i.timestamp, i.message_id,
+    greatest(i.loaded_at, f.loaded_at) as loaded_at,
     true as is_email_link
 from email_ids i
 join first_spellings f on f.email = i.email

@@ -5,12 +5,14 @@
 -- - A suppression deletes too and keeps the id out until it is unsuppressed: it erases up to
 --   the first unsuppression stamped at or after it, or up to as_of while there is none, so that
 --   calls for the id that reach the warehouse while it is suppressed never count.
--- - An erasure of an id reaches the ids merged into it (through any chain) by merges stamped at
---   or before the erasure began: the person as it was then, whatever later merges made of it.
---   An id merged into someone else before its erasure takes only what came with it.
--- - An erasure addressed by email (an id holding '@') reaches the person who has that email:
---   its owner (int_merge_calls), also when the owner identified with it later, or the person
---   the owner was merged into when the erasure began.
+-- - An erasure reaches the person as it was when it began, whatever later merges made of it:
+--   every id joined to the erased one by merges stamped at or before then, when the erased id
+--   was that person's own id (the primary of its latest merge, as int_merged_users names a
+--   person); an id merged into someone else takes only what came with it (the ids merged into
+--   it then).
+-- - An erasure addressed by email (an id holding '@') reaches the whole person who has that
+--   email then; a suppression also reaches its owner when they identified with it later (the
+--   address stays out), a delete does not (a later owner is someone else).
 -- A table: five models filter by it, and it reads every erasure and merge call.
 with recursive erasure_calls as (
     select e.type, e.event, e.user_id, e.timestamp
@@ -21,7 +23,7 @@ with recursive erasure_calls as (
 ),
 
 erasures as (
-    select user_id, timestamp as erased_from, timestamp as erased_through
+    select user_id, timestamp as erased_from, timestamp as erased_through, false as keeps_out
     from erasure_calls
     where type = 'delete'
     union all
@@ -39,52 +41,78 @@ erasures as (
                   and u.timestamp >= s.timestamp
             ),
             {{ as_of() }}
-        )
+        ),
+        true
     from erasure_calls s
     where s.event = '{{ suppressed_event() }}'
 ),
 
 merges as (
-    select user_id, previous_id, timestamp, is_email_link
+    select user_id, previous_id, timestamp, message_id, is_email_link
     from {{ ref('int_merge_calls') }}
     where timestamp <= {{ as_of() }}
 ),
 
--- From a merge's primary to its secondary, and back.
+-- From a merge's primary to its secondary, and both ways.
 down_edges as (
     select user_id, previous_id as other_id, timestamp as merged_at from merges
 ),
 
-up_edges as (
-    select previous_id as user_id, user_id as other_id, timestamp as merged_at, is_email_link
-    from merges
+both_edges as (
+    select user_id, previous_id as other_id, timestamp as merged_at, is_email_link from merges
+    union all
+    select previous_id, user_id, timestamp, is_email_link from merges
 ),
 
-email_erasures as (
-    select user_id, erased_from, erased_through from erasures where user_id like '%@%'
-),
-
--- An erasure addressed by email: the email's owner (whenever they took it), then the person the
--- owner was part of when the erasure began.
+-- The person each erased id was part of when the erasure began (a suppression addressed by
+-- email: with the address's owner, whenever they took it).
 {{ walk_ids(
-    'owners', 'email_erasures', 'up_edges',
-    carried=['erased_from', 'erased_through'],
-    edge_condition="(e.merged_at <= r.erased_from or (e.is_email_link and r.member_id = r.user_id))"
+    'erased_person', 'erasures', 'both_edges',
+    carried=['erased_from', 'erased_through', 'keeps_out'],
+    edge_condition="(e.merged_at <= r.erased_from
+        or (r.keeps_out and e.is_email_link and r.member_id = r.user_id and r.user_id like '%@%'))"
 ) }},
 
--- Each erased person, and every id merged into them at or before the erasure began (a delete
--- of an id that was merged into someone else erases only what came with it).
-erased_persons as (
-    select user_id, erased_from, erased_through from erasures
-    union all
-    select member_id, erased_from, erased_through from owners
+-- What came with each erased id: the ids merged into it then, through any chain.
+{{ walk_ids(
+    'came_with', 'erasures', 'down_edges',
+    carried=['erased_from', 'erased_through', 'keeps_out'],
+    edge_condition='e.merged_at <= r.erased_from'
+) }},
+
+-- Whose own id each erased person's was then: the primary of its latest merge.
+latest_merges as (
+    select
+        p.user_id,
+        p.erased_from,
+        p.erased_through,
+        p.keeps_out,
+        m.user_id as primary_id,
+        row_number() over (
+            partition by p.user_id, p.erased_from, p.erased_through, p.keeps_out
+            order by m.timestamp desc, m.message_id desc
+        ) as rank
+    from erased_person p
+    join merges m on m.user_id = p.member_id and m.timestamp <= p.erased_from
 ),
 
-{{ walk_ids(
-    'reached', 'erased_persons', 'down_edges',
-    carried=['erased_from', 'erased_through'],
-    edge_condition='e.merged_at <= r.erased_from'
-) }}
+whole_persons as (
+    select user_id, erased_from, erased_through, keeps_out
+    from latest_merges
+    where rank = 1 and (primary_id = user_id or user_id like '%@%')
+),
+
+reached as (
+    select p.member_id, p.erased_through
+    from erased_person p
+    join whole_persons w
+      on w.user_id = p.user_id
+     and w.erased_from = p.erased_from
+     and w.erased_through = p.erased_through
+     and w.keeps_out = p.keeps_out
+    union all
+    select member_id, erased_through from came_with
+)
 
 select member_id as user_id, max(erased_through) as deleted_at
 from reached
