@@ -199,6 +199,22 @@ steps:
 """
 
 
+BROKEN_MODEL_SCENARIO = """
+name: broken_model
+start: "2026-01-05T12:00:00Z"
+dbt_models:
+  models/marts/vip.sql: |
+    {{ config(tags=['segment']) }}
+    select user_id from {{ ref('dim_users') }} where no_such_column = 'vip'
+steps:
+  - events:
+      - {type: identify, userId: u1, traits: {plan: pro}, at: "+0s"}
+  - run: {at: "+1s"}
+  - expect:
+      segments: {vip: []}
+"""
+
+
 @pytest.mark.slow
 def test_scenario_run_passes_the_dsl_example_and_fails_a_wrong_expectation(
     tmp_path: Path, content: Path
@@ -214,3 +230,13 @@ def test_scenario_run_passes_the_dsl_example_and_fails_a_wrong_expectation(
     assert failing.returncode == 1
     assert "segment pro" in failing.stdout
     assert "expected: ['u2']" in failing.stdout and "found:    ['u1']" in failing.stdout
+
+    broken = tmp_path / "broken.yml"
+    broken.write_text(BROKEN_MODEL_SCENARIO)
+    both = nudge(tmp_path / "home", content, "scenario", "run", str(broken), str(wrong))
+    assert both.returncode == 1
+    assert f"FAIL {broken} (broken_model): dbt build at as_of=" in both.stdout
+    assert "model.nudge.vip" in both.stdout
+    assert f"FAIL {wrong}" in both.stdout  # the next file still runs
+    assert "0 passed, 2 failed" in both.stdout
+    assert "Traceback" not in both.stdout + both.stderr

@@ -421,6 +421,7 @@ def cmd_journeys_control(args: argparse.Namespace) -> int:
 
 
 def cmd_scenario_run(args: argparse.Namespace) -> int:
+    from nudge.core.warehouse.dbt import DbtBuildError
     from nudge.devtools.scenarios.model import load_scenario
     from nudge.devtools.scenarios.runner import run_scenario
 
@@ -428,7 +429,12 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="nudge-scenario-") as tmp:
         for number, path in enumerate(args.files):
             scenario = load_scenario(Path(path))
-            result = run_scenario(scenario, Path(tmp) / str(number), warehouse=args.warehouse)
+            try:
+                result = run_scenario(scenario, Path(tmp) / str(number), warehouse=args.warehouse)
+            except DbtBuildError as error:  # a model of the scenario's, or its data, broke it
+                print(f"FAIL {path} ({scenario.name}): {error}")
+                failed += 1
+                continue
             verdict = "PASS" if result.passed else "FAIL"
             print(f"{verdict} {path} ({scenario.name}, {result.runs} runs)")
             for failure in result.failures:
