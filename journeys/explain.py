@@ -5,7 +5,8 @@ Read-only queries over the journey state (``nudge.journey_entries``, ``journey_t
 every transition with its run, every message with its ledger status, the conditions scoped to
 the entry with the trigger's values and the events they counted (``explain_scoped``), and what
 happens next and when. For someone not in the journey, the reason: never triggered, filtered out by the
-``entry_filter``, finished (and whether ``reentry`` lets them start again), or not a known user.
+``entry_filter``, finished (and whether ``reentry`` lets them start again). An id the warehouse
+does not know and no entry has carried is an ``ExplainError``, as for a segment.
 """
 
 from __future__ import annotations
@@ -107,6 +108,11 @@ class _Explainer:
                order by started_at, entry_id""",
             [self.journey.name, self.ids],
         ).fetchall()
+        if not entries and not self.known:  # a mistyped id, as `explain --segment` says too
+            raise ExplainError(
+                f"user {self.user_id!r} is not a known user at as_of {self.as_of} (no call "
+                "carries that id, or the user was deleted): check the id with `nudge profile`"
+            )
         lines = [f"journey {self.journey.name} for user {self.user_id} at as_of {self.as_of}"]
         active = [e for e in entries if e[1] == "active"]
         if active:
@@ -175,8 +181,6 @@ class _Explainer:
             else:
                 left = f"completed on {ended}"
             return [f"not in the journey: {left}", f"  {self._reentry(ended)}"]
-        if not self.known:
-            return ["not in the journey: not a known user at this as_of (no calls, or deleted)"]
         trigger = self.journey.trigger
         words = trigger_kind(trigger).words(trigger)
         why_not = trigger_engine(trigger).why_not(self, trigger, f"triggered by {words}")

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from journeys.explain import explain_journey
+from nudge.cli.main import main
 from nudge.core.landing.writer import land_messages
 from nudge.core.segments.explain import ExplainError
 from nudge.core.workspace import Workspace
@@ -106,13 +107,35 @@ def test_users_not_in_the_journey_get_the_reason(workspace):
     assert "exited at step pause" in dee
     assert "reason: exit_when, trait closed is true, held" in dee
     assert "reentry: never" in dee
-    assert "not a known user" in explain(workspace, "nobody")
+    with pytest.raises(ExplainError, match="user 'nobody' is not a known user"):
+        explain(workspace, "nobody")
 
 
 def test_unknown_journey_is_a_clear_error(workspace):
     home, content = workspace
     with pytest.raises(ExplainError, match=r"unknown journey 'onboardin'.*onboarding"):
         explain_journey(home, content, user_id="ada", journey="onboardin")
+
+
+def test_cli_an_unknown_user_is_a_sentence_and_not_an_explanation(workspace, capsys, monkeypatch):
+    """`nudge explain` with an id the warehouse does not know is the user's mistake, for a journey
+    as for a segment: one sentence on stderr and exit 2, not an explanation and exit 0."""
+    home, _ = workspace
+    for name in home.env():  # main points the environment at the workspace: put it back after
+        monkeypatch.delenv(name, raising=False)
+    args = ["--home", str(home.home), "--content", str(home.content_dir), "explain"]
+    assert main([*args, "--user", "nosuch", "--journey", "onboarding"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "user 'nosuch' is not a known user" in err and "`nudge profile`" in err
+    assert "Traceback" not in err
+    assert main([*args, "--user", "nosuch", "--segment", "new_signups"]) == 2
+    assert "user 'nosuch' is not a known user" in capsys.readouterr().err
+    # A known user who never entered is still explained, and a mistaken journey comes first.
+    assert main([*args, "--user", "bob", "--journey", "onboarding"]) == 0
+    assert "never entered" in capsys.readouterr().out
+    assert main([*args, "--user", "nosuch", "--journey", "onboardin"]) == 2
+    assert "unknown journey 'onboardin'" in capsys.readouterr().err
 
 
 CART_CONTENT = """

@@ -73,12 +73,12 @@ def workspace_from_args(args: argparse.Namespace, *, create: bool = True) -> Wor
 def parse_as_of(text: str | None, flag: str = "--as-of") -> datetime:
     """The instant ``text`` names (now when None), as naive UTC; ``ValueError`` saying so when it
     is not an ISO 8601 time."""
-    from nudge.core.clock import to_utc_naive, utc_now
+    from nudge.core.clock import parse_iso_instant, utc_now
 
     if text is None:
         return utc_now()
     try:
-        return to_utc_naive(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        return parse_iso_instant(text)
     except ValueError:
         raise ValueError(
             f"{flag}: {text!r} is not an ISO 8601 time (for example 2026-03-01T09:00:00Z)."

@@ -38,6 +38,13 @@ def to_utc_naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+def parse_iso_instant(text: str) -> datetime:
+    """The instant the ISO 8601 ``text`` names, as naive UTC: a trailing ``Z`` and an offset are
+    honoured, text without either is UTC already. ``ValueError`` when it is not ISO 8601; callers
+    say what was expected in their own words."""
+    return to_utc_naive(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
 def to_utc_aware(moment: datetime) -> datetime:
     """``moment`` as an aware UTC datetime (a naive value is taken to be UTC)."""
     if moment.tzinfo is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from nudge.core.clock import to_utc_naive
+from nudge.core.clock import parse_iso_instant, to_utc_naive
 from nudge.core.dsl.durations import parse_duration
 
 SCENARIO_KEYS = ("name", "start", "steps")
@@ -61,16 +61,14 @@ class Scenario:
 
 
 def parse_instant(value: Any, where: str) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise ScenarioFormatError(
-                f"{where}: {value!r} is not an ISO 8601 time or a '+<duration>' offset"
-            ) from None
-    return to_utc_naive(moment)
+    if isinstance(value, datetime):  # YAML reads an unquoted timestamp as one
+        return to_utc_naive(value)
+    try:
+        return parse_iso_instant(str(value))
+    except ValueError:
+        raise ScenarioFormatError(
+            f"{where}: {value!r} is not an ISO 8601 time or a '+<duration>' offset"
+        ) from None
 
 
 def resolve_time(start: datetime, value: Any, where: str) -> datetime:
