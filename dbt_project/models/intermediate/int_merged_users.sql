@@ -1,23 +1,19 @@
--- Ids merged into another person at as_of (merge calls and email links: int_merge_calls). Merges join
+-- Ids merged into another person at as_of (merge calls and email links, int_merges). Merges join
 -- ids into one person: every id connected to another by merges stamped at or before as_of, in
--- either direction and through any chain, becomes the same person, known by the primary of the
--- latest of those merges (so merging A into B, then B into A, leaves A). One row per id that is
--- not that person's own id. Small (merges and email-addressed people are rare), so rebuilt in
+-- either direction and through any chain, becomes the same person, the one made by the latest
+-- of those merges (int_merges: after A <- B, a merge B <- C joins C into A; a merge B <- A then
+-- makes it B). One row per id that is not that person's own id, with its precedence among the
+-- person's ids for traits. Small (merges and email-addressed people are rare), so rebuilt in
 -- full; standard SQL only (the recursion in macros/portable/graphs.sql).
 with recursive merges as (
-    select
-        e.user_id as primary_id,
-        e.previous_id as secondary_id,
-        e.timestamp as merged_at,
-        e.message_id
-    from {{ ref('int_merge_calls') }} e
-    where e.timestamp <= {{ as_of() }}
+    select primary_id, secondary_id, merge_seq, within_person, person_id
+    from {{ ref('int_merges') }}
 ),
 
 edges as (
-    select primary_id as user_id, secondary_id as other_id from merges
+    select primary_id as user_id, secondary_id as other_id, merge_seq from merges
     union all
-    select secondary_id, primary_id from merges
+    select secondary_id, primary_id, merge_seq from merges
 ),
 
 -- Every id each id is joined to (itself included).
@@ -26,15 +22,60 @@ edges as (
 ranked as (
     select
         r.user_id,
-        m.primary_id,
-        row_number() over (
-            partition by r.user_id order by m.merged_at desc, m.message_id desc
-        ) as rank
+        m.person_id,
+        row_number() over (partition by r.user_id order by m.merge_seq desc) as rank
     from reach r
     join merges m on m.primary_id = r.member_id
+),
+
+-- Precedence, as Customer.io's merge keeps traits: the primary's person keeps theirs and takes
+-- the secondary's only where it has none, merge after merge. So each merge puts ids behind:
+-- the ids the secondary was joined to then, or, for a merge within one person, every id of it
+-- but the primary. Ids compare by the merges that put them behind, latest first: the later such
+-- merge that put one behind and not the other decides. A key of those merges' numbers (fixed
+-- width, latest first) orders them as text; the person's own id is never behind.
+demoting_seeds as (
+    select
+        case when within_person then primary_id else secondary_id end as user_id,
+        merge_seq as before_seq,
+        primary_id,
+        within_person
+    from merges
+),
+
+{{ walk_ids(
+    'demoted', 'demoting_seeds', 'edges',
+    carried=['before_seq', 'primary_id', 'within_person'],
+    edge_condition='e.merge_seq < r.before_seq'
+) }},
+
+demotions as (
+    select
+        member_id as user_id,
+        before_seq as merge_seq,
+        row_number() over (partition by member_id order by before_seq desc) as n
+    from demoted
+    where not (within_person and member_id = primary_id)
+),
+
+precedence_keys (user_id, n, precedence) as (
+    select user_id, n, lpad(cast(merge_seq as {{ text_type() }}), 12, '0')
+    from demotions
+    where n = 1
+    union all
+    select k.user_id, d.n, k.precedence || lpad(cast(d.merge_seq as {{ text_type() }}), 12, '0')
+    from precedence_keys k
+    join demotions d on d.user_id = k.user_id and d.n = k.n + 1
+),
+
+precedence as (
+    {% call first_row_per(['k.user_id'], ['k.n desc']) %}
+    select k.user_id, k.precedence from precedence_keys k
+    {% endcall %}
 )
 
-select r.user_id, r.primary_id as merged_into
+select r.user_id, r.person_id as merged_into, p.precedence
 from ranked r
+join precedence p on p.user_id = r.user_id
 where r.rank = 1
-  and r.user_id <> r.primary_id
+  and r.user_id <> r.person_id

@@ -7,9 +7,8 @@
 --   calls for the id that reach the warehouse while it is suppressed never count.
 -- - An erasure reaches the person as it was when it began, whatever later merges made of it:
 --   every id joined to the erased one by merges stamped at or before then, when the erased id
---   was that person's own id (the primary of its latest merge, as int_merged_users names a
---   person); an id merged into someone else takes only what came with it (the ids merged into
---   it then).
+--   was that person's own id (the person made by its latest merge, int_merges); an id merged
+--   into someone else takes only what came with it (the ids merged into it then).
 -- - An erasure addressed by email (an id holding '@') reaches the whole person who has that
 --   email then; a suppression also reaches its owner when they identified with it later (the
 --   address stays out), a delete does not (a later owner is someone else).
@@ -48,9 +47,14 @@ erasures as (
 ),
 
 merges as (
-    select user_id, previous_id, timestamp, message_id, is_email_link
-    from {{ ref('int_merge_calls') }}
-    where timestamp <= {{ as_of() }}
+    select
+        primary_id as user_id,
+        secondary_id as previous_id,
+        merged_at as timestamp,
+        merge_seq,
+        is_email_link,
+        person_id
+    from {{ ref('int_merges') }}
 ),
 
 -- From a merge's primary to its secondary, and both ways.
@@ -80,17 +84,17 @@ both_edges as (
     edge_condition='e.merged_at <= r.erased_from'
 ) }},
 
--- Whose own id each erased person's was then: the primary of its latest merge.
+-- Whose own id each erased person's was then: the person made by its latest merge.
 latest_merges as (
     select
         p.user_id,
         p.erased_from,
         p.erased_through,
         p.keeps_out,
-        m.user_id as primary_id,
+        m.person_id,
         row_number() over (
             partition by p.user_id, p.erased_from, p.erased_through, p.keeps_out
-            order by m.timestamp desc, m.message_id desc
+            order by m.merge_seq desc
         ) as rank
     from erased_person p
     join merges m on m.user_id = p.member_id and m.timestamp <= p.erased_from
@@ -99,7 +103,7 @@ latest_merges as (
 whole_persons as (
     select user_id, erased_from, erased_through, keeps_out
     from latest_merges
-    where rank = 1 and (primary_id = user_id or user_id like '%@%')
+    where rank = 1 and (person_id = user_id or user_id like '%@%')
 ),
 
 reached as (

@@ -2,8 +2,9 @@
 -- depends_on: {{ ref('int_rewritten_users') }}
 -- Each identify sets the traits it carries at its timestamp; per (user, trait) the latest
 -- assignment at or before as_of wins (ties: latest received, then message id). For a person made
--- of merged ids, the person's own id wins over the ids merged into it (a merged id's trait
--- counts only where the person has none); such persons are always recomputed in full. Identifies from
+-- of merged ids, an id's traits count only where the ids before it have none (the person's own
+-- id first, then by int_merged_users.precedence: merge after merge, the primary's side before
+-- the secondary's); such persons are always recomputed in full. Identifies from
 -- before the user's deletion do not count. A trait whose latest assignment is null is unset: its
 -- row keeps the JSON null (readers skip it), so that a later build can tell whether an older
 -- identify arriving late sets it or not. Incremental: the identifies new to this build are merged
@@ -14,9 +15,10 @@ with identifies as {{ materialized_cte() }} (
     {% call new_or_rewritten_calls() %}
     select
         e.user_id, e.traits, e.timestamp, e.received_at, e.message_id,
-        e.source_user_id = e.user_id as own
+        coalesce(m.precedence, '') as precedence
     from {{ ref('int_calls') }} e
     left join {{ ref('int_user_deletions') }} d on d.user_id = e.source_user_id
+    left join {{ ref('int_merged_users') }} m on m.user_id = e.source_user_id
     where e.type = 'identify'
       and e.user_id is not null
       and e.traits is not null
@@ -35,7 +37,7 @@ assignments as (
         e.message_id,
         cast(null as timestamp) as stored_timestamp,
         false as stored,
-        e.own
+        e.precedence
     from identifies e
     cross join {{ json_entries('e.traits') }} t
     {% if is_incremental() %}
@@ -45,7 +47,7 @@ assignments as (
         {{ stored_columns(["user_id", "trait", "value", "set_at", "received_at", "message_id",
                            "value_timestamp"]) }},
         true,
-        true
+        ''
     from {{ this }}
     where user_id in (select user_id from identifies)
       and user_id not in (select user_id from {{ ref('int_rewritten_users') }})
@@ -53,7 +55,7 @@ assignments as (
 ),
 
 latest as (
-    {% call first_row_per(['user_id', 'trait'], ['own desc', 'set_at desc', 'received_at desc', 'message_id desc']) %}
+    {% call first_row_per(['user_id', 'trait'], ['precedence', 'set_at desc', 'received_at desc', 'message_id desc']) %}
     select
         user_id, trait, {{ as_json('value') }} as value, set_at, received_at, message_id,
         stored_timestamp, stored

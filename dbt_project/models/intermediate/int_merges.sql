@@ -1,0 +1,85 @@
+-- Every merge at as_of (merge calls and email links: int_merge_calls), in order, with the person
+-- it made (person_id). Merges are read one after another, as they happened:
+-- - a merge joins the secondary's person into the primary's person, who keeps their name: after
+--   A <- B, a merge B <- C joins C into A (B is A's now), not into B;
+-- - a merge between two ids of one person already makes the primary that person's name: after
+--   A <- B, a merge B <- A leaves B.
+-- So a merge's person is its primary, unless the primary was part of someone else then and the
+-- secondary was not: then it is the person the primary was part of, which is the person made by
+-- the latest merge among the primary's ids before it. Small (merges are rare), rebuilt in full.
+with recursive merges as (
+    select
+        m.user_id as primary_id,
+        m.previous_id as secondary_id,
+        m.timestamp as merged_at,
+        m.message_id,
+        m.is_email_link,
+        row_number() over (
+            order by m.timestamp, m.message_id, m.user_id, m.previous_id
+        ) as merge_seq
+    from (
+        select distinct user_id, previous_id, timestamp, message_id, is_email_link
+        from {{ ref('int_merge_calls') }}
+        where timestamp <= {{ as_of() }}
+    ) m
+),
+
+edges as (
+    select primary_id as user_id, secondary_id as other_id, merge_seq from merges
+    union all
+    select secondary_id, primary_id, merge_seq from merges
+),
+
+primaries as (
+    select primary_id as user_id, merge_seq as before_seq from merges
+),
+
+-- The ids joined to each merge's primary by the merges before it.
+{{ walk_ids(
+    'joined_before', 'primaries', 'edges',
+    carried=['before_seq'],
+    edge_condition='e.merge_seq < r.before_seq'
+) }},
+
+-- Per merge: whether its secondary was the primary's already, and the latest merge among the
+-- primary's ids before it.
+steps as (
+    select
+        m.merge_seq,
+        max(case when j.member_id = m.secondary_id then 1 else 0 end) as rejoins,
+        max(earlier.merge_seq) as earlier_seq
+    from merges m
+    join joined_before j on j.before_seq = m.merge_seq
+    left join merges earlier
+      on earlier.primary_id = j.member_id
+     and earlier.merge_seq < m.merge_seq
+    group by m.merge_seq
+),
+
+-- A merge that takes its person from an earlier one, and every merge as where walks start.
+takes_person_from as (
+    select merge_seq as user_id, earlier_seq as other_id
+    from steps
+    where rejoins = 0 and earlier_seq is not null
+),
+
+merge_seeds as (
+    select merge_seq as user_id from merges
+),
+
+{{ walk_ids('followed', 'merge_seeds', 'takes_person_from') }}
+
+select
+    m.merge_seq,
+    m.primary_id,
+    m.secondary_id,
+    m.merged_at,
+    m.message_id,
+    m.is_email_link,
+    s.rejoins = 1 as within_person,
+    origin.primary_id as person_id
+from merges m
+join steps s on s.merge_seq = m.merge_seq
+join followed f on f.user_id = m.merge_seq
+join merges origin on origin.merge_seq = f.member_id
+where f.member_id not in (select user_id from takes_person_from)
