@@ -1,14 +1,17 @@
 {{ config(materialized='ephemeral') }}
 -- Every merge of one id into another person, as merge calls: `user_id` the primary, `previous_id`
 -- the secondary, with the timestamp and loaded_at that date it (new_since_last_build reads them),
--- and whether it is an email link (below) rather than a merge call.
+-- whether it is an email link (below) rather than a merge call, and when an email link ended.
 -- - Merge calls (is_merge_call): Customer.io merge_customers.
 -- - Email links: an id holding '@' is an email address (what a Track API call addressed by email
 --   lands as). It joins the person who has that email: the id (without '@') whose identify first
 --   set the email trait to it (case ignored), dated by that identify. A person keyed by an email
 --   nobody has stays a person of its own until someone identifies with it, then joins them, as
 --   Customer.io does when an id is given to a person known by email. The first owner wins, so
---   one email never joins two people together.
+--   one email never joins two people together. A delete or suppression of the owner (or of the
+--   address) forgets the identify that made them the owner: the link ends then (ended_at; kept
+--   so that the erasure still reaches the address's earlier calls), and the next earliest
+--   identify with the address not erased takes it over from that moment, if there is one.
 -- - Email case links: an address is one id in any case. While nobody has it, its spellings
 --   (`Ann@X.com`, `ann@x.com`) join the first one seen, dated by each one's first call; once
 --   someone has it, they join that person instead.
@@ -28,32 +31,91 @@ first_spellings as (
     {% endcall %}
 ),
 
-owners as (
-    {% call first_row_per(['o.email'], ['o.timestamp', 'o.message_id']) %}
-    select o.*
-    from (
-        select
-            lower({{ json_text('e.traits', 'email') }}) as email,
-            e.user_id,
-            e.timestamp,
-            e.message_id,
-            e.loaded_at
-        from {{ ref('stg_events') }} e
-        where e.type = 'identify'
-          and e.user_id not like '%@%'
-          and e.timestamp <= {{ as_of() }}
-    ) o
-    where o.email in (select email from email_ids)
+-- Every identify that set an address some call was addressed by, and the first erasure after it
+-- of its sender or of the address (a delete or a suppression): that erasure forgets it.
+claims as (
+    select
+        lower({{ json_text('e.traits', 'email') }}) as email,
+        e.user_id,
+        e.timestamp,
+        e.message_id,
+        e.loaded_at
+    from {{ ref('stg_events') }} e
+    where e.type = 'identify'
+      and e.user_id not like '%@%'
+      and e.timestamp <= {{ as_of() }}
+      and lower({{ json_text('e.traits', 'email') }}) in (select email from email_ids)
+),
+
+erasures as (
+    select e.user_id, lower(e.user_id) as lowered, e.timestamp, e.loaded_at
+    from {{ ref('stg_events') }} e
+    where (e.type = 'delete'
+           or (e.type = 'track' and e.event = '{{ suppressed_event() }}'))
+      and e.user_id is not null
+      and e.timestamp <= {{ as_of() }}
+),
+
+claim_ends as (
+    {% call first_row_per(['c.message_id'], ['x.timestamp']) %}
+    select c.message_id, x.timestamp as ended_at, x.loaded_at as ended_loaded_at
+    from claims c
+    join erasures x
+      on (x.user_id = c.user_id or x.lowered = c.email)
+     and x.timestamp >= c.timestamp
     {% endcall %}
+),
+
+-- Each claim against the claims made before it: an earlier claim never erased keeps the address;
+-- one erased later holds it until then.
+claims_before as (
+    select
+        c.email,
+        c.user_id,
+        c.timestamp,
+        c.message_id,
+        c.loaded_at,
+        ce.ended_at,
+        ce.ended_loaded_at,
+        max(case when k.message_id is not null and ke.ended_at is null then 1 else 0 end)
+            as kept_by_earlier,
+        max(ke.ended_at) as free_from,
+        max(ke.ended_loaded_at) as freed_loaded_at
+    from claims c
+    left join claim_ends ce on ce.message_id = c.message_id
+    left join claims k
+      on k.email = c.email
+     and (k.timestamp < c.timestamp or (k.timestamp = c.timestamp and k.message_id < c.message_id))
+    left join claim_ends ke on ke.message_id = k.message_id
+    group by c.email, c.user_id, c.timestamp, c.message_id, c.loaded_at, ce.ended_at,
+        ce.ended_loaded_at
+),
+
+-- Who has each address, from when until when: the earliest claim not erased, from the moment
+-- every earlier one is; one erased before that never has it.
+owners as (
+    select
+        email,
+        user_id,
+        greatest(timestamp, coalesce(free_from, timestamp)) as owned_from,
+        message_id,
+        greatest(loaded_at, coalesce(freed_loaded_at, loaded_at),
+                 coalesce(ended_loaded_at, loaded_at)) as loaded_at,
+        ended_at
+    from claims_before
+    where kept_by_earlier = 0
+      and (ended_at is null or greatest(timestamp, coalesce(free_from, timestamp)) < ended_at)
 )
 
-select e.user_id, e.previous_id, e.timestamp, e.message_id, e.loaded_at, false as is_email_link
+select
+    e.user_id, e.previous_id, e.timestamp, e.message_id, e.loaded_at, false as is_email_link,
+    cast(null as timestamp) as ended_at
 from {{ ref('stg_events') }} e
 where {{ is_merge_call('e') }}
 union all
 select
-    o.user_id, i.email_id as previous_id, o.timestamp, o.message_id, o.loaded_at,
-    true as is_email_link
+    o.user_id, i.email_id as previous_id, o.owned_from, o.message_id, o.loaded_at,
+    true as is_email_link, o.ended_at
 from owners o
 join email_ids i on i.email = o.email
 union all
@@ -62,7 +124,8 @@ union all
 select
     f.email_id, i.email_id as previous_id, i.timestamp, i.message_id,
     greatest(i.loaded_at, f.loaded_at) as loaded_at,
-    true as is_email_link
+    true as is_email_link,
+    cast(null as timestamp) as ended_at
 from email_ids i
 join first_spellings f on f.email = i.email
 where i.email_id <> f.email_id

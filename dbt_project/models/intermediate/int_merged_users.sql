@@ -8,18 +8,23 @@
 -- full; the rows it replaces are kept for int_remerged_users (keep_replaced_rows). Standard SQL
 -- only (the recursion in macros/portable/graphs.sql).
 with recursive merges as (
-    select primary_id, secondary_id, merge_seq, within_person, person_id
+    select primary_id, secondary_id, merged_at, merge_seq, ended_at, within_person, person_id
     from {{ ref('int_merges') }}
 ),
 
 edges as (
-    select primary_id as user_id, secondary_id as other_id, merge_seq from merges
+    select primary_id as user_id, secondary_id as other_id, merge_seq, ended_at from merges
     union all
-    select secondary_id, primary_id, merge_seq from merges
+    select secondary_id, primary_id, merge_seq, ended_at from merges
+),
+
+-- The merges that still join at as_of (not an email link that ended).
+holding_edges as (
+    select user_id, other_id from edges where ended_at is null
 ),
 
 -- Every id each id is joined to (itself included).
-{{ reachable_ids('reach', 'edges') }},
+{{ reachable_ids('reach', 'holding_edges') }},
 
 ranked as (
     select
@@ -27,7 +32,7 @@ ranked as (
         m.person_id,
         row_number() over (partition by r.user_id order by m.merge_seq desc) as rank
     from reach r
-    join merges m on m.primary_id = r.member_id
+    join merges m on m.primary_id = r.member_id and m.ended_at is null
 ),
 
 -- Precedence, as Customer.io's merge keeps traits: the primary's person keeps theirs and takes
@@ -40,15 +45,17 @@ demoting_seeds as (
     select
         case when within_person then primary_id else secondary_id end as user_id,
         merge_seq as before_seq,
+        merged_at as before_at,
         primary_id,
         within_person
     from merges
+    where ended_at is null
 ),
 
 {{ walk_ids(
     'demoted', 'demoting_seeds', 'edges',
-    carried=['before_seq', 'primary_id', 'within_person'],
-    edge_condition='e.merge_seq < r.before_seq'
+    carried=['before_seq', 'before_at', 'primary_id', 'within_person'],
+    edge_condition='e.merge_seq < r.before_seq and (e.ended_at is null or e.ended_at > r.before_at)'
 ) }},
 
 demotions as (

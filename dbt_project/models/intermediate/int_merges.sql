@@ -6,7 +6,8 @@
 --   A <- B, a merge B <- A leaves B.
 -- So a merge's person is its primary, unless the primary was part of someone else then and the
 -- secondary was not: then it is the person the primary was part of, which is the person made by
--- the latest merge among the primary's ids before it. Small (merges are rare), rebuilt in full.
+-- the latest merge among the primary's ids before it. An email link that ended (its owner was
+-- erased) joins nothing after its end. Small (merges are rare), rebuilt in full.
 with recursive merges as (
     select
         m.user_id as primary_id,
@@ -14,31 +15,33 @@ with recursive merges as (
         m.timestamp as merged_at,
         m.message_id,
         m.is_email_link,
+        m.ended_at,
         row_number() over (
             order by m.timestamp, m.message_id, m.user_id, m.previous_id
         ) as merge_seq
     from (
-        select distinct user_id, previous_id, timestamp, message_id, is_email_link
+        select distinct user_id, previous_id, timestamp, message_id, is_email_link, ended_at
         from {{ ref('int_merge_calls') }}
         where timestamp <= {{ as_of() }}
     ) m
 ),
 
 edges as (
-    select primary_id as user_id, secondary_id as other_id, merge_seq from merges
+    select primary_id as user_id, secondary_id as other_id, merge_seq, ended_at from merges
     union all
-    select secondary_id, primary_id, merge_seq from merges
+    select secondary_id, primary_id, merge_seq, ended_at from merges
 ),
 
 primaries as (
-    select primary_id as user_id, merge_seq as before_seq from merges
+    select primary_id as user_id, merge_seq as before_seq, merged_at as before_at from merges
 ),
 
--- The ids joined to each merge's primary by the merges before it.
+-- The ids joined to each merge's primary by the merges before it (an email link that had ended
+-- by then no longer joins).
 {{ walk_ids(
     'joined_before', 'primaries', 'edges',
-    carried=['before_seq'],
-    edge_condition='e.merge_seq < r.before_seq'
+    carried=['before_seq', 'before_at'],
+    edge_condition='e.merge_seq < r.before_seq and (e.ended_at is null or e.ended_at > r.before_at)'
 ) }},
 
 -- Per merge: whether its secondary was the primary's already, and the latest merge among the
@@ -53,6 +56,7 @@ steps as (
     left join merges earlier
       on earlier.primary_id = j.member_id
      and earlier.merge_seq < m.merge_seq
+     and (earlier.ended_at is null or earlier.ended_at > m.merged_at)
     group by m.merge_seq
 ),
 
@@ -76,6 +80,7 @@ select
     m.merged_at,
     m.message_id,
     m.is_email_link,
+    m.ended_at,
     s.rejoins = 1 as within_person,
     origin.primary_id as person_id
 from merges m

@@ -53,19 +53,22 @@ merges as (
         merged_at as timestamp,
         merge_seq,
         is_email_link,
+        ended_at,
         person_id
     from {{ ref('int_merges') }}
 ),
 
--- From a merge's primary to its secondary, and both ways.
+-- From a merge's primary to its secondary, and both ways. An email link joins from its start
+-- up to and with the erasure that ended it.
 down_edges as (
-    select user_id, previous_id as other_id, timestamp as merged_at from merges
+    select user_id, previous_id as other_id, timestamp as merged_at, ended_at from merges
 ),
 
 both_edges as (
-    select user_id, previous_id as other_id, timestamp as merged_at, is_email_link from merges
+    select user_id, previous_id as other_id, timestamp as merged_at, ended_at, is_email_link
+    from merges
     union all
-    select previous_id, user_id, timestamp, is_email_link from merges
+    select previous_id, user_id, timestamp, ended_at, is_email_link from merges
 ),
 
 -- The person each erased id was part of when the erasure began (a suppression addressed by
@@ -73,7 +76,8 @@ both_edges as (
 {{ walk_ids(
     'erased_person', 'erasures', 'both_edges',
     carried=['erased_from', 'erased_through', 'keeps_out'],
-    edge_condition="(e.merged_at <= r.erased_from
+    edge_condition="((e.merged_at <= r.erased_from
+            and (e.ended_at is null or e.ended_at >= r.erased_from))
         or (r.keeps_out and e.is_email_link and r.member_id = r.user_id and r.user_id like '%@%'))"
 ) }},
 
@@ -81,7 +85,8 @@ both_edges as (
 {{ walk_ids(
     'came_with', 'erasures', 'down_edges',
     carried=['erased_from', 'erased_through', 'keeps_out'],
-    edge_condition='e.merged_at <= r.erased_from'
+    edge_condition='e.merged_at <= r.erased_from
+        and (e.ended_at is null or e.ended_at >= r.erased_from)'
 ) }},
 
 -- Whose own id each erased person's was then: the person made by its latest merge.
@@ -97,7 +102,10 @@ latest_merges as (
             order by m.merge_seq desc
         ) as rank
     from erased_person p
-    join merges m on m.user_id = p.member_id and m.timestamp <= p.erased_from
+    join merges m
+      on m.user_id = p.member_id
+     and m.timestamp <= p.erased_from
+     and (m.ended_at is null or m.ended_at >= p.erased_from)
 ),
 
 whole_persons as (
