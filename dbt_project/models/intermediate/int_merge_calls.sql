@@ -13,8 +13,8 @@
 --   so that the erasure still reaches the address's earlier calls), and the next earliest
 --   identify with the address not erased takes it over from that moment, if there is one.
 -- - Email case links: an address is one id in any case. While nobody has it, its spellings
---   (`Ann@X.com`, `ann@x.com`) join the first one seen, dated by each one's first call; once
---   someone has it, they join that person instead.
+--   (`Ann@X.com`, `ann@x.com`) join the first one seen, dated by each one's first call (or by
+--   the erasure of its last owner); once someone has it, they join that person instead.
 with email_ids as (
     -- Each spelling of an address, with its first call.
     {% call first_row_per(['e.user_id'], ['e.timestamp', 'e.message_id']) %}
@@ -31,9 +31,8 @@ first_spellings as (
     {% endcall %}
 ),
 
--- Every identify that set an address some call was addressed by, and the first erasure after it
--- of its sender or of the address (a delete or a suppression): that erasure forgets it.
-claims as (
+-- Every identify that set an address some call was addressed by.
+address_identifies as (
     select
         lower({{ json_text('e.traits', 'email') }}) as email,
         e.user_id,
@@ -56,13 +55,31 @@ erasures as (
       and e.timestamp <= {{ as_of() }}
 ),
 
-claim_ends as (
-    {% call first_row_per(['c.message_id'], ['x.timestamp']) %}
-    select c.message_id, x.timestamp as ended_at, x.loaded_at as ended_loaded_at
-    from claims c
-    join erasures x
-      on (x.user_id = c.user_id or x.lowered = c.email)
-     and x.timestamp >= c.timestamp
+-- The first erasure after each of them of its sender or of the address (a delete or a
+-- suppression): that erasure forgets it. Two equi-joins, not one join on an `or`.
+identify_ends as (
+    {% call first_row_per(['x.message_id'], ['x.ended_at']) %}
+    select x.message_id, x.ended_at, x.ended_loaded_at
+    from (
+        select a.message_id, x.timestamp as ended_at, x.loaded_at as ended_loaded_at
+        from address_identifies a
+        join erasures x on x.user_id = a.user_id and x.timestamp >= a.timestamp
+        union all
+        select a.message_id, x.timestamp, x.loaded_at
+        from address_identifies a
+        join erasures x on x.lowered = a.email and x.timestamp >= a.timestamp
+    ) x
+    {% endcall %}
+),
+
+-- A claim: a person's first identify with an address among those one erasure ends (or none
+-- does), so that an app identifying on every visit makes one claim, not one per visit.
+claims as (
+    {% call first_row_per(['a.email', 'a.user_id', 'x.ended_at'], ['a.timestamp', 'a.message_id']) %}
+    select a.email, a.user_id, a.timestamp, a.message_id, a.loaded_at, x.ended_at,
+        x.ended_loaded_at
+    from address_identifies a
+    left join identify_ends x on x.message_id = a.message_id
     {% endcall %}
 ),
 
@@ -75,20 +92,18 @@ claims_before as (
         c.timestamp,
         c.message_id,
         c.loaded_at,
-        ce.ended_at,
-        ce.ended_loaded_at,
-        max(case when k.message_id is not null and ke.ended_at is null then 1 else 0 end)
+        c.ended_at,
+        c.ended_loaded_at,
+        max(case when k.message_id is not null and k.ended_at is null then 1 else 0 end)
             as kept_by_earlier,
-        max(ke.ended_at) as free_from,
-        max(ke.ended_loaded_at) as freed_loaded_at
+        max(k.ended_at) as free_from,
+        max(k.ended_loaded_at) as freed_loaded_at
     from claims c
-    left join claim_ends ce on ce.message_id = c.message_id
     left join claims k
       on k.email = c.email
      and (k.timestamp < c.timestamp or (k.timestamp = c.timestamp and k.message_id < c.message_id))
-    left join claim_ends ke on ke.message_id = k.message_id
-    group by c.email, c.user_id, c.timestamp, c.message_id, c.loaded_at, ce.ended_at,
-        ce.ended_loaded_at
+    group by c.email, c.user_id, c.timestamp, c.message_id, c.loaded_at, c.ended_at,
+        c.ended_loaded_at
 ),
 
 -- Who has each address, from when until when: the earliest claim not erased, from the moment
@@ -119,14 +134,22 @@ select
 from owners o
 join email_ids i on i.email = o.email
 union all
--- Dated by the later spelling's first call, loaded when the later of the two first calls was:
--- a late call that comes first changes every link of the address, so that each counts as new.
+-- Dated by the later spelling's first call (or, for an address whose owners were all erased,
+-- the last erasure), loaded when the latest of those was: a late call that comes first changes
+-- every link of the address, so that each counts as new.
 select
-    f.email_id, i.email_id as previous_id, i.timestamp, i.message_id,
-    greatest(i.loaded_at, f.loaded_at) as loaded_at,
+    f.email_id, i.email_id as previous_id,
+    greatest(i.timestamp, coalesce(o.ended_at, i.timestamp)),
+    i.message_id,
+    greatest(i.loaded_at, f.loaded_at, coalesce(o.loaded_at, i.loaded_at)) as loaded_at,
     true as is_email_link,
     cast(null as timestamp) as ended_at
 from email_ids i
 join first_spellings f on f.email = i.email
+left join (
+    select email, max(ended_at) as ended_at, max(loaded_at) as loaded_at
+    from owners
+    group by email
+) o on o.email = i.email
 where i.email_id <> f.email_id
-  and i.email not in (select email from owners)
+  and i.email not in (select email from owners where ended_at is null)

@@ -1,14 +1,15 @@
 {{ config(pre_hook="{{ keep_replaced_rows() }}") }}
 -- Ids merged into another person at as_of (merge calls and email links, int_merges). Merges join
 -- ids into one person: every id connected to another by merges stamped at or before as_of, in
--- either direction and through any chain, becomes the same person, the one made by the latest
--- of those merges (int_merges: after A <- B, a merge B <- C joins C into A; a merge B <- A then
+-- either direction and through any chain (not through an email link that has ended), becomes
+-- the same person, the one made by the latest of those merges (int_merges: after A <- B, a merge B <- C joins C into A; a merge B <- A then
 -- makes it B). One row per id that is not that person's own id, with its precedence among the
 -- person's ids for traits. Small (merges and email-addressed people are rare), so rebuilt in
 -- full; the rows it replaces are kept for int_remerged_users (keep_replaced_rows). Standard SQL
 -- only (the recursion in macros/portable/graphs.sql).
 with recursive merges as (
-    select primary_id, secondary_id, merged_at, merge_seq, ended_at, within_person, person_id
+    select
+        primary_id, secondary_id, merged_at, merge_seq, ended_at, within_person, current_person_id
     from {{ ref('int_merges') }}
 ),
 
@@ -29,7 +30,7 @@ holding_edges as (
 ranked as (
     select
         r.user_id,
-        m.person_id,
+        m.current_person_id as person_id,
         row_number() over (partition by r.user_id order by m.merge_seq desc) as rank
     from reach r
     join merges m on m.primary_id = r.member_id and m.ended_at is null
@@ -83,8 +84,9 @@ precedence as (
     {% endcall %}
 )
 
-select r.user_id, r.person_id as merged_into, p.precedence
+-- An id put behind only by email links that have ended has no key: it comes with the person's own.
+select r.user_id, r.person_id as merged_into, coalesce(p.precedence, '') as precedence
 from ranked r
-join precedence p on p.user_id = r.user_id
+left join precedence p on p.user_id = r.user_id
 where r.rank = 1
   and r.user_id <> r.person_id

@@ -71,7 +71,25 @@ merge_seeds as (
     select merge_seq as user_id from merges
 ),
 
-{{ walk_ids('followed', 'merge_seeds', 'takes_person_from') }}
+-- At as_of, an email link that has ended gives no person: the merges after it that took their
+-- person from it have their own primary's instead.
+takes_current_person_from as (
+    select t.user_id, t.other_id
+    from takes_person_from t
+    join merges m on m.merge_seq = t.other_id
+    where m.ended_at is null
+),
+
+{{ walk_ids('followed', 'merge_seeds', 'takes_person_from') }},
+
+{{ walk_ids('followed_now', 'merge_seeds', 'takes_current_person_from') }},
+
+current_persons as (
+    select f.user_id as merge_seq, origin.primary_id as current_person_id
+    from followed_now f
+    join merges origin on origin.merge_seq = f.member_id
+    where f.member_id not in (select user_id from takes_current_person_from)
+)
 
 select
     m.merge_seq,
@@ -82,9 +100,11 @@ select
     m.is_email_link,
     m.ended_at,
     s.rejoins = 1 as within_person,
-    origin.primary_id as person_id
+    origin.primary_id as person_id,
+    c.current_person_id
 from merges m
 join steps s on s.merge_seq = m.merge_seq
+join current_persons c on c.merge_seq = m.merge_seq
 join followed f on f.user_id = m.merge_seq
 join merges origin on origin.merge_seq = f.member_id
 where f.member_id not in (select user_id from takes_person_from)

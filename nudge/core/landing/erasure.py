@@ -8,8 +8,9 @@ erasure), unless a person not erased was stitched to them too. Kept: the calls t
 and merged (deletes, suppressions, unsuppressions, merges). They are the audit record of the
 erasure, hold no traits or properties, and the identity models need them to keep erasing what
 still arrives. An identify that gave the person an email address which calls address them by
-(an id holding '@') keeps that address as its only trait: it is what joins those calls to the
-erased person, and without it they would be joined to the next person with that email. The
+(an id holding '@') keeps that address as its only trait: it is what joins those calls made
+before the erasure (also ones arriving late) to the erased person, and without it they would be
+joined to the next person with that email. The
 landing files are not touched (their retention is the operator's).
 """
 

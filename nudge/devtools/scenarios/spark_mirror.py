@@ -47,6 +47,8 @@ SESSION_SETTINGS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
     "spark.sql.mapKeyDedupPolicy": "LAST_WIN",
+    "spark.sql.cteRecursionLevelLimit": "-1",
+    "spark.sql.cteRecursionRowLimit": "-1",
     "spark.sql.ansi.enabled": "false",
     "spark.ui.enabled": "false",
     "spark.sql.shuffle.partitions": "1",
