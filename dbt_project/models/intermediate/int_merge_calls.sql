@@ -1,4 +1,3 @@
-{{ config(materialized='ephemeral') }}
 -- Every merge of one id into another person, as merge calls: `user_id` the primary, `previous_id`
 -- the secondary, with the timestamp and loaded_at that date it (new_since_last_build reads them),
 -- whether it is an email link (below) rather than a merge call, and when an email link ended.
@@ -15,6 +14,8 @@
 -- - Email case links: an address is one id in any case. While nobody has it, its spellings
 --   (`Ann@X.com`, `ann@x.com`) join the first one seen, dated by each one's first call (or by
 --   the erasure of its last owner); once someone has it, they join that person instead.
+-- A table, not ephemeral: the recursive walks of int_merges read it at every step (Spark
+-- recomputes what a recursion reads at each level), and int_remerged_users reads it too.
 with email_ids as (
     -- Each spelling of an address, with its first call.
     {% call first_row_per(['e.user_id'], ['e.timestamp', 'e.message_id']) %}

@@ -59,29 +59,15 @@ demoting_seeds as (
     edge_condition='e.merge_seq < r.before_seq and (e.ended_at is null or e.ended_at > r.before_at)'
 ) }},
 
-demotions as (
+-- An id's key: the numbers of the merges that put it behind, latest first, twelve digits each.
+precedence as (
     select
         member_id as user_id,
-        before_seq as merge_seq,
-        row_number() over (partition by member_id order by before_seq desc) as n
+        {{ concat_descending("lpad(cast(before_seq as " ~ text_type() ~ "), 12, '0')") }}
+            as precedence
     from demoted
     where not (within_person and member_id = primary_id)
-),
-
-precedence_keys (user_id, n, precedence) as (
-    select user_id, n, lpad(cast(merge_seq as {{ text_type() }}), 12, '0')
-    from demotions
-    where n = 1
-    union all
-    select k.user_id, d.n, k.precedence || lpad(cast(d.merge_seq as {{ text_type() }}), 12, '0')
-    from precedence_keys k
-    join demotions d on d.user_id = k.user_id and d.n = k.n + 1
-),
-
-precedence as (
-    {% call first_row_per(['k.user_id'], ['k.n desc']) %}
-    select k.user_id, k.precedence from precedence_keys k
-    {% endcall %}
+    group by member_id
 )
 
 -- An id put behind only by email links that have ended has no key: it comes with the person's own.

@@ -7,64 +7,20 @@
 -- So a merge's person is its primary, unless the primary was part of someone else then and the
 -- secondary was not: then it is the person the primary was part of, which is the person made by
 -- the latest merge among the primary's ids before it. An email link that ended (its owner was
--- erased) joins nothing after its end. Small (merges are rare), rebuilt in full.
+-- erased) joins nothing after its end. The merges in order, and what stood before each, are
+-- int_merge_steps. Small (merges are rare), rebuilt in full.
 with recursive merges as (
     select
-        m.user_id as primary_id,
-        m.previous_id as secondary_id,
-        m.timestamp as merged_at,
-        m.message_id,
-        m.is_email_link,
-        m.ended_at,
-        row_number() over (
-            order by m.timestamp, m.message_id, m.user_id, m.previous_id
-        ) as merge_seq
-    from (
-        select distinct user_id, previous_id, timestamp, message_id, is_email_link, ended_at
-        from {{ ref('int_merge_calls') }}
-        where timestamp <= {{ as_of() }}
-    ) m
-),
-
-edges as (
-    select primary_id as user_id, secondary_id as other_id, merge_seq, ended_at from merges
-    union all
-    select secondary_id, primary_id, merge_seq, ended_at from merges
-),
-
-primaries as (
-    select primary_id as user_id, merge_seq as before_seq, merged_at as before_at from merges
-),
-
--- The ids joined to each merge's primary by the merges before it (an email link that had ended
--- by then no longer joins).
-{{ walk_ids(
-    'joined_before', 'primaries', 'edges',
-    carried=['before_seq', 'before_at'],
-    edge_condition='e.merge_seq < r.before_seq and (e.ended_at is null or e.ended_at > r.before_at)'
-) }},
-
--- Per merge: whether its secondary was the primary's already, and the latest merge among the
--- primary's ids before it.
-steps as (
-    select
-        m.merge_seq,
-        max(case when j.member_id = m.secondary_id then 1 else 0 end) as rejoins,
-        max(earlier.merge_seq) as earlier_seq
-    from merges m
-    join joined_before j on j.before_seq = m.merge_seq
-    left join merges earlier
-      on earlier.primary_id = j.member_id
-     and earlier.merge_seq < m.merge_seq
-     and (earlier.ended_at is null or earlier.ended_at > m.merged_at)
-    group by m.merge_seq
+        merge_seq, primary_id, secondary_id, merged_at, message_id, is_email_link, ended_at,
+        within_person, earlier_seq
+    from {{ ref('int_merge_steps') }}
 ),
 
 -- A merge that takes its person from an earlier one, and every merge as where walks start.
 takes_person_from as (
     select merge_seq as user_id, earlier_seq as other_id
-    from steps
-    where rejoins = 0 and earlier_seq is not null
+    from merges
+    where not within_person and earlier_seq is not null
 ),
 
 merge_seeds as (
@@ -99,11 +55,10 @@ select
     m.message_id,
     m.is_email_link,
     m.ended_at,
-    s.rejoins = 1 as within_person,
+    m.within_person,
     origin.primary_id as person_id,
     c.current_person_id
 from merges m
-join steps s on s.merge_seq = m.merge_seq
 join current_persons c on c.merge_seq = m.merge_seq
 join followed f on f.user_id = m.merge_seq
 join merges origin on origin.merge_seq = f.member_id
