@@ -8,15 +8,16 @@
 --   nobody has stays a person of its own until someone identifies with it, then joins them, as
 --   Customer.io does when an id is given to a person known by email. The first owner wins, so
 --   one email never joins two people together. A delete or suppression of the owner (or of the
---   address) forgets the identify that made them the owner: the link ends then (ended_at; kept
---   so that the erasure still reaches the address's earlier calls), and the next earliest
---   identify with the address not erased takes it over from that moment, if there is one.
+--   address, or of an id the owner was merged into by merge calls before it) forgets the
+--   identify that made them the owner: the link ends then (ended_at; kept so that the erasure
+--   still reaches the address's earlier calls), and the next earliest identify with the
+--   address not erased takes it over from that moment, if there is one.
 -- - Email case links: an address is one id in any case. While nobody has it, its spellings
 --   (`Ann@X.com`, `ann@x.com`) join the first one seen, dated by each one's first call (or by
 --   the erasure of its last owner); once someone has it, they join that person instead.
 -- A table, not ephemeral: the recursive walks of int_merges read it at every step (Spark
 -- recomputes what a recursion reads at each level), and int_remerged_users reads it too.
-with email_ids as (
+with recursive email_ids as (
     -- Each spelling of an address, with its first call.
     {% call first_row_per(['e.user_id'], ['e.timestamp', 'e.message_id']) %}
     select
@@ -48,7 +49,7 @@ address_identifies as (
 ),
 
 erasures as (
-    select e.user_id, lower(e.user_id) as lowered, e.timestamp, e.loaded_at
+    select e.type, e.user_id, lower(e.user_id) as lowered, e.timestamp, e.loaded_at
     from {{ ref('stg_events') }} e
     where (e.type = 'delete'
            or (e.type = 'track' and e.event = '{{ suppressed_event() }}'))
@@ -56,19 +57,66 @@ erasures as (
       and e.timestamp <= {{ as_of() }}
 ),
 
--- The first erasure after each of them of its sender or of the address (a delete or a
--- suppression): that erasure forgets it. Two equi-joins, not one join on an `or`.
+-- Each suppression with the first unsuppression of its id at or after it (none: still in force).
+suppressions as (
+    select
+        s.user_id,
+        s.timestamp,
+        s.loaded_at,
+        (
+            select min(u.timestamp)
+            from {{ ref('stg_events') }} u
+            where u.type = 'track'
+              and u.event = '{{ unsuppressed_event() }}'
+              and u.user_id = s.user_id
+              and u.timestamp >= s.timestamp
+        ) as unsuppressed_at
+    from erasures s
+    where s.type = 'track'
+),
+
+erasure_seeds as (
+    select user_id, timestamp as erased_at, loaded_at as erased_loaded_at from erasures
+),
+
+-- From a merge call's primary to its secondary.
+merge_call_edges as (
+    select e.user_id, e.previous_id as other_id, e.timestamp as merged_at
+    from {{ ref('stg_events') }} e
+    where {{ is_merge_call('e') }}
+),
+
+-- Each erased id with what came with it: the ids merged into it by merge calls before the
+-- erasure, through any chain (all erased with it, int_user_deletions). Email links are not
+-- walked: they are what this model makes.
+{{ walk_ids(
+    'erased_ids', 'erasure_seeds', 'merge_call_edges',
+    carried=['erased_at', 'erased_loaded_at'],
+    edge_condition='e.merged_at <= r.erased_at'
+) }},
+
+-- The first erasure after each of them of its sender (or of an id it came with, above) or of
+-- the address (a delete or a suppression): that erasure forgets it; a suppression of its
+-- sender in force when it was made voids it. Equi-joins, not one join on an `or`.
 identify_ends as (
     {% call first_row_per(['x.message_id'], ['x.ended_at']) %}
     select x.message_id, x.ended_at, x.ended_loaded_at
     from (
-        select a.message_id, x.timestamp as ended_at, x.loaded_at as ended_loaded_at
+        select a.message_id, x.erased_at as ended_at, x.erased_loaded_at as ended_loaded_at
         from address_identifies a
-        join erasures x on x.user_id = a.user_id and x.timestamp >= a.timestamp
+        join erased_ids x on x.member_id = a.user_id and x.erased_at >= a.timestamp
         union all
         select a.message_id, x.timestamp, x.loaded_at
         from address_identifies a
         join erasures x on x.lowered = a.email and x.timestamp >= a.timestamp
+        union all
+        -- An identify made while its sender is suppressed is erased with them: it never counts.
+        select a.message_id, a.timestamp, s.loaded_at
+        from address_identifies a
+        join suppressions s
+          on s.user_id = a.user_id
+         and s.timestamp <= a.timestamp
+         and (s.unsuppressed_at is null or s.unsuppressed_at >= a.timestamp)
     ) x
     {% endcall %}
 ),
