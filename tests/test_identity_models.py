@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -318,3 +319,50 @@ def test_suppression_by_email_suppresses_the_person_who_has_it(
     assert runs[1]["users"]["u6"]["plan"] == "pro"
     for later in runs[2:]:
         assert "u6" not in later["users"] and "u6" not in later["events"]
+
+
+def test_a_build_that_stops_after_the_merges_loses_no_move(tmp_path: Path) -> None:
+    """Late identifies make u5 the address's first owner and u7 the first to identify with
+    anonymous id a1, so their orders move from u4 and u6. The build that sees them stops right
+    after int_merged_users and int_identity_map (a failure or a kill later on): the next build
+    must still move the orders, against what the last completed build held."""
+    workspace = Workspace(home=tmp_path / "ws", content_dir=tmp_path / "content").ensure()
+    project = DbtWorkspaceProject(workspace)
+    project.assemble({})
+
+    def land(messages: list[dict[str, Any]]) -> None:
+        land_messages(workspace.events_landing_dir, messages)
+        with connect(workspace.warehouse_path) as con:
+            ensure_tables(con)
+            load_new_files(con, workspace.events_landing_dir)
+
+    def orders() -> dict[str, list[str]]:
+        with connect(workspace.warehouse_path, read_only=True) as con:
+            found: dict[str, list[str]] = {}
+            for user, message_id in con.execute(
+                "select user_id, message_id from marts.fct_events where event = 'order'"
+            ).fetchall():
+                found.setdefault(user, []).append(message_id)
+        return found
+
+    land(
+        [
+            identify("u4", 2 * H, email="kim@example.com"),
+            track("kim@example.com", "order", 3 * H, messageId="order-1"),
+            track(None, "order", 3 * H, messageId="order-2", anonymousId="a1"),
+            {**identify("u6", 4 * H), "anonymousId": "a1"},
+        ]
+    )
+    project.build(T0 + 1 * D, exclude="tag:delivery_reports")
+    assert orders() == {"u4": ["order-1"], "u6": ["order-2"]}
+
+    land(
+        [
+            identify("u5", 1 * H, email="kim@example.com"),
+            {**identify("u7", 2 * H), "anonymousId": "a1"},
+        ]
+    )
+    # Stops after the identity map and the merges.
+    project.build(T0 + 2 * D, select="+int_merged_users +int_identity_map")
+    project.build(T0 + 2 * D, exclude="tag:delivery_reports")
+    assert orders() == {"u5": ["order-1"], "u7": ["order-2"]}

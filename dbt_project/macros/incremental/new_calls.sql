@@ -18,14 +18,15 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The last completed build's (as_of, loaded_through) as text, or none before the first. -#}
+{#- The last completed build's (as_of, loaded_through) as text and its build_number, or none
+    before the first. -#}
 {% macro last_build_watermark() -%}
     {%- set watermarks = adapter.get_relation(
         database=this.database, schema='intermediate', identifier='int_incremental_watermarks'
     ) if execute else none -%}
     {%- set last = run_query(
-        "select cast(as_of as " ~ text_type() ~ "), cast(loaded_through as " ~ text_type() ~ ") from " ~ watermarks
-        ~ " order by build_number desc limit 1"
+        "select cast(as_of as " ~ text_type() ~ "), cast(loaded_through as " ~ text_type() ~ "),"
+        ~ " build_number from " ~ watermarks ~ " order by build_number desc limit 1"
     ).rows if watermarks is not none else [] -%}
     {{- return(last[0] if last else none) -}}
 {%- endmacro %}
