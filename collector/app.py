@@ -11,6 +11,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import unquote
@@ -29,20 +30,22 @@ from collector.commit import CommitFailed, GroupCommitter
 from collector.feedback import FeedbackReceiver
 from collector.front import SEGMENT_TYPES, IngestFront
 from collector.inbox import Inbox
-from collector.intake import Intake, Intaker
+from collector.intake import SUPPRESSION_EVENTS, Intake, Intaker
 from collector.openapi import openapi_document
 from collector.settings import Credentials, InboxSettings, Limits
 from collector.subscription_centre import SubscriptionCentre
 from collector.transactional import TransactionalApi
 from nudge.core.checked_content import WatchedContent
+from nudge.core.clock import utc_now
 from nudge.core.landing.messages import InvalidMessage
 from nudge.core.landing.quarantine import keep, quarantine_record
 from nudge.core.landing.quarantine import max_bytes_from_env as quarantine_max_bytes_from_env
-from nudge.core.landing.suppressions import SuppressionList
+from nudge.core.landing.suppressions import SuppressionList, suppression_key
 from nudge.core.workspace import Workspace
 
 _REALM = {"WWW-Authenticate": 'Basic realm="nudge"'}
 _BEARER = {"WWW-Authenticate": 'Bearer realm="nudge"'}
+_MICROSECOND = timedelta(microseconds=1)
 
 
 CUSTOMERS = "/api/v1/customers/"
@@ -282,12 +285,26 @@ class Collector:
             raise Refused(400, "the body must be a JSON object with a batch array")
         messages: list[tuple[int, Any]] = []
         failures: list[tuple[int, Any, str]] = []
+        received = utc_now()
         for index, operation in enumerate(body["batch"]):
             try:
-                messages.append((index, customerio.v2_operation(operation)))
+                message = customerio.v2_operation(operation)
             except InvalidMessage as exc:
                 failures.append((index, operation, exc.reason))
-        freed = [m["userId"] for _, m in messages if m.get("event") == customerio.USER_UNSUPPRESSED]
+                continue
+            if message.get("event") in SUPPRESSION_EVENTS and "timestamp" not in message:
+                # A microsecond apart in batch order: the warehouse orders a suppression and an
+                # unsuppression of one person in one batch as the batch does.
+                message["timestamp"] = (received + index * _MICROSECOND).isoformat() + "Z"
+            messages.append((index, message))
+        # Each person's last suppression or unsuppression in the batch is what holds after it.
+        last: dict[str, tuple[int, dict[str, Any]]] = {}
+        for index, message in messages:
+            if message.get("event") in SUPPRESSION_EVENTS:
+                last[suppression_key(message["userId"])] = (index, message)
+        freed = [
+            m["userId"] for _, m in last.values() if m["event"] == customerio.USER_UNSUPPRESSED
+        ]
         if freed:
             await asyncio.to_thread(self.suppressions.remove, freed)
         intake = await self.intaker.take(
@@ -296,8 +313,8 @@ class Collector:
         refused = {r.index for r in intake.rejected}
         suppressed = [
             m["userId"]
-            for i, m in messages
-            if m.get("event") == customerio.USER_SUPPRESSED and i not in refused
+            for i, m in last.values()
+            if m["event"] == customerio.USER_SUPPRESSED and i not in refused
         ]
         if suppressed:
             await asyncio.to_thread(self.suppressions.add, suppressed)

@@ -181,6 +181,38 @@ def test_track_api_v2_batch_operations_become_the_same_messages(
     )
 
 
+def test_a_v2_batch_suppresses_and_unsuppresses_in_batch_order(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    """The last of a person's suppress and unsuppress operations in one batch holds, in the
+    collector's list and in the timestamps the warehouse orders them by."""
+    cio = track_client(collector)
+
+    def operation(user: str, action: str) -> dict[str, Any]:
+        return {"type": "person", "identifiers": {"id": user}, "action": action}
+
+    batch = [
+        operation("u2", "suppress"),
+        operation("u3", "unsuppress"),
+        operation("u2", "unsuppress"),
+        operation("u3", "suppress"),
+    ]
+    answer = cio.send_request("POST", f"{collector.url}/api/v2/batch", {"batch": batch})
+    assert answer.json()["accepted"] == 4
+    assert json.loads((collector.home / "suppressions.json").read_text()) == ["u3"]
+    assert cio.track("u2", "Kept").json()["accepted"] == 1
+    assert cio.track("u3", "Dropped").json()["suppressed"] == 1
+
+    rows = [r for r in landed(collector, tmp_path) if r["event"] != "Kept"]
+    assert [(r["user_id"], r["event"]) for r in rows] == [  # in timestamp order
+        ("u2", "User Suppressed"),
+        ("u3", "User Unsuppressed"),
+        ("u2", "User Unsuppressed"),
+        ("u3", "User Suppressed"),
+    ]
+    assert len({r["timestamp"] for r in rows}) == 4
+
+
 def test_suppressed_people_are_dropped_and_counted_until_unsuppressed(
     collector: CollectorProcess, tmp_path: Path
 ) -> None:

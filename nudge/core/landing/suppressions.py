@@ -67,9 +67,9 @@ class SuppressionList:
 
     def remove(self, identifiers: Iterable[str]) -> None:
         """Take ``identifiers`` off the list (email addresses in any case)."""
-        gone = {_key(i) for i in identifiers}
+        gone = {suppression_key(i) for i in identifiers}
         with self._changing() as ids:
-            ids.difference_update({i for i in ids if _key(i) in gone})
+            ids.difference_update({i for i in ids if suppression_key(i) in gone})
 
     @contextmanager
     def _changing(self) -> Iterator[set[str]]:
@@ -106,10 +106,10 @@ def suppressed_id(row: Mapping[str, Any], ids: frozenset[str]) -> str | None:
 
 def is_suppressed(identifier: str, ids: frozenset[str]) -> bool:
     """Whether ``identifier`` is one of ``ids`` (an email address in any case)."""
-    return identifier in ids or ("@" in identifier and _key(identifier) in _emails(ids))
+    return identifier in ids or ("@" in identifier and suppression_key(identifier) in _emails(ids))
 
 
-def _key(identifier: str) -> str:
+def suppression_key(identifier: str) -> str:
     """What an identifier is compared by: email addresses (holding ``@``) in lower case."""
     return identifier.lower() if "@" in identifier else identifier
 
@@ -117,7 +117,7 @@ def _key(identifier: str) -> str:
 @functools.lru_cache(maxsize=4)
 def _emails(ids: frozenset[str]) -> frozenset[str]:
     """The email addresses among ``ids``, lower case (worked out once per list)."""
-    return frozenset(_key(i) for i in ids if "@" in i)
+    return frozenset(suppression_key(i) for i in ids if "@" in i)
 
 
 def _read(path: Path) -> list[str]:
