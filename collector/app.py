@@ -11,7 +11,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import unquote
@@ -76,6 +76,17 @@ class JSONAnswer(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def _stamped(message: dict[str, Any], received: datetime) -> dict[str, Any]:
+    """A Track API message with its arrival time as its timestamp when it carries none.
+
+    Its message id, when it has none, is the hash of its text: without the time, two calls that
+    say the same thing (a second suppression after an unsuppression, an identify setting a trait
+    back) would be one message, and the warehouse would keep only the first."""
+    if message.get("timestamp") is None:
+        message["timestamp"] = received.isoformat() + "Z"
+    return message
 
 
 def _param(request: Request, name: str) -> str:
@@ -213,7 +224,7 @@ class Collector:
         body = await self._body(request)
         limit = self.limits.track_message_bytes
         try:
-            message = build(body)
+            message = _stamped(build(body), utc_now())
         except InvalidMessage as exc:
             failures = [(0, body, exc.reason)]
             return await self.intaker.take(_source(request), [], failures=failures)
@@ -292,11 +303,9 @@ class Collector:
             except InvalidMessage as exc:
                 failures.append((index, operation, exc.reason))
                 continue
-            if message.get("event") in SUPPRESSION_EVENTS and "timestamp" not in message:
-                # A microsecond apart in batch order: the warehouse orders a suppression and an
-                # unsuppression of one person in one batch as the batch does.
-                message["timestamp"] = (received + index * _MICROSECOND).isoformat() + "Z"
-            messages.append((index, message))
+            # A microsecond apart in batch order: the warehouse orders the operations as the
+            # batch does (a suppression and an unsuppression of one person, two identifies).
+            messages.append((index, _stamped(message, received + index * _MICROSECOND)))
         # Each person's last suppression or unsuppression in the batch is what holds after it.
         last: dict[str, tuple[int, dict[str, Any]]] = {}
         for index, message in messages:

@@ -236,6 +236,32 @@ def test_suppressed_people_are_dropped_and_counted_until_unsuppressed(
     assert json.loads((collector.home / "suppressions.json").read_text()) == []
 
 
+def test_repeated_track_api_calls_are_distinct_messages(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    """Calls that carry no id or time and say the same thing are still separate messages: a
+    second suppression after an unsuppression, a trait set back to an earlier value. (The
+    warehouse keeps the first of messages sharing an id.)"""
+    cio = track_client(collector)
+    for plan in ("pro", "free", "pro"):
+        cio.identify("u1", plan=plan)
+    cio.suppress("u1")
+    cio.unsuppress("u1")
+    cio.suppress("u1")
+    person = {"type": "person", "identifiers": {"id": "u2"}}
+    batch = [{**person, "action": "identify", "attributes": {"plan": p}} for p in ("a", "b", "a")]
+    cio.send_request("POST", f"{collector.url}/api/v2/batch", {"batch": batch})
+
+    rows = landed(collector, tmp_path)
+    assert len({r["message_id"] for r in rows}) == len(rows) == 9
+    assert [r["event"] for r in rows if r["type"] == "track"] == [
+        "User Suppressed",
+        "User Unsuppressed",
+        "User Suppressed",
+    ]
+    assert json.loads((collector.home / "suppressions.json").read_text()) == ["u1"]
+
+
 def test_a_suppressed_email_drops_every_message_that_carries_it(
     collector: CollectorProcess, tmp_path: Path
 ) -> None:
