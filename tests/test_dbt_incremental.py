@@ -441,6 +441,45 @@ def built_once(
     return workspace, project, built
 
 
+def test_a_full_refresh_rebuilds_the_models_and_keeps_the_logs(tmp_path: Path) -> None:
+    """--full-refresh (what a changed model asks for) recomputes every model from the calls,
+    but the membership history and the log of definitions are kept as they are: rebuilt, the
+    history would forget past intervals and open one for every member again."""
+    workspace, project, _ = built_once(tmp_path, [identify("u1", H, plan="pro")])
+    land_messages(
+        workspace.events_landing_dir,
+        [identify("u1", D + H, plan="free"), identify("u2", D + H, plan="pro")],
+    )
+    with connect(workspace.warehouse_path) as con:
+        load_new_files(con, workspace.events_landing_dir)
+    project.build(T0 + 2 * D, exclude="tag:delivery_reports")
+
+    def logs() -> tuple[list[tuple], list[tuple]]:
+        with connect(workspace.warehouse_path, read_only=True) as con:
+            history = con.execute(
+                "select user_id, entered_at, exited_at, exit_reason"
+                " from marts.fct_segment_membership_history order by all"
+            ).fetchall()
+            changes = con.execute(
+                "select segment, change, changed_at from marts.fct_segment_definition_changes"
+                " order by all"
+            ).fetchall()
+        return history, changes
+
+    before = logs()
+    assert before[0] == [
+        ("u1", T0 + D, T0 + 2 * D, "left"),
+        ("u2", T0 + 2 * D, None, None),
+    ]
+    with connect(workspace.warehouse_path) as con:  # what an older version of a model left
+        con.execute("update marts.dim_users set plan = 'stale'")
+    project.build(T0 + 2 * D, exclude="tag:delivery_reports", full_refresh=True)
+    assert logs() == before
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        plans = con.execute("select user_id, plan from marts.dim_users order by all").fetchall()
+    assert plans == [("u1", "free"), ("u2", "pro")]
+
+
 HISTORY_UNIQUENESS = "unique_fct_segment_membership_history_intervals"
 
 

@@ -21,6 +21,7 @@ from sqlglot import ErrorLevel, exp
 
 from nudge.core.dsl.load import load_content_dir
 from nudge.core.segments.compiler import Relations, compile_condition
+from nudge.core.warehouse.connection import connect
 from nudge.core.warehouse.dbt import DbtWorkspaceProject, sql_segment_models
 from nudge.core.workspace import Workspace
 from orchestration.stages import prepare_workspace
@@ -34,6 +35,8 @@ MACRO_FUNCTIONS = {
 }
 # Functions sqlglot knows but renders with DuckDB's meaning (JSON_TYPE's 'NULL'), likewise.
 MISREAD_FUNCTIONS = {exp.JSONType: "json_is_null"}
+# The models a --full-refresh build leaves as they are (full_refresh=false).
+LOGS = ("marts.fct_segment_membership_history", "marts.fct_segment_definition_changes")
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +46,14 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, st
     _content, project = prepare_workspace(workspace)
     project = DbtWorkspaceProject(workspace, warehouse="duckdb")
     project.build(datetime(2026, 1, 8))
-    return {
-        "first build": project.compile(datetime(2026, 1, 9), full_refresh=True),
-        "incremental": project.compile(datetime(2026, 1, 9)),
-    }
+    incremental = project.compile(datetime(2026, 1, 9))
+    # --full-refresh leaves the logs that are never rebuilt (full_refresh=false) incremental:
+    # without their tables, they compile their first build too.
+    with connect(workspace.warehouse_path) as con:
+        for log in LOGS:
+            con.execute(f"drop table {log}")
+    first_build = project.compile(datetime(2026, 1, 9), full_refresh=True)
+    return {"first build": first_build, "incremental": incremental}
 
 
 def _unknown_functions(sql: str) -> set[str]:
@@ -63,6 +70,12 @@ def test_project_has_models_and_segments(compiled: dict[str, dict[str, str]]) ->
     for models in compiled.values():
         assert {"stg_events", "dim_users", "fct_segment_membership_history"} <= models.keys()
         assert len(models) > 20
+
+
+def test_the_logs_compile_their_first_build_too(compiled: dict[str, dict[str, str]]) -> None:
+    for log in LOGS:
+        name = log.split(".")[1]
+        assert compiled["first build"][name] != compiled["incremental"][name], name
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -1,7 +1,8 @@
-{{ config(materialized='incremental', incremental_strategy='append') }}
+{{ config(materialized='incremental', incremental_strategy='append', full_refresh=false) }}
 -- The log of segment definitions: one row each time a run first sees a segment (`created`), a
 -- new version of its definition (`changed`), or its disappearance (`removed`). changed_at is that
 -- run's as_of. A segment's version at any instant is its latest row at or before that instant.
+-- A log: a build with --full-refresh leaves it as it is (full_refresh=false).
 {{ refuse_earlier_as_of('changed_at') }}
 with current_definitions as (
     select segment, kind, definition_version

@@ -7,6 +7,7 @@
     incremental_strategy='delete+insert',
     unique_key=['segment', 'user_id', 'entered_at'],
     on_schema_change='append_new_columns',
+    full_refresh=false,
 ) }}
 -- Membership intervals. Each run opens an interval (entered_at = this run's as_of) for every
 -- member without an open one and closes (exited_at = as_of) every open interval that ends, with
@@ -21,7 +22,9 @@
 -- their interval (no exit and re-entry, so no journey is triggered again), and history before
 -- it is never rewritten. definition_version is the version in force when the interval opened
 -- (fct_segment_definition_changes logs every version). Rows are only ever added or closed, never
--- rebuilt; re-running the same as_of changes nothing, and an earlier as_of is refused.
+-- rebuilt; re-running the same as_of changes nothing, and an earlier as_of is refused. A build
+-- with --full-refresh leaves it as it is (full_refresh=false): rebuilt, it would forget every
+-- past interval and open one for every member again, which journeys read as entries.
 {{ refuse_earlier_as_of('greatest(entered_at, coalesce(exited_at, entered_at))') }}
 -- The union is unique on (segment, user_id): segment_models_contract, run on it before this model.
 with current_members as (

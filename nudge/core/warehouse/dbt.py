@@ -475,8 +475,11 @@ class DbtWorkspaceProject:
         *,
         select: str | None = None,
         exclude: str | None = None,
+        full_refresh: bool = False,
     ) -> list[NodeResult]:
-        """``dbt build`` at ``as_of`` (naive UTC, or aware), in-process with the cached manifest.
+        """``dbt build`` at ``as_of`` (naive UTC, or aware), in-process with the cached manifest;
+        with ``full_refresh``, every model is rebuilt from scratch but the logs that cannot be
+        (the membership history, the log of segment definitions: ``full_refresh=false``).
 
         Raises ``DbtBuildError`` naming every failed or errored node and its message.
         """
@@ -498,6 +501,8 @@ class DbtWorkspaceProject:
             args += ["--select", select]
         if exclude:
             args += ["--exclude", exclude]
+        if full_refresh:
+            args.append("--full-refresh")
         result = self._invoke(args)
         run = result.result
         nodes = [
