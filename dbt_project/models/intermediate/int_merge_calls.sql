@@ -57,26 +57,34 @@ erasures as (
       and e.timestamp <= {{ as_of() }}
 ),
 
--- Each suppression with the first unsuppression of its id at or after it (none: still in force).
-suppressions as (
+unsuppressions as (
     select
-        s.user_id,
-        s.timestamp,
-        s.loaded_at,
-        (
-            select min(u.timestamp)
-            from {{ ref('stg_events') }} u
-            where u.type = 'track'
-              and u.event = '{{ unsuppressed_event() }}'
-              and u.user_id = s.user_id
-              and u.timestamp >= s.timestamp
-        ) as unsuppressed_at
-    from erasures s
-    where s.type = 'track'
+        case when e.user_id like '%@%' then lower(e.user_id) else e.user_id end as erased_key,
+        e.timestamp
+    from {{ ref('stg_events') }} e
+    where e.type = 'track'
+      and e.event = '{{ unsuppressed_event() }}'
+      and e.user_id is not null
+      and e.timestamp <= {{ as_of() }}
 ),
 
+-- Each erasure with the last instant it erases (int_user_deletions): a delete its own; a
+-- suppression (keeps_out) the first unsuppression of its id at or after it (an address in any
+-- case), or as_of while there is none.
 erasure_seeds as (
-    select user_id, timestamp as erased_at, loaded_at as erased_loaded_at from erasures
+    select
+        x.user_id,
+        x.timestamp as erased_at,
+        x.loaded_at as erased_loaded_at,
+        case when x.type = 'delete' then x.timestamp
+             else coalesce(min(u.timestamp), {{ as_of() }}) end as erased_through,
+        x.type <> 'delete' as keeps_out
+    from erasures x
+    left join unsuppressions u
+      on x.type <> 'delete'
+     and u.erased_key = case when x.user_id like '%@%' then x.lowered else x.user_id end
+     and u.timestamp >= x.timestamp
+    group by x.user_id, x.lowered, x.timestamp, x.loaded_at, x.type
 ),
 
 -- From a merge call's primary to its secondary.
@@ -91,13 +99,14 @@ merge_call_edges as (
 -- walked: they are what this model makes.
 {{ walk_ids(
     'erased_ids', 'erasure_seeds', 'merge_call_edges',
-    carried=['erased_at', 'erased_loaded_at'],
+    carried=['erased_at', 'erased_loaded_at', 'erased_through', 'keeps_out'],
     edge_condition='e.merged_at <= r.erased_at'
 ) }},
 
 -- The first erasure after each of them of its sender (or of an id it came with, above) or of
 -- the address (a delete or a suppression): that erasure forgets it; a suppression of its
--- sender in force when it was made voids it. Equi-joins, not one join on an `or`.
+-- sender (or of an id it came with) in force when it was made voids it. Equi-joins, not one
+-- join on an `or`.
 identify_ends as (
     {% call first_row_per(['x.message_id'], ['x.ended_at']) %}
     select x.message_id, x.ended_at, x.ended_loaded_at
@@ -110,13 +119,15 @@ identify_ends as (
         from address_identifies a
         join erasures x on x.lowered = a.email and x.timestamp >= a.timestamp
         union all
-        -- An identify made while its sender is suppressed is erased with them: it never counts.
-        select a.message_id, a.timestamp, s.loaded_at
+        -- An identify made while its sender is suppressed (or an id it came with) is erased with
+        -- them: it never counts.
+        select a.message_id, a.timestamp, x.erased_loaded_at
         from address_identifies a
-        join suppressions s
-          on s.user_id = a.user_id
-         and s.timestamp <= a.timestamp
-         and (s.unsuppressed_at is null or s.unsuppressed_at >= a.timestamp)
+        join erased_ids x
+          on x.member_id = a.user_id
+         and x.keeps_out
+         and x.erased_at <= a.timestamp
+         and x.erased_through >= a.timestamp
     ) x
     {% endcall %}
 ),
