@@ -323,7 +323,8 @@ def test_suppression_by_email_suppresses_the_person_who_has_it(
 
 def test_a_build_that_stops_after_the_merges_loses_no_move(tmp_path: Path) -> None:
     """Late identifies make u5 the address's first owner and u7 the first to identify with
-    anonymous id a1, so their orders move from u4 and u6. The build that sees them stops right
+    anonymous id a1, so their orders move from u4 and u6; u8 is the first to identify with a2,
+    whose order was nobody's. The build that sees them stops right
     after int_merged_users and int_identity_map (a failure or a kill later on): the next build
     must still move the orders, against what the last completed build held."""
     workspace = Workspace(home=tmp_path / "ws", content_dir=tmp_path / "content").ensure()
@@ -351,18 +352,20 @@ def test_a_build_that_stops_after_the_merges_loses_no_move(tmp_path: Path) -> No
             track("kim@example.com", "order", 3 * H, messageId="order-1"),
             track(None, "order", 3 * H, messageId="order-2", anonymousId="a1"),
             {**identify("u6", 4 * H), "anonymousId": "a1"},
+            track(None, "order", 3 * H, messageId="order-3", anonymousId="a2"),
         ]
     )
     project.build(T0 + 1 * D, exclude="tag:delivery_reports")
-    assert orders() == {"u4": ["order-1"], "u6": ["order-2"]}
+    assert orders() == {"u4": ["order-1"], "u6": ["order-2"]}  # order-3 is nobody's yet
 
     land(
         [
             identify("u5", 1 * H, email="kim@example.com"),
             {**identify("u7", 2 * H), "anonymousId": "a1"},
+            {**identify("u8", D + H), "anonymousId": "a2"},  # a link a2 did not have
         ]
     )
     # Stops after the identity map and the merges.
     project.build(T0 + 2 * D, select="+int_merged_users +int_identity_map")
     project.build(T0 + 2 * D, exclude="tag:delivery_reports")
-    assert orders() == {"u5": ["order-1"], "u7": ["order-2"]}
+    assert orders() == {"u5": ["order-1"], "u7": ["order-2"], "u8": ["order-3"]}

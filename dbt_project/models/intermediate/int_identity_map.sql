@@ -1,5 +1,8 @@
 {{ replace_keys_incremental('anonymous_id', 'int_changed_anonymous_ids') }}
-{{ config(pre_hook="{{ keep_replaced_rows('anonymous_id') }}") }}
+{{ config(
+    pre_hook="{{ keep_replaced_rows('anonymous_id') }}",
+    post_hook="{{ mark_new_keys('anonymous_id') }}",
+) }}
 -- depends_on: {{ ref('int_changed_anonymous_ids') }}
 -- Anonymous ids linked to a user: an identify carrying both ids, or an alias
 -- (previous_id -> user_id). The earliest link at or before as_of wins; links made before the

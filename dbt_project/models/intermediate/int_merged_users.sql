@@ -1,4 +1,7 @@
-{{ config(pre_hook="{{ keep_replaced_rows('user_id') }}") }}
+{{ config(
+    pre_hook="{{ keep_replaced_rows('user_id') }}",
+    post_hook="{{ mark_new_keys('user_id') }}",
+) }}
 -- Ids merged into another person at as_of (merge calls and email links, int_merges). Merges join
 -- ids into one person: every id connected to another by merges stamped at or before as_of, in
 -- either direction and through any chain (not through an email link that has ended), becomes
