@@ -14,6 +14,11 @@
 {% macro suppressed_event() %}User Suppressed{% endmacro %}
 {% macro unsuppressed_event() %}User Unsuppressed{% endmacro %}
 
+{#- What an erasure call's id is matched by: an email address (holding '@') in any case. -#}
+{% macro erased_key(user_id) -%}
+    case when {{ user_id }} like '%@%' then lower({{ user_id }}) else {{ user_id }} end
+{%- endmacro %}
+
 {#- A call that erases a person, or ends an erasure: a delete, a suppression or an unsuppression. -#}
 {% macro is_erasure_call(alias) -%}
     ({{ alias }}.type = 'delete'

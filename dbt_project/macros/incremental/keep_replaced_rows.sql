@@ -2,8 +2,8 @@
     the rows the build is about to replace (those of the changed keys; every row when it
     rebuilds the model) into replaced_rows_relation, so that a later model can diff them with
     the new rows; `key` is the column that names a row (the model's unique key). Before the
-    model's first build there is nothing to keep: the table is dropped,
-    and readers take every new row as a change.
+    model's first build there is nothing to keep: the table is dropped, and readers take every
+    new row as a change.
 
     The kept rows are the ones the last completed build left (int_incremental_watermarks): each
     is marked with its key (`nudge_key`) and the build it stands before (`nudge_before_build`,
@@ -20,8 +20,7 @@
         {%- do adapter.cache_dropped(replaced) -%}
         drop table if exists {{ replaced }}
     {%- else -%}
-        {%- set last = last_build_watermark() -%}
-        {%- set pending = (last[2] if last else 0) + 1 -%}
+        {%- set pending = _pending_build() -%}
         {%- set replaced_rows -%}
         select e.*, e.{{ key }} as nudge_key, {{ pending }} as nudge_before_build
         from {{ existing }} e
@@ -48,8 +47,7 @@
 {% macro mark_new_keys(key) -%}
     {%- set replaced = replaced_rows_relation(this) -%}
     {%- if _kept(replaced, this) is not none -%}
-        {%- set last = last_build_watermark() -%}
-        {%- set pending = (last[2] if last else 0) + 1 -%}
+        {%- set pending = _pending_build() -%}
         insert into {{ replaced }} (nudge_key, nudge_before_build)
         select m.{{ key }}, {{ pending }}
         from {{ this }} m
@@ -86,4 +84,10 @@
     {%- endif -%}
     {%- set rows = run_query("select max(nudge_before_build) from " ~ kept).rows -%}
     {{- return(rows[0][0] if rows and rows[0][0] is not none else none) -}}
+{%- endmacro %}
+
+{#- The number the build under way gets if it completes: the last completed build's plus one. -#}
+{% macro _pending_build() -%}
+    {%- set last = last_build_watermark() -%}
+    {{- return((last[2] if last else 0) + 1) -}}
 {%- endmacro %}

@@ -49,7 +49,13 @@ address_identifies as (
 ),
 
 erasures as (
-    select e.type, e.user_id, lower(e.user_id) as lowered, e.timestamp, e.loaded_at
+    select
+        e.type,
+        e.user_id,
+        lower(e.user_id) as lowered,
+        {{ erased_key('e.user_id') }} as erased_key,
+        e.timestamp,
+        e.loaded_at
     from {{ ref('stg_events') }} e
     where (e.type = 'delete'
            or (e.type = 'track' and e.event = '{{ suppressed_event() }}'))
@@ -59,7 +65,7 @@ erasures as (
 
 unsuppressions as (
     select
-        case when e.user_id like '%@%' then lower(e.user_id) else e.user_id end as erased_key,
+        {{ erased_key('e.user_id') }} as erased_key,
         e.timestamp
     from {{ ref('stg_events') }} e
     where e.type = 'track'
@@ -82,9 +88,9 @@ erasure_seeds as (
     from erasures x
     left join unsuppressions u
       on x.type <> 'delete'
-     and u.erased_key = case when x.user_id like '%@%' then x.lowered else x.user_id end
+     and u.erased_key = x.erased_key
      and u.timestamp >= x.timestamp
-    group by x.user_id, x.lowered, x.timestamp, x.loaded_at, x.type
+    group by x.user_id, x.timestamp, x.loaded_at, x.type
 ),
 
 -- From a merge call's primary to its secondary.

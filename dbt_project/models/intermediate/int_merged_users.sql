@@ -6,10 +6,11 @@
 -- ids into one person: every id connected to another by merges stamped at or before as_of, in
 -- either direction and through any chain (not through an email link that has ended), becomes
 -- the same person, the one made by the latest of those merges (int_merges: after A <- B, a
--- merge B <- C joins C into A; a merge B <- A then makes it B). One row per id that is not that person's own id, with its precedence among the
--- person's ids for traits. Small (merges and email-addressed people are rare), so rebuilt in
--- full; the rows it replaces are kept for int_remerged_users (keep_replaced_rows). Standard SQL
--- only (the recursion in macros/portable/graphs.sql).
+-- merge B <- C joins C into A; a merge B <- A then makes it B). One row per id that is not that
+-- person's own id, with its precedence among the person's ids for traits. Small (merges and
+-- email-addressed people are rare), so rebuilt in full; the rows it replaces are kept for
+-- int_remerged_users (keep_replaced_rows, mark_new_keys). Standard SQL only (the recursion in
+-- macros/portable/graphs.sql).
 with recursive merges as (
     select
         primary_id, secondary_id, merged_at, merge_seq, ended_at, within_person, current_person_id
