@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 # How the engine says a step did not run because one before it failed.
 ENGINE_SKIP_NOTE = "Dependencies for step"
+# How many of a failure's detail lines a FAILED line is followed by.
+MAX_FAILURE_DETAILS = 6
 
 
 class StageProgress:
@@ -54,6 +56,8 @@ class StageProgress:
             self.failed.append(f"{event.step_key}: {message}")
             self._stage_failed = self._stage_failed or stage == self.current
             self.emit(f"      FAILED {event.step_key}: {message}")
+            for detail in failure_details(event.step_failure_data.error):
+                self.emit(f"        {detail}")
 
     def end_stage(self) -> None:
         if self.current is None:
@@ -74,13 +78,37 @@ def is_step_warning(entry: dg.EventLogEntry) -> bool:
     )
 
 
+def innermost(error: SerializableErrorInfo) -> SerializableErrorInfo:
+    while error.cause is not None:
+        error = error.cause
+    return error
+
+
 def failure_sentence(error: SerializableErrorInfo | None) -> str:
     """The first line of the innermost error, without Dagster's wrapper or the class name."""
     if error is None:
         return "failed"
-    while error.cause is not None:
-        error = error.cause
+    error = innermost(error)
     first = (error.message.strip().splitlines() or ["failed"])[0]
     head, colon, rest = first.partition(": ")
     named_class = bool(error.cls_name) and head.split(".")[-1] == error.cls_name
     return rest.strip() if colon and named_class and rest.strip() else first
+
+
+def failure_details(error: SerializableErrorInfo | None) -> list[str]:
+    """The indented lines under the innermost error's first (a dbt build's failed nodes and
+    their messages), without dbt's macro call stack (``> in macro ...``), at most
+    ``MAX_FAILURE_DETAILS``.
+
+    dbt's own error lines go to the run's compute log, not the terminal
+    (``orchestration.dagster_run``): these say which models failed and why.
+    """
+    if error is None:
+        return []
+    lines = innermost(error).message.strip().splitlines()[1:]
+    details = [
+        line.strip()
+        for line in lines
+        if line.startswith("  ") and line.strip() and not line.strip().startswith(">")
+    ]
+    return details[:MAX_FAILURE_DETAILS]

@@ -204,6 +204,18 @@ def test_run_reports_by_stage_and_refuses_an_earlier_as_of(tmp_path: Path) -> No
     assert run_rows(tmp_path)[-1] == ("2026-01-01 00:02", "failed")
     assert "running" not in {status for _, status in run_rows(tmp_path)}
 
+    # A model dbt refuses to build: the progress names the model and says why and what to do;
+    # dbt's own lines are in the run's log, not in the output.
+    (tmp_path / "home" / "landing" / "events" / "zz-broken.parquet").unlink()
+    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb")) as con:
+        con.execute("alter table staging.stg_events add column extra integer")
+    refused = nudge(tmp_path, "run", "--as-of", "2026-01-01T00:03:00Z")
+    assert refused.returncode == EXIT_STAGE_FAILED, refused.stdout + refused.stderr
+    failed_lines = refused.stdout.split("FAILED dbt_models: ", 1)[1].splitlines()
+    assert failed_lines[1].strip().startswith("model.nudge.stg_events: Compilation Error")
+    assert "dbt build --full-refresh --select stg_events+" in failed_lines[2]
+    assert "ERROR creating" not in refused.stdout and "> in macro" not in refused.stdout
+
 
 def test_dagster_describes_segments_as_their_authors_did(project: Path) -> None:
     from nudge.core.segments.manual import upload_manual_segment

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -27,7 +28,8 @@ STAGE_FAILED_EXIT_STATUS = 4  # a run started and a stage of it failed
 EARLIER_AS_OF_EXIT_STATUS = 5  # --as-of before the last run: refused, nothing ran
 EXIT_STATUSES = f"""exit status: 0 done; 1 input rejected or nothing found; {INVALID_EXIT_STATUS} invalid
 definitions, arguments or settings; {BUSY_EXIT_STATUS} a run holds the workspace;
-{STAGE_FAILED_EXIT_STATUS} a stage of the run failed; {EARLIER_AS_OF_EXIT_STATUS} --as-of is earlier than the last run."""
+{STAGE_FAILED_EXIT_STATUS} a stage of the run failed; {EARLIER_AS_OF_EXIT_STATUS} --as-of is earlier than the last run;
+130 stopped by Ctrl-C (143 by SIGTERM)."""
 
 
 class NoRunYet(Exception):
@@ -297,10 +299,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             verbose=args.verbose,
         )
     summary = summarize_run(workspace, run_id)
-    summary.failed_steps, summary.notes = outcome.failed_steps, outcome.notes
+    summary.notes = outcome.notes
+    if outcome.stopped_by is None:
+        summary.failed_steps = outcome.failed_steps
     print()
     print(summary.render(workspace))
+    if outcome.stopped_by is not None:
+        print(
+            stopped_run_sentence(run_id, outcome.stopped_by, outcome.failed_steps), file=sys.stderr
+        )
+        return 128 + outcome.stopped_by
     return 0 if outcome.success else STAGE_FAILED_EXIT_STATUS
+
+
+def stopped_run_sentence(run_id: str, stopped_by: signal.Signals, failed_steps: list[str]) -> str:
+    """What an operator reads after stopping a run: where it stopped and what happens next."""
+    how = "Ctrl-C (SIGINT)" if stopped_by == signal.SIGINT else stopped_by.name
+    steps = sorted({step.split(":", 1)[0] for step in failed_steps})
+    where = f" in {', '.join(steps)}" if steps else ""
+    return (
+        f"stopped by {how}{where}: run {run_id} is recorded as failed; run `nudge run` again to"
+        " carry on."
+    )
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
@@ -711,6 +731,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C).", file=sys.stderr)
+        return 128 + signal.SIGINT
     except DefinitionError as error:
         print(f"invalid definitions:\n{error}", file=sys.stderr)
         return INVALID_EXIT_STATUS

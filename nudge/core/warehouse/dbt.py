@@ -522,8 +522,8 @@ class DbtWorkspaceProject:
         ]
         if failed or not result.success:
             summary = f"dbt build at as_of={_format_as_of(as_of)} failed"
-            if result.exception is not None:
-                summary += f": {result.exception}"
+            if result.exception is not None:  # named by its class when it says nothing
+                summary += f": {result.exception or type(result.exception).__name__}"
             raise DbtBuildError(summary, failed)
         return nodes
 
