@@ -16,8 +16,9 @@ names the signal that stopped the run, so the CLI can say so in one line.
 Ctrl-C in a terminal sends SIGINT to every process of the foreground group, the helpers Dagster
 starts to mirror the run's stdout and stderr included: each would die printing a
 ``KeyboardInterrupt`` traceback. They start before the run's first event that captures logs, so
-until then this thread blocks SIGINT, and they inherit the block (a blocked signal stays pending:
-Dagster ends them with SIGTERM). A SIGINT in that window is delivered when the block is lifted.
+until then the main thread blocks SIGINT, and they inherit the block (a blocked signal stays
+pending in them: Dagster ends them with SIGTERM). The watchdog thread does not block it, so a
+SIGINT in that window still reaches the process and Dagster's handler at once.
 """
 
 from __future__ import annotations
@@ -57,16 +58,21 @@ def run_through_dagster(
     run_id: str | None = None,
     progress: Callable[[str], None] | None = None,
     verbose: bool = False,
+    full_refresh: bool = False,
 ) -> RunOutcome:
     """Execute the whole asset graph at ``as_of`` as Dagster run ``run_id`` (default: a new id),
     holding the workspace's run lock; the environment must point at ``workspace``.
 
-    ``progress`` gets a line as each stage starts and ends; ``verbose`` adds Dagster's own log.
+    ``progress`` gets a line as each stage starts and ends; ``verbose`` adds Dagster's own log;
+    ``full_refresh`` tags the run so that dbt rebuilds every model from scratch.
     """
+    from orchestration.run_context import FULL_REFRESH_TAGS, as_of_tag
+
     run_id = run_id or str(uuid.uuid4())  # Dagster's own run ids are uuid4 strings too
+    tags = {**as_of_tag(as_of), **(FULL_REFRESH_TAGS if full_refresh else {})}
     with hold_run_lock(workspace, run_id):
         try:
-            return _run_locked(workspace, as_of, run_id, progress, verbose)
+            return _run_locked(workspace, tags, run_id, progress, verbose)
         finally:  # an exception or a signal: the row must not stay `running`
             from orchestration.stages import finish_unfinished_runs
 
@@ -88,7 +94,7 @@ class RunOutcome:
 
 def _run_locked(
     workspace: Workspace,
-    as_of: datetime,
+    tags: dict[str, str],
     run_id: str,
     progress: Callable[[str], None] | None,
     verbose: bool,
@@ -106,7 +112,6 @@ def _run_locked(
             progress(f"  recorded as failed: runs {', '.join(dead)} (their process is gone)")
 
         from orchestration.definitions import defs
-        from orchestration.run_context import as_of_tag
         from orchestration.run_progress import StageProgress
 
         job = defs.resolve_job_def(PIPELINE_JOB)
@@ -128,7 +133,7 @@ def _run_locked(
                     run_config=VERBOSE_LOGGING if verbose else QUIET_LOGGING,
                     instance=instance,
                     run_id=run_id,
-                    tags={**as_of_tag(as_of), **pid_tag()},
+                    tags={**tags, **pid_tag()},
                     raise_on_error=False,
                 )
             stages.end_stage()
@@ -152,17 +157,22 @@ def _stdout_kept_from_the_log_mirror() -> Iterator[TextIO]:
     except (AttributeError, OSError, ValueError):  # not a file (a test's captured output)
         yield sys.stdout
         return
-    terminal = os.fdopen(os.dup(fd), "w", buffering=1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
+    terminal = os.fdopen(
+        os.dup(fd), "w", buffering=1, encoding=sys.stdout.encoding, errors=sys.stdout.errors
+    )
     try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
         yield terminal
     finally:
-        sys.stdout.flush()
-        terminal.flush()
+        with suppress(OSError, ValueError):  # a reader that went away (`nudge run | head`)
+            sys.stdout.flush()
+        with suppress(OSError, ValueError):
+            terminal.flush()
         os.dup2(terminal.fileno(), fd)
-        terminal.close()
+        with suppress(OSError, ValueError):
+            terminal.close()
 
 
 @contextmanager
@@ -221,6 +231,8 @@ def signals_end_the_run(
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    # Dagster leaves SIGTERM handled as SIGINT (KeyboardInterrupt) after the run.
+    sigterm_handler = signal.getsignal(signal.SIGTERM)
     done = threading.Event()
 
     def watch() -> None:
@@ -239,6 +251,7 @@ def signals_end_the_run(
     finally:
         done.set()
         watcher.join()
+        signal.signal(signal.SIGTERM, sigterm_handler)
         signal.set_wakeup_fd(previous)
         reader.setblocking(False)
         with suppress(BlockingIOError):  # a signal the watchdog had not read yet

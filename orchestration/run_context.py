@@ -11,6 +11,10 @@ from nudge.core.clock import to_utc_naive
 from nudge.core.warehouse.settings import warehouse
 
 AS_OF_TAG = "nudge/as_of"
+# A run tagged so rebuilds every dbt model from scratch (`nudge run --full-refresh`, or the tag
+# added to a run launched from the UI).
+FULL_REFRESH_TAG = "nudge/full_refresh"
+FULL_REFRESH_TAGS = {FULL_REFRESH_TAG: "true"}
 DUCKDB_POOL = "duckdb"
 
 
@@ -35,3 +39,8 @@ def as_of_for(context: dg.AssetExecutionContext) -> datetime:
 
 def as_of_tag(moment: datetime) -> dict[str, str]:
     return {AS_OF_TAG: moment.isoformat()}
+
+
+def full_refresh_for(context: dg.AssetExecutionContext) -> bool:
+    """Whether the run is tagged ``nudge/full_refresh=true``."""
+    return context.run.tags.get(FULL_REFRESH_TAG, "").strip().lower() == "true"

@@ -111,4 +111,7 @@ def failure_details(error: SerializableErrorInfo | None) -> list[str]:
         for line in lines
         if line.startswith("  ") and line.strip() and not line.strip().startswith(">")
     ]
-    return details[:MAX_FAILURE_DETAILS]
+    if len(details) > MAX_FAILURE_DETAILS:
+        more = len(details) - MAX_FAILURE_DETAILS + 1
+        return [*details[: MAX_FAILURE_DETAILS - 1], f"({more} more lines in the run's log)"]
+    return details

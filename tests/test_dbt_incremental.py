@@ -471,10 +471,22 @@ def test_a_full_refresh_rebuilds_the_models_and_keeps_the_logs(tmp_path: Path) -
         ("u1", T0 + D, T0 + 2 * D, "left"),
         ("u2", T0 + 2 * D, None, None),
     ]
-    with connect(workspace.warehouse_path) as con:  # what an older version of a model left
+    with connect(workspace.warehouse_path) as con:  # what an older version of the models left
         con.execute("update marts.dim_users set plan = 'stale'")
+        # ... where u2 (no call since) was not a member: the rebuilt segment has u2, so the
+        # history must open u2's interval again, though u2 is not among the changed users.
+        con.execute(
+            "delete from marts.fct_segment_membership_history"
+            " where user_id = 'u2' and exited_at is null"
+        )
     project.build(T0 + 2 * D, exclude="tag:delivery_reports", full_refresh=True)
     assert logs() == before
+    with connect(workspace.warehouse_path, read_only=True) as con:
+        # Build numbers go on (keep_replaced_rows marks rows with the next one's number).
+        numbers = con.execute(
+            "select build_number from intermediate.int_incremental_watermarks order by 1"
+        ).fetchall()
+    assert numbers == [(1,), (2,), (3,)]
     with connect(workspace.warehouse_path, read_only=True) as con:
         plans = con.execute("select user_id, plan from marts.dim_users order by all").fetchall()
     assert plans == [("u1", "free"), ("u2", "pro")]
@@ -512,7 +524,17 @@ def test_an_incremental_model_whose_columns_changed_asks_for_a_full_refresh(
         project.build(T0 + 2 * D, select="dim_users")
     message = str(refused.value)
     assert "model dim_users now computes the columns" in message and "country" in message
-    assert "--full-refresh" in message
+    assert "nudge run --full-refresh" in message
+
+    # A log a full refresh keeps is not sent to a full refresh that would refuse it again.
+    with connect(workspace.warehouse_path) as con:
+        con.execute("alter table marts.fct_segment_membership_history drop column exit_reason")
+    with pytest.raises(DbtBuildError) as refused:
+        project.build(T0 + 2 * D, select="fct_segment_membership_history", full_refresh=True)
+    message = str(refused.value)
+    assert "model fct_segment_membership_history now computes the columns" in message
+    assert "It is a log that a --full-refresh build keeps" in message
+    assert "nudge run --full-refresh" not in message
 
 
 def test_a_model_reading_a_column_its_table_lacks_asks_for_a_full_refresh(

@@ -215,6 +215,21 @@ def test_run_reports_by_stage_and_refuses_an_earlier_as_of(tmp_path: Path) -> No
     assert failed_lines[1].strip().startswith("model.nudge.stg_events: Compilation Error")
     assert "dbt build --full-refresh --select stg_events+" in failed_lines[2]
     assert "ERROR creating" not in refused.stdout and "> in macro" not in refused.stdout
+    assert "nudge run --full-refresh" in failed_lines[2]
+
+    # What it asks for: every model rebuilt from the calls, the membership history kept.
+    history = "select * from marts.fct_segment_membership_history order by all"
+    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True) as con:
+        kept = con.execute(history).fetchall()
+    rebuilt = nudge(tmp_path, "run", "--full-refresh", "--as-of", "2026-01-01T00:04:00Z")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "(every dbt model rebuilt from the calls)" in rebuilt.stdout
+    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True) as con:
+        assert "extra" not in {
+            row[0] for row in con.execute("describe staging.stg_events").fetchall()
+        }
+        assert con.execute(history).fetchall() == kept and kept
+    assert nudge(tmp_path, "run", "--as-of", "2026-01-01T00:05:00Z").returncode == 0
 
 
 def test_dagster_describes_segments_as_their_authors_did(project: Path) -> None:

@@ -92,13 +92,21 @@ def signup(user: str, at: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+def start(env: dict[str, str], *args: str, at_a_terminal: bool = False) -> subprocess.Popen[str]:
+    """`nudge ARGS`; ``at_a_terminal``: as a shell starts it in the foreground, in a process group
+    of its own with SIGINT not ignored (a test runner's workers may ignore it), so that
+    ``press_ctrl_c`` reaches it and every process it starts."""
+    terminal: dict[str, Any] = {
+        "start_new_session": True,
+        "preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "nudge.cli", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        **(terminal if at_a_terminal else {}),
     )
 
 
@@ -172,21 +180,6 @@ def test_a_killed_run_never_blocks_the_next_and_sigterm_stops_a_run_within_secon
     assert holding_slots == set()
 
 
-def start_at_a_terminal(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """`nudge` as a shell starts it in the foreground: a process group of its own, SIGINT not
-    ignored (a test runner's workers may ignore it), so ``press_ctrl_c`` reaches it and every
-    process it starts."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "nudge.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-
-
 def press_ctrl_c(process: subprocess.Popen[str]) -> None:
     """What a terminal does on Ctrl-C: SIGINT to every process of the foreground group."""
     os.killpg(process.pid, signal.SIGINT)
@@ -203,18 +196,18 @@ def read_until(process: subprocess.Popen[str], prefix: str) -> str:
     pytest.fail(f"no line starting with {prefix!r}: {seen}{process.communicate()[1][-2000:]}")
 
 
-def test_ctrl_c_stops_a_run_with_one_line_and_exit_status_130(
+def test_ctrl_c_stops_a_run_with_one_line_and_dies_of_sigint(
     env: dict[str, str], smtp: tuple[HeldSmtp, int]
 ) -> None:
     handler, _ = smtp
     # During the dbt build: dbt prints a traceback when interrupted, and Dagster's helpers that
     # mirror the run's output get the SIGINT too; none of that reaches the terminal.
-    run = start_at_a_terminal(env, "run", "--as-of", AS_OF)
+    run = start(env, "run", "--as-of", AS_OF, at_a_terminal=True)
     seen = read_until(run, "[2/5]")
     press_ctrl_c(run)
     out, err = run.communicate(timeout=60)
     out = seen + out
-    assert run.returncode == 130, out + err
+    assert run.returncode == -signal.SIGINT, out + err  # a shell shows 130
     assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
     (stopped_run,) = runs_table(env)
     assert err.splitlines() == [
@@ -225,13 +218,13 @@ def test_ctrl_c_stops_a_run_with_one_line_and_exit_status_130(
     assert runs_table(env)[stopped_run] == "failed"
 
     # During the send step, held by the SMTP server.
-    run = start_at_a_terminal(env, "run", "--as-of", "2026-01-05T12:01:00Z")
+    run = start(env, "run", "--as-of", "2026-01-05T12:01:00Z", at_a_terminal=True)
     if not handler.arrived.wait(180):
         run.kill()
         pytest.fail("the run never reached its send step: " + run.communicate()[1][-2000:])
     press_ctrl_c(run)
     out, err = run.communicate(timeout=60)
-    assert run.returncode == 130, out + err
+    assert run.returncode == -signal.SIGINT, out + err
     assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
     assert sorted(runs_table(env).values()) == ["failed", "failed"]
 

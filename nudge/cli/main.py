@@ -29,7 +29,7 @@ EARLIER_AS_OF_EXIT_STATUS = 5  # --as-of before the last run: refused, nothing r
 EXIT_STATUSES = f"""exit status: 0 done; 1 input rejected or nothing found; {INVALID_EXIT_STATUS} invalid
 definitions, arguments or settings; {BUSY_EXIT_STATUS} a run holds the workspace;
 {STAGE_FAILED_EXIT_STATUS} a stage of the run failed; {EARLIER_AS_OF_EXIT_STATUS} --as-of is earlier than the last run;
-130 stopped by Ctrl-C (143 by SIGTERM)."""
+130 (the shell's number for SIGINT) stopped by Ctrl-C, 143 by SIGTERM."""
 
 
 class NoRunYet(Exception):
@@ -279,6 +279,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Checked here as well as where the code location loads them: a mistake in the definitions
     # is said at once, before Dagster is imported and a run is started (seconds).
     content = load_workspace_content(workspace)
+    if args.dry_run and args.full_refresh:
+        raise ValueError("--dry-run and --full-refresh cannot be combined; run one of them.")
     if args.dry_run:
         from orchestration.dry_run import dry_run
 
@@ -290,13 +292,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = str(uuid.uuid4())
     with hold_run_lock(workspace, run_id):  # before the first line, so a refused run prints none
         refuse_earlier_as_of(workspace, as_of=as_of, run_id=run_id)
-        print(f"running the pipeline at as_of {as_of.isoformat()}Z in {workspace.home}", flush=True)
+        rebuild = " (every dbt model rebuilt from the calls)" if args.full_refresh else ""
+        print(
+            f"running the pipeline at as_of {as_of.isoformat()}Z in {workspace.home}{rebuild}",
+            flush=True,
+        )
         outcome = run_through_dagster(
             workspace,
             as_of,
             run_id=run_id,
             progress=lambda line: print(line, flush=True),
             verbose=args.verbose,
+            full_refresh=args.full_refresh,
         )
     summary = summarize_run(workspace, run_id)
     summary.notes = outcome.notes
@@ -304,23 +311,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary.failed_steps = outcome.failed_steps
     print()
     print(summary.render(workspace))
-    if outcome.stopped_by is not None:
+    if outcome.stopped_by is not None and not outcome.success:
+        command = "nudge run --full-refresh" if args.full_refresh else "nudge run"
         print(
-            stopped_run_sentence(run_id, outcome.stopped_by, outcome.failed_steps), file=sys.stderr
+            stopped_run_sentence(run_id, outcome.stopped_by, outcome.failed_steps, command),
+            file=sys.stderr,
         )
-        return 128 + outcome.stopped_by
+        return die_by_signal(outcome.stopped_by)
     return 0 if outcome.success else STAGE_FAILED_EXIT_STATUS
 
 
-def stopped_run_sentence(run_id: str, stopped_by: signal.Signals, failed_steps: list[str]) -> str:
-    """What an operator reads after stopping a run: where it stopped and what happens next."""
+def stopped_run_sentence(
+    run_id: str, stopped_by: signal.Signals, failed_steps: list[str], command: str
+) -> str:
+    """What an operator reads after stopping a run: where it stopped and what to do next."""
     how = "Ctrl-C (SIGINT)" if stopped_by == signal.SIGINT else stopped_by.name
     steps = sorted({step.split(":", 1)[0] for step in failed_steps})
     where = f" in {', '.join(steps)}" if steps else ""
     return (
-        f"stopped by {how}{where}: run {run_id} is recorded as failed; run `nudge run` again to"
+        f"stopped by {how}{where}: run {run_id} is recorded as failed; run `{command}` again to"
         " carry on."
     )
+
+
+def die_by_signal(signum: int) -> int:
+    """End the process by ``signum``'s default action, as a program that does not catch it ends:
+    a shell whose child dies of SIGINT stops its loop or script too, which a plain exit status of
+    130 would not make it do. Returns 128 + ``signum`` should the signal not end the process."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return 128 + signum
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
@@ -605,6 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show what would be sent and skipped, on a copy of the warehouse; change nothing",
     )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild every dbt model from the calls (what a model changed by an upgrade asks"
+        " for); the segment membership history and the log of definitions are kept",
+    )
     run.set_defaults(func=cmd_run)
     ingest = commands.add_parser(
         "ingest",
@@ -733,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C).", file=sys.stderr)
-        return 128 + signal.SIGINT
+        return die_by_signal(signal.SIGINT)
     except DefinitionError as error:
         print(f"invalid definitions:\n{error}", file=sys.stderr)
         return INVALID_EXIT_STATUS

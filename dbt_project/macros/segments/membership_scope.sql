@@ -5,8 +5,9 @@
     definition is new in this build. A segment recomputed per user (a segment_incremental model,
     not redefined, no redefined segment upstream) can only have changed for the users its build
     recomputed: int_changed_users, or the table a segment that moves with time recorded (one
-    that is missing means it was rebuilt for everyone). Any other segment, and any segment no
-    longer defined, may have changed for everyone. For simplicity the per-user segments share
+    that is missing means it was rebuilt for everyone). Any other segment, any segment no
+    longer defined, and every segment of a --full-refresh build (which rebuilds them for
+    everyone, perhaps with a model an upgrade changed) may have changed for everyone. For simplicity the per-user segments share
     one user set, the union of what they recomputed (`scope_users`). Returns
     {defined, whole, per_user: segment names; changes: relations}. -#}
 {% macro segment_scope(redefined) -%}
@@ -18,7 +19,7 @@
         {%- set own = node.config.get('rebuild_on_new_definition')
                       and not node.config.get('changed_keys') -%}
         {%- set own_changes = segment_changes_relation(node_relation(node)) if own else none -%}
-        {%- if _recomputed_per_user(node, redefined)
+        {%- if not flags.FULL_REFRESH and _recomputed_per_user(node, redefined)
               and (not own or (own_changes.schema ~ '.' ~ own_changes.identifier) | lower in recorded) -%}
             {%- do scope.per_user.append(node.name) -%}
             {%- if own -%}

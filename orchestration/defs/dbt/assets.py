@@ -19,7 +19,7 @@ from nudge.core.warehouse.dbt import DbtWorkspaceProject, NodeResult
 from orchestration.defs.dbt.translator import SOURCE_KEYS, NudgeDbtTranslator
 from orchestration.defs.stage_order import stage_tags
 from orchestration.location import load_location
-from orchestration.run_context import as_of_for, warehouse_pool
+from orchestration.run_context import as_of_for, full_refresh_for, warehouse_pool
 from orchestration.stages import REPORTS_SELECTOR, Stage
 
 TRANSLATOR = NudgeDbtTranslator()
@@ -44,7 +44,9 @@ def dbt_events(
     args, _ = get_subset_selection_for_context(
         context, manifest, select, exclude, None, TRANSLATOR, None
     )
-    results = project.build(as_of_for(context), **selection_from_args(args))
+    results = project.build(
+        as_of_for(context), full_refresh=full_refresh_for(context), **selection_from_args(args)
+    )
     for result in results:
         yield from node_events(result, manifest, dagster_project)
 
