@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import TracebackType
+from typing import NoReturn
 
 from nudge.core.dsl.problems import DefinitionError
 from nudge.core.warehouse.connection import WarehouseBusy
@@ -29,7 +31,7 @@ EARLIER_AS_OF_EXIT_STATUS = 5  # --as-of before the last run: refused, nothing r
 EXIT_STATUSES = f"""exit status: 0 done; 1 input rejected or nothing found; {INVALID_EXIT_STATUS} invalid
 definitions, arguments or settings; {BUSY_EXIT_STATUS} a run holds the workspace;
 {STAGE_FAILED_EXIT_STATUS} a stage of the run failed; {EARLIER_AS_OF_EXIT_STATUS} --as-of is earlier than the last run;
-130 (the shell's number for SIGINT) stopped by Ctrl-C, 143 by SIGTERM."""
+a run stopped by Ctrl-C ends by SIGINT (a shell shows 130), by SIGTERM with 143."""
 
 
 class NoRunYet(Exception):
@@ -317,7 +319,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             stopped_run_sentence(run_id, outcome.stopped_by, outcome.failed_steps, command),
             file=sys.stderr,
         )
-        return die_by_signal(outcome.stopped_by)
+        if outcome.stopped_by == signal.SIGINT:
+            end_by_sigint()
+        return 128 + outcome.stopped_by
     return 0 if outcome.success else STAGE_FAILED_EXIT_STATUS
 
 
@@ -334,15 +338,25 @@ def stopped_run_sentence(
     )
 
 
-def die_by_signal(signum: int) -> int:
-    """End the process by ``signum``'s default action, as a program that does not catch it ends:
-    a shell whose child dies of SIGINT stops its loop or script too, which a plain exit status of
-    130 would not make it do. Returns 128 + ``signum`` should the signal not end the process."""
+# The message of a KeyboardInterrupt raised after the interruption was reported.
+REPORTED_INTERRUPT = "reported"
+
+
+def end_by_sigint() -> NoReturn:
+    """Raise ``KeyboardInterrupt`` out of ``main`` with no traceback printed for it. Python then
+    ends the process by SIGINT after its clean-up, as a program that does not catch Ctrl-C ends:
+    a shell whose child dies of SIGINT stops its loop or script too (an exit status of 130 would
+    not). Only ``KeyboardInterrupt`` itself does that, not a subclass."""
     sys.stdout.flush()
     sys.stderr.flush()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-    return 128 + signum
+    print_uncaught = sys.excepthook
+
+    def quiet(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+        if kind is not KeyboardInterrupt:
+            print_uncaught(kind, error, trace)
+
+    sys.excepthook = quiet
+    raise KeyboardInterrupt(REPORTED_INTERRUPT)
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
@@ -759,9 +773,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted (Ctrl-C).", file=sys.stderr)
-        return die_by_signal(signal.SIGINT)
+    except KeyboardInterrupt as interrupt:
+        if interrupt.args != (REPORTED_INTERRUPT,):
+            print("interrupted (Ctrl-C).", file=sys.stderr)
+        end_by_sigint()
     except DefinitionError as error:
         print(f"invalid definitions:\n{error}", file=sys.stderr)
         return INVALID_EXIT_STATUS
