@@ -11,7 +11,7 @@ from nudge.core.clock import to_utc_naive
 from nudge.core.warehouse.settings import warehouse
 
 AS_OF_TAG = "nudge/as_of"
-# A run tagged so rebuilds every dbt model from scratch (`nudge run --full-refresh`, or the tag
+# A run so tagged rebuilds every dbt model from scratch (`nudge run --full-refresh`, or the tag
 # added to a run launched from the UI).
 FULL_REFRESH_TAG = "nudge/full_refresh"
 FULL_REFRESH_TAGS = {FULL_REFRESH_TAG: "true"}
