@@ -40,9 +40,10 @@ demo: install
 # seg_* file of each family on Spark too), then the fast suite on the newest Python. The seg_*
 # files' DuckDB runs are those of their side-by-side run with Postgres and Spark
 # (tests/test_warehouse_parity.py), not a second one alone. `make test-fast` skips the slow
-# end-to-end tests.
+# end-to-end tests. The 30 slowest tests are listed at the end: what to look at when CI nears
+# its time limit.
 test: lint browser $(SPARK_STAMP)
-	NUDGE_TEST_SPARK=families $(BIN)/python -m pytest -n 2 --dist worksteal -m "not duckdb_side_by_side" \
+	NUDGE_TEST_SPARK=families $(BIN)/python -m pytest -n 2 --dist worksteal -m "not duckdb_side_by_side" --durations=30 \
 		$(PYTEST_ARGS)
 	$(MAKE) test-newest-python
 

@@ -42,6 +42,7 @@ from nudge.core.environment import environment
 from nudge.core.opt_out import trait_is_yes_macro
 from nudge.core.segments.dbt_models import trait_timestamp_macro
 from nudge.core.warehouse import settings
+from nudge.core.warehouse.dbt_flag_source import use_frame_globals_for_flag_sources
 from nudge.core.warehouse.settings import POSTGRES_URL_ENV, WAREHOUSE_ENV
 from nudge.core.workspace import DBT_SOURCE_DIR, Workspace
 
@@ -196,7 +197,7 @@ def _cached_segment_models(
 
 def _parse_segment_models(files: Mapping[str, bytes], source_dir: Path) -> dict[str, str]:
     """Parse a scratch copy of the source project (``ref()`` stubbed) and read its tags."""
-    from dbt.cli.main import dbtRunner
+    dbt_runner = _dbt_runner_class()
 
     with tempfile.TemporaryDirectory(prefix="nudge-dbt-segments-") as scratch:
         root = Path(scratch)
@@ -212,7 +213,7 @@ def _parse_segment_models(files: Mapping[str, bytes], source_dir: Path) -> dict[
         try:
             # Tags do not depend on the warehouse: always DuckDB's placeholder.
             with _warehouse_env(_PARSE_WAREHOUSE_PATH, "duckdb"):
-                result = dbtRunner().invoke(args)
+                result = dbt_runner().invoke(args)
         finally:
             _close_duckdb()
     if not result.success or result.result is None:
@@ -293,6 +294,15 @@ def _warehouse_env(
         values[POSTGRES_URL_ENV] = postgres_url
     with environment(values):
         yield
+
+
+def _dbt_runner_class() -> type:
+    """dbt's programmatic runner, with the stack walk dbt-common does for every adapter's
+    behavior flags made cheap (``dbt_flag_source``)."""
+    from dbt.cli.main import dbtRunner
+
+    use_frame_globals_for_flag_sources()
+    return dbtRunner
 
 
 def _close_duckdb() -> None:
@@ -437,7 +447,7 @@ class DbtWorkspaceProject:
         placeholder (parsing never opens it), so dbt's partial-parse state does not depend on
         the workspace: a fresh workspace starts from the last parse's state (seeded into its
         target/) and only re-reads the files that differ, instead of a full parse."""
-        from dbt.cli.main import dbtRunner
+        dbt_runner = _dbt_runner_class()
 
         profile = self.warehouse
         if self.warehouse == "postgres":
@@ -449,7 +459,7 @@ class DbtWorkspaceProject:
             state.write_bytes(seed)
         try:
             with _warehouse_env(_PARSE_WAREHOUSE_PATH, self.warehouse, self.postgres_url):
-                result = dbtRunner().invoke(["parse", *self._common_args()])
+                result = dbt_runner().invoke(["parse", *self._common_args()])
         finally:
             _close_duckdb()
         if not result.success or result.result is None:
@@ -530,7 +540,7 @@ class DbtWorkspaceProject:
     def _invoke(self, args: list[str]) -> Any:
         """Run dbt with ``args`` on the parsed manifest against this workspace's warehouse, one
         invocation at a time, and release DuckDB's file after it."""
-        from dbt.cli.main import dbtRunner
+        dbt_runner = _dbt_runner_class()
 
         with _DBT_LOCK:
             manifest = self.manifest()
@@ -539,7 +549,7 @@ class DbtWorkspaceProject:
                 with _warehouse_env(
                     self.workspace.warehouse_path, self.warehouse, self.postgres_url
                 ):
-                    return dbtRunner(manifest=manifest).invoke(args)
+                    return dbt_runner(manifest=manifest).invoke(args)
             finally:
                 _close_duckdb()
 
