@@ -34,6 +34,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -296,9 +297,10 @@ def _warehouse_env(
         yield
 
 
+@cache
 def _dbt_runner_class() -> type:
     """dbt's programmatic runner, with the stack walk dbt-common does for every adapter's
-    behavior flags made cheap (``dbt_flag_source``)."""
+    behavior flags made cheap (``dbt_flag_source``) once per process."""
     from dbt.cli.main import dbtRunner
 
     use_frame_globals_for_flag_sources()
