@@ -129,3 +129,60 @@ def test_the_loader_leaves_a_live_writers_staging_alone(tmp_path: Path) -> None:
         [published] = staged.publish(landing_file_name())
     assert staging_folders(landing) == [] and published.parent == landing
     assert loaded_ids(warehouse, landing) == ["m-000"]
+
+
+def test_ctrl_c_during_ingest_lands_the_finished_files_only_and_dies_of_sigint(
+    tmp_path: Path,
+) -> None:
+    """`nudge ingest FIRST PIPE` interrupted while it reads the pipe: one line on stderr, no
+    traceback, death by SIGINT (a shell's loop stops); FIRST landed, nothing of PIPE did, and an
+    ingest of the whole of PIPE's input afterwards lands each of its messages once."""
+    first, pipe_path = tmp_path / "first.ndjson", tmp_path / "events.ndjson"
+    first.write_bytes(line(0))
+    os.mkfifo(pipe_path)
+    env = {**os.environ, "NUDGE_HOME": str(tmp_path / "home")}
+    landing, warehouse = tmp_path / "home" / "landing" / "events", tmp_path / "warehouse.duckdb"
+    ingest = subprocess.Popen(
+        [sys.executable, "-m", "nudge.cli", "ingest", str(first), str(pipe_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # As a shell starts it in the foreground: its own group, SIGINT not ignored.
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    pipe = None
+    try:
+        while pipe is None:  # opens once the ingest has landed FIRST and reads the pipe
+            try:
+                pipe = os.open(pipe_path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                assert ingest.poll() is None and time.monotonic() < deadline, "no reader"
+                time.sleep(0.05)
+        os.write(pipe, b"".join(line(n) for n in range(1, 6)))
+        wchan = Path(f"/proc/{ingest.pid}/wchan")
+        while "pipe_read" not in wchan.read_text():  # read them, waits for more
+            assert ingest.poll() is None and time.monotonic() < deadline, "never waited"
+            if wchan.read_text() == "0":  # a kernel that hides it: give the ingest a second
+                time.sleep(1)
+                break
+            time.sleep(0.05)
+        os.killpg(ingest.pid, signal.SIGINT)
+        out, err = ingest.communicate(timeout=60)
+    finally:
+        ingest.kill()
+        if pipe is not None:
+            os.close(pipe)
+    assert ingest.returncode == -signal.SIGINT, out + err
+    assert out.splitlines() == [f"{first}: 1 accepted, 0 rejected"]
+    assert err.splitlines() == ["interrupted (Ctrl-C)."]
+    assert loaded_ids(warehouse, landing) == ["m-000"]
+
+    again = tmp_path / "again.ndjson"
+    again.write_bytes(b"".join(line(n) for n in range(1, 6)))
+    subprocess.run(
+        [sys.executable, "-m", "nudge.cli", "ingest", str(again)], env=env, check=True, timeout=120
+    )
+    assert loaded_ids(warehouse, landing) == [f"m-{n:03d}" for n in range(6)]
