@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -33,6 +34,16 @@ SCENARIO_DIR = Path(__file__).parent / "scenarios"
 # The local PostgreSQL server (its `postgres` database) that tests make databases on.
 SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCENARIO_SUFFIXES = (".yml", ".yaml")
+
+
+def _sigint_not_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# Popen options that start a command as a shell starts it in the foreground: in a process group
+# of its own, SIGINT not ignored (a test runner's workers may ignore it), so that Ctrl-C
+# (SIGINT to the group) reaches it and every process it starts.
+AT_A_TERMINAL: dict[str, Any] = {"start_new_session": True, "preexec_fn": _sigint_not_ignored}
 
 
 def scenario_files(prefix: str = "") -> list[Path]:

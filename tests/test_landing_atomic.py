@@ -27,6 +27,7 @@ from nudge.core.landing.writer import (
     landing_file_name,
 )
 from nudge.core.warehouse.connection import connect
+from tests.conftest import AT_A_TERMINAL
 
 ROWS_PER_FILE = 10
 
@@ -55,6 +56,17 @@ def loaded_ids(warehouse: Path, landing: Path) -> list[str]:
         ]
 
 
+def open_write_end(source: Path, reader: subprocess.Popen[Any], deadline: float) -> int:
+    """The write end of the pipe ``source``, once ``reader`` has opened it to read (opening a
+    pipe's write end waits for a reader: never block on it)."""
+    while True:
+        try:
+            return os.open(source, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            assert reader.poll() is None and time.monotonic() < deadline, "no reader"
+            time.sleep(0.05)
+
+
 def kill_after_two_parts(landing: Path, source: Path) -> None:
     """Ingest from a pipe fed 2.5 parts of lines, SIGKILL the writer once its second part is on
     disk (it then waits for more lines), and close the pipe."""
@@ -64,13 +76,7 @@ def kill_after_two_parts(landing: Path, source: Path) -> None:
     )
     deadline = time.monotonic() + 60
     try:
-        pipe = None
-        while pipe is None:  # opening a pipe's write end waits for a reader: never block on it
-            try:
-                pipe = os.open(source, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:
-                assert writer.poll() is None and time.monotonic() < deadline, "no reader"
-                time.sleep(0.05)
+        pipe = open_write_end(source, writer, deadline)
         os.write(pipe, b"".join(line(n) for n in range(25)))  # fits the pipe's buffer
         while not (landing.is_dir() and list(landing.glob(".staging/*/part-00001.parquet"))):
             assert writer.poll() is None and time.monotonic() < deadline, "no second part"
@@ -148,19 +154,12 @@ def test_ctrl_c_during_ingest_lands_the_finished_files_only_and_dies_of_sigint(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # As a shell starts it in the foreground: its own group, SIGINT not ignored.
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **AT_A_TERMINAL,
     )
     deadline = time.monotonic() + 60
     pipe = None
     try:
-        while pipe is None:  # opens once the ingest has landed FIRST and reads the pipe
-            try:
-                pipe = os.open(pipe_path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:
-                assert ingest.poll() is None and time.monotonic() < deadline, "no reader"
-                time.sleep(0.05)
+        pipe = open_write_end(pipe_path, ingest, deadline)  # FIRST landed, the pipe is read
         os.write(pipe, b"".join(line(n) for n in range(1, 6)))
         wchan = Path(f"/proc/{ingest.pid}/wchan")
         while "pipe_read" not in wchan.read_text():  # read them, waits for more

@@ -23,6 +23,7 @@ from nudge.core.landing.writer import land_messages
 from nudge.core.warehouse.connection import connect
 from nudge.core.workspace import REPO_ROOT
 from nudge.devtools.free_port import free_port
+from tests.conftest import AT_A_TERMINAL
 
 pytestmark = pytest.mark.slow
 
@@ -93,20 +94,15 @@ def signup(user: str, at: str) -> list[dict[str, Any]]:
 
 
 def start(env: dict[str, str], *args: str, at_a_terminal: bool = False) -> subprocess.Popen[str]:
-    """`nudge ARGS`; ``at_a_terminal``: as a shell starts it in the foreground, in a process group
-    of its own with SIGINT not ignored (a test runner's workers may ignore it), so that
-    ``press_ctrl_c`` reaches it and every process it starts."""
-    terminal: dict[str, Any] = {
-        "start_new_session": True,
-        "preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    }
+    """`nudge ARGS`; ``at_a_terminal``: as a shell starts it in the foreground
+    (``AT_A_TERMINAL``), so that ``press_ctrl_c`` reaches it and every process it starts."""
     return subprocess.Popen(
         [sys.executable, "-m", "nudge.cli", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        **(terminal if at_a_terminal else {}),
+        **(AT_A_TERMINAL if at_a_terminal else {}),
     )
 
 
