@@ -97,3 +97,50 @@ def test_over_its_cap_the_quarantine_counts_what_it_does_not_keep(
         ingested = nudge(server.home, "ingest", str(given))
         assert "1 rejected messages not kept: the quarantine is at its cap" in ingested.stdout
         assert f"{not_kept + 1} more rejected" in quarantine(server, "list").stdout
+
+
+def test_drop_removes_named_entries_or_every_one_and_the_count_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    given = tmp_path / "bad.ndjson"
+    given.write_text(
+        "".join(json.dumps({"type": "track", "userId": f"u{i}"}) + "\n" for i in range(3))
+    )
+    assert nudge(home, "ingest", str(given)).returncode == 1
+    folder = home / "quarantine"
+    size = sum(p.stat().st_size for p in folder.glob("*.ndjson"))
+    # Room for one file's rejections, not two: the second ingest's are counted, not kept.
+    monkeypatch.setenv("NUDGE_QUARANTINE_MAX_BYTES", str(size * 3 // 2))
+    assert "3 rejected messages not kept" in nudge(home, "ingest", str(given)).stdout
+
+    def listed() -> str:
+        return nudge(home, "quarantine", "list").stdout
+
+    names = [
+        line.split()[0]  # an entry's line, not its message's (indented)
+        for line in listed().splitlines()
+        if not line.startswith(" ") and ":" in line.split()[0]
+    ]
+    assert len(names) == 3 and "3 more rejected but not kept" in listed()
+
+    neither = nudge(home, "quarantine", "drop")
+    assert neither.returncode == 2
+    assert "name the entries to drop" in neither.stderr
+    typo = nudge(home, "quarantine", "drop", names[0], "nosuch:1")
+    assert typo.returncode == 2
+    assert "no quarantine entry 'nosuch:1'; nothing was dropped" in typo.stderr
+    assert "3 quarantined" in listed()
+
+    one = nudge(home, "quarantine", "drop", names[0])
+    assert one.returncode == 0 and "1 dropped" in one.stdout
+    left = listed()
+    assert "2 quarantined" in left and '"u0"' not in left and '"u1"' in left and '"u2"' in left
+    assert "3 more rejected but not kept" in left  # only --all resets the count
+
+    every = nudge(home, "quarantine", "drop", "--all")
+    assert every.returncode == 0 and "2 dropped, and the count of those not kept" in every.stdout
+    assert listed().splitlines() == ["0 quarantined"]
+    # The room is back: the same rejections are kept again.
+    assert "not kept" not in nudge(home, "ingest", str(given)).stdout
+    assert "3 quarantined" in listed()

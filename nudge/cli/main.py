@@ -223,7 +223,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    from nudge.core.landing.quarantine import entries, not_kept, replay
+    from nudge.core.landing.quarantine import drop, entries, not_kept, replay
     from nudge.core.landing.suppressions import SuppressionList
 
     workspace = workspace_from_args(args)
@@ -242,16 +242,28 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
             )
         return 0
     named = set(args.entries)
+    done = "replayed" if args.action == "replay" else "dropped"
     unknown = (
         sorted(named - {entry.name for entry in entries(workspace.quarantine_dir)}) if named else []
     )
     if unknown:
         print(
-            f"error: no quarantine entry {', '.join(map(repr, unknown))}; nothing was replayed."
+            f"error: no quarantine entry {', '.join(map(repr, unknown))}; nothing was {done}."
             " `nudge quarantine list` shows the entries.",
             file=sys.stderr,
         )
         return INVALID_EXIT_STATUS
+    if args.action == "drop":
+        if bool(named) == args.all:
+            print(
+                "error: name the entries to drop (as `nudge quarantine list` shows them), or give"
+                " --all to drop every one and the count of those not kept; not both.",
+                file=sys.stderr,
+            )
+            return INVALID_EXIT_STATUS
+        removed = drop(workspace.quarantine_dir, named or None)
+        print(f"{removed} dropped" + (", and the count of those not kept" if args.all else ""))
+        return 0
     result = replay(
         workspace.quarantine_dir,
         workspace.events_landing_dir,
@@ -679,6 +691,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("entries", nargs="*", help="entries to replay (default all), as listed")
     replay.set_defaults(func=cmd_quarantine)
+    drop = quarantine.add_parser(
+        "drop", help="remove quarantined messages (after a look, or a replay elsewhere)"
+    )
+    drop.add_argument("entries", nargs="*", help="entries to remove, as listed")
+    drop.add_argument(
+        "--all", action="store_true", help="every entry, and the count of those not kept"
+    )
+    drop.set_defaults(func=cmd_quarantine)
     commands.add_parser("validate", help="check every definition").set_defaults(func=cmd_validate)
     commands.add_parser(
         "schema",

@@ -141,6 +141,19 @@ def _count_not_kept(quarantine_dir: Path, count: int) -> None:
         os.close(fd)  # also releases the lock
 
 
+def _reset_not_kept(quarantine_dir: Path) -> None:
+    """Set the count of rejected messages not kept back to zero (under the writers' lock)."""
+    try:
+        fd = os.open(quarantine_dir / NOT_KEPT, os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
+
+
 def not_kept(quarantine_dir: Path) -> int:
     """How many rejected messages were not kept because the folder was at its cap (since
     ``.not-kept`` was last removed)."""
@@ -225,11 +238,34 @@ def replay(
         for limit, messages in landing.items():
             landed = land_messages(landing_dir, messages, received_at=now, max_bytes=limit)
             result.landed += landed.accepted
-        if kept:
-            replace_durably(path, kept)
-        else:
-            path.unlink()
+        _rewrite(path, kept)
     return result
+
+
+def drop(quarantine_dir: Path, names: set[str] | None = None) -> int:
+    """Remove the quarantined messages named ``<file stem>:<line>``, or every one (and the count
+    of those not kept) when ``names`` is None; returns how many were removed. Files written
+    meanwhile (by the collector, ``nudge ingest``) are left alone."""
+    removed = 0
+    for path in _files(quarantine_dir):
+        kept: list[bytes] = []
+        for number, record in _records(path):
+            if names is None or f"{path.stem}:{number}" in names:
+                removed += 1
+            else:
+                kept.append(_line(record))
+        _rewrite(path, kept)
+    if names is None:
+        _reset_not_kept(quarantine_dir)
+    return removed
+
+
+def _rewrite(path: Path, kept: list[bytes]) -> None:
+    """Leave ``path`` holding the ``kept`` lines only, or remove it when there are none."""
+    if kept:
+        replace_durably(path, kept)
+    else:
+        path.unlink()
 
 
 def _limit(record: dict[str, Any]) -> int:
