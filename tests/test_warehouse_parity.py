@@ -8,8 +8,9 @@ This is the Postgres and Spark run of the seg_* files: tests/test_scenarios_post
 others on Postgres, and tests/test_scenarios.py runs every file on DuckDB alone. Two run in the
 fast suite (on DuckDB and Postgres). ``make test`` runs every file, mirroring one of each family
 on Spark (``NUDGE_TEST_SPARK=families``: a Spark build of every file would add about 20 minutes
-to it, docs/warehouses.md); ``make test-warehouses`` mirrors every file
-(``NUDGE_TEST_SPARK=1``).
+to it, docs/warehouses.md); ``make test-spark-others`` mirrors the other files on Spark, beside
+DuckDB only (``NUDGE_TEST_SPARK=others``, run by .ci/run after ``make test`` when time allows);
+``make test-warehouses`` mirrors every file beside DuckDB and Postgres (``NUDGE_TEST_SPARK=1``).
 
 pyspark and dbt-spark are the ``spark`` extra (about 400 MB, out of the default install): both
 targets install it. With the variable set, a missing extra or Java fails the module; without
@@ -38,7 +39,7 @@ FAST = {"seg_delete_user", "seg_attr_eq_typed"}
 # test ran one of each there, the cheaper file of a family where there are several), and the two
 # of the fast suite (deletes; typed traits, which Spark keeps as decimals). Three families that
 # took 2 to 4 minutes each on Spark in make test (suppression, messages sent, a late trait update)
-# run there in make test-warehouses only, to keep make test within CI's time.
+# are mirrored by make test-spark-others with the rest, to keep make test within CI's time.
 SPARK_FAMILIES = {
     "seg_anonymous_merge_identify",
     "seg_merge_customers",
@@ -56,8 +57,11 @@ SPARK_FAMILIES = {
     "seg_sql_tagged_outside_segments",
     "seg_in_segment_chain",
 }
-# NUDGE_TEST_SPARK: every file on Spark, or one of each family.
-SPARK_CHOICES = {"1", "families"}
+# The files make test does not mirror on Spark: make test-spark-others mirrors them.
+SPARK_OTHERS = [p for p in SCENARIOS if p.stem not in SPARK_FAMILIES]
+# NUDGE_TEST_SPARK: every file on Spark (beside Postgres), one of each family, or the others
+# (beside DuckDB only: make test ran them on Postgres).
+SPARK_CHOICES = {"1", "families", "others"}
 # Scenarios whose dbt build does not run on Spark yet: what the build says instead, and why
 # (docs/warehouses.md, Spark).
 SPARK_REFUSES = {
@@ -76,8 +80,9 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         return
     if choice not in SPARK_CHOICES:
         pytest.fail(
-            f"NUDGE_TEST_SPARK={choice}: set it to 1 (every file on Spark) or families (one of "
-            "each family), or leave it unset (no Spark)."
+            f"NUDGE_TEST_SPARK={choice}: set it to 1 (every file on Spark), families (one of "
+            "each family) or others (the files families leaves out, on Spark only), or leave it "
+            "unset (no Spark)."
         )
     missing = [
         what
@@ -100,6 +105,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     session.stop()
 
 
+@pytest.mark.skipif(
+    os.environ.get("NUDGE_TEST_SPARK") == "others",
+    reason="NUDGE_TEST_SPARK=others mirrors on Spark only: make test ran the side-by-side runs",
+)
 @pytest.mark.parametrize(
     "path", [pytest.param(p, marks=postgres_marks(p.stem, FAST), id=p.stem) for p in SCENARIOS]
 )
@@ -121,7 +130,25 @@ def test_warehouses_match_duckdb(path: Path, tmp_path: Path, spark: Any) -> None
             run_mirrored_spark(scenario, tmp_path / "spark", spark)
 
 
+@pytest.mark.skipif(
+    os.environ.get("NUDGE_TEST_SPARK") != "others",
+    reason="make test-spark-others mirrors these on Spark (NUDGE_TEST_SPARK=others)",
+)
+@pytest.mark.slow
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem) for p in SPARK_OTHERS])
+def test_spark_mirrors_duckdb(path: Path, tmp_path: Path, spark: Any) -> None:
+    """A seg_* file make test leaves off Spark: run on DuckDB, each run mirrored by a Spark
+    build, the same users, events, memberships and history after every run."""
+    from nudge.devtools.scenarios.spark_mirror import run_mirrored_spark
+
+    problems = run_mirrored_spark(load_scenario(path), tmp_path, spark)
+    assert not problems, "\n".join(problems)
+
+
 def test_every_spark_family_is_a_seg_file() -> None:
-    """A renamed or removed file would silently leave its family off Spark in make test."""
+    """A renamed or removed file would silently leave its family off Spark in make test, and a
+    file Spark refuses must be one whose refusal make test checks."""
     missing = SPARK_FAMILIES - {p.stem for p in SCENARIOS}
     assert not missing, f"not seg_* files of tests/scenarios/: {sorted(missing)}"
+    unchecked = set(SPARK_REFUSES) - SPARK_FAMILIES
+    assert not unchecked, f"refused on Spark but not in SPARK_FAMILIES: {sorted(unchecked)}"
