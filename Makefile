@@ -70,7 +70,7 @@ test-fast: install
 
 # The seg_* files make test does not mirror on Spark (it mirrors one of each family), run on
 # DuckDB and mirrored on Spark, without Postgres (make test ran them there): about half of make
-# test's time (21 minutes where make test took 46). .ci/run runs it after make test when time
+# test's time (21 minutes where make test took 48). .ci/run runs it after make test when time
 # allows.
 test-spark-others: $(SPARK_STAMP)
 	NUDGE_TEST_SPARK=others $(BIN)/python -m pytest -n 2 --dist worksteal --durations=10 $(PYTEST_ARGS) \
