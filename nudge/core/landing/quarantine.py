@@ -28,7 +28,7 @@ import fcntl
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,7 +113,7 @@ def keep(
     lines = [_line(record) for record in records]
     cap = max_bytes_from_env() if max_bytes is None else max_bytes
     if _size(quarantine_dir) + sum(map(len, lines)) > cap:
-        _count_not_kept(quarantine_dir, len(records))
+        _update_not_kept(quarantine_dir, lambda total: total + len(records))
         return None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     path = quarantine_dir / f"{stamp}-{uuid.uuid4().hex[:12]}.ndjson"
@@ -126,14 +126,15 @@ def _size(quarantine_dir: Path) -> int:
         return sum(e.stat().st_size for e in found if e.name.endswith(".ndjson"))
 
 
-def _count_not_kept(quarantine_dir: Path, count: int) -> None:
-    """Add ``count`` to the folder's count of rejected messages not kept; a lock keeps the
-    counts of concurrent writers (the collector's threads, ``nudge ingest``) from clashing."""
+def _update_not_kept(quarantine_dir: Path, update: Callable[[int], int]) -> None:
+    """Replace the folder's count of rejected messages not kept with ``update(count)``; a lock
+    keeps concurrent writers (the collector's threads, ``nudge ingest``, ``nudge quarantine
+    drop``) from clashing."""
     fd = os.open(quarantine_dir / NOT_KEPT, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         text = os.read(fd, 32).strip()
-        total = (int(text) if text.isdigit() else 0) + count
+        total = update(int(text) if text.isdigit() else 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.ftruncate(fd, 0)
         os.write(fd, f"{total}\n".encode())
@@ -141,22 +142,9 @@ def _count_not_kept(quarantine_dir: Path, count: int) -> None:
         os.close(fd)  # also releases the lock
 
 
-def _reset_not_kept(quarantine_dir: Path) -> None:
-    """Set the count of rejected messages not kept back to zero (under the writers' lock)."""
-    try:
-        fd = os.open(quarantine_dir / NOT_KEPT, os.O_RDWR)
-    except FileNotFoundError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-    finally:
-        os.close(fd)
-
-
 def not_kept(quarantine_dir: Path) -> int:
     """How many rejected messages were not kept because the folder was at its cap (since
-    ``.not-kept`` was last removed)."""
+    ``drop`` of every entry reset the count, or ``.not-kept`` was removed)."""
     try:
         text = (quarantine_dir / NOT_KEPT).read_text().strip()
     except FileNotFoundError:
@@ -255,8 +243,8 @@ def drop(quarantine_dir: Path, names: set[str] | None = None) -> int:
             else:
                 kept.append(_line(record))
         _rewrite(path, kept)
-    if names is None:
-        _reset_not_kept(quarantine_dir)
+    if names is None and quarantine_dir.is_dir():
+        _update_not_kept(quarantine_dir, lambda _: 0)
     return removed
 
 
